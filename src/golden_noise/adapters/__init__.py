@@ -1,0 +1,6 @@
+"""Adapters: everything model-specific about each supported diffusers pipeline family."""
+
+from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
+from golden_noise.adapters.registry import ADAPTERS, adapter_for, supported_families
+
+__all__ = ["ADAPTERS", "PipelineAdapter", "PromptEmbeddings", "adapter_for", "supported_families"]

@@ -1,0 +1,131 @@
+"""What every pipeline family answers: latent geometry, its own noise draw, its prompt encoding.
+
+An adapter wraps one loaded diffusers pipeline. Family modules subclass `PipelineAdapter` and
+override only what differs (which denoiser holds the config, how the prompt is encoded);
+later families add hooks (e.g. packing latents) rather than rewriting the base.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from golden_noise.errors import GoldenNoiseError
+
+Generator = torch.Generator | list[torch.Generator] | None
+
+
+@dataclass
+class PromptEmbeddings:
+    """A prompt batch as the pipeline encodes it, one row per image in the pipeline's order.
+
+    `tokens` is the per-token embedding `[B * num_images_per_prompt, L, D]` that NPNet is
+    conditioned on; its dtype is the one the pipeline draws its initial noise in.
+    `attention_mask` is set by families whose encoder returns one (Hunyuan-DiT).
+    """
+
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+
+class PipelineAdapter(ABC):
+    """Model-specific knowledge about one text-to-image pipeline object."""
+
+    family: ClassVar[str]
+    description: ClassVar[str]
+    pipeline_classes: ClassVar[tuple[str, ...]]
+    denoiser_attr: ClassVar[str] = "unet"
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    @classmethod
+    def covers(cls, pipe: Any) -> bool:
+        """True when `pipe` is (a subclass of) one of this family's diffusers pipeline classes."""
+        import diffusers
+
+        classes = tuple(getattr(diffusers, name) for name in cls.pipeline_classes)
+        return isinstance(pipe, classes)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline computes; differs from the weights' device under CPU offload."""
+        return self.pipe._execution_device
+
+    @property
+    def denoiser(self) -> Any:
+        return getattr(self.pipe, self.denoiser_attr)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.denoiser.config.in_channels
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return self.pipe.vae_scale_factor
+
+    def default_size(self) -> tuple[int, int]:
+        """The (height, width) in pixels the pipeline uses when the call gives none."""
+        side = self.pipe.default_sample_size * self.vae_scale_factor
+        return side, side
+
+    def resolve_size(self, height: int | None, width: int | None) -> tuple[int, int]:
+        """Fill in the pipeline's default size and refuse sizes the latent grid cannot hold."""
+        default_h, default_w = self.default_size()
+        height, width = height or default_h, width or default_w
+        step = self.vae_scale_factor
+        if height % step or width % step:
+            raise GoldenNoiseError(
+                f"{self.family} pipeline needs height and width divisible by {step}; "
+                f"got {height}x{width}"
+            )
+        return height, width
+
+    def latent_shape(
+        self, batch_size: int, height: int | None = None, width: int | None = None
+    ) -> tuple[int, int, int, int]:
+        """Shape `[B, C, H, W]` of the initial noise for images of (height, width) pixels."""
+        height, width = self.resolve_size(height, width)
+        step = self.vae_scale_factor
+        return (batch_size, self.latent_channels, height // step, width // step)
+
+    def initial_noise(
+        self,
+        batch_size: int,
+        height: int | None,
+        width: int | None,
+        generator: Generator,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The unit-variance noise the pipeline itself would draw from `generator`.
+
+        Same shape, draw order, device and dtype as the pipeline's `prepare_latents` (which
+        then multiplies by `scheduler.init_noise_sigma`; the adapter does not). The generator
+        is consumed exactly as the pipeline would consume it, so passing the same generator on
+        to the pipeline call keeps any later stochastic sampling identical too.
+        """
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise GoldenNoiseError(
+                f"got {len(generator)} generators for {batch_size} images; pass one generator "
+                "per image (prompts x num_images_per_prompt) or a single generator"
+            )
+        shape = self.latent_shape(batch_size, height, width)
+        return randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+
+    @abstractmethod
+    def encode_prompt(
+        self, prompt: str | list[str], num_images_per_prompt: int = 1
+    ) -> PromptEmbeddings:
+        """The per-token prompt embedding NPNet sees, from the pipeline's own encoder."""
+
+    def text_shape(self) -> tuple[int, int]:
+        """(tokens, width) of the per-token embedding, read from one encoded empty prompt."""
+        return tuple(self.encode_prompt("").tokens.shape[1:])

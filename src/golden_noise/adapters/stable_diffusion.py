@@ -1,0 +1,30 @@
+"""SD 1.x and 2.x (`StableDiffusionPipeline`): one CLIP text encoder, a UNet."""
+
+from __future__ import annotations
+
+from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
+
+
+class StableDiffusionAdapter(PipelineAdapter):
+    """NPNet sees the CLIP last hidden state: 77x768 (SD 1.x) or 77x1024 (SD 2.x)."""
+
+    family = "sd"
+    description = "Stable Diffusion 1.x/2.x (StableDiffusionPipeline)"
+    pipeline_classes = ("StableDiffusionPipeline",)
+
+    def default_size(self) -> tuple[int, int]:
+        # SD reads its default from the UNet config (an int or a (height, width) pair).
+        size = self.denoiser.config.sample_size
+        height, width = (size, size) if isinstance(size, int) else size
+        return height * self.vae_scale_factor, width * self.vae_scale_factor
+
+    def encode_prompt(
+        self, prompt: str | list[str], num_images_per_prompt: int = 1
+    ) -> PromptEmbeddings:
+        tokens, _ = self.pipe.encode_prompt(
+            prompt,
+            self.device,
+            num_images_per_prompt,
+            do_classifier_free_guidance=False,
+        )
+        return PromptEmbeddings(tokens=tokens)

@@ -1,0 +1,251 @@
+"""Stage I core: re-denoise sampling, a batch of noises x_T -> prompt-carrying targets x_T'.
+
+One DDIM step from x_T at the schedule's first timestep with classifier-free guidance `w_l`,
+then one DDIM-inversion step back to that timestep with guidance `w_w`; since w_l > w_w, the
+round trip leaves the prompt's direction in the noise (the paper's Stage I).
+
+The guided noise prediction comes from the pipeline itself: for one call we swap in a
+scheduler that yields exactly the timestep we want and records the `model_output` handed to
+its `step()`. That output is the pipeline's own guided prediction (CFG combine, guidance
+rescale, learned-variance split all done by the pipeline), so the same code serves SD 1.x/2.x,
+SDXL and Hunyuan-DiT without per-model forward code. Prompt embeddings are precomputed by
+the caller and passed as pipeline keyword arguments, so text encoders run once per prompt.
+
+Scheduler settings and why:
+- Both DDIM schedulers are built from the pipeline's scheduler config, so `beta_schedule`,
+  `prediction_type`, `steps_offset` and `timestep_spacing` are the model's own.
+- `timestep_spacing` decides the first timestep and can be overridden: SDXL's "leading" with
+  `steps_offset=1` gives 981 at 10-50 steps but 751 at 4 steps; few-step models want
+  "trailing" (999).
+- `clip_sample` and `thresholding` are forced off: clipping the x0 prediction to [-1, 1]
+  at t ~ T destroys latents (they are not images) and cannot be inverted.
+- `set_alpha_to_one` only changes the final denoising step, never the first: irrelevant here.
+- DDIM is stateless, so stepping at the same timestep twice is safe (Euler/DPM are not).
+
+Inversion variants (`inversion=`):
+- "exact" (default): the inverse scheduler is told the timestep it inverts to (the first
+  timestep t) and infers its source t - 1000 // N; with the same prediction it undoes the
+  step to float32 round-off.
+- "authors": as in the authors' collector, the inverse scheduler is told the schedule's
+  second timestep instead, so it maps between the wrong pair of noise levels and does not undo
+  its own step (round-trip error ~1.6e-2 at 50 steps, ~1.5 at 4).
+In both, the model is evaluated at x_{t-1} with the first timestep t, as the authors do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from diffusers import DDIMInverseScheduler, DDIMScheduler
+from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
+
+from golden_noise.errors import GoldenNoiseError
+
+InversionMode = Literal["exact", "authors"]
+TimestepSpacing = Literal["leading", "trailing", "linspace"]
+
+
+@dataclass(frozen=True)
+class RedenoiseSettings:
+    """What the re-denoise teacher does; recorded in the dataset manifest.
+
+    `steps`: length N of the DDIM schedule whose first timestep the step is taken at (the
+    paper's SDXL setting is 10). `repeats`: how many step+inversion rounds (the authors'
+    `T_max`). `timestep_spacing`: None keeps the pipeline's own.
+    """
+
+    steps: int = 10
+    w_l: float = 5.5
+    w_w: float = 1.0
+    repeats: int = 1
+    inversion: InversionMode = "exact"
+    timestep_spacing: TimestepSpacing | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 2:
+            raise GoldenNoiseError(
+                f"re-denoise steps must be >= 2 (a schedule with a next timestep); got {self.steps}"
+            )
+        if self.repeats < 1:
+            raise GoldenNoiseError(f"re-denoise repeats must be >= 1; got {self.repeats}")
+        for name in ("w_l", "w_w"):
+            if getattr(self, name) < 1.0:
+                raise GoldenNoiseError(
+                    f"{name} must be >= 1.0 (pipelines skip the unconditional branch below 1, "
+                    f"so smaller scales are not what they seem); got {getattr(self, name)}"
+                )
+        if self.inversion not in ("exact", "authors"):
+            raise GoldenNoiseError(
+                f"inversion must be 'exact' or 'authors'; got {self.inversion!r}"
+            )
+        if self.timestep_spacing not in (None, "leading", "trailing", "linspace"):
+            raise GoldenNoiseError(
+                "timestep_spacing must be 'leading', 'trailing', 'linspace' or None; "
+                f"got {self.timestep_spacing!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_calls_per_row(self) -> int:
+        """Denoiser evaluations per row (CFG above 1 doubles a call's batch)."""
+        return self.repeats * (_cfg_factor(self.w_l) + _cfg_factor(self.w_w))
+
+
+def _cfg_factor(guidance_scale: float) -> int:
+    return 2 if guidance_scale > 1.0 else 1
+
+
+class DDIMStepPair:
+    """One DDIM step at the first timestep of an N-step schedule, and its inversion."""
+
+    def __init__(
+        self,
+        scheduler_config: Mapping[str, Any],
+        steps: int,
+        timestep_spacing: TimestepSpacing | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {"clip_sample": False, "thresholding": False}
+        if timestep_spacing is not None:
+            overrides["timestep_spacing"] = timestep_spacing
+        self.forward = DDIMScheduler.from_config(dict(scheduler_config), **overrides)
+        self.forward.set_timesteps(steps)
+        # The inverse's step() math depends only on N, not on the spacing, and it rejects
+        # "linspace"; we always hand it the target timestep explicitly.
+        inverse_config = {
+            key: value
+            for key, value in self.forward.config.items()
+            if key in inspect.signature(DDIMInverseScheduler.__init__).parameters
+        }
+        if inverse_config["timestep_spacing"] == "linspace":
+            inverse_config["timestep_spacing"] = "leading"
+        self.inverse = DDIMInverseScheduler.from_config(inverse_config)
+        self.inverse.set_timesteps(steps)
+        self.first_timestep = int(self.forward.timesteps[0])
+        self.second_timestep = int(self.forward.timesteps[1])
+
+    def step(self, prediction: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """x_T -> x_{T-1} with the given (guided) model prediction at the first timestep."""
+        return self.forward.step(prediction, self.first_timestep, latents).prev_sample
+
+    def invert(
+        self, prediction: torch.Tensor, latents: torch.Tensor, mode: InversionMode = "exact"
+    ) -> torch.Tensor:
+        """x_{T-1} -> x_T; see the module docstring for the two modes."""
+        target = self.first_timestep if mode == "exact" else self.second_timestep
+        return self.inverse.step(prediction, target, latents).prev_sample
+
+
+class _CapturePrediction(DDIMScheduler):
+    """Scheduler stand-in for one pipeline call: one chosen timestep; step() records the
+    guided prediction and returns the latents unchanged, so the call ends at once."""
+
+    capture_timestep: int = 0
+    captured: torch.Tensor | None = None
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device: Any = None, **_: Any):
+        self.num_inference_steps = 1
+        self.timesteps = torch.tensor([self.capture_timestep], dtype=torch.long, device=device)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: Any,
+        sample: torch.Tensor,
+        *_: Any,
+        return_dict: bool = True,
+        **__: Any,
+    ) -> DDIMSchedulerOutput | tuple:
+        self.captured = model_output
+        if not return_dict:
+            return (sample,)
+        return DDIMSchedulerOutput(prev_sample=sample, pred_original_sample=None)
+
+
+@contextmanager
+def _scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
+    """Install `scheduler` (and silence the per-call progress bar) for one call, then restore."""
+    original = pipe.scheduler
+    bar_config = getattr(pipe, "_progress_bar_config", None)
+    pipe.scheduler = scheduler
+    pipe.set_progress_bar_config(**{**(bar_config or {}), "disable": True})
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+        pipe.set_progress_bar_config(**(bar_config or {}))
+
+
+def pipeline_dtype(pipe: Any) -> torch.dtype:
+    """The dtype the pipeline's denoiser runs in (latents must be cast to it)."""
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if denoiser is None:
+        raise GoldenNoiseError(
+            f"expected a pipeline with a `unet` or `transformer`, got {type(pipe).__name__}"
+        )
+    return denoiser.dtype
+
+
+@torch.no_grad()
+def guided_prediction(
+    pipe: Any,
+    latents: torch.Tensor,
+    timestep: int,
+    guidance_scale: float,
+    call_kwargs: Mapping[str, Any],
+) -> torch.Tensor:
+    """The pipeline's own guided model output at (`latents`, `timestep`), in float32.
+
+    `call_kwargs`: precomputed prompt embeddings and whatever else the pipeline needs (height,
+    width, ...), batched like `latents`.
+    """
+    capture = _CapturePrediction.from_config(pipe.scheduler.config)
+    capture.capture_timestep = int(timestep)
+    with _scheduler_swapped(pipe, capture):
+        pipe(
+            **call_kwargs,
+            latents=latents.to(pipeline_dtype(pipe)),
+            num_inference_steps=1,
+            guidance_scale=guidance_scale,
+            output_type="latent",
+            return_dict=False,
+        )
+    if capture.captured is None:
+        raise GoldenNoiseError(
+            f"{type(pipe).__name__} never called its scheduler's step(); expected a pipeline "
+            "with a standard denoising loop"
+        )
+    return capture.captured.float()
+
+
+@torch.no_grad()
+def redenoise(
+    pipe: Any,
+    latents: torch.Tensor,
+    call_kwargs: Mapping[str, Any],
+    settings: RedenoiseSettings | None = None,
+) -> torch.Tensor:
+    """Re-denoise a batch: x_T [B, C, H, W] -> x_T' (float32, same device).
+
+    Row i is conditioned on row i of `call_kwargs` (precomputed embeddings).
+    """
+    settings = settings or RedenoiseSettings()
+    pair = DDIMStepPair(pipe.scheduler.config, settings.steps, settings.timestep_spacing)
+    t = pair.first_timestep
+    x = latents.float()
+    for _ in range(settings.repeats):
+        denoised = pair.step(guided_prediction(pipe, x, t, settings.w_l, call_kwargs), x)
+        back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)
+        x = pair.invert(back, denoised, settings.inversion)
+    if not torch.isfinite(x).all():
+        raise GoldenNoiseError(
+            "re-denoise produced non-finite latents; expected finite values (check the "
+            "pipeline dtype and the scheduler config)"
+        )
+    return x

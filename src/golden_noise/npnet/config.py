@@ -63,11 +63,33 @@ class NPNetConfig:
                 "NPNetConfig.text_reduction must be 'none', 'mean' or 'projection'; "
                 f"got {self.text_reduction!r}"
             )
+        if (self.text_reduction == "projection") != (self.text_reduction_dim > 0):
+            raise GoldenNoiseError(
+                "NPNetConfig.text_reduction_dim must be positive exactly when text_reduction is "
+                f"'projection'; got text_reduction={self.text_reduction!r}, "
+                f"text_reduction_dim={self.text_reduction_dim}"
+            )
+        if self.svd_rank % self.svd_heads:
+            raise GoldenNoiseError(
+                f"NPNetConfig.svd_heads must divide the SVD rank fold*min(height, width) = "
+                f"{self.svd_rank}; got svd_heads={self.svd_heads}"
+            )
 
     @property
     def fold(self) -> int:
         """Channels fold into a `fold x fold` grid of planes for the SVD (2 for 4, 4 for 16)."""
         return math.isqrt(self.channels)
+
+    @property
+    def svd_rank(self) -> int:
+        """Number of singular values of the folded `[fold*height, fold*width]` noise matrix."""
+        return self.fold * min(self.height, self.width)
+
+    @property
+    def text_description(self) -> str:
+        """What prompt embedding the net expects, for error messages (e.g. "sdxl 77x2048")."""
+        shape = f"{self.text_tokens}x{self.text_dim}"
+        return f"{self.family} {shape}" if self.family else shape
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

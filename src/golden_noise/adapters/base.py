@@ -126,6 +126,23 @@ class PipelineAdapter(ABC):
     ) -> PromptEmbeddings:
         """The per-token prompt embedding NPNet sees, from the pipeline's own encoder."""
 
+    @abstractmethod
+    def call_kwargs(
+        self, prompts: list[str], height: int | None = None, width: int | None = None
+    ) -> dict[str, Any]:
+        """Pipeline-call keyword arguments holding `prompts` encoded once, CFG-ready.
+
+        Prompt and negative (empty-prompt) embeddings exactly as the pipeline would encode them,
+        plus the resolved size, so repeated calls on the same rows (re-denoise, generation)
+        skip the text encoders; rows follow `prompts`.
+        """
+
+    def overlong_prompts(self, prompts: list[str]) -> list[int]:
+        """Indices of prompts the pipeline's tokenizer would truncate (the pipeline only warns)."""
+        tokenizer = self.pipe.tokenizer
+        ids = tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
+        return [i for i, row in enumerate(ids) if len(row) > tokenizer.model_max_length]
+
     def text_shape(self) -> tuple[int, int]:
         """(tokens, width) of the per-token embedding, read from one encoded empty prompt."""
         return tuple(self.encode_prompt("").tokens.shape[1:])

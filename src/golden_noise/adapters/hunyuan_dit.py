@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
 
 # The pipeline encodes its first (BERT) text path at this length.
 BERT_TOKENS = 77
+# ... and its second (mT5) text path at this length.
+T5_TOKENS = 256
 
 
 class HunyuanDiTAdapter(PipelineAdapter):
@@ -29,3 +33,25 @@ class HunyuanDiTAdapter(PipelineAdapter):
             text_encoder_index=0,
         )
         return PromptEmbeddings(tokens=tokens, attention_mask=mask)
+
+    def call_kwargs(
+        self, prompts: list[str], height: int | None = None, width: int | None = None
+    ) -> dict[str, Any]:
+        # Binning would move an explicit size to the nearest trained one and no longer match
+        # the latents we pass, so the size is taken as given.
+        height, width = self.resolve_size(height, width)
+        kwargs: dict[str, Any] = {"height": height, "width": width, "use_resolution_binning": False}
+        for index, length, suffix in ((0, BERT_TOKENS, ""), (1, T5_TOKENS, "_2")):
+            embeds, negative, mask, negative_mask = self.pipe.encode_prompt(
+                prompts,
+                device=self.device,
+                dtype=self.denoiser.dtype,
+                do_classifier_free_guidance=True,
+                max_sequence_length=length,
+                text_encoder_index=index,
+            )
+            kwargs[f"prompt_embeds{suffix}"] = embeds
+            kwargs[f"negative_prompt_embeds{suffix}"] = negative
+            kwargs[f"prompt_attention_mask{suffix}"] = mask
+            kwargs[f"negative_prompt_attention_mask{suffix}"] = negative_mask
+        return kwargs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
 
 
@@ -28,3 +30,17 @@ class StableDiffusionAdapter(PipelineAdapter):
             do_classifier_free_guidance=False,
         )
         return PromptEmbeddings(tokens=tokens)
+
+    def call_kwargs(
+        self, prompts: list[str], height: int | None = None, width: int | None = None
+    ) -> dict[str, Any]:
+        height, width = self.resolve_size(height, width)
+        embeds, negative = self.pipe.encode_prompt(
+            prompts, self.device, 1, do_classifier_free_guidance=True
+        )
+        return {
+            "prompt_embeds": embeds,
+            "negative_prompt_embeds": negative,
+            "height": height,
+            "width": width,
+        }

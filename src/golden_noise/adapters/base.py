@@ -40,12 +40,19 @@ class PipelineAdapter(ABC):
     """Model-specific knowledge about one text-to-image pipeline object."""
 
     family: ClassVar[str]
+    # Other names an NPNet's `config.family` may use for this family (e.g. "hunyuan", "sd2").
+    family_aliases: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str]
     pipeline_classes: ClassVar[tuple[str, ...]]
     denoiser_attr: ClassVar[str] = "unet"
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
+
+    @classmethod
+    def answers_to(cls, name: str) -> bool:
+        """True when `name` (e.g. an NPNet's `config.family`) names this family."""
+        return name.lower() in (cls.family, *cls.family_aliases)
 
     @classmethod
     def covers(cls, pipe: Any) -> bool:

@@ -16,6 +16,7 @@ class HunyuanDiTAdapter(PipelineAdapter):
     """NPNet sees the BERT embedding (77x1024), as the authors' released `dit.pth` does."""
 
     family = "hunyuan-dit"
+    family_aliases = ("hunyuan", "hunyuandit", "dit")
     description = "Hunyuan-DiT (HunyuanDiTPipeline)"
     pipeline_classes = ("HunyuanDiTPipeline",)
     denoiser_attr = "transformer"

@@ -22,6 +22,11 @@ def supported_families() -> list[str]:
     return [f"{a.family}: {a.description}" for a in ADAPTERS]
 
 
+def is_known_family(name: str) -> bool:
+    """True when `name` names a family some adapter serves (NPNets may carry other labels)."""
+    return any(adapter.answers_to(name) for adapter in ADAPTERS)
+
+
 def adapter_for(pipe: Any) -> PipelineAdapter:
     """The adapter for `pipe`'s family, or a GoldenNoiseError naming the supported ones."""
     for adapter in ADAPTERS:

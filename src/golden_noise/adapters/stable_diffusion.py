@@ -11,6 +11,7 @@ class StableDiffusionAdapter(PipelineAdapter):
     """NPNet sees the CLIP last hidden state: 77x768 (SD 1.x) or 77x1024 (SD 2.x)."""
 
     family = "sd"
+    family_aliases = ("sd1", "sd1.5", "sd15", "sd2", "sd2.1", "sd21")
     description = "Stable Diffusion 1.x/2.x (StableDiffusionPipeline)"
     pipeline_classes = ("StableDiffusionPipeline",)
 

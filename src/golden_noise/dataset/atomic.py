@@ -1,0 +1,104 @@
+"""Crash-safe writes: a reader sees the old file or the new one, never half of one.
+
+Everything goes to a hidden temp name in the target's own directory (so `os.replace` is a
+rename on one filesystem, atomic on POSIX), is fsynced, then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TEMP_PREFIX = ".tmp-"
+
+
+def temp_path_for(target: Path, tag: str = "") -> Path:
+    """A hidden, unique sibling of `target`; `tag` lets an owner find and clean its own."""
+    return target.parent / f"{TEMP_PREFIX}{tag}{uuid.uuid4().hex[:12]}-{target.name}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish(temp: Path, target: Path) -> None:
+    """Fsync a fully written temp file and rename it onto `target`."""
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, target)
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes, tag: str = "") -> None:
+    temp = temp_path_for(target, tag)
+    try:
+        temp.write_bytes(data)
+        publish(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def atomic_write_text(target: Path, text: str, tag: str = "") -> None:
+    atomic_write_bytes(target, text.encode("utf-8"), tag)
+
+
+def atomic_write_json(target: Path, data: Any, tag: str = "") -> None:
+    atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n", tag)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temp directory to fill; on success it replaces `target` as a whole.
+
+    The old directory is moved aside before the new one is renamed in, so a crash leaves
+    either the old or the new version under `target` (or, for an instant, the old one under
+    an `.old` name that `recover_directory` puts back).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(target)
+    temp.mkdir()
+    try:
+        yield temp
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(temp, target)
+        _fsync_dir(target.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def recover_directory(target: Path) -> None:
+    """Undo a crash between the two renames of `atomic_directory`."""
+    target = Path(target)
+    old = target.with_name(target.name + ".old")
+    if old.exists() and not target.exists():
+        os.replace(old, target)
+
+
+def remove_temp_files(directory: Path, tag: str = "") -> int:
+    """Delete leftovers of interrupted writes (all, or only those carrying `tag`)."""
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.glob(f"{TEMP_PREFIX}{tag}*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed

@@ -1,0 +1,134 @@
+"""The dataset's manifest: what made the rows, so a trainer or a resuming collector can check.
+
+One JSON file, `manifest.json`, written atomically. Two writers may only add rows to the same
+dataset when their manifests agree on every field that changes what a row means
+(`IDENTITY_FIELDS`); the creation time, package version and free-form notes may differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from golden_noise.dataset.atomic import atomic_write_json
+from golden_noise.errors import GoldenNoiseError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+IDENTITY_FIELDS = (
+    "format_version",
+    "family",
+    "model",
+    "latent_shape",
+    "text_shape",
+    "latent_dtype",
+    "sampler",
+    "teacher",
+    "teacher_options",
+    "w_l",
+    "w_w",
+    "scorer",
+)
+
+
+def _package_version() -> str:
+    from golden_noise import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class DatasetManifest:
+    """What a Noise Prompt Dataset holds and how it was made.
+
+    `latent_shape` is one latent `(C, H, W)`; `text_shape` one prompt's per-token embedding
+    `(L, D)` as NPNet sees it. `margin` is the collection-time filter margin, kept as the
+    default for readers: rows are stored whether or not they pass it.
+    """
+
+    family: str
+    latent_shape: tuple[int, int, int]
+    text_shape: tuple[int, int]
+    model: str | None = None
+    latent_dtype: str = "float16"
+    sampler: dict[str, Any] = field(default_factory=dict)
+    teacher: str = "redenoise"
+    teacher_options: dict[str, Any] = field(default_factory=dict)
+    w_l: float | None = None
+    w_w: float | None = None
+    scorer: str | None = None
+    margin: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    package_version: str = field(default_factory=_package_version)
+    created: str = field(default_factory=_now)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.latent_shape = tuple(int(v) for v in self.latent_shape)  # type: ignore[assignment]
+        self.text_shape = tuple(int(v) for v in self.text_shape)  # type: ignore[assignment]
+        if len(self.latent_shape) != 3 or min(self.latent_shape) <= 0:
+            raise GoldenNoiseError(
+                f"manifest latent_shape must be (C, H, W) with positive sizes; "
+                f"got {self.latent_shape}"
+            )
+        if len(self.text_shape) != 2 or min(self.text_shape) <= 0:
+            raise GoldenNoiseError(
+                f"manifest text_shape must be (tokens, dim) with positive sizes; "
+                f"got {self.text_shape}"
+            )
+        if self.latent_dtype not in ("float16", "bfloat16", "float32"):
+            raise GoldenNoiseError(
+                f"manifest latent_dtype must be float16, bfloat16 or float32; "
+                f"got {self.latent_dtype!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["latent_shape"] = list(self.latent_shape)
+        data["text_shape"] = list(self.text_shape)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetManifest:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GoldenNoiseError(
+                f"unknown manifest keys {unknown}; expected a subset of {sorted(known)}"
+            )
+        return cls(**data)
+
+    def differences(self, other: DatasetManifest) -> dict[str, tuple[Any, Any]]:
+        """Identity fields on which two manifests disagree, as {field: (self, other)}."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (mine[k], theirs[k]) for k in IDENTITY_FIELDS if mine[k] != theirs[k]}
+
+    def save(self, root: Path) -> None:
+        atomic_write_json(Path(root) / MANIFEST_NAME, self.to_dict())
+
+    @classmethod
+    def load(cls, root: Path) -> DatasetManifest:
+        path = Path(root) / MANIFEST_NAME
+        if not path.is_file():
+            raise GoldenNoiseError(
+                f"no Noise Prompt Dataset at {root}: expected {MANIFEST_NAME} there, found none"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GoldenNoiseError(f"cannot read dataset manifest {path}: {exc}") from exc
+        if data.get("format_version") != FORMAT_VERSION:
+            raise GoldenNoiseError(
+                f"{path} has format_version {data.get('format_version')!r}; this version of "
+                f"golden-noise reads format_version {FORMAT_VERSION}"
+            )
+        return cls.from_dict(data)

@@ -1,0 +1,259 @@
+"""Append rows and prompt embeddings to a Noise Prompt Dataset, safely, from one process.
+
+Each process (rank) buffers rows and publishes them as its own shards, each written to a temp
+file and renamed into place, so a kill at any moment loses at most the unpublished buffer and
+never leaves a half shard under a real name. Rows are keyed by (prompt_index, seed); a key
+already on disk is refused, so re-running a killed job can only fill in what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from golden_noise.dataset.atomic import publish, remove_temp_files, temp_path_for
+from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
+from golden_noise.dataset.prompts import PromptRecord, write_prompts
+from golden_noise.dataset.shards import (
+    EMBEDDINGS_DIR,
+    EMBEDS,
+    PROMPT_INDEX,
+    ROWS_DIR,
+    SCORE_SOURCE,
+    SCORE_TARGET,
+    SEED,
+    SOURCE,
+    TARGET,
+    list_shards,
+    next_seq,
+    read_columns,
+    score_columns,
+    shard_name,
+)
+from golden_noise.errors import GoldenNoiseError
+
+Key = tuple[int, int]
+ScoreArray = torch.Tensor | Sequence[float]
+
+
+def present_keys(root: Path) -> set[Key]:
+    """(prompt_index, seed) of every row already on disk, read from shard keys only."""
+    keys: set[Key] = set()
+    for path in list_shards(Path(root) / ROWS_DIR):
+        cols = read_columns(path, (PROMPT_INDEX, SEED))
+        keys.update(zip(cols[PROMPT_INDEX].tolist(), cols[SEED].tolist(), strict=True))
+    return keys
+
+
+def embedded_prompts(root: Path) -> set[int]:
+    """Prompt indices whose text embedding is already cached."""
+    found: set[int] = set()
+    for path in list_shards(Path(root) / EMBEDDINGS_DIR):
+        found.update(read_columns(path, (PROMPT_INDEX,))[PROMPT_INDEX].tolist())
+    return found
+
+
+def _as_tensor(values: ScoreArray, dtype: torch.dtype) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=dtype).detach().cpu().reshape(-1)
+
+
+def _prepare_root(root: Path) -> None:
+    try:
+        for sub in (ROWS_DIR, EMBEDDINGS_DIR):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GoldenNoiseError(f"cannot create dataset directory {root}: {exc}") from exc
+    for directory in (root, root / ROWS_DIR, root / EMBEDDINGS_DIR):
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise GoldenNoiseError(f"dataset directory {directory} is not writable")
+
+
+class DatasetWriter:
+    """Writes one process's share of a dataset; use as a context manager so the tail flushes.
+
+    `manifest` must agree with the directory's existing manifest (if any) on every identity
+    field, so rows of different models or shapes never mix. Pass `prompts` from one process
+    (the main one) before the others start. `rows_per_shard` trades files against the rows a
+    kill can lose.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        manifest: DatasetManifest,
+        *,
+        rank: int = 0,
+        rows_per_shard: int = 256,
+        prompts: Iterable[PromptRecord] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.rank = rank
+        self.rows_per_shard = rows_per_shard
+        _prepare_root(self.root)
+        if (self.root / MANIFEST_NAME).exists():
+            existing = DatasetManifest.load(self.root)
+            diff = manifest.differences(existing)
+            if diff:
+                detail = "; ".join(
+                    f"{k}: dataset has {b!r}, writer has {a!r}" for k, (a, b) in diff.items()
+                )
+                raise GoldenNoiseError(
+                    f"{self.root} holds a dataset made differently ({detail}); "
+                    f"write to a new directory or use the same settings"
+                )
+            self.manifest = existing
+        else:
+            manifest.save(self.root)
+            self.manifest = manifest
+        if prompts is not None:
+            write_prompts(self.root, prompts)
+        self._tag = f"r{rank:05d}-"
+        for directory in (self.root, self.root / ROWS_DIR, self.root / EMBEDDINGS_DIR):
+            remove_temp_files(directory, self._tag)
+        self._keys = present_keys(self.root)
+        self._embedded = embedded_prompts(self.root)
+        self._rows: list[dict[str, torch.Tensor]] = []
+        self._pending_rows = 0
+        self._embeds: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._extra_names: tuple[str, ...] | None = None
+        self._dtype = getattr(torch, self.manifest.latent_dtype)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def has(self, prompt_index: int, seed: int) -> bool:
+        return (int(prompt_index), int(seed)) in self._keys
+
+    def has_embedding(self, prompt_index: int) -> bool:
+        return int(prompt_index) in self._embedded
+
+    @property
+    def keys(self) -> frozenset[Key]:
+        """Every key on disk when opened plus every key added since."""
+        return frozenset(self._keys)
+
+    def add_embeddings(
+        self, prompt_indices: Sequence[int] | torch.Tensor, embeds: torch.Tensor
+    ) -> None:
+        """Cache per-token text embeddings `[K, L, D]`; prompts already cached are skipped."""
+        indices = _as_tensor(prompt_indices, torch.int64)
+        expected = (len(indices), *self.manifest.text_shape)
+        if tuple(embeds.shape) != expected:
+            raise GoldenNoiseError(
+                f"text embeddings must have shape {expected} (prompts, tokens, dim) for this "
+                f"dataset; got {tuple(embeds.shape)}"
+            )
+        if not torch.isfinite(embeds).all():
+            raise GoldenNoiseError(
+                f"text embeddings of prompts {indices.tolist()} contain NaN or Inf"
+            )
+        keep = [i for i, p in enumerate(indices.tolist()) if p not in self._embedded]
+        if len(set(indices[keep].tolist())) != len(keep):
+            raise GoldenNoiseError(f"duplicate prompt indices in one call: {indices.tolist()}")
+        if not keep:
+            return
+        chosen = indices[keep]
+        self._embeds.append((chosen, embeds[keep].detach().to("cpu", torch.float16)))
+        self._embedded.update(chosen.tolist())
+
+    def add(
+        self,
+        source: torch.Tensor,
+        target: torch.Tensor,
+        prompt_index: Sequence[int] | torch.Tensor,
+        seed: Sequence[int] | torch.Tensor,
+        score_source: ScoreArray,
+        score_target: ScoreArray,
+        extra_scores: Mapping[str, tuple[ScoreArray, ScoreArray]] | None = None,
+    ) -> None:
+        """Add a batch of rows; `extra_scores` maps a scorer name to (source, target) scores."""
+        prompts = _as_tensor(prompt_index, torch.int64)
+        seeds = _as_tensor(seed, torch.int64)
+        batch = len(prompts)
+        expected = (batch, *self.manifest.latent_shape)
+        for name, tensor in ((SOURCE, source), (TARGET, target)):
+            if tuple(tensor.shape) != expected:
+                raise GoldenNoiseError(
+                    f"{name} latents must have shape {expected} for this dataset; "
+                    f"got {tuple(tensor.shape)}"
+                )
+        row: dict[str, torch.Tensor] = {
+            SOURCE: source.detach().to("cpu", self._dtype),
+            TARGET: target.detach().to("cpu", self._dtype),
+            PROMPT_INDEX: prompts,
+            SEED: seeds,
+            SCORE_SOURCE: _as_tensor(score_source, torch.float32),
+            SCORE_TARGET: _as_tensor(score_target, torch.float32),
+        }
+        extra = dict(extra_scores or {})
+        names = tuple(sorted(extra))
+        if self._extra_names is None:
+            self._extra_names = names
+        elif names != self._extra_names:
+            raise GoldenNoiseError(
+                f"every row needs the same extra scores: expected {list(self._extra_names)}, "
+                f"got {list(names)}"
+            )
+        for name, (src, tgt) in extra.items():
+            col_src, col_tgt = score_columns(name)
+            row[col_src], row[col_tgt] = (
+                _as_tensor(src, torch.float32),
+                _as_tensor(tgt, torch.float32),
+            )
+        keys = list(zip(prompts.tolist(), seeds.tolist(), strict=True))
+        for name, tensor in row.items():
+            if tensor.shape[0] != batch:
+                raise GoldenNoiseError(f"{name} has {tensor.shape[0]} entries for {batch} rows")
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                bad = ~torch.isfinite(tensor.reshape(batch, -1).float()).all(dim=1)
+                raise GoldenNoiseError(
+                    f"{name} contains NaN or Inf for rows (prompt_index, seed) "
+                    f"{[k for k, b in zip(keys, bad.tolist(), strict=True) if b]}"
+                )
+        clash = [k for k in keys if k in self._keys]
+        if clash or len(set(keys)) != len(keys):
+            raise GoldenNoiseError(
+                f"rows must be unique by (prompt_index, seed); already present or repeated: "
+                f"{clash or keys}"
+            )
+        self._keys.update(keys)
+        self._rows.append(row)
+        self._pending_rows += batch
+        if self._pending_rows >= self.rows_per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        """Publish buffered embeddings, then rows (so a row on disk always has its prompt's)."""
+        if self._embeds:
+            tensors = {
+                PROMPT_INDEX: torch.cat([i for i, _ in self._embeds]),
+                EMBEDS: torch.cat([e for _, e in self._embeds]),
+            }
+            self._publish(self.root / EMBEDDINGS_DIR, tensors)
+            self._embeds = []
+        if self._rows:
+            tensors = {k: torch.cat([r[k] for r in self._rows]) for k in self._rows[0]}
+            self._publish(self.root / ROWS_DIR, tensors)
+            self._rows = []
+            self._pending_rows = 0
+
+    def close(self) -> None:
+        self.flush()
+
+    def _publish(self, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
+        target = directory / shard_name(self.rank, next_seq(directory, self.rank))
+        temp = temp_path_for(target, self._tag)
+        try:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(temp))
+            publish(temp, target)
+        except OSError as exc:
+            raise GoldenNoiseError(f"cannot write shard {target}: {exc}") from exc
+        finally:
+            temp.unlink(missing_ok=True)

@@ -1,0 +1,121 @@
+"""Importing the authors' npz+jsonl layout, with a real (tiny) pipeline text encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_pipelines import build_sd
+
+from golden_noise.adapters import adapter_for
+from golden_noise.dataset import NoisePromptDataset, read_prompts
+from golden_noise.dataset.authors import import_authors
+from golden_noise.errors import GoldenNoiseError
+
+CAPTIONS = {0: "a red cube", 1: "a blue ball", 2: "a red cube", 3: "two cats"}
+SEEDS = {0: 11, 1: 22, 2: 33, 3: 44}
+
+
+def _authors_layout(root: Path) -> tuple[Path, Path]:
+    npz_dir = root / "latents"
+    (npz_dir / "gpu1").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in (0, 1, 2, 7):  # 3 has no pair file; 7 has no JSONL row
+        seed = SEEDS.get(index, 99)
+        pair = [rng.standard_normal((1, 4, 8, 8)).astype(np.float16) for _ in range(2)]
+        folder = npz_dir / "gpu1" if index == 2 else npz_dir
+        np.savez(folder / f"{index}_{seed}.npz", pair[0], pair[1], index)
+    jsonl = root / "SDXL_step_10_training.json"
+    with jsonl.open("w") as handle:
+        for index, caption in CAPTIONS.items():
+            row = {
+                "index": index,
+                "seed": SEEDS[index],
+                "caption": caption,
+                "original_score_list": [0.25 + index / 200, 20.0],
+                "optimized_score_list": [0.26, 21.0 - index],
+            }
+            handle.write(json.dumps(row) + "\n")
+    return npz_dir, jsonl
+
+
+@pytest.fixture(scope="module")
+def encode():
+    adapter = adapter_for(build_sd())
+    calls: list[list[str]] = []
+
+    def run(texts: list[str]) -> torch.Tensor:
+        calls.append(list(texts))
+        with torch.no_grad():
+            return adapter.encode_prompt(texts).tokens
+
+    run.calls = calls
+    return run
+
+
+def test_import_keeps_every_pair_with_scores_and_embeds_each_caption_once(
+    tmp_path: Path, encode
+) -> None:
+    npz_dir, jsonl = _authors_layout(tmp_path)
+    encode.calls.clear()
+    summary = import_authors(
+        npz_dir,
+        jsonl,
+        tmp_path / "npd",
+        encode,
+        family="sd",
+        score_names=("hpsv2", "pickscore"),
+        progress=False,
+    )
+    assert summary.rows_written == 3 and summary.prompts == 3
+    assert [Path(p).name for p in summary.files_without_jsonl_row] == ["7_99.npz"]
+    prompts = read_prompts(tmp_path / "npd")
+    assert [prompts[i].text for i in sorted(prompts)] == ["a red cube", "a blue ball", "two cats"]
+    assert sorted(t for call in encode.calls for t in call) == ["a blue ball", "a red cube"]
+
+    data = NoisePromptDataset(tmp_path / "npd")
+    assert data.manifest.latent_shape == (4, 8, 8) and data.manifest.text_shape == (77, 32)
+    assert sorted(data.keys) == [(0, 11), (0, 33), (1, 22)]
+    item = data.keys.index((0, 33))
+    with np.load(npz_dir / "gpu1" / "2_33.npz") as pair:
+        torch.testing.assert_close(data[item][0], torch.from_numpy(pair["arr_0"][0]).float())
+        torch.testing.assert_close(data[item][1], torch.from_numpy(pair["arr_1"][0]).float())
+    torch.testing.assert_close(data[item][2], data[data.keys.index((0, 11))][2])
+    assert data.column("score_target:pickscore")[item] == 19.0
+    # the authors' own filter (original < optimized on HPSv2) is margin 0 on the primary score
+    assert sorted(NoisePromptDataset(tmp_path / "npd", margin=0.0).keys) == [(0, 11), (1, 22)]
+
+
+def test_import_resumes_without_duplicates(tmp_path: Path, encode) -> None:
+    npz_dir, jsonl = _authors_layout(tmp_path)
+    import_authors(
+        npz_dir,
+        jsonl,
+        tmp_path / "npd",
+        encode,
+        family="sd",
+        score_names=("h", "p"),
+        progress=False,
+    )
+    encode.calls.clear()
+    again = import_authors(
+        npz_dir,
+        jsonl,
+        tmp_path / "npd",
+        encode,
+        family="sd",
+        score_names=("h", "p"),
+        progress=False,
+    )
+    assert again.rows_written == 0 and again.rows_already_present == 3
+    assert encode.calls == [["a red cube"]]  # only the shape probe
+    assert len(NoisePromptDataset(tmp_path / "npd")) == 3
+
+
+def test_import_rejects_score_lists_of_the_wrong_length(tmp_path: Path, encode) -> None:
+    npz_dir, jsonl = _authors_layout(tmp_path)
+    with pytest.raises(GoldenNoiseError, match="expected 1 scores per list .* found 2"):
+        import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)

@@ -5,7 +5,8 @@ Tests import this module as `tiny_pipelines` (pytest's default "prepend" import 
 same call gives the same weights; tokenizers are built in memory (the hub is unreachable), as
 FIELD-NOTES describes. Configs follow the shape of diffusers' own `get_dummy_components`, with
 the text widths as parameters so a pipeline can be made to look like a real family (e.g.
-SDXL's 768 + 1280 = 2048) to NPNet without real-size denoisers.
+SDXL's 768 + 1280 = 2048) to NPNet without real-size denoisers. `tiny_npnet` and
+`make_identity` give a fast NPNet that fits these pipelines.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from transformers import (
     T5Tokenizer,
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+from golden_noise.npnet import NPNet, NPNetConfig
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -269,3 +272,39 @@ CALL_KWARGS: dict[str, dict[str, object]] = {
     "sdxl": {},
     "hunyuan-dit": {"use_resolution_binning": False},
 }
+
+
+def tiny_npnet(text_dim: int, size: int = 16, family: str | None = None) -> NPNet:
+    """A fast random NPNet (a one-block ViT as residual backbone) for `size`x`size` latents."""
+    torch.manual_seed(0)
+    config = NPNetConfig(
+        height=size,
+        width=size,
+        text_dim=text_dim,
+        svd_hidden=8,
+        svd_mlp_hidden=16,
+        svd_heads=2,
+        backbone="vit_tiny_patch16_224",
+        backbone_kwargs={
+            "img_size": 16,
+            "patch_size": 8,
+            "embed_dim": 16,
+            "depth": 1,
+            "num_heads": 2,
+        },
+        backbone_input_size=16,
+        family=family,
+    )
+    net = NPNet(config)
+    with torch.no_grad():
+        net.alpha.fill_(0.5)
+        net.beta.fill_(0.5)
+    return net.eval()
+
+
+def make_identity(net: NPNet) -> NPNet:
+    """Zero alpha, beta and the SVD branch's last layer: the net then returns its input."""
+    with torch.no_grad():
+        for tensor in (net.alpha, net.beta, net.svd.mlp4[2].weight, net.svd.mlp4[2].bias):
+            tensor.zero_()
+    return net

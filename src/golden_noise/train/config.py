@@ -1,0 +1,74 @@
+"""Everything a training run is told; saved beside its checkpoints as train_config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from golden_noise.errors import GoldenNoiseError
+
+MANIFEST_MARGIN = "manifest"
+
+
+@dataclass
+class TrainConfig:
+    """Stage II settings; the defaults are the paper's (batch 64, 30 epochs, AdamW lr 1e-4).
+
+    `batch_size` is the global batch of one forward pass, split over processes (so one and N
+    processes take the same optimizer steps); with `gradient_accumulation_steps=k` an optimizer
+    step sees `k * batch_size` rows. `margin`: keep rows with `score_source + margin <
+    score_target`; "manifest" uses the collection margin, None trains on every pair (the
+    unfiltered ablation). `npnet` overrides NPNetConfig fields (backbone, svd_variant,
+    use_svd, use_residual, use_text, text_reduction, ...); shapes come from the manifest.
+    `init_from` starts from an existing NPNet (fine-tuning); `backbone_pretrained` loads timm
+    weights for the residual backbone from the local cache (True) or a file path.
+    `checkpoint_every` adds mid-epoch checkpoints every that many optimizer steps.
+    """
+
+    dataset: Path
+    out: Path
+    batch_size: int = 64
+    epochs: int = 30
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    margin: float | None | Literal["manifest"] = MANIFEST_MARGIN
+    score: str | None = None
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    seed: int = 0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_accumulation_steps: int = 1
+    num_workers: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    npnet: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    backbone_pretrained: bool | str = False
+    log_with: Literal["auto", "tensorboard", "none"] = "auto"
+    cpu: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.dataset, self.out = Path(self.dataset), Path(self.out)
+        for name in ("batch_size", "epochs", "gradient_accumulation_steps", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise GoldenNoiseError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise GoldenNoiseError(f"lr must be positive; got {self.lr}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise GoldenNoiseError(
+                f"mixed_precision must be 'no', 'fp16' or 'bf16'; got {self.mixed_precision!r}"
+            )
+        if isinstance(self.margin, str) and self.margin != MANIFEST_MARGIN:
+            raise GoldenNoiseError(
+                f"margin must be a number, None or {MANIFEST_MARGIN!r}; got {self.margin!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["dataset"], data["out"] = str(self.dataset), str(self.out)
+        return data

@@ -1,7 +1,8 @@
-"""An independent, straight-line NPNet forward on raw released-layout tensors (tests only).
+"""Test helpers: an independent, straight-line NPNet forward on raw released-layout tensors,
+and a tiny configuration for fast tests.
 
-It follows the authors' `npnet_pipeline.py` / `SVDNoiseUnet` / `NoiseTransformer` op for op,
-using none of golden_noise's modules: only torch functions, einops and timm's own Swin.
+The reference follows the authors' `npnet_pipeline.py` / `SVDNoiseUnet` / `NoiseTransformer`
+op for op, using none of golden_noise's modules: only torch functions, einops and timm's Swin.
 """
 
 from __future__ import annotations
@@ -11,7 +12,28 @@ import timm
 import torch
 from torch.nn import functional as F
 
+from golden_noise import NPNetConfig
+
 SWIN = "swin_tiny_patch4_window7_224"
+TINY_VIT = {"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2}
+
+
+def tiny_config(**changes: object) -> NPNetConfig:
+    """A few-thousand-parameter NPNet: 8x8 latents, 5x16 prompts, a one-block ViT residual."""
+    fields = {
+        "height": 8,
+        "width": 8,
+        "text_tokens": 5,
+        "text_dim": 16,
+        "svd_hidden": 16,
+        "svd_mlp_hidden": 32,
+        "svd_heads": 4,
+        "backbone": "vit_tiny_patch16_224",
+        "backbone_kwargs": dict(TINY_VIT),
+        "backbone_input_size": 16,
+        "family": "sd15",
+    }
+    return NPNetConfig(**{**fields, **changes})
 
 
 def swin_state() -> dict[str, torch.Tensor]:
@@ -77,11 +99,16 @@ def _mlp2(x: torch.Tensor, sd: dict[str, torch.Tensor], name: str) -> torch.Tens
     return F.linear(hidden, sd[f"{name}.2.weight"], sd[f"{name}.2.bias"])
 
 
-def svd_reference(x: torch.Tensor, sd: dict[str, torch.Tensor], variant: str) -> torch.Tensor:
-    """`SVDNoiseUnet.forward` (variant "attention") / `SVDNoiseUnet_wo_attention` ("mean")."""
+def svd_reference(
+    x: torch.Tensor, sd: dict[str, torch.Tensor], variant: str, heads: int = 8
+) -> torch.Tensor:
+    """`SVDNoiseUnet.forward` (variant "attention") / `SVDNoiseUnet_wo_attention` ("mean").
+
+    The authors' full SVD only fits square matrices; non-square ones take the reduced SVD.
+    """
     fold = int(round(x.shape[1] ** 0.5))
     m = einops.rearrange(x, "b (a c) h w -> b (a h) (c w)", a=fold, c=fold)
-    u, s, v = torch.linalg.svd(m)
+    u, s, v = torch.linalg.svd(m, full_matrices=m.shape[1] == m.shape[2])
     out = (
         _mlp2(u.permute(0, 2, 1), sd, "mlp1")
         + _mlp2(v, sd, "mlp2")
@@ -89,7 +116,6 @@ def svd_reference(x: torch.Tensor, sd: dict[str, torch.Tensor], variant: str) ->
     )
     if variant == "attention":
         b, n, c = out.shape
-        heads = 8
         qkv = F.linear(out, sd["attention.qkv.weight"])
         q, k, val = qkv.reshape(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
         att = F.scaled_dot_product_attention(q, k, val).transpose(1, 2).reshape(b, n, c)

@@ -46,7 +46,7 @@ def _feature_channels(config: NPNetConfig) -> int:
     """Channels of the backbone's feature map, from a dry run on the meta device (no compute)."""
     size = config.backbone_input_size
     with torch.device("meta"):
-        backbone = _create_backbone(config)
+        backbone = _create_backbone(config).eval()  # batch-1 probe: no train-mode BatchNorm
         probe = torch.empty(1, _backbone_in_chans(config), size, size)
         try:
             features = backbone.forward_features(probe)

@@ -1,0 +1,206 @@
+"""NPNet's public surface: save/load, dtypes, batching, and a clear error for every bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from npnet_reference import tiny_config
+from safetensors.torch import save_file
+
+from golden_noise import GoldenNoiseError, NPNet, NPNetConfig
+
+
+@pytest.fixture(scope="module")
+def net() -> NPNet:
+    torch.manual_seed(0)
+    net = NPNet(tiny_config()).eval()
+    with torch.no_grad():
+        net.alpha.fill_(0.5)
+        net.beta.fill_(0.2)
+    return net
+
+
+def _inputs(batch: int = 2, prompt_batch: int | None = None):
+    noise = torch.randn(batch, 4, 8, 8)
+    return noise, torch.randn(prompt_batch or batch, 5, 16)
+
+
+def test_save_pretrained_round_trip_is_exact(net, tmp_path) -> None:
+    net.save_pretrained(tmp_path / "saved")
+    assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "saved").iterdir()}
+    assert json.loads((tmp_path / "saved" / "config.json").read_text()) == net.config.to_dict()
+    loaded = NPNet.from_pretrained(tmp_path / "saved")
+    assert loaded.config == net.config
+    assert not loaded.training
+    state = loaded.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    noise, prompt = _inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(noise, prompt), net(noise, prompt))
+    # the weights file itself, with its config beside it, is the same checkpoint
+    again = NPNet.from_pretrained(tmp_path / "saved" / "model.safetensors")
+    assert again.config == net.config
+    assert callable(NPNet.push_to_hub)
+
+
+def test_hub_repo_in_save_pretrained_layout_loads_offline(net, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo_dir = tmp_path / "cache" / "models--someone--tiny-npnet"
+    net.save_pretrained(repo_dir / "snapshots" / commit)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    loaded = NPNet.from_pretrained("someone/tiny-npnet", cache_dir=tmp_path / "cache")
+    assert loaded.config == net.config
+
+
+def test_from_pretrained_overrides_config_fields(net, tmp_path) -> None:
+    net.save_pretrained(tmp_path)
+    assert NPNet.from_pretrained(tmp_path, family="sd2").config.family == "sd2"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_returns_the_input_dtype_computing_in_float32(net, dtype) -> None:
+    noise, prompt = _inputs()
+    with torch.no_grad():
+        reference = net(noise.to(dtype).float(), prompt.to(dtype).float())
+        golden = net(noise.to(dtype), prompt.to(dtype))
+    assert golden.dtype == dtype and golden.device == noise.device
+    assert torch.equal(golden, reference.to(dtype))
+
+
+def test_one_prompt_serves_a_batch_of_noises(net) -> None:
+    noise, prompt = _inputs(batch=3, prompt_batch=1)
+    with torch.no_grad():
+        together = net(noise, prompt)
+        apart = torch.cat([net(noise[i : i + 1], prompt) for i in range(3)])
+    torch.testing.assert_close(together, apart)
+
+
+def _bad(noise=None, prompt=None):
+    good_noise, good_prompt = _inputs()
+    return (good_noise if noise is None else noise, good_prompt if prompt is None else prompt)
+
+
+BAD_INPUTS = {
+    "channels": (_bad(noise=torch.randn(2, 16, 8, 8)), r"noise must be \[B, 4, 8, 8\].*sd15"),
+    "size": (_bad(noise=torch.randn(2, 4, 16, 16)), r"got \[2, 4, 16, 16\]"),
+    "rank": (_bad(noise=torch.randn(4, 8, 8)), r"noise must be \[B, 4, 8, 8\]"),
+    "integer": (_bad(noise=torch.ones(2, 4, 8, 8, dtype=torch.int64)), "floating-point"),
+    "not-tensor": (_bad(noise=[[0.0]]), "floating-point tensor; got list"),
+    "nan": (_bad(noise=torch.full((2, 4, 8, 8), float("nan"))), "noise contains NaN"),
+    "tokens": (_bad(prompt=torch.randn(2, 77, 16)), r"\[B, 5, 16\].*sd15 5x16.*got \[2, 77, 16\]"),
+    "dim": (_bad(prompt=torch.randn(2, 5, 768)), r"got \[2, 5, 768\]"),
+    "batch": (_bad(prompt=torch.randn(3, 5, 16)), "batch must be 1 or match the noise batch 2"),
+    "inf": (_bad(prompt=torch.full((2, 5, 16), float("inf"))), "prompt_embeds contains NaN"),
+    "missing": ((torch.randn(2, 4, 8, 8), None), "prompt_embeds .* is required"),
+}
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_inputs_raise_clear_errors(net, args, message) -> None:
+    with pytest.raises(GoldenNoiseError, match=message):
+        net(*args)
+
+
+def test_a_net_without_text_takes_no_prompt() -> None:
+    net = NPNet(tiny_config(use_text=False))
+    noise = torch.randn(1, 4, 8, 8)
+    assert net(noise, None).shape == noise.shape
+
+
+class _Payload:
+    pass
+
+
+def _write_bad_file(kind: str, tmp_path, net) -> object:
+    path = tmp_path / "npnet.pth"
+    if kind == "text":
+        path.write_text("this is not a checkpoint")
+    elif kind == "truncated":
+        torch.save({"unet_svd": {"w": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "pickled-object":
+        path.write_bytes(pickle.dumps({"unet_svd": _Payload()}, protocol=2))
+    elif kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "other-model":
+        torch.save({"conv.weight": torch.zeros(3), "conv.bias": torch.zeros(3)}, path)
+    elif kind == "corrupt-safetensors":
+        path = tmp_path / "npnet.safetensors"
+        path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    elif kind == "bad-config":
+        net.save_pretrained(tmp_path)
+        (tmp_path / "config.json").write_text("{")
+        path = tmp_path
+    elif kind == "wrong-config":
+        net.save_pretrained(tmp_path)
+        config = {**net.config.to_dict(), "height": 16}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        path = tmp_path
+    elif kind == "unknown-config-key":
+        net.save_pretrained(tmp_path)
+        (tmp_path / "config.json").write_text(json.dumps({"hidden": 3}))
+        path = tmp_path
+    elif kind == "empty-dir":
+        path = tmp_path
+    elif kind == "our-keys-without-config":
+        path = tmp_path / "weights.safetensors"
+        save_file(net.state_dict(), path)
+    return path
+
+
+BAD_FILES = {
+    "text": "cannot read",
+    "truncated": "cannot read",
+    "pickled-object": "cannot read",
+    "tensor": "holds a Tensor, expected a dict",
+    "other-model": "not an NPNet checkpoint",
+    "corrupt-safetensors": "cannot read",
+    "bad-config": "not valid JSON",
+    "wrong-config": r"shape mismatches: svd\.mlp1\.0\.weight \(expected \[16, 32\], found \[16, 16",
+    "unknown-config-key": "unknown NPNet config keys",
+    "empty-dir": "expected config.json and model.safetensors",
+    "our-keys-without-config": "not an NPNet checkpoint.*no config.json beside it",
+}
+
+
+@pytest.mark.parametrize("kind, message", BAD_FILES.items(), ids=BAD_FILES.keys())
+def test_bad_files_raise_clear_errors(kind, message, net, tmp_path) -> None:
+    path = _write_bad_file(kind, tmp_path, net)
+    with pytest.raises(GoldenNoiseError, match=message):
+        NPNet.from_pretrained(path)
+
+
+def test_unknown_source_is_neither_path_nor_hub_repo(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(GoldenNoiseError, match="no local path and the hub lookup failed"):
+        NPNet.from_pretrained(tmp_path / "missing.pth")
+    with pytest.raises(GoldenNoiseError, match="no local path"):
+        NPNet.from_pretrained("nobody/no-such-npnet", cache_dir=tmp_path)
+    with pytest.raises(GoldenNoiseError, match="expected a file 'x.pth'"):
+        NPNet.from_pretrained(tmp_path, filename="x.pth")
+
+
+CONFIG_ERRORS = {
+    "channels": ({"channels": 3}, "square number"),
+    "reduction-dim": ({"text_reduction": "projection"}, "text_reduction_dim must be positive"),
+    "stray-dim": ({"text_reduction_dim": 8}, "text_reduction_dim must be positive"),
+    "heads": ({"svd_heads": 7}, "svd_heads must divide"),
+    "backbone": ({"backbone": "no_such_timm_model"}, "cannot build timm backbone"),
+    "backbone-size": ({"backbone_input_size": 40}, "does not accept a 40x40 input"),
+}
+
+
+@pytest.mark.parametrize("changes, message", CONFIG_ERRORS.values(), ids=CONFIG_ERRORS.keys())
+def test_bad_configs_raise_clear_errors(changes, message) -> None:
+    with pytest.raises(GoldenNoiseError, match=message):
+        NPNet(tiny_config(**changes))
+
+
+def test_config_round_trips_through_a_dict() -> None:
+    config = tiny_config(text_reduction="mean", svd_variant="mean", use_residual=False)
+    assert NPNetConfig.from_dict(config.to_dict()) == config

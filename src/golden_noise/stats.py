@@ -142,6 +142,7 @@ def compare_arms(
         "n_samples": len(samples),
         "arms": arms,
         "baseline": baseline,
+        "bootstrap_resamples": resamples,
         "overall": block(samples),
         "groups": {
             str(g): block([s for s in samples if by_arm[baseline][s].get("group") == g])

@@ -1,0 +1,5 @@
+"""The evaluation report: metrics.json, a per-image CSV, one offline HTML page, a PNG grid."""
+
+from golden_noise.report.writer import ImageRow, MetricInfo, write_report
+
+__all__ = ["ImageRow", "MetricInfo", "write_report"]

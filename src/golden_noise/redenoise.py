@@ -169,7 +169,7 @@ class _CapturePrediction(DDIMScheduler):
 
 
 @contextmanager
-def _scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
+def scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
     """Install `scheduler` (and silence the per-call progress bar) for one call, then restore."""
     original = pipe.scheduler
     bar_config = getattr(pipe, "_progress_bar_config", None)
@@ -207,7 +207,7 @@ def guided_prediction(
     """
     capture = _CapturePrediction.from_config(pipe.scheduler.config)
     capture.capture_timestep = int(timestep)
-    with _scheduler_swapped(pipe, capture):
+    with scheduler_swapped(pipe, capture):
         pipe(
             **call_kwargs,
             latents=latents.to(pipeline_dtype(pipe)),

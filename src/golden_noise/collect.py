@@ -1,0 +1,292 @@
+"""Stage I driver: prompts x seeds -> scored (x_T, x_T') pairs in one Noise Prompt Dataset.
+
+Rows are keyed by (prompt_index, seed) and the plan is a pure function of the prompts and the
+seed settings, so any process can work out what is left: a restart (after a kill -9 at any
+moment) does exactly the missing rows, and N accelerate processes split the missing rows
+by position (row i goes to rank i mod N) into the same directory, with no offsets and no merge.
+Every row is stored with both scores, kept or not, so the margin filter can be redone later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from golden_noise.adapters import adapter_for
+from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
+from golden_noise.dataset.manifest import MANIFEST_NAME
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.redenoise import pipeline_dtype
+from golden_noise.scorers.base import Scorer
+from golden_noise.teachers import (
+    CollectionSampler,
+    RedenoiseTeacher,
+    Rows,
+    SamplerSettings,
+    Teacher,
+)
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+Key = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Which seeds each prompt gets.
+
+    `distinct=True` (the authors' practice: one fresh noise per row) gives prompt i the seeds
+    `offset + i * per_prompt + j`; `distinct=False` gives every prompt `offset + j`.
+    """
+
+    per_prompt: int = 1
+    offset: int = 0
+    distinct: bool = True
+
+    def __post_init__(self) -> None:
+        if self.per_prompt < 1:
+            raise GoldenNoiseError(f"seeds per prompt must be >= 1; got {self.per_prompt}")
+        if self.offset < 0:
+            raise GoldenNoiseError(f"seed offset must be >= 0; got {self.offset}")
+
+    def keys(self, n_prompts: int) -> list[Key]:
+        """Every row, replicate-major: all prompts once before any prompt twice."""
+        step = self.per_prompt if self.distinct else 0
+        return [
+            (i, self.offset + i * step + j)
+            for j in range(self.per_prompt)
+            for i in range(n_prompts)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_prompt": self.per_prompt, "offset": self.offset, "distinct": self.distinct}
+
+
+@dataclass
+class CollectSummary:
+    """What a run did (this process and the whole dataset)."""
+
+    rows_planned: int
+    rows_in_dataset: int
+    rows_written_here: int
+    kept_in_dataset: int
+    seconds: float
+    model_calls_per_row: int
+    out: Path
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.rows_written_here / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def kept_ratio(self) -> float:
+        return self.kept_in_dataset / self.rows_in_dataset if self.rows_in_dataset else 0.0
+
+
+def _batches(keys: Sequence[Key], size: int) -> Iterator[list[Key]]:
+    for start in range(0, len(keys), size):
+        yield list(keys[start : start + size])
+
+
+def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
+    if not prompts:
+        raise GoldenNoiseError("no prompts to collect: expected at least one")
+    overlong = adapter.overlong_prompts(list(prompts))
+    if overlong:
+        limit = adapter.pipe.tokenizer.model_max_length
+        examples = "; ".join(f"#{i}: {prompts[i][:60]!r}" for i in overlong[:3])
+        raise GoldenNoiseError(
+            f"{len(overlong)} prompts are longer than the text encoder takes ({limit} tokens) "
+            f"and would be silently truncated, e.g. {examples}; shorten or drop them"
+        )
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} pairs"),
+        TextColumn("{task.fields[rate]:.2f} pairs/s"),
+        TextColumn("kept {task.fields[kept]:.0%}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+
+
+def build_manifest(
+    adapter: Any,
+    teacher: Teacher,
+    scorer: Scorer,
+    sampler: SamplerSettings,
+    *,
+    model: str | None,
+    margin: float,
+    height: int | None,
+    width: int | None,
+    seeds: SeedPlan,
+) -> DatasetManifest:
+    """The manifest this collection writes (and checks an existing dataset against)."""
+    height, width = adapter.resolve_size(height, width)
+    redenoise = teacher.settings if isinstance(teacher, RedenoiseTeacher) else None
+    return DatasetManifest(
+        family=adapter.family,
+        model=model,
+        latent_shape=adapter.latent_shape(1, height, width)[1:],
+        text_shape=adapter.text_shape(),
+        sampler={**sampler.to_dict(), "height": height, "width": width},
+        teacher=teacher.name,
+        teacher_options=teacher.options(),
+        w_l=redenoise.w_l if redenoise else None,
+        w_w=redenoise.w_w if redenoise else None,
+        scorer=scorer.name,
+        margin=margin,
+        notes={"seeds": seeds.to_dict()},
+    )
+
+
+def _refuse_foreign_dataset(out: Path, manifest: DatasetManifest) -> None:
+    """Every rank checks before any writes, so all raise together instead of one hanging."""
+    if not (out / MANIFEST_NAME).exists():
+        return
+    diff = manifest.differences(DatasetManifest.load(out))
+    if diff:
+        detail = "; ".join(
+            f"{k}: dataset has {b!r}, this run has {a!r}" for k, (a, b) in diff.items()
+        )
+        raise GoldenNoiseError(
+            f"{out} holds a dataset made differently ({detail}); write to a new directory or "
+            f"use the same settings"
+        )
+
+
+@torch.no_grad()
+def collect(
+    pipe: Any,
+    prompts: Sequence[str],
+    out: Path | str,
+    scorer: Scorer,
+    *,
+    teacher: Teacher | None = None,
+    sampler: SamplerSettings | None = None,
+    seeds: SeedPlan | None = None,
+    margin: float = 0.0,
+    batch_size: int = 32,
+    generation_batch_size: int = 64,
+    rows_per_shard: int = 256,
+    height: int | None = None,
+    width: int | None = None,
+    model: str | None = None,
+    accelerator: Accelerator | None = None,
+    progress: bool = True,
+    max_rows: int | None = None,
+) -> CollectSummary:
+    """Collect every missing (prompt, seed) row of the plan into the dataset at `out`.
+
+    `accelerator`: pass one (from `golden_noise.distributed.make_accelerator`) to split the
+    rows between its processes; `max_rows` stops this process after that many rows (a
+    budgeted run; re-running continues).
+    """
+    out = Path(out)
+    teacher = teacher or RedenoiseTeacher()
+    sampler_settings = sampler or SamplerSettings()
+    seeds = seeds or SeedPlan()
+    if batch_size < 1:
+        raise GoldenNoiseError(f"batch_size must be >= 1; got {batch_size}")
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    is_main = rank == 0
+    if accelerator is not None:
+        pipe.to(accelerator.device)
+    adapter = adapter_for(pipe)
+    _check_prompts(adapter, prompts)
+    height, width = adapter.resolve_size(height, width)
+    manifest = build_manifest(
+        adapter,
+        teacher,
+        scorer,
+        sampler_settings,
+        model=model,
+        margin=margin,
+        height=height,
+        width=width,
+        seeds=seeds,
+    )
+    _refuse_foreign_dataset(out, manifest)
+    records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
+
+    def barrier() -> None:
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+
+    # The main rank creates the directory, manifest and prompt file first; every rank then
+    # reads the rows already present *before anyone writes*, so all agree on what is left.
+    writer = (
+        DatasetWriter(out, manifest, rank=rank, rows_per_shard=rows_per_shard, prompts=records)
+        if is_main
+        else None
+    )
+    barrier()
+    if writer is None:
+        writer = DatasetWriter(out, manifest, rank=rank, rows_per_shard=rows_per_shard)
+    plan = seeds.keys(len(prompts))
+    todo = [key for key in plan if not writer.has(*key)][rank::world]
+    if max_rows is not None:
+        todo = todo[:max_rows]
+    barrier()
+
+    collection = CollectionSampler(pipe, scorer, sampler_settings, generation_batch_size)
+    dtype = pipeline_dtype(pipe)
+    written = kept = 0
+    start = time.perf_counter()
+    label = f"collecting ({teacher.name})" + (f" rank {rank}/{world}" if world > 1 else "")
+    with writer, _progress(progress and is_main) as bar:
+        task = bar.add_task(label, total=len(todo), rate=0.0, kept=0.0)
+        for batch in _batches(todo, batch_size):
+            index = [p for p, _ in batch]
+            seed_list = [s for _, s in batch]
+            texts = [prompts[p] for p in index]
+            new = sorted({p for p in index if not writer.has_embedding(p)})
+            if new:
+                tokens = adapter.encode_prompt([prompts[p] for p in new]).tokens
+                writer.add_embeddings(new, tokens.float())
+            source = adapter.initial_noise(
+                len(batch),
+                height,
+                width,
+                [torch.Generator().manual_seed(s) for s in seed_list],
+                dtype,
+            ).float()
+            rows = Rows(texts, index, seed_list, source, adapter.call_kwargs(texts, height, width))
+            taught = teacher.teach(rows, collection)
+            writer.add(
+                source=source,
+                target=taught.target,
+                prompt_index=index,
+                seed=seed_list,
+                score_source=taught.score_source,
+                score_target=taught.score_target,
+            )
+            written += len(batch)
+            kept += int((taught.score_source + margin < taught.score_target).sum())
+            elapsed = time.perf_counter() - start
+            bar.update(task, advance=len(batch), rate=written / elapsed, kept=kept / written)
+    seconds = time.perf_counter() - start
+    barrier()
+    table = RowTable.load(out, writer.manifest)
+    in_dataset = len(table)
+    kept_total = int(table.keep_mask(margin, None).sum()) if in_dataset else 0
+    return CollectSummary(
+        rows_planned=len(plan),
+        rows_in_dataset=in_dataset,
+        rows_written_here=written,
+        kept_in_dataset=kept_total,
+        seconds=seconds,
+        model_calls_per_row=teacher.model_calls_per_row(collection),
+        out=out,
+    )

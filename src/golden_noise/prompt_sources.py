@@ -1,0 +1,118 @@
+"""Read a list of prompts from wherever users keep them: txt, csv, jsonl, the toy world, the hub.
+
+Accepted sources:
+- `prompts.txt`: one prompt per non-empty line;
+- `prompts.csv` (header row) or `prompts.jsonl` (one object per line): the `column` given, or
+  the first of "prompt", "caption", "text" present;
+- `toy:SPLIT:N[:SEED]`: N prompts drawn from the toy world's SPLIT (train, validation, heldout);
+- a hub dataset id `owner/name[:split]` with `column` (needs the `datasets` package).
+Identical prompts are kept once (first occurrence), so a prompt's index names one text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from golden_noise.errors import GoldenNoiseError
+
+DEFAULT_COLUMNS = ("prompt", "caption", "text")
+
+
+def _pick_column(available: list[str], column: str | None, where: str) -> str:
+    if column is not None:
+        if column not in available:
+            raise GoldenNoiseError(f"{where} has no column {column!r}; its columns are {available}")
+        return column
+    for name in DEFAULT_COLUMNS:
+        if name in available:
+            return name
+    raise GoldenNoiseError(
+        f"{where}: expected a column named one of {list(DEFAULT_COLUMNS)} or --column; "
+        f"its columns are {available}"
+    )
+
+
+def _read_csv(path: Path, column: str | None) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames:
+            raise GoldenNoiseError(f"{path} is empty: expected a header row and prompts")
+        name = _pick_column(list(reader.fieldnames), column, str(path))
+        return [row[name] or "" for row in reader]
+
+
+def _read_jsonl(path: Path, column: str | None) -> list[str]:
+    texts: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GoldenNoiseError(f"{path} line {number}: not JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise GoldenNoiseError(
+                f"{path} line {number}: expected a JSON object, got {line[:80]!r}"
+            )
+        name = _pick_column(sorted(data), column, f"{path} line {number}")
+        texts.append(str(data[name]))
+    return texts
+
+
+def _read_toy(spec: str) -> list[str]:
+    from golden_noise.toy.grammar import sample_prompts
+
+    parts = spec.split(":")
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[2:]):
+        raise GoldenNoiseError(f"expected toy:SPLIT:N[:SEED] (e.g. toy:train:1000); got {spec!r}")
+    seed = int(parts[3]) if len(parts) == 4 else 0
+    return sample_prompts(int(parts[2]), seed, parts[1])
+
+
+def _read_hub(spec: str, column: str | None) -> list[str]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise GoldenNoiseError(
+            f"{spec!r} is neither a file nor a toy: source; reading a hub dataset needs the "
+            "`datasets` package (pip install datasets)"
+        ) from exc
+    repo, _, split = spec.partition(":")
+    try:
+        table = datasets.load_dataset(repo, split=split or "train")
+    except Exception as exc:  # the hub raises many types; the user needs one message
+        raise GoldenNoiseError(f"cannot load hub dataset {spec!r}: {exc}") from exc
+    name = _pick_column(list(table.column_names), column, f"hub dataset {spec!r}")
+    return [str(v) for v in table[name]]
+
+
+def read_prompt_source(source: str | Path, column: str | None = None) -> list[str]:
+    """The distinct, non-empty prompts of `source`, in first-seen order."""
+    spec = str(source)
+    path = Path(spec).expanduser()
+    if spec.startswith("toy:"):
+        texts = _read_toy(spec)
+    elif path.is_file():
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".csv":
+                texts = _read_csv(path, column)
+            elif suffix in (".jsonl", ".json"):
+                texts = _read_jsonl(path, column)
+            else:
+                texts = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GoldenNoiseError(f"cannot read prompts from {path}: {exc}") from exc
+    elif path.exists() or "/" not in spec or spec.startswith((".", "/", "~")):
+        raise GoldenNoiseError(
+            f"prompt source {spec!r}: expected a .txt/.csv/.jsonl file, toy:SPLIT:N, or a hub "
+            "dataset id owner/name; no such file"
+        )
+    else:
+        texts = _read_hub(spec, column)
+    prompts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+    if not prompts:
+        raise GoldenNoiseError(f"prompt source {spec!r} holds no prompts (empty or blank)")
+    return prompts

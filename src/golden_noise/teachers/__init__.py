@@ -1,0 +1,36 @@
+"""Stage I teachers: how a target noise is made for each source noise, by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.teachers.base import Rows, Taught, Teacher
+from golden_noise.teachers.local_search import LocalSearchTeacher
+from golden_noise.teachers.redenoise import RedenoiseTeacher
+from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
+
+TEACHERS: dict[str, type[Teacher]] = {
+    RedenoiseTeacher.name: RedenoiseTeacher,
+    LocalSearchTeacher.name: LocalSearchTeacher,
+}
+
+
+def get_teacher(name: str, **options: Any) -> Teacher:
+    """Build a teacher by registry name with its options."""
+    if name not in TEACHERS:
+        raise GoldenNoiseError(f"unknown teacher {name!r}; expected one of {', '.join(TEACHERS)}")
+    return TEACHERS[name](**options)
+
+
+__all__ = [
+    "TEACHERS",
+    "CollectionSampler",
+    "LocalSearchTeacher",
+    "RedenoiseTeacher",
+    "Rows",
+    "SamplerSettings",
+    "Taught",
+    "Teacher",
+    "get_teacher",
+]

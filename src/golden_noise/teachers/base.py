@@ -1,0 +1,58 @@
+"""The teacher interface: a batch of source noises x_T -> target noises, both scored.
+
+A teacher proposes, for each (prompt, seed) row, a target noise that should give a better
+image than the source. Every teacher scores source and target with the same collection
+sampler and scorer, so all datasets hold the same columns and the margin filter means the
+same thing whichever teacher made them; the manifest records the teacher's name and options.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from golden_noise.teachers.sampler import CollectionSampler
+
+
+@dataclass
+class Rows:
+    """A batch of rows being collected; `source` is x_T (float32, unit variance)."""
+
+    prompts: list[str]
+    prompt_index: list[int]
+    seeds: list[int]
+    source: torch.Tensor
+    call_kwargs: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass
+class Taught:
+    """What a teacher returns for a batch: targets and both scores (float32, CPU)."""
+
+    target: torch.Tensor
+    score_source: torch.Tensor
+    score_target: torch.Tensor
+
+
+class Teacher(ABC):
+    """Turns source noises into (hopefully) better target noises."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def options(self) -> dict[str, Any]:
+        """Everything that changes what the teacher produces (stored in the manifest)."""
+
+    @abstractmethod
+    def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
+        """Targets for `rows`, with source and target scored by `sampler`."""
+
+    @abstractmethod
+    def model_calls_per_row(self, sampler: CollectionSampler) -> int:
+        """Denoiser evaluations (per sample) one row costs: the cost floor of this teacher."""

@@ -1,0 +1,139 @@
+"""The collection-time sampler: latents -> images -> scores, batched, deterministic per row.
+
+Both teachers and the collector judge noises the same way: generate the image each noise
+gives with a fixed sampler (the paper: DDIM, 10 steps for SDXL) and score it against its
+prompt. Prompt embeddings are precomputed (`PipelineAdapter.call_kwargs`), so the text
+encoders never run here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from diffusers import DDIMScheduler
+from PIL import Image
+
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.redenoise import pipeline_dtype, scheduler_swapped
+from golden_noise.scorers.base import Scorer
+
+SchedulerChoice = Literal["ddim", "pipeline"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How collection generates images; recorded in the dataset manifest.
+
+    `scheduler="ddim"` builds a DDIM scheduler from the pipeline's config (deterministic, the
+    paper's choice; `clip_sample` off because latents are not images); "pipeline" keeps the
+    pipeline's own (stochastic ones get one generator per row, seeded by the row's seed).
+    """
+
+    steps: int = 10
+    guidance: float = 5.5
+    scheduler: SchedulerChoice = "ddim"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise GoldenNoiseError(f"sampler steps must be >= 1; got {self.steps}")
+        if self.guidance < 1.0:
+            raise GoldenNoiseError(
+                f"sampler guidance must be >= 1.0 (pipelines skip CFG below 1); got {self.guidance}"
+            )
+        if self.scheduler not in ("ddim", "pipeline"):
+            raise GoldenNoiseError(
+                f"sampler scheduler must be 'ddim' or 'pipeline'; got {self.scheduler!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_calls_per_image(self) -> int:
+        """Denoiser evaluations (per image) one generation costs."""
+        return self.steps * (2 if self.guidance > 1.0 else 1)
+
+
+def take_rows(call_kwargs: Mapping[str, Any], index: torch.Tensor | slice) -> dict[str, Any]:
+    """The rows `index` of batched pipeline kwargs (tensors are batch-first; others shared)."""
+    return {
+        key: value[index] if isinstance(value, torch.Tensor) else value
+        for key, value in call_kwargs.items()
+    }
+
+
+def tile_rows(call_kwargs: Mapping[str, Any], times: int) -> dict[str, Any]:
+    """Batched pipeline kwargs repeated `times` over, block after block (rows 0..B-1, 0..B-1...)."""
+    return {
+        key: value.repeat(times, *([1] * (value.dim() - 1)))
+        if isinstance(value, torch.Tensor)
+        else value
+        for key, value in call_kwargs.items()
+    }
+
+
+class CollectionSampler:
+    """Generates and scores the image of each (noise, prompt) row, `batch_size` at a time."""
+
+    def __init__(
+        self,
+        pipe: Any,
+        scorer: Scorer,
+        settings: SamplerSettings | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        if batch_size < 1:
+            raise GoldenNoiseError(f"generation batch_size must be >= 1; got {batch_size}")
+        self.pipe = pipe
+        self.scorer = scorer
+        self.settings = settings or SamplerSettings()
+        self.batch_size = batch_size
+        self.images_generated = 0
+        if self.settings.scheduler == "ddim":
+            self._scheduler = DDIMScheduler.from_config(
+                pipe.scheduler.config, clip_sample=False, thresholding=False
+            )
+        else:
+            self._scheduler = pipe.scheduler
+
+    @torch.no_grad()
+    def images(
+        self, latents: torch.Tensor, call_kwargs: Mapping[str, Any], seeds: Sequence[int]
+    ) -> list[Image.Image]:
+        """One PIL image per row of `latents` (unit-variance noise), row i with kwargs row i."""
+        if len(seeds) != latents.shape[0]:
+            raise GoldenNoiseError(
+                f"expected one seed per latent ({latents.shape[0]}), got {len(seeds)}"
+            )
+        dtype = pipeline_dtype(self.pipe)
+        out: list[Image.Image] = []
+        with scheduler_swapped(self.pipe, self._scheduler):
+            for start in range(0, latents.shape[0], self.batch_size):
+                rows = slice(start, start + self.batch_size)
+                chunk = latents[rows]
+                generators = [torch.Generator().manual_seed(int(s)) for s in seeds[rows]]
+                out.extend(
+                    self.pipe(
+                        **take_rows(call_kwargs, rows),
+                        latents=chunk.to(dtype),
+                        num_inference_steps=self.settings.steps,
+                        guidance_scale=self.settings.guidance,
+                        generator=generators,
+                        output_type="pil",
+                    ).images
+                )
+        self.images_generated += latents.shape[0]
+        return out
+
+    def score(
+        self,
+        latents: torch.Tensor,
+        call_kwargs: Mapping[str, Any],
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+    ) -> torch.Tensor:
+        """The scorer's value of each row's image, float32 `[B]` on CPU."""
+        return self.scorer.score(self.images(latents, call_kwargs, seeds), list(prompts))

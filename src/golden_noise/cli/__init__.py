@@ -1,6 +1,7 @@
 """Command-line interface; each command lives in its own module and registers on `app`."""
 
 from golden_noise.cli import import_authors, info, train  # noqa: F401  (registers commands)
+from golden_noise.cli import collect  # noqa: F401  (registers commands)
 from golden_noise.cli.app import app
 
 __all__ = ["app"]

@@ -1,0 +1,153 @@
+"""`golden-noise collect`: Stage I, a Noise Prompt Dataset of scored (x_T, x_T') pairs.
+
+Resumable: re-run the same command after a crash or kill and only missing rows are made.
+Multi-process: `accelerate launch --multi_gpu --num_processes N "$(which golden-noise)"
+collect ...` (GPUs, or CPU processes on a machine without GPUs) fills ONE dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from golden_noise.cli.app import app
+
+
+@app.command()
+def collect(
+    prompts: Annotated[
+        str,
+        typer.Argument(
+            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], or a hub "
+            "dataset id owner/name[:split]."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Dataset directory (created, or resumed).")],
+    pipeline: Annotated[
+        str, typer.Option(help="'toy', a local pipeline folder or a hub id.")
+    ] = "toy",
+    column: Annotated[
+        str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
+    ] = None,
+    teacher: Annotated[str, typer.Option(help="redenoise or local-search.")] = "redenoise",
+    scorer: Annotated[
+        str, typer.Option(help="Scorer name or name=CHECKPOINT (see golden-noise scorers).")
+    ] = "toy-soft",
+    margin: Annotated[
+        float, typer.Option(help="A pair is kept when score(x_T) + margin < score(x_T').")
+    ] = 0.0,
+    seeds_per_prompt: int = 1,
+    seed_offset: int = 0,
+    shared_seeds: Annotated[
+        bool, typer.Option(help="Every prompt gets the same seeds (default: all distinct).")
+    ] = False,
+    steps: Annotated[
+        int | None, typer.Option(help="Collection sampler steps [toy: its default; else 10].")
+    ] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Collection sampler CFG [toy: its default; else 5.5].")
+    ] = None,
+    sampler: Annotated[
+        str, typer.Option(help="ddim (the paper's) or pipeline (keep its scheduler).")
+    ] = "ddim",
+    w_l: Annotated[float, typer.Option(help="Re-denoise: CFG of the DDIM step.")] = 5.5,
+    w_w: Annotated[float, typer.Option(help="Re-denoise: CFG of the inversion step.")] = 1.0,
+    redenoise_steps: Annotated[
+        int | None,
+        typer.Option(help="Re-denoise: schedule length whose first timestep is used [= steps]."),
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Re-denoise: step+inversion rounds.")] = 1,
+    inversion: Annotated[str, typer.Option(help="Re-denoise: exact or authors.")] = "exact",
+    timestep_spacing: Annotated[
+        str | None,
+        typer.Option(help="Re-denoise: leading, trailing or linspace [pipeline's own]."),
+    ] = None,
+    candidates: Annotated[int, typer.Option(help="Local search: candidates per row.")] = 4,
+    angle: Annotated[float, typer.Option(help="Local search: angle in radians.")] = 0.5,
+    height: int | None = None,
+    width: int | None = None,
+    dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per teacher batch.")] = 32,
+    generation_batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 64,
+    rows_per_shard: Annotated[
+        int, typer.Option(help="Rows per shard file (a kill loses at most this many).")
+    ] = 256,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Stop each process after this many new rows.")
+    ] = None,
+    cpu: Annotated[bool, typer.Option(help="Run on the CPU even when a GPU exists.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Collect scored noise pairs (source x_T, teacher's target) for training NPNet."""
+    from rich.console import Console
+
+    from golden_noise.collect import SeedPlan
+    from golden_noise.collect import collect as run_collect
+    from golden_noise.distributed import make_accelerator
+    from golden_noise.errors import GoldenNoiseError
+    from golden_noise.pipelines import TOY, load_pipeline
+    from golden_noise.prompt_sources import read_prompt_source
+    from golden_noise.redenoise import RedenoiseSettings
+    from golden_noise.scorers.registry import get_scorer
+    from golden_noise.teachers import SamplerSettings, get_teacher
+
+    try:
+        accelerator = make_accelerator(cpu=cpu)
+        texts = read_prompt_source(prompts, column)
+        pipe = load_pipeline(pipeline, dtype=dtype, device=accelerator.device)
+        if pipeline == TOY:
+            from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+            steps, guidance = steps or DEFAULT_STEPS, guidance or DEFAULT_GUIDANCE
+        settings = SamplerSettings(steps=steps or 10, guidance=guidance or 5.5, scheduler=sampler)
+        if teacher == "redenoise":
+            teacher_options: dict[str, object] = {
+                "settings": RedenoiseSettings(
+                    steps=redenoise_steps or settings.steps,
+                    w_l=w_l,
+                    w_w=w_w,
+                    repeats=repeats,
+                    inversion=inversion,
+                    timestep_spacing=timestep_spacing,
+                )
+            }
+        else:
+            teacher_options = {"candidates": candidates, "angle": angle}
+        summary = run_collect(
+            pipe,
+            texts,
+            out,
+            get_scorer(scorer),
+            teacher=get_teacher(teacher, **teacher_options),
+            sampler=settings,
+            seeds=SeedPlan(
+                per_prompt=seeds_per_prompt, offset=seed_offset, distinct=not shared_seeds
+            ),
+            margin=margin,
+            batch_size=batch_size,
+            generation_batch_size=generation_batch_size,
+            rows_per_shard=rows_per_shard,
+            height=height,
+            width=width,
+            model=pipeline,
+            accelerator=accelerator,
+            progress=progress,
+            max_rows=max_rows,
+        )
+    except GoldenNoiseError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not accelerator.is_main_process:
+        return
+    per_kept = (
+        f"{summary.model_calls_per_row / summary.kept_ratio:.0f}" if summary.kept_ratio else "n/a"
+    )
+    Console().print(
+        f"done: {summary.rows_in_dataset}/{summary.rows_planned} rows in {summary.out}, "
+        f"{summary.kept_in_dataset} kept at margin {margin} ({summary.kept_ratio:.1%}); "
+        f"this process wrote {summary.rows_written_here} rows at "
+        f"{summary.pairs_per_second:.2f} pairs/s; denoiser evaluations: "
+        f"{summary.model_calls_per_row} per row, {per_kept} per kept pair"
+    )

@@ -13,7 +13,7 @@ variance: the pipeline scales `latents=` by its scheduler's `init_noise_sigma` i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,35 +101,47 @@ class GoldenNoise:
             return resize_golden(self.npnet, noise, embeds.tokens)
         return self.npnet(noise, embeds.tokens)
 
+    def image(self, prompt: str, seed: int, **pipe_kwargs: Any) -> Any:
+        """The pipeline's image for (prompt, seed), started from golden instead of seed noise.
+
+        `pipe_kwargs` go to the pipeline call (e.g. `num_inference_steps`, `height`). The
+        generator lives on the CPU, so a seed means the same noise on any device, as
+        diffusers recommends.
+        """
+        generator = _seeded(seed)
+        size = pipe_kwargs.get("height"), pipe_kwargs.get("width")
+        latents = self.latents(prompt, generator, *size)
+        return self.pipe(prompt, latents=latents, generator=generator, **pipe_kwargs).images[0]
+
+    def iter_compare(
+        self, prompts: str | Sequence[str], seeds: Sequence[int], **pipe_kwargs: Any
+    ) -> Iterator[Comparison]:
+        """Standard and golden image for each (prompt, seed) in turn, prompt-major."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        for prompt in prompts:
+            for seed in seeds:
+                standard = self.pipe(prompt, generator=_seeded(seed), **pipe_kwargs).images[0]
+                golden = self.image(prompt, seed, **pipe_kwargs)
+                yield Comparison(prompt, seed, standard, golden)
+
     def compare(
         self,
         prompts: str | Sequence[str],
         seeds: Sequence[int],
         *,
-        height: int | None = None,
-        width: int | None = None,
         show_progress: bool = True,
         **pipe_kwargs: Any,
     ) -> list[Comparison]:
         """Standard and golden images for every (prompt, seed), from the same seeded generator.
 
         `pipe_kwargs` go to both pipeline calls (e.g. `num_inference_steps`, `guidance_scale`,
-        `negative_prompt`). Generators live on the CPU, so a seed means the same noise on any
-        device, as diffusers recommends.
+        `negative_prompt`, `height`).
         """
         from rich.progress import track
 
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
-        call = {"height": height, "width": width, **pipe_kwargs}
-        results = []
-        for prompt, seed in track(jobs, "standard vs golden", disable=not show_progress):
-            standard = self.pipe(prompt, generator=_seeded(seed), **call).images[0]
-            generator = _seeded(seed)
-            golden_latents = self.latents(prompt, generator, height, width)
-            golden = self.pipe(prompt, latents=golden_latents, generator=generator, **call)
-            results.append(Comparison(prompt, seed, standard, golden.images[0]))
-        return results
+        total = (1 if isinstance(prompts, str) else len(prompts)) * len(seeds)
+        pairs = self.iter_compare(prompts, seeds, **pipe_kwargs)
+        return list(track(pairs, "standard vs golden", total=total, disable=not show_progress))
 
     def _given_noise(
         self,
@@ -182,8 +194,8 @@ class GoldenNoise:
             raise GoldenNoiseError(
                 f"this NPNet was made for {self._made_for()}, i.e. "
                 f"{config.height * step}x{config.width * step} px on this pipeline; {gives}. "
-                "Generate at the net's size, or pass resize_noise=True to resize the noise to "
-                "the net's size and back (an approximation)"
+                "Generate at the net's size, or pass resize_noise=True (CLI: --resize-noise) to "
+                "resize the noise to the net's size and back (an approximation)"
             )
 
 

@@ -1,0 +1,207 @@
+"""`golden-noise generate`: images from golden noise, optionally beside the seed's own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from golden_noise.cli.app import app
+from golden_noise.errors import GoldenNoiseError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from "0,1,2" or ranges "0-3" (inclusive), mixed: "0-2,10"."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, sep, last = part.partition("-")
+        try:
+            bounds = (int(first), int(last)) if sep else (int(part), int(part))
+        except ValueError:
+            raise GoldenNoiseError(
+                f"seeds must be integers or ranges like 0-3, comma-separated; got {part!r}"
+            ) from None
+        if bounds[1] < bounds[0]:
+            raise GoldenNoiseError(f"seed range must ascend; got {part!r}")
+        seeds.extend(range(bounds[0], bounds[1] + 1))
+    if not seeds:
+        raise GoldenNoiseError(f"expected at least one seed; got {text!r}")
+    return seeds
+
+
+def read_prompts(prompts: list[str] | None, prompts_file: Path | None) -> list[str]:
+    """`--prompt` values, then the non-empty lines of `--prompts FILE`."""
+    collected = list(prompts or [])
+    if prompts_file is not None:
+        try:
+            lines = prompts_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise GoldenNoiseError(
+                f"cannot read prompt file {prompts_file} (expected UTF-8 text, one prompt a "
+                f"line): {error}"
+            ) from error
+        collected += [line.strip() for line in lines if line.strip()]
+    if not collected:
+        raise GoldenNoiseError("expected at least one prompt: pass --prompt or --prompts FILE")
+    return collected
+
+
+def _save_png(image: Any, path: Path) -> None:
+    """Write `path` whole or not at all, so an interrupted run leaves no broken image."""
+    partial = path.with_name(f".{path.name}.partial")
+    image.save(partial, format="PNG")
+    os.replace(partial, path)
+
+
+def _write_index(prompts: list[str], path: Path) -> None:
+    """`prompts.txt`: the file-name index of each prompt, tab, the prompt."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text("".join(f"{i:03d}\t{p}\n" for i, p in enumerate(prompts)), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _load_npnet(source: str | None, filename: str | None, pipeline: str) -> Any:
+    from golden_noise.npnet import NPNet
+    from golden_noise.pipelines import TOY
+
+    if source is not None:
+        return NPNet.from_pretrained(source, filename=filename)
+    if pipeline == TOY:
+        from golden_noise.toy import load_npnet
+
+        return load_npnet()
+    raise GoldenNoiseError(
+        f"--npnet is required for pipeline {pipeline!r} (only 'toy' has a built-in NPNet); e.g. "
+        "--npnet Klayand/GoldenNoiseModel --npnet-file sdxl.pth"
+    )
+
+
+@app.command()
+def generate(
+    prompt: Annotated[
+        list[str] | None, typer.Option("--prompt", "-p", help="A prompt; repeat for more.")
+    ] = None,
+    prompts_file: Annotated[
+        Path | None, typer.Option("--prompts", help="Text file with one prompt per line.")
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
+    ] = "toy",
+    npnet: Annotated[
+        str | None,
+        typer.Option(help="NPNet: save_pretrained folder, .pth/.safetensors file or hub id."),
+    ] = None,
+    npnet_file: Annotated[
+        str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. '0,1,2' or '0-3'.")] = "0",
+    steps: Annotated[
+        int | None, typer.Option(help="Denoising steps (default: the pipeline's).")
+    ] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Guidance scale (default: the pipeline's).")
+    ] = None,
+    height: Annotated[int | None, typer.Option(help="Image height in pixels.")] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("golden-noise-images"),
+    compare: Annotated[
+        bool,
+        typer.Option(help="Also generate from the seed's own noise; write side-by-sides + grid."),
+    ] = False,
+    resize_noise: Annotated[
+        bool,
+        typer.Option(help="Let an NPNet made for another latent size run (an approximation)."),
+    ] = False,
+    dtype: Annotated[
+        str | None, typer.Option(help="Pipeline dtype: float32, float16, bfloat16.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Device (default: cuda if any).")] = None,
+) -> None:
+    """Generate images from golden noise (NPNet) with a diffusers pipeline, saved as PNG."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        written = _run(
+            prompts=read_prompts(prompt, prompts_file),
+            seeds=parse_seeds(seeds),
+            pipeline=pipeline,
+            npnet=npnet,
+            npnet_file=npnet_file,
+            pipe_kwargs=_pipe_kwargs(steps, guidance, height, width),
+            out=out,
+            compare=compare,
+            resize_noise=resize_noise,
+            dtype=dtype,
+            device=device,
+        )
+    except GoldenNoiseError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {written} images to {out}")
+
+
+def _pipe_kwargs(
+    steps: int | None, guidance: float | None, height: int | None, width: int | None
+) -> dict[str, Any]:
+    given = {
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "height": height,
+        "width": width,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _run(
+    *,
+    prompts: list[str],
+    seeds: list[int],
+    pipeline: str,
+    npnet: str | None,
+    npnet_file: str | None,
+    pipe_kwargs: dict[str, Any],
+    out: Path,
+    compare: bool,
+    resize_noise: bool,
+    dtype: str | None,
+    device: str | None,
+) -> int:
+    from diffusers.utils import make_image_grid
+    from rich.progress import track
+
+    from golden_noise.generate import GoldenNoise
+    from golden_noise.pipelines import load_pipeline
+
+    pipe = load_pipeline(pipeline, dtype=dtype, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    golden = GoldenNoise(_load_npnet(npnet, npnet_file, pipeline), pipe, resize_noise=resize_noise)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_index(prompts, out / "prompts.txt")
+    total = len(prompts) * len(seeds)
+    written = 0
+    if not compare:
+        jobs = [(i, p, s) for i, p in enumerate(prompts) for s in seeds]
+        for index, text, seed in track(jobs, "golden images", total=total):
+            _save_png(golden.image(text, seed, **pipe_kwargs), out / f"{index:03d}-s{seed}.png")
+            written += 1
+        return written
+    pairs = track(
+        golden.iter_compare(prompts, seeds, **pipe_kwargs), "standard vs golden", total=total
+    )
+    rows, sides = [], []
+    for number, pair in enumerate(pairs):
+        index = number // len(seeds)
+        _save_png(pair.standard, out / f"{index:03d}-s{pair.seed}-standard.png")
+        _save_png(pair.golden, out / f"{index:03d}-s{pair.seed}-golden.png")
+        rows.append(pair)
+        written += 2
+        if len(rows) == len(seeds):  # one prompt done: standard row over golden row
+            images = [r.standard for r in rows] + [r.golden for r in rows]
+            sides.append(make_image_grid(images, rows=2, cols=len(seeds)))
+            _save_png(sides[-1], out / f"{index:03d}-compare.png")
+            rows = []
+    _save_png(make_image_grid(sides, rows=len(prompts), cols=1), out / "grid.png")
+    return written

@@ -1,0 +1,79 @@
+"""The one place that turns a `--pipeline` spec into a loaded diffusers pipeline.
+
+A spec is "toy" (the embedded toy world's trained pipeline, shipped in the package), a local
+folder written by `save_pretrained`, or a hub id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from golden_noise.errors import GoldenNoiseError
+
+TOY = "toy"
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    """A torch dtype from its name ("float16", "fp16", ...); None keeps the saved dtype."""
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    if name.lower() not in DTYPES:
+        raise GoldenNoiseError(f"dtype must be one of {sorted(DTYPES)}; got {name!r}")
+    return DTYPES[name.lower()]
+
+
+def default_device() -> str:
+    """The first accelerator torch sees, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pipeline(
+    spec: str = TOY,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> Any:
+    """Load the pipeline named by `spec` onto `device` (default: `default_device()`).
+
+    A local folder never touches the network; a hub id uses the hub cache as usual.
+    """
+    torch_dtype = resolve_dtype(dtype)
+    device = device or default_device()
+    if spec == TOY:
+        from golden_noise.toy import load_pipeline as load_toy_pipeline
+
+        return load_toy_pipeline().to(device=device, dtype=torch_dtype)
+    # Loading in the dtype (rather than casting after) keeps the modules diffusers pins to
+    # float32 in float32.
+    return _from_pretrained(spec, torch_dtype).to(device)
+
+
+def _from_pretrained(spec: str, torch_dtype: torch.dtype | None) -> Any:
+    from diffusers import DiffusionPipeline
+
+    path = Path(spec)
+    if path.exists() and not (path / "model_index.json").is_file():
+        raise GoldenNoiseError(
+            f"expected a diffusers pipeline folder (with model_index.json) at {spec}; "
+            f"found {sorted(p.name for p in path.iterdir()) if path.is_dir() else 'a file'}"
+        )
+    kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
+    try:
+        return DiffusionPipeline.from_pretrained(spec, **kwargs)
+    except (OSError, ValueError) as error:  # hub/cache misses and bad ids surface as these
+        raise GoldenNoiseError(
+            f"cannot load pipeline {spec!r}: expected 'toy', a local pipeline folder or a hub "
+            f"id the hub (or its cache) can serve; {error}"
+        ) from error

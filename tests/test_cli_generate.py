@@ -59,9 +59,11 @@ def test_user_errors_exit_with_a_clear_message(saved, tmp_path):
     assert "expected at least one prompt" in no_prompt.output
     no_net = _run(saved, "-p", "a cat", "--out", str(tmp_path))
     assert no_net.exit_code == 2 and "--npnet is required" in no_net.output
-    missing = _run(saved, "--npnet", str(saved / "npnet"), "--prompts", str(tmp_path / "nope"))
+    nope = str(tmp_path / "nope")
+    missing = _run(saved, "--npnet", str(saved / "npnet"), "--prompts", nope, "--out", nope)
     assert missing.exit_code == 2 and "cannot read prompt file" in missing.output
-    wrong_size = _run(saved, "--npnet", str(saved / "npnet"), "-p", "a cat", "--height", "64")
+    args = ["--npnet", str(saved / "npnet"), "-p", "a cat", "--height", "64"]
+    wrong_size = _run(saved, *args, "--out", str(tmp_path))
     assert wrong_size.exit_code == 2 and "--resize-noise" in wrong_size.output
 
 

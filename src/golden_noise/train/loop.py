@@ -48,6 +48,8 @@ class TrainResult:
     best_val_loss: float
     history: list[dict[str, Any]]
     backbone: str
+    train_rows: int
+    val_rows: int
 
 
 def _trackers(choice: str) -> list[str]:
@@ -196,11 +198,10 @@ def train(config: TrainConfig) -> TrainResult:
         disable=not config.progress,
     )
     for epoch in range(progress.epoch, config.epochs):
-        sampler.set_epoch(epoch)
         skip = progress.batches_in_epoch
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        loss_count, started = 0, time.perf_counter()
+        loader.set_epoch(epoch)  # accelerate passes it on to the sampler; a fresh loader says 0
+        batches_before, started = progress.batches_in_epoch, time.perf_counter()
         for source, target, embeds in loader:
             with accelerator.accumulate(net):
                 loss = F.mse_loss(net(source, embeds).float(), target)
@@ -209,8 +210,7 @@ def train(config: TrainConfig) -> TrainResult:
                 scheduler.step()
                 optimizer.zero_grad()
             progress.batches_in_epoch += 1
-            loss_sum += loss.detach().double()
-            loss_count += 1
+            progress.epoch_loss_sum += loss.item()
             if accelerator.sync_gradients:
                 progress.global_step += 1
                 bar.update(1)
@@ -218,7 +218,8 @@ def train(config: TrainConfig) -> TrainResult:
                 if config.checkpoint_every and progress.global_step % config.checkpoint_every == 0:
                     _save_checkpoint(accelerator, progress, config)
         elapsed = time.perf_counter() - started
-        train_loss = accelerator.reduce(loss_sum / max(loss_count, 1), reduction="mean").item()
+        train_loss = _global_mean(accelerator, progress.epoch_loss_sum) / progress.batches_in_epoch
+        done = progress.batches_in_epoch - batches_before
         metrics = _evaluate(net, val_loader, mean_residual, accelerator)
         row = {
             "epoch": epoch + 1,
@@ -226,12 +227,10 @@ def train(config: TrainConfig) -> TrainResult:
             "train_loss": train_loss,
             **metrics,
             "lr": scheduler.get_last_lr()[0],
-            "samples_per_s": loss_count * config.batch_size / elapsed
-            if elapsed > 0
-            else float("nan"),
+            "samples_per_s": done * config.batch_size / elapsed if elapsed > 0 else float("nan"),
         }
         progress.history.append(row)
-        progress.epoch, progress.batches_in_epoch = epoch + 1, 0
+        progress.epoch, progress.batches_in_epoch, progress.epoch_loss_sum = epoch + 1, 0, 0.0
         accelerator.log(row, step=progress.global_step)
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.5f} | "
@@ -245,7 +244,19 @@ def train(config: TrainConfig) -> TrainResult:
         _save_checkpoint(accelerator, progress, config)
     bar.close()
     accelerator.end_training()
-    return TrainResult(out, progress.best_val_loss, list(progress.history), backbone_note)
+    return TrainResult(
+        out,
+        progress.best_val_loss,
+        list(progress.history),
+        backbone_note,
+        len(train_set),
+        len(val_set),
+    )
+
+
+def _global_mean(accelerator: Any, value: float) -> float:
+    tensor = torch.tensor(value, dtype=torch.float64, device=accelerator.device)
+    return accelerator.reduce(tensor, reduction="mean").item()
 
 
 def _resolve_margin(config: TrainConfig) -> float | None:
@@ -278,7 +289,12 @@ def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> No
 
 
 def _save_checkpoint(accelerator: Any, progress: TrainProgress, config: TrainConfig) -> None:
-    """Save the full training state under a temp name, then publish it by renaming."""
+    """Save the full training state under a temp name, then publish it by renaming.
+
+    The running loss sum is averaged over processes first: only the main process's copy is
+    saved, and the mean of (shared sum + each rank's later sum) is still the right total.
+    """
+    progress.epoch_loss_sum = _global_mean(accelerator, progress.epoch_loss_sum)
     final = checkpoint_dir(config.out, progress.global_step)
     staging = staging_dir(config.out, progress.global_step)
     if accelerator.is_main_process:

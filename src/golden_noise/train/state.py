@@ -33,6 +33,8 @@ class TrainProgress:
     epoch: int = 0
     batches_in_epoch: int = 0
     global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
     best_val_loss: float = float("inf")
     mean_residual: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,244 @@
+"""Stage II training: it learns, resumes after kill -9 on the same trajectory, errors clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from npd_fixtures import manifest, source_latents, write_synthetic_dataset
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from golden_noise.cli import app
+from golden_noise.dataset import DatasetWriter, PromptRecord
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.train import TrainConfig, train
+
+SMALL_NET = {
+    "backbone": "vit_tiny_patch16_224",
+    "backbone_kwargs": {
+        "img_size": 32,
+        "patch_size": 8,
+        "depth": 1,
+        "embed_dim": 32,
+        "num_heads": 2,
+    },
+    "backbone_input_size": 32,
+    "svd_hidden": 16,
+    "svd_mlp_hidden": 64,
+}
+
+
+def small_config(dataset: Path, out: Path, **overrides) -> TrainConfig:
+    settings = dict(
+        dataset=dataset,
+        out=out,
+        batch_size=16,
+        epochs=3,
+        lr=3e-3,
+        margin=None,
+        val_fraction=0.25,
+        npnet=dict(SMALL_NET),
+        log_with="none",
+        progress=False,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp("npd") / "npd", n_prompts=40, seeds_per_prompt=4
+    )
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def test_learns_the_prompt_dependent_edit_far_below_both_baselines(
+    dataset: Path, tmp_path: Path
+) -> None:
+    result = train(small_config(dataset, tmp_path / "run", epochs=10))
+    first, last = result.history[0], result.history[-1]
+    baseline = min(last["val_identity"], last["val_mean_residual"])
+    assert baseline > 0.5  # the synthetic shift is large; neither baseline can model it
+    assert last["val_loss"] < 0.4 * baseline, result.history
+    assert last["val_loss"] < first["val_loss"]
+    assert result.best_val_loss == min(row["val_loss"] for row in result.history)
+    net = NPNet.from_pretrained(tmp_path / "run" / "best")
+    assert (net.config.channels, net.config.height, net.config.text_tokens) == (4, 8, 8)
+    assert net.config.svd_variant == "attention" and net.config.family == "synthetic"
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in rows] == list(range(1, 11))
+    assert (
+        (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,step,train_loss,val_loss")
+    )
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    import torch
+    sys.path.insert(0, {tests!r})
+    torch.set_num_threads(1)
+    from test_train import small_config
+    from golden_noise.train import train
+    import accelerate
+
+    mode, calls = {mode!r}, {{"n": 0}}
+    if mode == "mid_step":
+        original = torch.optim.AdamW.step
+        def step(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 10:  # mid epoch 2, after the step-8 checkpoint
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, *args, **kwargs)
+        torch.optim.AdamW.step = step
+    else:
+        original = accelerate.Accelerator.save_state
+        def save_state(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 3:  # the staged checkpoint is written but never published
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+        accelerate.Accelerator.save_state = save_state
+    from pathlib import Path
+    train(small_config(Path({dataset!r}), Path({out!r}), checkpoint_every=4))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["mid_step", "mid_checkpoint"])
+def test_kill_9_then_resume_reproduces_the_uninterrupted_weights(
+    dataset: Path, tmp_path: Path, mode: str
+) -> None:
+    reference = train(small_config(dataset, tmp_path / "reference", checkpoint_every=4))
+    script = KILLED_RUN.format(
+        tests=str(Path(__file__).parent), mode=mode, dataset=str(dataset), out=str(tmp_path / "run")
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (
+        not (tmp_path / "run" / "metrics.jsonl").exists()
+        or len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) < 3
+    )
+    resumed = train(small_config(dataset, tmp_path / "run", checkpoint_every=4))
+
+    def untimed(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "samples_per_s"} for row in history]
+
+    assert untimed(resumed.history) == untimed(reference.history)
+    expected, found = weights(tmp_path / "reference" / "last"), weights(tmp_path / "run" / "last")
+    assert expected.keys() == found.keys()
+    for key in expected:
+        assert torch.equal(expected[key], found[key]), key
+    assert not list((tmp_path / "run" / "checkpoints").glob(".tmp-*"))
+
+
+def test_ablations_and_the_unfiltered_option_train(dataset: Path, tmp_path: Path) -> None:
+    for number, switch in enumerate(
+        ({"use_svd": False}, {"use_residual": False}, {"use_text": False})
+    ):
+        result = train(
+            small_config(
+                dataset, tmp_path / f"abl{number}", epochs=1, npnet={**SMALL_NET, **switch}
+            )
+        )
+        assert (
+            NPNet.from_pretrained(tmp_path / f"abl{number}" / "last").config.to_dict().items()
+            >= switch.items()
+        )
+        assert result.history[0]["val_loss"] > 0
+    filtered = train(small_config(dataset, tmp_path / "filtered", epochs=1, margin="manifest"))
+    unfiltered = train(small_config(dataset, tmp_path / "unfiltered", epochs=1, margin=None))
+    assert filtered.train_rows * 2 == unfiltered.train_rows  # the fixture's filter keeps even seeds
+
+
+def test_bad_inputs_fail_with_clear_errors(dataset: Path, tmp_path: Path) -> None:
+    wrong = NPNet(
+        NPNetConfig(channels=4, height=16, width=16, text_tokens=8, text_dim=16, **SMALL_NET)
+    )
+    wrong.save_pretrained(tmp_path / "wrong")
+    with pytest.raises(
+        GoldenNoiseError, match="does not fit the dataset .* height: dataset 8, NPNet .* 16"
+    ):
+        train(small_config(dataset, tmp_path / "a", init_from=str(tmp_path / "wrong")))
+    with pytest.raises(GoldenNoiseError, match="text_dim: dataset 16, the requested NPNet 32"):
+        train(small_config(dataset, tmp_path / "b", npnet={**SMALL_NET, "text_dim": 32}))
+    with pytest.raises(GoldenNoiseError, match="one batch needs 16"):
+        train(small_config(dataset, tmp_path / "c", margin=5.0))
+
+    empty = tmp_path / "empty"
+    DatasetWriter(empty, manifest()).close()
+    with pytest.raises(GoldenNoiseError, match="has no rows"):
+        train(small_config(empty, tmp_path / "d"))
+
+    poisoned = write_synthetic_dataset(tmp_path / "poisoned", n_prompts=8, seeds_per_prompt=4)
+    shard = sorted((poisoned / "rows").iterdir())[0]
+    tensors = load_file(shard)
+    tensors["target"][3, 1] = float("nan")
+    save_file(tensors, shard)
+    with pytest.raises(GoldenNoiseError, match="target of row .* contains NaN"):
+        train(small_config(poisoned, tmp_path / "e", epochs=1))
+
+
+def test_cli_trains_and_reports_the_baselines(dataset: Path, tmp_path: Path) -> None:
+    args = [
+        "train",
+        str(dataset),
+        "--out",
+        str(tmp_path / "cli"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+    ]
+    args += [
+        "--lr",
+        "3e-3",
+        "--unfiltered",
+        "--val-fraction",
+        "0.25",
+        "--no-progress",
+        "--log-with",
+        "none",
+    ]
+    args += [
+        "--backbone",
+        SMALL_NET["backbone"],
+        "--backbone-kwargs",
+        json.dumps(SMALL_NET["backbone_kwargs"]),
+    ]
+    args += ["--backbone-input-size", "32", "--backbone-pretrained"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "random initialisation (no local pretrained weights" in result.output
+    assert "identity" in result.output and "mean residual" in result.output
+    assert (tmp_path / "cli" / "best" / "config.json").is_file()
+    bad = CliRunner().invoke(
+        app, ["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]
+    )
+    assert bad.exit_code == 1 and "no Noise Prompt Dataset" in bad.output
+
+
+def test_validation_takes_whole_prompts(tmp_path: Path) -> None:
+    root = tmp_path / "npd"
+    with DatasetWriter(
+        root, manifest(), prompts=[PromptRecord(p, str(p)) for p in range(4)]
+    ) as writer:
+        writer.add_embeddings(list(range(4)), torch.zeros(4, 8, 16))
+        for p in range(4):
+            x = source_latents([p] * 8, list(range(8)))
+            writer.add(x, x, [p] * 8, list(range(8)), [0.0] * 8, [1.0] * 8)
+    result = train(small_config(root, tmp_path / "run", epochs=1, batch_size=8))
+    assert result.train_rows == 24 and result.val_rows == 8

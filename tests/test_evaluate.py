@@ -1,0 +1,133 @@
+"""evaluate on a tiny SD pipeline with a tiny NPNet: pairing, resume, re-score, teacher arm."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from tiny_pipelines import build_sd, make_identity, tiny_npnet
+
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.evaluate import (
+    evaluate,
+    golden_arm,
+    make_samples,
+    redenoise_arm,
+    standard_arm,
+)
+from golden_noise.generate import GoldenNoise
+from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.scorers import get_scorer
+
+PROMPTS = [
+    "a red circle",
+    "two blue squares",
+    "a green triangle on the left and a red square on the right",
+]
+CALL = {"num_inference_steps": 2, "guidance_scale": 3.0}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = build_sd()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def scorers():
+    return [get_scorer("toy-soft"), get_scorer("toy-correct")]
+
+
+def arms(pipe, net, teacher=False):
+    golden = GoldenNoise(net, pipe)
+    made = {"standard": standard_arm(pipe, **CALL), "golden": golden_arm(golden, **CALL)}
+    if teacher:
+        made["teacher"] = redenoise_arm(golden, RedenoiseSettings(steps=4), **CALL)
+    return made
+
+
+def pixels(path):
+    return np.asarray(Image.open(path), dtype=np.int16)
+
+
+def test_writes_paired_images_and_the_report(tmp_path, pipe):
+    samples = make_samples(PROMPTS[:2], [0, 1])
+    summary = evaluate(
+        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32)),
+        run={"pipeline": "tiny-sd"}, show_progress=False, resamples=200,
+    )  # fmt: skip
+    assert summary["n_samples"] == 4 and summary["arms"] == ["standard", "golden"]
+    assert len(list((tmp_path / "images").glob("*.png"))) == 8
+    for name in ("metrics.json", "images.csv", "report.html", "grid.png", "index.jsonl"):
+        assert (tmp_path / name).is_file()
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["run"] == {"pipeline": "tiny-sd"}
+    assert set(report["summary"]["overall"]) == {"toy-soft", "toy-correct"}
+    assert set(report["summary"]["groups"]) == {"single", "counting"}  # toy prompt types
+    standard = pixels(tmp_path / samples[1].file("standard"))
+    expected = pipe(PROMPTS[0], generator=_generator(1), **CALL).images[0]
+    assert np.array_equal(standard, np.asarray(expected, dtype=np.int16))
+    golden = pixels(tmp_path / samples[1].file("golden"))
+    assert np.abs(golden - standard).max() > 0  # a random NPNet changes the image
+
+
+def _generator(seed):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def test_identity_npnet_gives_the_standard_image(tmp_path, pipe):
+    """Both arms start from the same seeded noise: an identity NPNet changes nothing."""
+    samples = make_samples(PROMPTS[:1], [3])
+    evaluate(
+        tmp_path, scorers(), samples=samples, arms=arms(pipe, make_identity(tiny_npnet(32))),
+        show_progress=False, resamples=100,
+    )  # fmt: skip
+    difference = pixels(tmp_path / samples[0].file("golden")) - pixels(
+        tmp_path / samples[0].file("standard")
+    )
+    assert np.abs(difference).max() <= 1  # float round-off of the SVD, then 8-bit rounding
+
+
+def test_rescore_reads_images_without_the_pipeline(tmp_path, pipe):
+    samples = make_samples(PROMPTS, [0])
+    first = evaluate(
+        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32)),
+        run={"steps": 2}, show_progress=False, resamples=100,
+    )  # fmt: skip
+    (tmp_path / "report.html").unlink()
+
+    def never(prompt, seed):
+        raise AssertionError("existing images must not be regenerated")
+
+    again = evaluate(
+        tmp_path, scorers(), samples=samples, arms={"standard": never, "golden": never},
+        show_progress=False, resamples=100,
+    )  # fmt: skip
+    rescored = evaluate(tmp_path, scorers(), show_progress=False, resamples=100)
+    assert first == again == rescored
+    assert (tmp_path / "report.html").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"] == {"steps": 2}
+    (tmp_path / samples[2].file("golden")).unlink()
+    with pytest.raises(GoldenNoiseError, match="1 are missing"):
+        evaluate(tmp_path, scorers(), show_progress=False)
+
+
+def test_teacher_arm_is_a_third_column(tmp_path, pipe):
+    samples = make_samples(PROMPTS[:1], [0, 1])
+    summary = evaluate(
+        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32), teacher=True),
+        show_progress=False, resamples=100,
+    )  # fmt: skip
+    assert summary["arms"] == ["standard", "golden", "teacher"]
+    assert set(summary["overall"]["toy-soft"]["vs_standard"]) == {"golden", "teacher"}
+    teacher = pixels(tmp_path / samples[0].file("teacher"))
+    assert np.abs(teacher - pixels(tmp_path / samples[0].file("standard"))).max() > 0
+
+
+def test_needs_a_standard_arm(tmp_path, pipe):
+    with pytest.raises(GoldenNoiseError, match="'standard' arm"):
+        evaluate(tmp_path, scorers(), samples=make_samples(PROMPTS[:1], [0]), arms={})
+    with pytest.raises(GoldenNoiseError, match="index.jsonl"):
+        evaluate(tmp_path / "empty", scorers())

@@ -183,7 +183,9 @@ def split_of(prompt: str) -> str:
 @cache
 def _split_keys(split: str) -> frozenset:
     pairs, counts = (
-        (HELDOUT_PAIRS, HELDOUT_COUNTS) if split == "heldout" else (VALIDATION_PAIRS, VALIDATION_COUNTS)
+        (HELDOUT_PAIRS, HELDOUT_COUNTS)
+        if split == "heldout"
+        else (VALIDATION_PAIRS, VALIDATION_COUNTS)
     )
     return frozenset([frozenset(p) for p in pairs] + list(counts))
 

@@ -126,8 +126,10 @@ def score_one(image: np.ndarray, prompt: str) -> tuple[bool, float]:
     if 0 in matched and 1 in matched:
         margin = relation_margin(spec.relation, matched[0].centroid, matched[1].centroid)
         relation = float(np.clip(0.5 + margin / 8, 0, 1))
-        correct = correct and margin > 0 and all(
-            (matched[i].colour, matched[i].shape) == wanted[i] for i in (0, 1)
+        correct = (
+            correct
+            and margin > 0
+            and all((matched[i].colour, matched[i].shape) == wanted[i] for i in (0, 1))
         )
     else:
         correct = False

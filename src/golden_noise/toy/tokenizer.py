@@ -24,7 +24,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])]
+        single="<bos> $A <eos>",
+        special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -50,6 +50,7 @@ class TrainConfig:
     cfg_drop: float = 0.1
     ema_decay: float = 0.999
     checkpoint_every: int = 250
+    threads: int | None = None  # torch threads; None: the faster of 1 and 2, re-measured
 
 
 def scene_batch(seed: int, step: int, n: int) -> tuple[torch.Tensor, list[str]]:
@@ -67,13 +68,15 @@ class ThreadTuner:
     when another process holds a core; a fixed choice loses either way.
     """
 
-    def __init__(self, every: int = 200, window: int = 8) -> None:
-        self.every, self.window = every, window
-        self.current, self.times = 2, {1: [], 2: []}
+    def __init__(self, fixed: int | None, every: int = 200, window: int = 8) -> None:
+        self.fixed, self.every, self.window = fixed, every, window
+        self.current, self.times = fixed or 2, {1: [], 2: []}
         torch.set_num_threads(self.current)
 
     def step_done(self, step: int, seconds: float) -> None:
         """Record one step's time; at trial boundaries, switch threads or settle on the faster."""
+        if self.fixed is not None:
+            return
         phase = step % self.every
         if phase < 2 * self.window:
             self.times[self.current].append(seconds)
@@ -104,6 +107,14 @@ def train(out: Path, config: TrainConfig, minutes: float | None = None) -> Path:
     ``minutes`` caps the UNet phase's wall time (the result then depends on machine speed;
     reproducible runs leave it unset and fix the step counts).
     """
+    threads_before = torch.get_num_threads()
+    try:
+        return _train(out, config, minutes)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(out: Path, config: TrainConfig, minutes: float | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     torch.manual_seed(config.seed)
@@ -128,7 +139,7 @@ def _train_vae(vae: AutoencoderKL, config: TrainConfig, path: Path) -> None:
         start = state["step"]
     vae.train()
     bar = tqdm(range(start, config.vae_steps), desc="vae", mininterval=10)
-    tuner = ThreadTuner()
+    tuner = ThreadTuner(config.threads)
     for step in bar:
         tic = time.perf_counter()
         x, _ = scene_batch(config.seed, step, config.batch_size)
@@ -192,7 +203,7 @@ def _train_unet(vae: AutoencoderKL, config: TrainConfig, out: Path, minutes: flo
     empty = tokenizer([""], padding="max_length", return_tensors="pt").input_ids
     t0 = time.monotonic()
     bar = tqdm(range(start, config.unet_steps), desc="unet+text", mininterval=10)
-    tuner = ThreadTuner()
+    tuner = ThreadTuner(config.threads)
     for step in bar:
         tic = time.perf_counter()
         x, prompts = scene_batch(config.seed, config.vae_steps + step, config.batch_size)

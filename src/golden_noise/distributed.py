@@ -30,7 +30,8 @@ def _parent_requested_cpu_processes() -> int:
     except OSError:
         return 1
     args = [a.decode(errors="replace") for a in argv if a]
-    if "launch" not in args or "--cpu" not in args:
+    launcher = any(a == "launch" or a.endswith("accelerate.commands.launch") for a in args)
+    if not launcher or "--cpu" not in args:
         return 1
     for flag in ("--num_processes", "--num-processes"):
         if flag in args[:-1]:

@@ -54,7 +54,7 @@ def load_pipeline(
     if spec == TOY:
         from golden_noise.toy import load_pipeline as load_toy_pipeline
 
-        return load_toy_pipeline().to(device=device, dtype=torch_dtype)
+        return load_toy_pipeline(device=device, dtype=torch_dtype or torch.float32)
     # Loading in the dtype (rather than casting after) keeps the modules diffusers pins to
     # float32 in float32.
     return _from_pretrained(spec, torch_dtype).to(device)

@@ -156,6 +156,10 @@ def test_net_for_another_family_is_refused_at_construction(pipes):
     with pytest.raises(GoldenNoiseError, match=r"made for sdxl.*\(family sd\)"):
         GoldenNoise(tiny_npnet(32, 16, family="sdxl"), pipes["sd"])
     GoldenNoise(tiny_npnet(32, 16, family="sd1.5"), pipes["sd"])  # an alias of the sd family
+    # The released dit.pth loads as family "hunyuan": served by Hunyuan-DiT, refused by SDXL.
+    GoldenNoise(tiny_npnet(32, 8, family="hunyuan"), pipes["hunyuan-dit"])
+    with pytest.raises(GoldenNoiseError, match=r"made for hunyuan.*\(family sdxl\)"):
+        GoldenNoise(tiny_npnet(48, 16, family="hunyuan"), pipes["sdxl"])
 
 
 def test_net_for_another_latent_size_is_refused_unless_resizing(pipes):

@@ -131,3 +131,48 @@ def test_needs_a_standard_arm(tmp_path, pipe):
         evaluate(tmp_path, scorers(), samples=make_samples(PROMPTS[:1], [0]), arms={})
     with pytest.raises(GoldenNoiseError, match="index.jsonl"):
         evaluate(tmp_path / "empty", scorers())
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saved")
+    build_sd().save_pretrained(root / "pipe")
+    tiny_npnet(32).save_pretrained(root / "npnet")
+    (root / "prompts.txt").write_text("\n".join(PROMPTS[:2]) + "\n")
+    return root
+
+
+def cli(saved, out, *args):
+    from typer.testing import CliRunner
+
+    from golden_noise.cli import app
+
+    base = ["evaluate", "--out", str(out), "--no-progress", "--cpu"]
+    return CliRunner().invoke(app, [*base, *args])
+
+
+def test_cli_evaluates_then_rescores(saved, tmp_path):
+    out = tmp_path / "eval"
+    result = cli(
+        saved, out, "--pipeline", str(saved / "pipe"), "--npnet", str(saved / "npnet"),
+        "--prompts", str(saved / "prompts.txt"), "--seeds", "0-1", "--steps", "2",
+        "--scorers", "toy-soft,toy-correct", "--teacher",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "toy-soft" in result.output and "teacher" in result.output
+    assert len(list((out / "images").glob("*.png"))) == 2 * 2 * 3
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["run"]["num_inference_steps"] == 2
+    assert report["summary"]["n_samples"] == 4
+    result = cli(saved, out, "--rescore", "--scorers", "toy-correct")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "metrics.json").read_text())
+    assert list(report["metrics"]) == ["toy-correct"]
+    assert report["run"]["scorers"] == "toy-correct" and report["run"]["seeds"] == "0-1"
+
+
+def test_cli_user_errors(saved, tmp_path):
+    result = cli(saved, tmp_path / "a", "--pipeline", str(saved / "pipe"))
+    assert result.exit_code == 2 and "expected --prompts" in result.output
+    result = cli(saved, tmp_path / "b", "--rescore", "--scorers", "toy-soft,nope")
+    assert result.exit_code == 2 and "unknown scorer 'nope'" in result.output

@@ -206,7 +206,7 @@ def evaluate(
     show_progress: bool = True,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> dict[str, Any] | None:
-    """Generate what is missing, score, and (on the main process) write the report.
+    """Load the scorers, generate what is missing, score, and (main process) write the report.
 
     With `samples` and `arms` (which must include "standard"), images are generated first;
     without them the folder's `index.jsonl` is re-scored. Returns the statistics on the
@@ -229,6 +229,8 @@ def evaluate(
         stored = folder / RUN_NAME
         run = {**(json.loads(stored.read_text()) if stored.is_file() else {}), **(run or {})}
         atomic_write_json(stored, run)
+    for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
+        scorer.load()
     mine = _my_share(list(samples), accelerator)
     if arms is not None:
         generate_images(folder, mine, arms, show_progress and main)

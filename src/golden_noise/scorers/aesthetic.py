@@ -28,13 +28,11 @@ class Aesthetic(Scorer):
         self,
         head: str | Path = AESTHETIC_REPO,
         clip: str | Path = "openai/clip-vit-large-patch14",
-        cache_dir: str | Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.head_source = head
         self.clip_source = clip
-        self.cache_dir = cache_dir
 
     def _load(self) -> None:
         from transformers import CLIPImageProcessor, CLIPModel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -29,12 +30,14 @@ class Scorer(ABC):
         device: str | torch.device = "cpu",
         batch_size: int = 8,
         dtype: torch.dtype = torch.float32,
+        cache_dir: str | Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise GoldenNoiseError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.dtype = dtype
+        self.cache_dir = cache_dir  # where hub downloads go (huggingface_hub's default if None)
         self._loaded = False
 
     @abstractmethod

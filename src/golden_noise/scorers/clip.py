@@ -31,13 +31,11 @@ class CLIPSimilarity(Scorer):
         self,
         model: str | Path | None = None,
         processor: str | Path | None = None,
-        cache_dir: str | Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.model_source = model or self.default_model
         self.processor_source = processor or self.default_processor or self.model_source
-        self.cache_dir = cache_dir
 
     def _load(self) -> None:
         from transformers import AutoProcessor, CLIPModel

@@ -34,13 +34,11 @@ class HPSv2(Scorer):
         self,
         checkpoint: str | Path = HPS_REPO,
         architecture: str = "ViT-H-14",
-        cache_dir: str | Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.checkpoint = checkpoint
         self.architecture = architecture
-        self.cache_dir = cache_dir
 
     def _load(self) -> None:
         open_clip = require("open_clip")

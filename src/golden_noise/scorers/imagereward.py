@@ -127,7 +127,6 @@ class ImageReward(Scorer):
         checkpoint: str | Path = IMAGEREWARD_REPO,
         tokenizer: str | Path = BERT_TOKENIZER,
         vision_heads: int = 16,
-        cache_dir: str | Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,7 +138,6 @@ class ImageReward(Scorer):
         self.checkpoint = checkpoint
         self.tokenizer_source = tokenizer
         self.vision_heads = vision_heads
-        self.cache_dir = cache_dir
 
     def _load(self) -> None:
         from transformers import BertTokenizer, BlipTextModel, BlipVisionModel

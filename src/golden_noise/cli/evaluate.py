@@ -1,0 +1,200 @@
+"""`golden-noise evaluate`: standard vs golden images on a prompt set, scored, with a report.
+
+Multi-process: `accelerate launch --multi_gpu --num_processes N "$(which golden-noise)"
+evaluate ...` (GPUs, or CPU processes on a machine without GPUs) splits the samples and
+writes ONE report. Re-run the same command to resume; `--rescore` re-scores the images in
+`--out` (e.g. with other scorers) without loading the pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from golden_noise.cli.app import app
+
+TOY_SCORERS = "toy-soft,toy-correct"
+DEFAULT_SCORERS = "hpsv2.1"
+
+
+@app.command()
+def evaluate(
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], or a hub dataset "
+            "id owner/name[:split] (with --column). Not needed with --rescore."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Report folder (created, resumed).")] = Path(
+        "golden-noise-eval"
+    ),
+    pipeline: Annotated[
+        str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
+    ] = "toy",
+    npnet: Annotated[
+        str | None,
+        typer.Option(help="NPNet: save_pretrained folder, .pth/.safetensors file or hub id."),
+    ] = None,
+    npnet_file: Annotated[
+        str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Seeds per prompt, e.g. '0,1,2' or '0-3'.")] = "0",
+    scorers: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated scorer names or name=CHECKPOINT (see `golden-noise scorers`) "
+            f"[toy: {TOY_SCORERS}; else {DEFAULT_SCORERS}]."
+        ),
+    ] = None,
+    teacher: Annotated[
+        bool, typer.Option(help="Add a third arm: the re-denoised x_T' NPNet learns from.")
+    ] = False,
+    rescore: Annotated[
+        bool, typer.Option(help="Score the images already in --out; generate nothing.")
+    ] = False,
+    steps: Annotated[
+        int | None, typer.Option(help="Denoising steps [toy: its default; else the pipeline's].")
+    ] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Guidance scale [toy: its default; else the pipeline's].")
+    ] = None,
+    height: Annotated[int | None, typer.Option(help="Image height in pixels.")] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels.")] = None,
+    resize_noise: Annotated[
+        bool,
+        typer.Option(help="Let an NPNet made for another latent size run (an approximation)."),
+    ] = False,
+    dtype: Annotated[
+        str | None, typer.Option(help="Pipeline dtype: float32, float16, bfloat16.")
+    ] = None,
+    scorer_batch_size: Annotated[int, typer.Option(help="Images per scorer batch.")] = 8,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Hugging Face cache folder for scorer weights.")
+    ] = None,
+    cpu: Annotated[bool, typer.Option(help="Run on the CPU even when a GPU exists.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Compare images from standard and golden noise (same prompt, same seed), scored."""
+    from rich.console import Console
+
+    from golden_noise.distributed import make_accelerator
+    from golden_noise.errors import GoldenNoiseError
+    from golden_noise.evaluate import evaluate as run_evaluate
+    from golden_noise.pipelines import TOY
+    from golden_noise.scorers import get_scorer
+
+    console = Console(stderr=True)
+    try:
+        accelerator = make_accelerator(cpu=cpu)
+        names = scorers or (TOY_SCORERS if pipeline == TOY else DEFAULT_SCORERS)
+        built = [
+            get_scorer(
+                spec, device=accelerator.device, batch_size=scorer_batch_size, cache_dir=cache_dir
+            )
+            for spec in names.split(",")
+            if spec.strip()
+        ]
+        if rescore:
+            summary = run_evaluate(
+                out, built, accelerator=accelerator, show_progress=progress, run={"scorers": names}
+            )
+        else:
+            samples, arms, run = _generation(
+                prompts, column, seeds, pipeline, npnet, npnet_file, teacher, dtype,
+                resize_noise, accelerator.device,
+                {"num_inference_steps": steps, "guidance_scale": guidance,
+                 "height": height, "width": width},
+            )  # fmt: skip
+            summary = run_evaluate(
+                out,
+                built,
+                samples=samples,
+                arms=arms,
+                run={**run, "scorers": names},
+                accelerator=accelerator,
+                show_progress=progress,
+            )
+    except GoldenNoiseError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    if summary is not None:
+        Console().print(overall_table(summary))
+        console.print(f"report: {out / 'report.html'}")
+
+
+def _generation(
+    prompts: str | None,
+    column: str | None,
+    seeds: str,
+    pipeline: str,
+    npnet: str | None,
+    npnet_file: str | None,
+    teacher: bool,
+    dtype: str | None,
+    resize_noise: bool,
+    device: Any,
+    call: dict[str, Any],
+) -> tuple[list, dict, dict[str, Any]]:
+    """Samples, arms and the run description for a generating evaluation."""
+    from golden_noise.cli.generate import _load_npnet, parse_seeds
+    from golden_noise.errors import GoldenNoiseError
+    from golden_noise.evaluate import golden_arm, make_samples, redenoise_arm, standard_arm
+    from golden_noise.generate import GoldenNoise
+    from golden_noise.pipelines import TOY, load_pipeline
+    from golden_noise.prompt_sources import read_prompt_source
+
+    if prompts is None:
+        raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
+    samples = make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
+    if pipeline == TOY:
+        from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+        call["num_inference_steps"] = call["num_inference_steps"] or DEFAULT_STEPS
+        call["guidance_scale"] = call["guidance_scale"] or DEFAULT_GUIDANCE
+    call = {key: value for key, value in call.items() if value is not None}
+    pipe = load_pipeline(pipeline, dtype=dtype, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    golden = GoldenNoise(_load_npnet(npnet, npnet_file, pipeline), pipe, resize_noise=resize_noise)
+    arms = {"standard": standard_arm(pipe, **call), "golden": golden_arm(golden, **call)}
+    if teacher:
+        arms["teacher"] = redenoise_arm(golden, **call)
+    run = {
+        "pipeline": pipeline,
+        "npnet": npnet or "built-in",
+        "prompts": prompts,
+        "seeds": seeds,
+        **call,
+    }
+    return samples, arms, run
+
+
+def overall_table(summary: dict[str, Any]) -> Any:
+    """The overall statistics as a rich table, one line per metric and arm."""
+    from rich.table import Table
+
+    baseline = summary["baseline"]
+    table = Table(title=f"{summary['n_samples']} samples; diff = arm - {baseline}")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("arm", no_wrap=True)
+    for header in (baseline, "arm", "diff", "95% CI", "W/T/L", "win", "p"):
+        table.add_column(header, justify="right")
+    for metric, block in summary["overall"].items():
+        for arm, s in block[f"vs_{baseline}"].items():
+            table.add_row(
+                metric,
+                arm,
+                f"{s['mean_baseline']:.4g}",
+                f"{s['mean_arm']:.4g}",
+                f"{s['mean_diff']:+.3g}",
+                f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
+                f"{s['wins']}/{s['ties']}/{s['losses']}",
+                f"{s['win_rate']:.0%}",
+                f"{s['wilcoxon_p']:.3g}",
+            )
+    return table

@@ -13,7 +13,12 @@ T5_TOKENS = 256
 
 
 class HunyuanDiTAdapter(PipelineAdapter):
-    """NPNet sees the BERT embedding (77x1024), as the authors' released `dit.pth` does."""
+    """NPNet sees the BERT embedding (77x1024), as the authors' released `dit.pth` does.
+
+    The pipeline moves sizes outside its trained set (e.g. 1024x1024, 768x1280) to the
+    nearest one unless called with `use_resolution_binning=False`; latents made for an
+    unbinned size then no longer fit, so pass that flag at other sizes.
+    """
 
     family = "hunyuan-dit"
     family_aliases = ("hunyuan", "hunyuandit", "dit")

@@ -159,8 +159,18 @@ def test_ablations_and_the_unfiltered_option_train(dataset: Path, tmp_path: Path
             >= switch.items()
         )
         assert result.history[0]["val_loss"] > 0
-    filtered = train(small_config(dataset, tmp_path / "filtered", epochs=1, margin="manifest"))
-    unfiltered = train(small_config(dataset, tmp_path / "unfiltered", epochs=1, margin=None))
+    # also: mixed precision and accumulation options, in one process after other runs
+    filtered = train(
+        small_config(
+            dataset, tmp_path / "filtered", epochs=1, margin="manifest", mixed_precision="bf16"
+        )
+    )
+    unfiltered = train(
+        small_config(
+            dataset, tmp_path / "unfiltered", epochs=1, batch_size=8, gradient_accumulation_steps=2
+        )
+    )
+    assert unfiltered.history[0]["step"] == 8  # 15 batches of 8, one optimizer step per 2
     assert filtered.train_rows * 2 == unfiltered.train_rows  # the fixture's filter keeps even seeds
 
 

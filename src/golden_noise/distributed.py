@@ -44,6 +44,7 @@ def make_accelerator(*, cpu: bool = False, **kwargs: Any) -> Accelerator:
     """An `accelerate.Accelerator` that is really as distributed as it was launched to be."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
     requested_cpu = _parent_requested_cpu_processes()
     if requested_cpu > 1:
@@ -54,6 +55,11 @@ def make_accelerator(*, cpu: bool = False, **kwargs: Any) -> Accelerator:
         )
     world = _launched_world_size()
     use_cpu = cpu or (world > 1 and not torch.cuda.is_available())
+    # accelerate keeps per-run settings (mixed precision, accumulation) in process-wide
+    # singletons that refuse a second run with other settings; the process group (in
+    # PartialState) is kept, only the per-run part is cleared.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(cpu=use_cpu, **kwargs)
     if world > 1 and accelerator.num_processes != world:
         raise GoldenNoiseError(

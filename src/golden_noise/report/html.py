@@ -111,7 +111,9 @@ def render_html(
         f"<p>{summary['n_samples']} prompt-seed samples, arms {', '.join(map(escape, arms))}; "
         f"differences are arm &minus; {escape(baseline)} on the same prompt and initial noise; "
         "interval: percentile bootstrap of the paired differences, "
-        f"{summary['bootstrap_resamples']:,} resamples.</p>"
+        f"{summary['bootstrap_resamples']:,} resamples; a difference is coloured when its "
+        "interval excludes 0 (with few samples the percentile bootstrap is optimistic: "
+        "read it with the Wilcoxon p).</p>"
         f"<table class='run'>{run_items}</table>"
         f"<h2>Overall</h2>{metric_table(summary['overall'], metrics, baseline)}"
         + (f"<h2>By group</h2>{groups}" if groups else "")

@@ -66,3 +66,23 @@ def test_bad_calls_name_what_was_expected():
     with pytest.raises(GoldenNoiseError, match="batch_size"):
         get_scorer("toy-soft", batch_size=0)
     assert scorer.score([], []).shape == (0,)
+
+
+def test_hub_ids_resolve_offline_from_the_given_cache_dir(tmp_path):
+    """A hub id is served from `cache_dir` (huggingface_hub's layout) with HF_HUB_OFFLINE."""
+    from golden_noise.scorers.hub import hub_offline, resolve_file
+
+    assert hub_offline()  # tests/conftest.py sets HF_HUB_OFFLINE=1
+    repo = tmp_path / "models--xswu--HPSv2"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "HPS_v2.1_compressed.pt").write_bytes(b"weights")
+    path = resolve_file("xswu/HPSv2", "HPS_v2.1_compressed.pt", cache_dir=tmp_path)
+    assert path.read_bytes() == b"weights"
+    with pytest.raises(GoldenNoiseError, match="HPS_v2_compressed.pt"):
+        resolve_file("xswu/HPSv2", "HPS_v2_compressed.pt", cache_dir=tmp_path)
+    with pytest.raises(GoldenNoiseError, match="expected ImageReward.pt in folder"):
+        resolve_file(tmp_path, "ImageReward.pt")

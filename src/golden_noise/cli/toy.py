@@ -1,6 +1,7 @@
 """`golden-noise toy-train` and `toy-eval`: rebuild the shipped toy pipeline, measure it."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +56,9 @@ def toy_eval(
     pipeline_dir: Annotated[
         Path | None, typer.Option(help="Another run's pipeline/ directory.")
     ] = None,
+    grid_out: Annotated[
+        Path | None, typer.Option("--grid", help="Also draw 8 prompts x the seeds to this PNG.")
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the numbers here.")
     ] = None,
@@ -63,12 +67,14 @@ def toy_eval(
     from rich.console import Console
     from rich.table import Table
 
+    from golden_noise.toy.grammar import sample_prompts
     from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline
-    from golden_noise.toy.quality import measure
+    from golden_noise.toy.quality import generate, grid, measure
 
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     steps = DEFAULT_STEPS if steps is None else steps
-    q = measure(load_pipeline(path=pipeline_dir), split, seeds, guidance, steps)
+    pipe = load_pipeline(path=pipeline_dir)
+    q = measure(pipe, split, seeds, guidance, steps)
     table = Table(title=f"toy quality: {split}, {seeds} seeds, guidance {guidance}, {steps} steps")
     for col in ("type", "correct", "soft", "seed-dependent prompts"):
         table.add_column(col)
@@ -77,17 +83,16 @@ def toy_eval(
     table.add_row("overall", f"{q.overall_correct:.3f}", "", f"{q.overall_seed_dependent:.3f}")
     Console().print(table)
     print(f"{q.images} images; {q.seconds_per_batch:.2f} s per batch of 64")
+    if grid_out is not None:
+        rows = sample_prompts(8, seed=0, split=split)
+        images = generate(
+            pipe, [p for p in rows for _ in range(seeds)], list(range(seeds)) * 8, guidance, steps
+        )
+        grid(images, rows).save(grid_out)
     if json_out is not None:
-        record = {
-            "split": split,
-            "seeds": seeds,
-            "guidance": guidance,
-            "steps": steps,
-            "correct": q.correct,
-            "soft": q.soft,
-            "seed_dependent": q.seed_dependent,
+        record = {"split": split, "seeds": seeds, "guidance": guidance, "steps": steps}
+        record |= asdict(q) | {
             "overall_correct": q.overall_correct,
             "overall_seed_dependent": q.overall_seed_dependent,
-            "seconds_per_batch": q.seconds_per_batch,
         }
         json_out.write_text(json.dumps(record, indent=2))

@@ -153,14 +153,12 @@ def _train_vae(vae: AutoencoderKL, config: TrainConfig, path: Path) -> None:
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.4f}", threads=tuner.current)
         tuner.step_done(step, time.perf_counter() - tic)
-        done = step + 1 == config.vae_steps
-        if done or (step + 1) % config.checkpoint_every == 0:
-            state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}
-            if done:
-                state["scaling_factor"] = _scaling_factor(vae, config)
-                vae.register_to_config(scaling_factor=state["scaling_factor"])
-            _save_atomic(state, path)
-    vae.eval()
+        if (step + 1) % config.checkpoint_every == 0:
+            _save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, path)
+    state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
+    state["scaling_factor"] = _scaling_factor(vae, config)
+    vae.register_to_config(scaling_factor=state["scaling_factor"])
+    _save_atomic(state, path)
 
 
 @torch.no_grad()

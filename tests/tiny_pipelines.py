@@ -21,6 +21,7 @@ from diffusers import (
     DDPMScheduler,
     DiffusionPipeline,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
     HunyuanDiT2DModel,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
@@ -98,17 +99,47 @@ def clip_text_encoder(
     return CLIPTextModelWithProjection(config).eval()
 
 
-def tiny_vae(blocks: int = 2) -> AutoencoderKL:
-    """A VAE that downsamples 2**(blocks-1) times; 4 blocks gives the usual 8x."""
+def tiny_vae(blocks: int = 2, latent_channels: int = 4, **extra: object) -> AutoencoderKL:
+    """A VAE that downsamples 2**(blocks-1) times; 4 blocks gives the usual 8x.
+
+    SD3 and FLUX give 16 latent channels and a `shift_factor` (their decoders need one).
+    """
     return AutoencoderKL(
         block_out_channels=[8] * blocks,
         in_channels=3,
         out_channels=3,
         down_block_types=["DownEncoderBlock2D"] * blocks,
         up_block_types=["UpDecoderBlock2D"] * blocks,
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=8,
         layers_per_block=1,
+        **extra,
+    ).eval()
+
+
+def flow_vae() -> AutoencoderKL:
+    """SD3/FLUX-shaped VAE: 16 latent channels, shift and scale, no quant convs."""
+    return tiny_vae(
+        latent_channels=16,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+
+
+def t5_encoder(tokenizer: T5Tokenizer, d_model: int = 32) -> T5EncoderModel:
+    """A one-layer T5 encoder of width `d_model` (the width NPNet sees for T5 families)."""
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=d_model,
+            d_ff=16,
+            d_kv=8,
+            num_layers=1,
+            num_heads=2,
+            relative_attention_num_buckets=8,
+        )
     ).eval()
 
 
@@ -233,17 +264,7 @@ def build_hunyuan_dit(text_dim: int = 32, sample_size: int = 8) -> DiffusionPipe
         ),
         add_pooling_layer=False,
     ).eval()
-    t5 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2),
-            d_model=t5_dim,
-            d_ff=16,
-            d_kv=8,
-            num_layers=1,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-        )
-    ).eval()
+    t5 = t5_encoder(tokenizer_2, t5_dim)
     return HunyuanDiTPipeline(
         vae=tiny_vae(4),
         text_encoder=bert,
@@ -258,6 +279,123 @@ def build_hunyuan_dit(text_dim: int = 32, sample_size: int = 8) -> DiffusionPipe
     )
 
 
+def build_sd3(t5_dim: int = 32, sample_size: int = 8) -> DiffusionPipeline:
+    """SD3-shaped: two CLIP encoders + T5 (333 tokens at the default max_sequence_length 256),
+    a 16-channel MMDiT, flow matching with SD3's shift 3."""
+    from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(0)
+    clip_dims = (8, 8)
+    transformer = SD3Transformer2DModel(
+        sample_size=sample_size,
+        patch_size=1,
+        in_channels=16,
+        out_channels=16,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        caption_projection_dim=16,
+        joint_attention_dim=t5_dim,
+        pooled_projection_dim=sum(clip_dims),
+    ).eval()
+    tokenizer_3 = t5_tokenizer()
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=flow_vae(),
+        text_encoder=clip_text_encoder(clip_dims[0], projection=clip_dims[0]),
+        tokenizer=clip_tokenizer(),
+        text_encoder_2=clip_text_encoder(clip_dims[1], projection=clip_dims[1]),
+        tokenizer_2=clip_tokenizer(pad_token="!"),
+        text_encoder_3=t5_encoder(tokenizer_3, t5_dim),
+        tokenizer_3=tokenizer_3,
+    )
+
+
+def build_flux(
+    guidance_embeds: bool = True, t5_dim: int = 32, sample_size: int = 8
+) -> DiffusionPipeline:
+    """FLUX-shaped: CLIP (pooled) + T5, 16 latent channels packed 2x2 into 64, flow matching.
+
+    `guidance_embeds=True` is FLUX-dev (distilled guidance, dynamic shifting as dev's scheduler
+    config has it); False is FLUX-schnell (no guidance, plain schedule). FluxPipeline hard-codes
+    a default size of 128 latents; the builder lowers it to `sample_size` so calls without a
+    size stay tiny.
+    """
+    from diffusers import FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    clip_dim = 16
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=64,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=t5_dim,
+        pooled_projection_dim=clip_dim,
+        guidance_embeds=guidance_embeds,
+        axes_dims_rope=(4, 4, 8),
+    ).eval()
+    scheduler = (
+        FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+        if guidance_embeds
+        else FlowMatchEulerDiscreteScheduler(shift=1.0)
+    )
+    tokenizer_2 = t5_tokenizer()
+    pipe = FluxPipeline(
+        transformer=transformer,
+        scheduler=scheduler,
+        vae=flow_vae(),
+        text_encoder=clip_text_encoder(clip_dim),
+        tokenizer=clip_tokenizer(),
+        text_encoder_2=t5_encoder(tokenizer_2, t5_dim),
+        tokenizer_2=tokenizer_2,
+    )
+    pipe.default_sample_size = sample_size
+    return pipe
+
+
+def build_flux_schnell() -> DiffusionPipeline:
+    """FLUX-schnell-shaped: no guidance embedding, unshifted schedule."""
+    return build_flux(guidance_embeds=False)
+
+
+def build_pixart_sigma(t5_dim: int = 32, sample_size: int = 8) -> DiffusionPipeline:
+    """PixArt-Sigma-shaped: T5 (300 tokens + attention mask), a DiT with learned variance
+    (8 output channels for 4 latent ones), DPM-Solver++ as the released model ships.
+    Call it with `use_resolution_binning=False`."""
+    from diffusers import DPMSolverMultistepScheduler, PixArtSigmaPipeline, PixArtTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = PixArtTransformer2DModel(
+        sample_size=sample_size,
+        num_layers=1,
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        caption_channels=t5_dim,
+        in_channels=4,
+        cross_attention_dim=16,
+        out_channels=8,
+        attention_bias=True,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+    ).eval()
+    tokenizer = t5_tokenizer()
+    return PixArtSigmaPipeline(
+        tokenizer=tokenizer,
+        text_encoder=t5_encoder(tokenizer, t5_dim),
+        vae=tiny_vae(),
+        transformer=transformer,
+        scheduler=DPMSolverMultistepScheduler(),
+    )
+
+
 BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "sd": build_sd,
     "sd2": build_sd2,
@@ -265,12 +403,26 @@ BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "hunyuan-dit": build_hunyuan_dit,
 }
 
+# Families beyond the paper's (16-channel flow-matching latents, long T5 prompt embeddings).
+BEYOND_BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
+    "sd3": build_sd3,
+    "flux-dev": build_flux,
+    "flux-schnell": build_flux_schnell,
+    "pixart-sigma": build_pixart_sigma,
+}
+
+ALL_BUILDERS = {**BUILDERS, **BEYOND_BUILDERS}
+
 # Keyword arguments every call of that tiny pipeline needs (beyond prompt and generator).
 CALL_KWARGS: dict[str, dict[str, object]] = {
     "sd": {},
     "sd2": {},
     "sdxl": {},
     "hunyuan-dit": {"use_resolution_binning": False},
+    "sd3": {},
+    "flux-dev": {},
+    "flux-schnell": {},
+    "pixart-sigma": {"use_resolution_binning": False, "clean_caption": False},
 }
 
 

@@ -20,7 +20,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from golden_noise.adapters import adapter_for
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
-from golden_noise.dataset.manifest import MANIFEST_NAME
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.redenoise import pipeline_dtype
 from golden_noise.scorers.base import Scorer
@@ -151,21 +150,6 @@ def build_manifest(
     )
 
 
-def _refuse_foreign_dataset(out: Path, manifest: DatasetManifest) -> None:
-    """Every rank checks before any writes, so all raise together instead of one hanging."""
-    if not (out / MANIFEST_NAME).exists():
-        return
-    diff = manifest.differences(DatasetManifest.load(out))
-    if diff:
-        detail = "; ".join(
-            f"{k}: dataset has {b!r}, this run has {a!r}" for k, (a, b) in diff.items()
-        )
-        raise GoldenNoiseError(
-            f"{out} holds a dataset made differently ({detail}); write to a new directory or "
-            f"use the same settings"
-        )
-
-
 @torch.no_grad()
 def collect(
     pipe: Any,
@@ -217,23 +201,22 @@ def collect(
         width=width,
         seeds=seeds,
     )
-    _refuse_foreign_dataset(out, manifest)
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
 
     def barrier() -> None:
         if accelerator is not None:
             accelerator.wait_for_everyone()
 
-    # The main rank creates the directory, manifest and prompt file first; every rank then
-    # reads the rows already present *before anyone writes*, so all agree on what is left.
-    writer = (
-        DatasetWriter(out, manifest, rank=rank, rows_per_shard=rows_per_shard, prompts=records)
-        if is_main
-        else None
+    # Every rank opens its writer (each checks the directory's manifest, so a foreign dataset
+    # fails on all ranks at once; only the main rank writes the prompt file) and reads the
+    # rows already present *before anyone writes*, so all agree on what is left.
+    writer = DatasetWriter(
+        out,
+        manifest,
+        rank=rank,
+        rows_per_shard=rows_per_shard,
+        prompts=records if is_main else None,
     )
-    barrier()
-    if writer is None:
-        writer = DatasetWriter(out, manifest, rank=rank, rows_per_shard=rows_per_shard)
     plan = seeds.keys(len(prompts))
     todo = [key for key in plan if not writer.has(*key)][rank::world]
     if max_rows is not None:

@@ -1,8 +1,12 @@
 """What every pipeline family answers: latent geometry, its own noise draw, its prompt encoding.
 
 An adapter wraps one loaded diffusers pipeline. Family modules subclass `PipelineAdapter` and
-override only what differs (which denoiser holds the config, how the prompt is encoded);
-later families add hooks (e.g. packing latents) rather than rewriting the base.
+override only what differs (which denoiser holds the config, how the prompt is encoded, how
+the pipeline wants its `latents=`, which keyword sets the guidance strength).
+
+Latents are always handled as unit-variance `[B, C, H, W]` noise (what NPNet edits and the
+dataset stores); `pipeline_latents` turns them into what the pipeline's `latents=` takes
+(FLUX packs 2x2 patches), and `unit_latents` turns a pipeline-side tensor back.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class PromptEmbeddings:
 
     `tokens` is the per-token embedding `[B * num_images_per_prompt, L, D]` that NPNet is
     conditioned on; its dtype is the one the pipeline draws its initial noise in.
-    `attention_mask` is set by families whose encoder returns one (Hunyuan-DiT).
+    `attention_mask` is set by families whose encoder returns one (Hunyuan-DiT, PixArt-Sigma).
     """
 
     tokens: torch.Tensor
@@ -45,6 +49,9 @@ class PipelineAdapter(ABC):
     description: ClassVar[str]
     pipeline_classes: ClassVar[tuple[str, ...]]
     denoiser_attr: ClassVar[str] = "unet"
+    # Flow-matching families (SD3, FLUX) re-denoise with one Euler step on the pipeline's own
+    # sigmas; the others with DDIM built from their scheduler's config.
+    flow_matching: ClassVar[bool] = False
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -79,6 +86,11 @@ class PipelineAdapter(ABC):
     def vae_scale_factor(self) -> int:
         return self.pipe.vae_scale_factor
 
+    @property
+    def size_step(self) -> int:
+        """Pixel sizes must be multiples of this (the VAE factor, times any patch packing)."""
+        return self.vae_scale_factor
+
     def default_size(self) -> tuple[int, int]:
         """The (height, width) in pixels the pipeline uses when the call gives none."""
         side = self.pipe.default_sample_size * self.vae_scale_factor
@@ -88,7 +100,7 @@ class PipelineAdapter(ABC):
         """Fill in the pipeline's default size and refuse sizes the latent grid cannot hold."""
         default_h, default_w = self.default_size()
         height, width = height or default_h, width or default_w
-        step = self.vae_scale_factor
+        step = self.size_step
         if height % step or width % step:
             raise GoldenNoiseError(
                 f"{self.family} pipeline needs height and width divisible by {step}; "
@@ -127,6 +139,18 @@ class PipelineAdapter(ABC):
         shape = self.latent_shape(batch_size, height, width)
         return randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
 
+    def pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Unit-variance `[B, C, H, W]` latents in the form the pipeline's `latents=` takes."""
+        return latents
+
+    def unit_latents(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Inverse of `pipeline_latents` for images of (height, width) pixels."""
+        return latents
+
+    def guidance_kwargs(self, scale: float) -> dict[str, float]:
+        """Pipeline-call keywords that set the guidance strength (re-denoise varies it)."""
+        return {"guidance_scale": scale}
+
     @abstractmethod
     def encode_prompt(
         self, prompt: str | list[str], num_images_per_prompt: int = 1
@@ -144,11 +168,15 @@ class PipelineAdapter(ABC):
         skip the text encoders; rows follow `prompts`.
         """
 
+    @property
+    def prompt_token_limit(self) -> int:
+        """Tokens the pipeline's first tokenizer keeps; longer prompts are truncated."""
+        return self.pipe.tokenizer.model_max_length
+
     def overlong_prompts(self, prompts: list[str]) -> list[int]:
         """Indices of prompts the pipeline's tokenizer would truncate (the pipeline only warns)."""
-        tokenizer = self.pipe.tokenizer
-        ids = tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
-        return [i for i, row in enumerate(ids) if len(row) > tokenizer.model_max_length]
+        ids = self.pipe.tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
+        return [i for i, row in enumerate(ids) if len(row) > self.prompt_token_limit]
 
     def text_shape(self) -> tuple[int, int]:
         """(tokens, width) of the per-token embedding, read from one encoded empty prompt."""

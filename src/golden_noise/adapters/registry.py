@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from golden_noise.adapters.base import PipelineAdapter
+from golden_noise.adapters.flux import FluxDevAdapter, FluxSchnellAdapter
 from golden_noise.adapters.hunyuan_dit import HunyuanDiTAdapter
+from golden_noise.adapters.pixart_sigma import PixArtSigmaAdapter
+from golden_noise.adapters.sd3 import StableDiffusion3Adapter
 from golden_noise.adapters.sdxl import StableDiffusionXLAdapter
 from golden_noise.adapters.stable_diffusion import StableDiffusionAdapter
 from golden_noise.errors import GoldenNoiseError
@@ -14,6 +17,10 @@ ADAPTERS: tuple[type[PipelineAdapter], ...] = (
     StableDiffusionAdapter,
     StableDiffusionXLAdapter,
     HunyuanDiTAdapter,
+    StableDiffusion3Adapter,
+    FluxDevAdapter,
+    FluxSchnellAdapter,
+    PixArtSigmaAdapter,
 )
 
 

@@ -17,6 +17,7 @@ from collect_job import run as run_job
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from golden_noise.adapters import adapter_for
 from golden_noise.cli import app
 from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, RowTable, read_prompts
@@ -116,6 +117,25 @@ def test_local_search_dataset_names_its_teacher(sd, tmp_path):
     table = _table(tmp_path)
     assert len(table) == 2
     assert (table.columns["score_target"] >= 0).all()
+
+
+@pytest.mark.parametrize("family", ["sdxl", "hunyuan-dit"])
+def test_collect_runs_for_the_other_families(family, tmp_path):
+    pipe = tiny_pipelines.BUILDERS[family]()
+    summary = collect(
+        pipe,
+        job_prompts(2),
+        tmp_path,
+        get_scorer("toy-soft"),
+        sampler=SamplerSettings(steps=2),
+        height=32,  # the toy scorer judges 32x32 images
+        width=32,
+        progress=False,
+    )
+    assert summary.rows_in_dataset == 2
+    manifest = DatasetManifest.load(tmp_path)
+    assert manifest.family == family
+    assert manifest.latent_shape == adapter_for(pipe).latent_shape(1, 32, 32)[1:]
 
 
 def test_kill_9_at_random_points_then_resume_gives_every_row_exactly_once(tmp_path):

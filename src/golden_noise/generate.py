@@ -83,7 +83,9 @@ class GoldenNoise:
         """Unit-variance golden latents for `pipe(prompt, latents=..., generator=...)`.
 
         Arguments mean what they mean in the pipeline call; pass the same values there.
-        `latents`: unit-variance noise to start from instead of drawing it from `generator`.
+        `latents`: unit-variance `[B, C, H, W]` noise to start from instead of drawing it from
+        `generator`. The result is in the form the pipeline's `latents=` takes (FLUX: packed
+        `[B, (H/2)(W/2), 4C]`).
         `negative_prompt` is accepted so the pipeline's keyword arguments can be passed
         unchanged; golden noise depends on the positive prompt only, as in the paper.
         """
@@ -98,8 +100,10 @@ class GoldenNoise:
         self._check_fits(noise, embeds.tokens, height, width)
         self.npnet.to(self.adapter.device)
         if self._needs_resize(noise):
-            return resize_golden(self.npnet, noise, embeds.tokens)
-        return self.npnet(noise, embeds.tokens)
+            golden = resize_golden(self.npnet, noise, embeds.tokens)
+        else:
+            golden = self.npnet(noise, embeds.tokens)
+        return self.adapter.pipeline_latents(golden)
 
     def image(self, prompt: str, seed: int, **pipe_kwargs: Any) -> Any:
         """The pipeline's image for (prompt, seed), started from golden instead of seed noise.

@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--schedules", default="10,20,50")
+    parser.add_argument(
+        "--random-for", default="10", help="schedules whose teacher gets a random control"
+    )
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     parser.add_argument("--prompt-seed", type=int, default=0)
@@ -105,7 +108,8 @@ def main() -> None:
     )
     schedules = [int(n) for n in args.schedules.split(",")]
     settings = teacher_arms(schedules)
-    arm_names = ["base", *settings, *(f"random-N{n}" for n in schedules)]
+    randoms = [int(n) for n in args.random_for.split(",") if n]
+    arm_names = ["base", *settings, *(f"random-N{n}" for n in randoms)]
     rows = rows_for(args.rows, args.prompt_seed)
     results = {name: {"correct": [], "soft": [], "move": []} for name in arm_names}
     start = time.perf_counter()
@@ -118,7 +122,7 @@ def main() -> None:
         latents = {"base": source}
         for name, setting in settings.items():
             latents[name] = redenoise(pipe, source, kwargs, setting)
-        for n in schedules:
+        for n in randoms:
             latents[f"random-N{n}"] = random_like(source, latents[f"redenoise-N{n}"], first + n)
         stacked = torch.cat([latents[name] for name in arm_names])
         images = sampler.images(stacked, tile_rows(kwargs, len(arm_names)), seeds * len(arm_names))

@@ -30,6 +30,22 @@ Inversion variants (`inversion=`):
   second timestep instead, so it maps between the wrong pair of noise levels and does not undo
   its own step (round-trip error ~1.6e-2 at 50 steps, ~1.5 at 4).
 In both, the model is evaluated at x_{t-1} with the first timestep t, as the authors do.
+
+Flow-matching families (SD3, FLUX; `adapter.flow_matching`): one Euler step from sigma_0 to
+sigma_1 with guidance `w_l`, `x1 = x0 + (s1 - s0) v`, then its exact inverse with guidance
+`w_w`, `x0' = x1 - (s1 - s0) v'`, the velocity `v'` evaluated at x1 with the first timestep
+(the DDIM convention above). The sigmas are the pipeline's own for an N-step call: the
+capture scheduler runs the real `set_timesteps` with whatever the pipeline passes (SD3's
+shift, FLUX's `sigmas` and resolution-dependent `mu`) and keeps its first two sigmas. Flow
+schedules always start at sigma 1, so `timestep_spacing` and the authors' inversion do not
+apply; N sets sigma_1. "Guidance" is what the adapter says it is (`guidance_kwargs`): CFG for
+SD3, the distilled guidance embedding for FLUX-dev, true CFG against the empty prompt for
+FLUX-schnell. Latents stay `[B, C, H, W]`; the adapter packs them for the pipeline (FLUX).
+
+Few-step models: the step must be taken where the few-step sampler starts. DDIM with SDXL's
+"leading" spacing starts at 751 for N=4 while SDXL-Turbo/Lightning, LCM and PCM sample from
+999; pass `timestep_spacing="trailing"` (999 for any N) with N = the sampler's step count.
+For FLUX-schnell, N = its step count (4) gives its sigma_1.
 """
 
 from __future__ import annotations
@@ -42,9 +58,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from diffusers import DDIMInverseScheduler, DDIMScheduler
+from diffusers import DDIMInverseScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler
 from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
+from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
+    FlowMatchEulerDiscreteSchedulerOutput,
+)
 
+from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
 
 InversionMode = Literal["exact", "authors"]
@@ -168,6 +188,57 @@ class _CapturePrediction(DDIMScheduler):
         return DDIMSchedulerOutput(prev_sample=sample, pred_original_sample=None)
 
 
+@dataclass(frozen=True)
+class FlowStep:
+    """One Euler step of a flow-matching schedule, sigma_0 -> sigma_1, and its exact inverse."""
+
+    sigma_0: float
+    sigma_1: float
+
+    def step(self, velocity: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        return latents + (self.sigma_1 - self.sigma_0) * velocity
+
+    def invert(self, velocity: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        return latents - (self.sigma_1 - self.sigma_0) * velocity
+
+
+class _CaptureFlowPrediction(FlowMatchEulerDiscreteScheduler):
+    """Flow-matching stand-in for one pipeline call: `set_timesteps` runs the real schedule
+    with the pipeline's own arguments, records its first step and keeps only its first
+    timestep; step() records the guided velocity and returns the latents unchanged."""
+
+    captured: torch.Tensor | None = None
+    first_step: FlowStep | None = None
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: Any = None,
+        sigmas: Any = None,
+        mu: float | None = None,
+        timesteps: Any = None,
+    ) -> None:
+        super().set_timesteps(
+            num_inference_steps, device, sigmas=sigmas, mu=mu, timesteps=timesteps
+        )
+        self.first_step = FlowStep(float(self.sigmas[0]), float(self.sigmas[1]))
+        self.timesteps = self.timesteps[:1]
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: Any,
+        sample: torch.Tensor,
+        *_: Any,
+        return_dict: bool = True,
+        **__: Any,
+    ) -> Any:
+        self.captured = model_output
+        return (
+            FlowMatchEulerDiscreteSchedulerOutput(prev_sample=sample) if return_dict else (sample,)
+        )
+
+
 @contextmanager
 def scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
     """Install `scheduler` (and silence the per-call progress bar) for one call, then restore."""
@@ -207,12 +278,40 @@ def guided_prediction(
     """
     capture = _CapturePrediction.from_config(pipe.scheduler.config)
     capture.capture_timestep = int(timestep)
+    return _captured(pipe, capture, latents, 1, guidance_scale, call_kwargs)
+
+
+@torch.no_grad()
+def flow_prediction(
+    pipe: Any,
+    latents: torch.Tensor,
+    steps: int,
+    guidance_scale: float,
+    call_kwargs: Mapping[str, Any],
+) -> tuple[torch.Tensor, FlowStep]:
+    """A flow-matching pipeline's own guided velocity at its first timestep of an N-step
+    call (float32, `[B, C, H, W]`), and that call's first Euler step sigma_0 -> sigma_1."""
+    capture = _CaptureFlowPrediction.from_config(pipe.scheduler.config)
+    velocity = _captured(pipe, capture, latents, steps, guidance_scale, call_kwargs)
+    return velocity, capture.first_step
+
+
+def _captured(
+    pipe: Any,
+    capture: Any,
+    latents: torch.Tensor,
+    steps: int,
+    guidance_scale: float,
+    call_kwargs: Mapping[str, Any],
+) -> torch.Tensor:
+    """Run one pipeline call with the `capture` scheduler; its recorded output, unpacked."""
+    adapter = adapter_for(pipe)
     with scheduler_swapped(pipe, capture):
         pipe(
             **call_kwargs,
-            latents=latents.to(pipeline_dtype(pipe)),
-            num_inference_steps=1,
-            guidance_scale=guidance_scale,
+            latents=adapter.pipeline_latents(latents.to(pipeline_dtype(pipe))),
+            num_inference_steps=steps,
+            **adapter.guidance_kwargs(guidance_scale),
             output_type="latent",
             return_dict=False,
         )
@@ -221,7 +320,8 @@ def guided_prediction(
             f"{type(pipe).__name__} never called its scheduler's step(); expected a pipeline "
             "with a standard denoising loop"
         )
-    return capture.captured.float()
+    size = adapter.resolve_size(call_kwargs.get("height"), call_kwargs.get("width"))
+    return adapter.unit_latents(capture.captured, *size).float()
 
 
 @torch.no_grad()
@@ -236,16 +336,43 @@ def redenoise(
     Row i is conditioned on row i of `call_kwargs` (precomputed embeddings).
     """
     settings = settings or RedenoiseSettings()
-    pair = DDIMStepPair(pipe.scheduler.config, settings.steps, settings.timestep_spacing)
-    t = pair.first_timestep
-    x = latents.float()
-    for _ in range(settings.repeats):
-        denoised = pair.step(guided_prediction(pipe, x, t, settings.w_l, call_kwargs), x)
-        back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)
-        x = pair.invert(back, denoised, settings.inversion)
+    if adapter_for(pipe).flow_matching:
+        x = _flow_redenoise(pipe, latents.float(), call_kwargs, settings)
+    else:
+        x = _ddim_redenoise(pipe, latents.float(), call_kwargs, settings)
     if not torch.isfinite(x).all():
         raise GoldenNoiseError(
             "re-denoise produced non-finite latents; expected finite values (check the "
             "pipeline dtype and the scheduler config)"
         )
+    return x
+
+
+def _ddim_redenoise(
+    pipe: Any, x: torch.Tensor, call_kwargs: Mapping[str, Any], settings: RedenoiseSettings
+) -> torch.Tensor:
+    pair = DDIMStepPair(pipe.scheduler.config, settings.steps, settings.timestep_spacing)
+    t = pair.first_timestep
+    for _ in range(settings.repeats):
+        denoised = pair.step(guided_prediction(pipe, x, t, settings.w_l, call_kwargs), x)
+        back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)
+        x = pair.invert(back, denoised, settings.inversion)
+    return x
+
+
+def _flow_redenoise(
+    pipe: Any, x: torch.Tensor, call_kwargs: Mapping[str, Any], settings: RedenoiseSettings
+) -> torch.Tensor:
+    if settings.inversion != "exact" or settings.timestep_spacing is not None:
+        raise GoldenNoiseError(
+            f"{type(pipe).__name__} is flow-matching: its schedule starts at sigma 1 and the "
+            "step count sets sigma_1, so re-denoise takes inversion='exact' and "
+            f"timestep_spacing=None; got inversion={settings.inversion!r}, "
+            f"timestep_spacing={settings.timestep_spacing!r}"
+        )
+    for _ in range(settings.repeats):
+        velocity, first = flow_prediction(pipe, x, settings.steps, settings.w_l, call_kwargs)
+        stepped = first.step(velocity, x)
+        back, _ = flow_prediction(pipe, stepped, settings.steps, settings.w_w, call_kwargs)
+        x = first.invert(back, stepped)
     return x

@@ -17,6 +17,7 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image
 
+from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.redenoise import pipeline_dtype, scheduler_swapped
 from golden_noise.scorers.base import Scorer
@@ -31,6 +32,8 @@ class SamplerSettings:
     `scheduler="ddim"` builds a DDIM scheduler from the pipeline's config (deterministic, the
     paper's choice; `clip_sample` off because latents are not images); "pipeline" keeps the
     pipeline's own (stochastic ones get one generator per row, seeded by the row's seed).
+    Flow-matching pipelines (SD3, FLUX) need "pipeline": their Euler scheduler is
+    deterministic, and DDIM does not apply to them.
     """
 
     steps: int = 10
@@ -92,6 +95,12 @@ class CollectionSampler:
         self.settings = settings or SamplerSettings()
         self.batch_size = batch_size
         self.images_generated = 0
+        self.adapter = adapter_for(pipe)
+        if self.settings.scheduler == "ddim" and self.adapter.flow_matching:
+            raise GoldenNoiseError(
+                f"{type(pipe).__name__} is a flow-matching pipeline; DDIM cannot sample it. "
+                "Use the pipeline's own scheduler (scheduler='pipeline'; CLI: --sampler pipeline)"
+            )
         if self.settings.scheduler == "ddim":
             self._scheduler = DDIMScheduler.from_config(
                 pipe.scheduler.config, clip_sample=False, thresholding=False
@@ -118,7 +127,7 @@ class CollectionSampler:
                 out.extend(
                     self.pipe(
                         **take_rows(call_kwargs, rows),
-                        latents=chunk.to(dtype),
+                        latents=self.adapter.pipeline_latents(chunk.to(dtype)),
                         num_inference_steps=self.settings.steps,
                         guidance_scale=self.settings.guidance,
                         generator=generators,

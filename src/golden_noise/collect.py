@@ -99,7 +99,7 @@ def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
         raise GoldenNoiseError("no prompts to collect: expected at least one")
     overlong = adapter.overlong_prompts(list(prompts))
     if overlong:
-        limit = adapter.pipe.tokenizer.model_max_length
+        limit = adapter.prompt_token_limit
         examples = "; ".join(f"#{i}: {prompts[i][:60]!r}" for i in overlong[:3])
         raise GoldenNoiseError(
             f"{len(overlong)} prompts are longer than the text encoder takes ({limit} tokens) "

@@ -8,17 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
-)
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.hub import fetch
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -50,23 +44,21 @@ def resolve_source(
         if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
             return path.parent
         return path
+    wanted = (
+        "an NPNet checkpoint file, a save_pretrained folder or a hub repo with "
+        f"{filename or f'{CONFIG_NAME} + {WEIGHTS_NAME}'}"
+    )
     download_args = {
+        "wanted": wanted,
         "revision": revision,
         "cache_dir": cache_dir,
-        "local_files_only": bool(local_files_only),
+        "local_files_only": local_files_only,
     }
-    try:
-        if filename is not None:
-            return Path(hf_hub_download(str(source), filename, **download_args))
-        config_file = hf_hub_download(str(source), CONFIG_NAME, **download_args)
-        hf_hub_download(str(source), WEIGHTS_NAME, **download_args)
-    except (HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
-        wanted = filename or f"{CONFIG_NAME} + {WEIGHTS_NAME}"
-        raise GoldenNoiseError(
-            f"expected an NPNet checkpoint file, a save_pretrained folder or a hub repo with "
-            f"{wanted}; {str(source)!r} is no local path and the hub lookup failed: {e}"
-        ) from e
-    return Path(config_file).parent
+    if filename is not None:
+        return fetch(str(source), filename, **download_args)
+    config_file = fetch(str(source), CONFIG_NAME, **download_args)
+    fetch(str(source), WEIGHTS_NAME, **download_args)
+    return config_file.parent
 
 
 def read_tensor_file(path: Path) -> dict[str, Any]:

@@ -426,13 +426,23 @@ CALL_KWARGS: dict[str, dict[str, object]] = {
 }
 
 
-def tiny_npnet(text_dim: int, size: int = 16, family: str | None = None) -> NPNet:
+def tiny_npnet(
+    text_dim: int,
+    size: int = 16,
+    family: str | None = None,
+    channels: int = 4,
+    text_tokens: int = 77,
+    text_reduction: str = "none",
+) -> NPNet:
     """A fast random NPNet (a one-block ViT as residual backbone) for `size`x`size` latents."""
     torch.manual_seed(0)
     config = NPNetConfig(
+        channels=channels,
         height=size,
         width=size,
+        text_tokens=text_tokens,
         text_dim=text_dim,
+        text_reduction=text_reduction,
         svd_hidden=8,
         svd_mlp_hidden=16,
         svd_heads=2,

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from golden_noise.cli.app import app
+from golden_noise.toy.recipe import TrainConfig
+
+RECIPE = TrainConfig()
 
 
 @app.command("toy-train")
@@ -15,10 +18,12 @@ def toy_train(
     out: Annotated[
         Path, typer.Option(help="Run directory: checkpoints, then pipeline/ (resumable).")
     ],
-    seed: Annotated[int, typer.Option(help="Seeds weights, data and noise.")] = 0,
-    vae_steps: Annotated[int, typer.Option(help="VAE training steps.")] = 600,
-    unet_steps: Annotated[int, typer.Option(help="UNet + text encoder training steps.")] = 6000,
-    batch_size: Annotated[int, typer.Option(help="Scenes per step.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seeds weights, data and noise.")] = RECIPE.seed,
+    vae_steps: Annotated[int, typer.Option(help="VAE training steps.")] = RECIPE.vae_steps,
+    unet_steps: Annotated[
+        int, typer.Option(help="UNet + text encoder training steps.")
+    ] = RECIPE.unet_steps,
+    batch_size: Annotated[int, typer.Option(help="Scenes per step.")] = RECIPE.batch_size,
     minutes: Annotated[
         float | None,
         typer.Option(help="Stop the UNet phase after this wall time (not reproducible)."),
@@ -27,7 +32,7 @@ def toy_train(
     tiny: Annotated[bool, typer.Option(help="Minute components, for smoke tests.")] = False,
 ) -> None:
     """Train the toy pipeline from a seed: VAE, then UNet and text encoder with EMA and CFG."""
-    from golden_noise.toy.train import TrainConfig, train
+    from golden_noise.toy.train import train
 
     config = TrainConfig(
         seed=seed,

@@ -8,6 +8,7 @@ from typing import Any
 
 _LAZY = {
     "load_pipeline": "golden_noise.toy.pipeline",
+    "load_npnet": "golden_noise.toy.npnet",
     "DEFAULT_STEPS": "golden_noise.toy.pipeline",
     "DEFAULT_GUIDANCE": "golden_noise.toy.pipeline",
     "score": "golden_noise.toy.scorer",

@@ -16,7 +16,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +29,10 @@ from transformers import CLIPTextModel
 
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
+from golden_noise.toy.recipe import TrainConfig
 from golden_noise.toy.scenes import render
 from golden_noise.toy.scorer import score
 from golden_noise.toy.tokenizer import build_tokenizer
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines the trained weights (with the code version)."""
-
-    seed: int = 0
-    tiny: bool = False
-    batch_size: int = 64
-    vae_steps: int = 1000
-    vae_lr: float = 2e-3
-    kl_weight: float = 1e-6
-    unet_steps: int = 6000
-    unet_lr: float = 5e-4
-    warmup_steps: int = 200
-    cfg_drop: float = 0.1
-    ema_decay: float = 0.999
-    checkpoint_every: int = 250
-    threads: int | None = None  # torch threads; None: the faster of 1 and 2, re-measured
 
 
 def scene_batch(seed: int, step: int, n: int) -> tuple[torch.Tensor, list[str]]:
@@ -154,7 +136,9 @@ def _train_vae(vae: AutoencoderKL, config: TrainConfig, path: Path) -> None:
         bar.set_postfix(loss=f"{loss.item():.4f}", threads=tuner.current)
         tuner.step_done(step, time.perf_counter() - tic)
         if (step + 1) % config.checkpoint_every == 0:
-            _save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, path)
+            _save_atomic(
+                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, path
+            )
     state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
     state["scaling_factor"] = _scaling_factor(vae, config)
     vae.register_to_config(scaling_factor=state["scaling_factor"])

@@ -68,6 +68,8 @@ class PixArtSigmaAdapter(PipelineAdapter):
             "prompt_attention_mask": mask,
             "negative_prompt_embeds": negative,
             "negative_prompt_attention_mask": negative_mask,
+            # The call's default negative_prompt "" would clash with the embeddings given.
+            "negative_prompt": None,
             "height": height,
             "width": width,
             "use_resolution_binning": False,

@@ -47,26 +47,34 @@ class ThreadTuner:
     """Keeps the faster of 1 and 2 torch threads, re-measured as the machine's load changes.
 
     On a shared 2-core machine two threads are ~1.7x faster when idle but up to 10x slower
-    when another process holds a core; a fixed choice loses either way.
+    when another process holds a core; a fixed choice loses either way. Every ``every`` steps
+    the other count is tried for up to ``window`` steps; a trial step slower than 1.5x the
+    incumbent's median ends the trial at once, so a bad trial costs one step.
     """
 
-    def __init__(self, fixed: int | None, every: int = 200, window: int = 8) -> None:
+    def __init__(self, fixed: int | None, every: int = 100, window: int = 6) -> None:
         self.fixed, self.every, self.window = fixed, every, window
-        self.current, self.times = fixed or 2, {1: [], 2: []}
+        self.best = self.current = fixed or 1
+        self.recent: list[float] = []
+        self.trial: list[float] = []
         torch.set_num_threads(self.current)
 
     def step_done(self, step: int, seconds: float) -> None:
-        """Record one step's time; at trial boundaries, switch threads or settle on the faster."""
+        """Record one step's time; start, continue, end or abandon a trial of the other count."""
         if self.fixed is not None:
             return
-        phase = step % self.every
-        if phase < 2 * self.window:
-            self.times[self.current].append(seconds)
-        if phase == self.window - 1:
-            self.current = 3 - self.current
-        elif phase == 2 * self.window - 1:
-            self.current = min((1, 2), key=lambda n: float(np.median(self.times[n])))
-            self.times = {1: [], 2: []}
+        if self.current == self.best:
+            self.recent = [*self.recent[-self.window + 1 :], seconds]
+            if step % self.every == self.every - 1 and len(self.recent) == self.window:
+                self.current = 3 - self.best
+                self.trial = []
+        else:
+            self.trial.append(seconds)
+            incumbent = float(np.median(self.recent))
+            if seconds > 1.5 * incumbent or len(self.trial) == self.window:
+                if len(self.trial) == self.window and float(np.median(self.trial)) < incumbent:
+                    self.best, self.recent = self.current, self.trial
+                self.current = self.best
         torch.set_num_threads(self.current)
 
 

@@ -94,3 +94,18 @@ def test_toy_train_command_on_tiny_config(tmp_path):
 def test_load_pipeline_names_a_missing_directory(tmp_path):
     with pytest.raises(GoldenNoiseError, match="model_index.json"):
         load_pipeline(path=tmp_path)
+
+
+def test_thread_tuner_keeps_the_faster_count():
+    from golden_noise.toy.train import ThreadTuner
+
+    tuner = ThreadTuner(None, every=10, window=3)
+    used = []
+    for step in range(40):
+        used.append(tuner.current)
+        two_threads = 7.0 if step < 25 else 0.5  # contended first, idle later
+        tuner.step_done(step, 1.0 if tuner.current == 1 else two_threads)
+    torch.set_num_threads(1)
+    assert used[:10] == [1] * 10
+    assert used[10:12] == [2, 1]  # a slow trial is abandoned after one step
+    assert used[-5:] == [2] * 5  # once two threads are faster, they are kept

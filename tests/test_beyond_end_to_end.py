@@ -1,0 +1,99 @@
+"""collect -> train -> generate on tiny SD3, FLUX-dev, FLUX-schnell and PixArt-Sigma pipelines."""
+
+import pytest
+import torch
+from tiny_pipelines import BEYOND_BUILDERS, CALL_KWARGS
+
+from golden_noise import GoldenNoise
+from golden_noise.adapters import adapter_for
+from golden_noise.collect import SeedPlan, collect
+from golden_noise.dataset import DatasetManifest
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.npnet import NPNet
+from golden_noise.prompt_sources import read_prompt_source
+from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.scorers.registry import get_scorer
+from golden_noise.teachers import RedenoiseTeacher, SamplerSettings
+from golden_noise.train import TrainConfig, train
+
+# Long T5 embeddings (256-512 tokens) go through the masked-mean text reduction.
+SMALL_NET = {
+    "backbone": "vit_tiny_patch16_224",
+    "backbone_kwargs": {
+        "img_size": 16,
+        "patch_size": 8,
+        "depth": 1,
+        "embed_dim": 16,
+        "num_heads": 2,
+    },
+    "backbone_input_size": 16,
+    "svd_hidden": 8,
+    "svd_mlp_hidden": 16,
+    "text_reduction": "mean",
+}
+
+# The toy scorer judges 32x32 images.
+SIZE = 32
+
+
+def _sampler(adapter) -> SamplerSettings:
+    # Flow-matching pipelines sample with their own (deterministic Euler) scheduler.
+    return SamplerSettings(steps=2, scheduler="pipeline" if adapter.flow_matching else "ddim")
+
+
+@pytest.mark.parametrize("name", list(BEYOND_BUILDERS))
+def test_collect_train_generate(name, tmp_path):
+    pipe = BEYOND_BUILDERS[name]()
+    pipe.set_progress_bar_config(disable=True)
+    adapter = adapter_for(pipe)
+    prompts = read_prompt_source("toy:train:4")
+    summary = collect(
+        pipe,
+        prompts,
+        tmp_path / "npd",
+        get_scorer("toy-soft"),
+        teacher=RedenoiseTeacher(RedenoiseSettings(steps=4)),
+        sampler=_sampler(adapter),
+        seeds=SeedPlan(per_prompt=2),
+        batch_size=4,
+        height=SIZE,
+        width=SIZE,
+        progress=False,
+    )
+    assert summary.rows_in_dataset == 8
+    manifest = DatasetManifest.load(tmp_path / "npd")
+    assert manifest.family == name
+    assert tuple(manifest.latent_shape) == adapter.latent_shape(1, SIZE, SIZE)[1:]
+    assert tuple(manifest.text_shape) == adapter.text_shape()
+
+    result = train(
+        TrainConfig(
+            dataset=tmp_path / "npd",
+            out=tmp_path / "run",
+            batch_size=4,
+            epochs=1,
+            margin=None,
+            val_fraction=0.25,
+            npnet=dict(SMALL_NET),
+            log_with="none",
+            progress=False,
+        )
+    )
+    assert result.train_rows == 6 and result.val_rows == 2
+    assert torch.isfinite(torch.tensor(result.best_val_loss))
+
+    net = NPNet.from_pretrained(tmp_path / "run" / "best")
+    assert net.config.family == name and net.config.channels == adapter.latent_channels
+    golden = GoldenNoise(net, pipe)
+    call = {"height": SIZE, "width": SIZE, "num_inference_steps": 2, **CALL_KWARGS[name]}
+    assert golden.image(prompts[0], seed=3, **call).size == (SIZE, SIZE)
+    seeded = torch.Generator().manual_seed(3)
+    standard = adapter.initial_noise(1, SIZE, SIZE, seeded, torch.float32)
+    latents = golden.latents(prompts[0], torch.Generator().manual_seed(3), SIZE, SIZE)
+    assert not torch.allclose(latents, adapter.pipeline_latents(standard))
+
+
+def test_flow_pipelines_refuse_the_ddim_collection_sampler(tmp_path):
+    pipe = BEYOND_BUILDERS["sd3"]()
+    with pytest.raises(GoldenNoiseError, match="flow-matching.*scheduler='pipeline'"):
+        collect(pipe, ["a red cube"], tmp_path, get_scorer("toy-soft"), progress=False)

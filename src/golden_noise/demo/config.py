@@ -1,0 +1,81 @@
+"""The demo's experiment settings: one frozen record per preset, every choice written down.
+
+Seeds never overlap between stages: collection rows use seeds from 0, the teacher choice on
+the validation split from `VALIDATION_SEED_OFFSET`, the held-out evaluation from
+`EVAL_SEED_OFFSET`; prompts come from the toy world's train, validation and held-out splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+VALIDATION_SEED_OFFSET = 1_000_000
+EVAL_SEED_OFFSET = 2_000_000
+
+# A residual backbone sized for 8x8x4 latents: a 2-block ViT on a 16x16 resize (16 tokens),
+# a narrower SVD branch (the folded 16x16 noise matrix has 16 singular values).
+TOY_NPNET: dict[str, Any] = {
+    "backbone": "vit_tiny_patch16_224",
+    "backbone_kwargs": {
+        "img_size": 16,
+        "patch_size": 4,
+        "embed_dim": 64,
+        "depth": 2,
+        "num_heads": 2,
+    },
+    "backbone_input_size": 16,
+    "svd_hidden": 32,
+    "svd_mlp_hidden": 128,
+    "svd_heads": 4,
+}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What one demo run does; saved as `demo_config.json` in its output folder.
+
+    `teachers`: the candidate Stage I teachers (registry name, options); the one whose target
+    noise scores best on the validation split collects the training pairs. `redenoise`:
+    the re-denoise teacher's settings (the paper's w_l 5.5, w_w 1.0). `margin`: keep a pair
+    when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the toy pipeline's defaults,
+    used for collection and evaluation alike.
+    """
+
+    name: str
+    validation_rows: int
+    collect_rows: int
+    eval_samples: int
+    epochs: int
+    steps: int = 20
+    guidance: float = 7.5
+    margin: float = 0.02
+    batch_size: int = 64
+    lr: float = 1e-3
+    generation_batch_size: int = 64
+    teachers: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("redenoise", {}),
+        ("local-search", {"candidates": 3, "angle": 0.5}),
+    )
+    redenoise: dict[str, Any] = field(
+        default_factory=lambda: {"w_l": 5.5, "w_w": 1.0, "inversion": "exact"}
+    )
+    npnet: dict[str, Any] = field(default_factory=lambda: dict(TOY_NPNET))
+    prompt_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FULL = DemoConfig(name="full", validation_rows=96, collect_rows=1024, eval_samples=1024, epochs=60)
+QUICK = DemoConfig(
+    name="quick",
+    validation_rows=8,
+    collect_rows=64,
+    eval_samples=16,
+    epochs=3,
+    batch_size=4,
+    generation_batch_size=32,
+)
+PRESETS = {config.name: config for config in (FULL, QUICK)}

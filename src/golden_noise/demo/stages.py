@@ -1,0 +1,206 @@
+"""The demo's stages on the toy pipeline: choose a teacher, collect, train, evaluate.
+
+Each stage writes into its own folder under the run's output and is resumable through the
+layer it calls (collect fills in missing rows, train resumes from its checkpoint, evaluate
+generates only missing images), so a killed demo re-run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from golden_noise.collect import SeedPlan, collect
+from golden_noise.dataset import DatasetManifest, RowTable
+from golden_noise.dataset.atomic import atomic_write_json
+from golden_noise.demo.arms import BatchedArm, golden_batch, standard_batch, teacher_batch
+from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, DemoConfig
+from golden_noise.evaluate import Sample, evaluate, prompt_group
+from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
+
+TEACHER_CHOICE = "teacher_choice.json"
+
+
+def build_teacher(name: str, options: dict[str, Any], config: DemoConfig) -> Teacher:
+    """A candidate teacher; re-denoise steps at the first timestep of the demo's schedule."""
+    if name == "redenoise":
+        settings = RedenoiseSettings(steps=config.steps, **config.redenoise)
+        return get_teacher(name, settings=settings)
+    return get_teacher(name, **options)
+
+
+def sampler_settings(config: DemoConfig) -> SamplerSettings:
+    return SamplerSettings(steps=config.steps, guidance=config.guidance)
+
+
+def toy_scorers() -> list[Any]:
+    from golden_noise.scorers import get_scorer
+
+    return [get_scorer("toy-soft"), get_scorer("toy-correct")]
+
+
+def collect_rows(
+    pipe: Any,
+    config: DemoConfig,
+    teacher: Teacher,
+    prompts: list[str],
+    out: Path,
+    seed_offset: int,
+    progress: bool,
+) -> RowTable:
+    """Collect (or finish collecting) one pair per prompt with `teacher` into `out`."""
+    collect(
+        pipe,
+        prompts,
+        out,
+        toy_scorers()[0],
+        teacher=teacher,
+        sampler=sampler_settings(config),
+        seeds=SeedPlan(per_prompt=1, offset=seed_offset),
+        margin=config.margin,
+        batch_size=config.generation_batch_size,
+        generation_batch_size=config.generation_batch_size,
+        model="toy",
+        progress=progress,
+    )
+    return RowTable.load(out, DatasetManifest.load(out))
+
+
+def teacher_summary(table: RowTable, margin: float, cost: int) -> dict[str, float]:
+    """How good a teacher's targets are on its rows: mean soft of source and target, kept share."""
+    source = table.columns["score_source"]
+    target = table.columns["score_target"]
+    return {
+        "rows": len(table),
+        "mean_soft_source": float(np.mean(source)),
+        "mean_soft_target": float(np.mean(target)),
+        "mean_gain": float(np.mean(target - source)),
+        "kept_share": float(np.mean(source + margin < target)),
+        "model_calls_per_row": cost,
+    }
+
+
+def choose_teacher(
+    pipe: Any, config: DemoConfig, out: Path, progress: bool
+) -> tuple[str, dict[str, Any]]:
+    """Run every candidate teacher on validation prompts; the best mean target `soft` wins.
+
+    Returns the winner's name and every candidate's numbers (also written to
+    `teacher_choice.json`), so the choice can be checked; the held-out split is not touched.
+    """
+    from golden_noise.toy import sample_prompts
+
+    prompts = sample_prompts(config.validation_rows, config.prompt_seed + 1, "validation")
+    results = {}
+    for name, options in config.teachers:
+        teacher = build_teacher(name, options, config)
+        table = collect_rows(
+            pipe, config, teacher, prompts, out / name, VALIDATION_SEED_OFFSET, progress
+        )
+        cost = teacher.model_calls_per_row(CollectionSampler(pipe, toy_scorers()[0],
+                                                             sampler_settings(config)))  # fmt: skip
+        results[name] = teacher_summary(table, config.margin, cost)
+    best = max(results, key=lambda n: results[n]["mean_soft_target"])
+    choice = {"chosen": best, "criterion": "mean soft of the target on validation", **results}
+    atomic_write_json(out / TEACHER_CHOICE, choice)
+    return best, choice
+
+
+def collect_training_pairs(
+    pipe: Any, config: DemoConfig, teacher: Teacher, out: Path, progress: bool
+) -> dict[str, float]:
+    """The Noise Prompt Dataset: one row per train-split prompt draw, seeds 0, 1, 2, ..."""
+    from golden_noise.toy import sample_prompts
+
+    prompts = sample_prompts(config.collect_rows, config.prompt_seed, "train")
+    table = collect_rows(pipe, config, teacher, prompts, out, 0, progress)
+    cost = teacher.model_calls_per_row(CollectionSampler(pipe, toy_scorers()[0],
+                                                         sampler_settings(config)))  # fmt: skip
+    return teacher_summary(table, config.margin, cost)
+
+
+def train_npnet(
+    config: DemoConfig,
+    dataset: Path,
+    out: Path,
+    progress: bool,
+    npnet: dict[str, Any] | None = None,
+    margin: float | None | str = "manifest",
+) -> dict[str, Any]:
+    """Stage II on the collected pairs; the net with the best validation loss is kept."""
+    from golden_noise.train import TrainConfig, train
+
+    result = train(
+        TrainConfig(
+            dataset=dataset,
+            out=out,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            lr=config.lr,
+            margin=margin,
+            npnet={**config.npnet, **(npnet or {})},
+            log_with="none",
+            cpu=True,
+            progress=progress,
+        )
+    )
+    best = min(result.history, key=lambda row: row["val_loss"])
+    return {
+        "train_rows": result.train_rows,
+        "val_rows": result.val_rows,
+        "best_epoch": best["epoch"],
+        "val_loss": best["val_loss"],
+        "val_identity": best["val_identity"],
+        "val_mean_residual": best["val_mean_residual"],
+    }
+
+
+def heldout_samples(config: DemoConfig) -> list[Sample]:
+    """Held-out prompts (the four types in turn), each with its own never-used seed."""
+    from golden_noise.toy import sample_prompts
+
+    prompts = sample_prompts(config.eval_samples, config.prompt_seed + 2, "heldout")
+    return [Sample(i, p, EVAL_SEED_OFFSET + i, prompt_group(p)) for i, p in enumerate(prompts)]
+
+
+def call_kwargs(config: DemoConfig) -> dict[str, Any]:
+    return {"num_inference_steps": config.steps, "guidance_scale": config.guidance}
+
+
+def evaluate_arms(
+    folder: Path,
+    samples: list[Sample],
+    makers: dict[str, Any],
+    config: DemoConfig,
+    run: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """Generate (batched) and score every arm, write the report; returns the statistics."""
+    arms = {
+        name: BatchedArm(make, samples, config.generation_batch_size)
+        for name, make in makers.items()
+    }
+    return evaluate(folder, toy_scorers(), samples=samples, arms=arms, run=run,
+                    show_progress=progress)  # fmt: skip
+
+
+def demo_makers(
+    pipe: Any, golden: Any, teacher: Teacher | None, config: DemoConfig
+) -> dict[str, Any]:
+    """Standard, golden and (optionally) the teacher's own target, for one pipeline."""
+    call = call_kwargs(config)
+    makers = {"standard": standard_batch(pipe, **call), "golden": golden_batch(golden, **call)}
+    if teacher is not None:
+        sampler = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
+                                    config.generation_batch_size)  # fmt: skip
+        makers["teacher"] = teacher_batch(teacher, sampler, **call)
+    return makers
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None

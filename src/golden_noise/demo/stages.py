@@ -8,7 +8,6 @@ generates only missing images), so a killed demo re-run continues where it stopp
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -99,7 +99,7 @@ def redenoise_arm(
         generator = _generator(seed)
         noise = adapter.initial_noise(1, *size, generator, dtype=dtype)
         target = redenoise(pipe, noise, adapter.call_kwargs([prompt], *size), settings)
-        latents = target.to(noise.device, dtype)
+        latents = adapter.pipeline_latents(target.to(noise.device, dtype))
         return pipe(prompt, latents=latents, generator=generator, **pipe_kwargs).images[0]
 
     return image

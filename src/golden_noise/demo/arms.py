@@ -93,7 +93,7 @@ def teacher_batch(teacher: Teacher, sampler: CollectionSampler, **call: Any) -> 
             rows = Rows(prompts, [s.prompt_index for s in samples], [s.seed for s in samples],
                         noise.float(), kwargs)  # fmt: skip
             target = teacher.teach(rows, sampler).target
-        latents = target.to(noise.device, noise.dtype)
+        latents = adapter.pipeline_latents(target.to(noise.device, noise.dtype))
         return pipe(prompts, latents=latents, generator=generators, **call).images
 
     return make

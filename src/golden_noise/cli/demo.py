@@ -22,6 +22,12 @@ def demo(
         Path | None,
         typer.Option(help="Another toy pipeline folder (e.g. toy-train's) instead of the shipped."),
     ] = None,
+    study: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the study: both teachers, the ablations, seven samplers (study.json)."
+        ),
+    ] = False,
     threads: Annotated[
         int, typer.Option(help="Torch CPU threads (1 is fastest for the toy's small ops).")
     ] = 1,
@@ -31,7 +37,7 @@ def demo(
     import torch
     from rich.console import Console
 
-    from golden_noise.demo import FULL, QUICK, run_demo
+    from golden_noise.demo import FULL, QUICK, run_demo, run_study
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.toy import load_pipeline
 
@@ -39,13 +45,15 @@ def demo(
     console = Console(stderr=True)
     try:
         pipe = load_pipeline(path=pipeline) if pipeline is not None else load_pipeline()
-        summary = run_demo(
-            out, QUICK if quick else FULL, pipe=pipe, progress=progress, console=console
-        )
+        config = QUICK if quick else FULL
+        summary = run_demo(out, config, pipe=pipe, progress=progress, console=console)
+        findings = run_study(out, config, pipe, progress, console) if study else None
     except GoldenNoiseError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     Console().print(*summary_tables(summary))
+    if findings is not None:
+        Console().print(*study_tables(findings))
     console.print(f"report: {out / 'report' / 'report.html'}; trained NPNet: {out / 'npnet'}")
 
 
@@ -87,3 +95,47 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
     for stage, seconds in summary["seconds"].items():
         timings.add_row(stage, f"{seconds:.1f}")
     return [teachers, data, overall_table(summary["evaluation"]), timings]
+
+
+def study_tables(findings: dict[str, Any]) -> list[Any]:
+    """Soft and correct of every study arm against standard, and soft per sampler."""
+    from rich.table import Table
+
+    tables = []
+    for part in ("teachers", "ablations"):
+        table = Table(title=f"study: {part} (soft / correct; diff vs standard, 95% CI, p)")
+        for header in ("arm", "soft", "diff", "95% CI", "p", "correct", "diff correct"):
+            table.add_column(header, justify="right")
+        stats = findings[part]["evaluation"]["overall"]
+        soft, correct = stats["toy-soft"], stats["toy-correct"]
+        table.add_row("standard", f"{soft['means']['standard']:.4f}", "", "", "",
+                      f"{correct['means']['standard']:.3f}", "")  # fmt: skip
+        for arm, s in soft["vs_standard"].items():
+            c = correct["vs_standard"][arm]
+            table.add_row(
+                arm,
+                f"{s['mean_arm']:.4f}",
+                f"{s['mean_diff']:+.4f}",
+                f"[{s['ci95_low']:+.4f}, {s['ci95_high']:+.4f}]",
+                f"{s['wilcoxon_p']:.2g}",
+                f"{c['mean_arm']:.3f}",
+                f"{c['mean_diff']:+.3f}",
+            )
+        tables.append(table)
+    samplers = Table(title="study: samplers (NPNet trained on DDIM data)")
+    for header in ("sampler", "soft std", "soft golden", "diff", "95% CI", "p", "correct diff"):
+        samplers.add_column(header, justify="right")
+    for name, stats in findings["samplers"].items():
+        s = stats["overall"]["toy-soft"]["vs_standard"]["golden"]
+        c = stats["overall"]["toy-correct"]["vs_standard"]["golden"]
+        samplers.add_row(
+            name,
+            f"{s['mean_baseline']:.4f}",
+            f"{s['mean_arm']:.4f}",
+            f"{s['mean_diff']:+.4f}",
+            f"[{s['ci95_low']:+.4f}, {s['ci95_high']:+.4f}]",
+            f"{s['wilcoxon_p']:.2g}",
+            f"{c['mean_diff']:+.3f}",
+        )
+    tables.append(samplers)
+    return tables

@@ -2,5 +2,6 @@
 
 from golden_noise.demo.config import FULL, PRESETS, QUICK, DemoConfig
 from golden_noise.demo.run import run_demo
+from golden_noise.demo.study import run_study
 
-__all__ = ["FULL", "PRESETS", "QUICK", "DemoConfig", "run_demo"]
+__all__ = ["FULL", "PRESETS", "QUICK", "DemoConfig", "run_demo", "run_study"]

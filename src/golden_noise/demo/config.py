@@ -40,7 +40,8 @@ class DemoConfig:
     noise scores best on the validation split collects the training pairs. `redenoise`:
     the re-denoise teacher's settings (the paper's w_l 5.5, w_w 1.0). `margin`: keep a pair
     when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the toy pipeline's defaults,
-    used for collection and evaluation alike.
+    used for collection and evaluation alike. `study_samples`/`sampler_samples`: how many of
+    the held-out samples the study's teacher/ablation and per-sampler evaluations use.
     """
 
     name: str
@@ -63,6 +64,8 @@ class DemoConfig:
     )
     npnet: dict[str, Any] = field(default_factory=lambda: dict(TOY_NPNET))
     prompt_seed: int = 0
+    study_samples: int = 512
+    sampler_samples: int = 256
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,6 +79,8 @@ QUICK = DemoConfig(
     eval_samples=16,
     epochs=3,
     batch_size=4,
+    study_samples=8,
+    sampler_samples=4,
     generation_batch_size=32,
 )
 PRESETS = {config.name: config for config in (FULL, QUICK)}

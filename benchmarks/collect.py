@@ -50,7 +50,7 @@ def build_pipeline(spec: str):
         import tiny_pipelines
 
         return tiny_pipelines.build_sd()
-    return load_pipeline(spec, device="cpu")
+    return load_pipeline(spec, dtype="float32", device="cpu")
 
 
 def batch_one_loop(pipe, prompts, keys, scorer, sampler, settings, out: Path) -> list[bool]:

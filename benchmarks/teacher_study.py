@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipe = load_pipeline(args.pipeline, device="cpu")
+    pipe = load_pipeline(args.pipeline, dtype="float32", device="cpu")
     adapter = adapter_for(pipe)
     sampler = CollectionSampler(
         pipe, get_scorer("toy-soft"), SamplerSettings(args.steps, args.guidance), args.batch_size

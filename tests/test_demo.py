@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from golden_noise.cli import app
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo import DemoConfig, run_demo, run_study
-from golden_noise.demo.arms import BatchedArm, golden_batch, standard_batch
+from golden_noise.demo.arms import BatchedArm, golden_batch, norm_control_batch, standard_batch
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from golden_noise.demo.stages import heldout_samples
 from golden_noise.demo.study import ABLATIONS, SAMPLERS
@@ -161,6 +161,28 @@ def test_batched_arms_equal_one_image_arms(demo_run):
             assert np.abs(a - b).max() <= 1
 
 
+def test_norm_control_keeps_the_direction_and_takes_the_golden_norm(demo_run, monkeypatch):
+    out, pipe, _ = demo_run
+    golden = GoldenNoise(NPNet.from_pretrained(out / "npnet"), pipe)
+    seen = {}
+    call = pipe.__call__
+
+    def spy(*args, **kwargs):
+        seen["latents"] = kwargs["latents"]
+        return call(*args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **k: spy(*a, **k))
+    samples = heldout_samples(TINY)[:2]
+    norm_control_batch(golden, num_inference_steps=2)(samples)
+    noise = torch.stack([torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(s.seed))
+                         for s in samples])  # fmt: skip
+    gold = golden.latents([s.prompt for s in samples], latents=noise)
+    control = seen["latents"]
+    assert torch.allclose(control.flatten(1).norm(dim=1), gold.flatten(1).norm(dim=1), rtol=1e-5)
+    cosine = torch.nn.functional.cosine_similarity(control.flatten(1), noise.flatten(1))
+    assert torch.allclose(cosine, torch.ones(2), atol=1e-5)
+
+
 def test_study_trains_each_variant_and_evaluates_every_sampler(demo_run):
     out, pipe, _ = demo_run
     findings = run_study(out, TINY, pipe, progress=False)
@@ -168,7 +190,7 @@ def test_study_trains_each_variant_and_evaluates_every_sampler(demo_run):
     arms = set(findings["teachers"]["evaluation"]["overall"]["toy-soft"]["means"])
     assert arms == {"standard"} | {f"{k}-{t}" for k in ("golden", "teacher") for t in teachers}
     arms = set(findings["ablations"]["evaluation"]["overall"]["toy-soft"]["means"])
-    assert arms == {"standard", "golden"} | {f"golden-{a}" for a in ABLATIONS}
+    assert arms == {"standard", "golden", "norm-control"} | {f"golden-{a}" for a in ABLATIONS}
     config = NPNet.from_pretrained(out / "study" / "npnet-no-svd").config
     assert not config.use_svd and config.use_residual and config.use_text
     assert not NPNet.from_pretrained(out / "study" / "npnet-no-text").config.use_text

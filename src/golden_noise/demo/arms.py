@@ -70,6 +70,27 @@ def golden_batch(golden: GoldenNoise, **call: Any) -> MakeBatch:
     return make
 
 
+def norm_control_batch(golden: GoldenNoise, **call: Any) -> MakeBatch:
+    """A control: the seed's own noise rescaled to the golden noise's norm, direction unchanged.
+
+    An NPNet can raise scores just by shrinking or growing the noise (a lower "temperature");
+    this arm has exactly that change and nothing else, so golden minus this arm is what the
+    net's change of direction adds.
+    """
+
+    def make(samples: Sequence[Sample]) -> list[Image.Image]:
+        prompts = [s.prompt for s in samples]
+        generators = _generators(samples)
+        dtype = pipeline_dtype(golden.pipe)
+        noise = golden.adapter.initial_noise(len(samples), None, None, generators, dtype)
+        target = golden.latents(prompts, latents=noise)
+        scale = target.float().flatten(1).norm(dim=1) / noise.float().flatten(1).norm(dim=1)
+        latents = (noise.float() * scale.view(-1, 1, 1, 1)).to(dtype)
+        return golden.pipe(prompts, latents=latents, generator=generators, **call).images
+
+    return make
+
+
 def teacher_batch(teacher: Teacher, sampler: CollectionSampler, **call: Any) -> MakeBatch:
     """The teacher's own target for the seed's noise (what NPNet learns to imitate).
 

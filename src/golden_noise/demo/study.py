@@ -1,0 +1,212 @@
+"""The paper's claims checked on the toy world, on top of a finished demo run.
+
+- teachers: every candidate teacher collects its own pairs (same prompts and seeds) and
+  trains its own NPNet; arms `golden-<teacher>` and `teacher-<teacher>` (its own target).
+- ablations: the demo's pairs, one architecture or data change each (w/o SVD, w/o residual,
+  w/o text injection, w/o the margin filter), trained and evaluated like the full net; plus
+  a control arm, the seed's noise rescaled to the golden noise's norm (`norm_control_batch`).
+- samplers: the demo's NPNet (trained on DDIM data) under seven samplers.
+
+Each part evaluates on the first `study_samples` held-out samples of the demo (same prompts,
+same seeds) and copies the images the demo already made for an identical arm instead of
+regenerating them. Every part resumes: collect, train and evaluate all continue.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from golden_noise.demo.arms import (
+    golden_batch,
+    norm_control_batch,
+    standard_batch,
+    teacher_batch,
+)
+from golden_noise.demo.config import DemoConfig
+from golden_noise.demo.run import SUMMARY, publish_npnet
+from golden_noise.demo.stages import (
+    build_teacher,
+    call_kwargs,
+    collect_training_pairs,
+    evaluate_arms,
+    heldout_samples,
+    load_json,
+    sampler_settings,
+    toy_scorers,
+    train_npnet,
+)
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.evaluate import Sample
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no-svd": {"npnet": {"use_svd": False}},
+    "no-residual": {"npnet": {"use_residual": False}},
+    "no-text": {"npnet": {"use_text": False}},
+    "no-filter": {"margin": None},
+}
+# diffusers class and overrides; PNDM as Stable Diffusion ships it (PLMS, no Runge-Kutta warm-up).
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpm-solver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler-ancestral": ("EulerAncestralDiscreteScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "ddpm": ("DDPMScheduler", {}),
+}
+
+
+def _demo_summary(out: Path) -> dict[str, Any]:
+    summary = load_json(out / SUMMARY)
+    if summary is None:
+        raise GoldenNoiseError(f"expected a finished demo run in {out} ({SUMMARY}); run it first")
+    return summary
+
+
+def _demo_npnet(out: Path) -> Path:
+    """The demo's trained net (its pairs are complete once it exists)."""
+    if not (out / "npnet" / "config.json").is_file():
+        raise GoldenNoiseError(
+            f"expected the demo's trained NPNet in {out / 'npnet'}; run it first"
+        )
+    return out / "npnet"
+
+
+def _samples(config: DemoConfig, n: int) -> list[Sample]:
+    return heldout_samples(config)[:n]
+
+
+def reuse_images(source: Path, target: Path, samples: list[Sample], arms: dict[str, str]) -> None:
+    """Copy images an earlier evaluation made for an identical arm (`source arm -> target arm`)."""
+    (target / "images").mkdir(parents=True, exist_ok=True)
+    for sample in samples:
+        for old, new in arms.items():
+            src, dst = source / sample.file(old), target / sample.file(new)
+            if src.is_file() and not dst.is_file():
+                shutil.copyfile(src, dst)
+
+
+def _golden(pipe: Any, folder: Path) -> Any:
+    from golden_noise.generate import GoldenNoise
+    from golden_noise.npnet import NPNet
+
+    return GoldenNoise(NPNet.from_pretrained(folder), pipe)
+
+
+def _trained(
+    config: DemoConfig, dataset: Path, runs: Path, name: str, progress: bool, **options: Any
+) -> tuple[Path, dict[str, Any]]:
+    result = train_npnet(config, dataset, runs / f"train-{name}", progress, **options)
+    publish_npnet(runs / f"train-{name}" / "best", runs / f"npnet-{name}")
+    return runs / f"npnet-{name}", result
+
+
+def study_teachers(
+    out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
+) -> dict[str, Any]:
+    """Each candidate teacher with its own NPNet, in one report (`study/teachers`)."""
+    chosen = _demo_summary(out)["teacher_choice"]["chosen"]
+    runs, folder, samples = out / "study", out / "study" / "teachers", _samples(config, n)
+    reuse_images(out / "report", folder, samples,
+                 {"standard": "standard", "golden": f"golden-{chosen}",
+                  "teacher": f"teacher-{chosen}"})  # fmt: skip
+    from golden_noise.teachers import CollectionSampler
+
+    call = call_kwargs(config)
+    collection = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
+                                   config.generation_batch_size)  # fmt: skip
+    makers: dict[str, Any] = {"standard": standard_batch(pipe, **call)}
+    details: dict[str, Any] = {}
+    for name, options in config.teachers:
+        teacher = build_teacher(name, options, config)
+        if name == chosen:
+            dataset, net = out / "npd", out / "npnet"
+            details[name] = {"collected": _demo_summary(out)["collected"]}
+        else:
+            dataset = runs / f"npd-{name}"
+            details[name] = {
+                "collected": collect_training_pairs(pipe, config, teacher, dataset, progress)
+            }
+            net, details[name]["trained"] = _trained(config, dataset, runs, name, progress)
+        makers[f"golden-{name}"] = golden_batch(_golden(pipe, net), **call)
+        makers[f"teacher-{name}"] = teacher_batch(teacher, collection, **call)
+    stats = evaluate_arms(folder, samples, makers, config, {"study": "teachers"}, progress)
+    return {"details": details, "evaluation": stats}
+
+
+def study_ablations(
+    out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
+) -> dict[str, Any]:
+    """The demo's net beside one-change variants trained on the same pairs (`study/ablations`)."""
+    runs, folder, samples = out / "study", out / "study" / "ablations", _samples(config, n)
+    reuse_images(out / "report", folder, samples, {"standard": "standard", "golden": "golden"})
+    call = call_kwargs(config)
+    full = _golden(pipe, _demo_npnet(out))
+    makers = {
+        "standard": standard_batch(pipe, **call),
+        "golden": golden_batch(full, **call),
+        "norm-control": norm_control_batch(full, **call),
+    }
+    details = {}
+    for name, options in ABLATIONS.items():
+        net, details[name] = _trained(config, out / "npd", runs, name, progress, **options)
+        makers[f"golden-{name}"] = golden_batch(_golden(pipe, net), **call)
+    stats = evaluate_arms(folder, samples, makers, config, {"study": "ablations"}, progress)
+    return {"details": details, "evaluation": stats}
+
+
+def study_samplers(
+    out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
+) -> dict[str, Any]:
+    """The demo's NPNet under each sampler, standard vs golden (`study/samplers/<name>`)."""
+    import diffusers
+
+    samples = _samples(config, n)
+    golden = _golden(pipe, _demo_npnet(out))
+    call = call_kwargs(config)
+    original = pipe.scheduler
+    results = {}
+    try:
+        for name, (cls, overrides) in SAMPLERS.items():
+            folder = out / "study" / "samplers" / name
+            pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
+            if type(pipe.scheduler) is type(original):
+                reuse_images(out / "report", folder, samples,
+                             {"standard": "standard", "golden": "golden"})  # fmt: skip
+            makers = {
+                "standard": standard_batch(pipe, **call),
+                "golden": golden_batch(golden, **call),
+            }
+            results[name] = evaluate_arms(
+                folder, samples, makers, config, {"study": "samplers", "sampler": cls}, progress
+            )
+    finally:
+        pipe.scheduler = original
+    return results
+
+
+STUDY = "study.json"
+
+
+def run_study(
+    out: Path | str, config: DemoConfig, pipe: Any, progress: bool = True, console: Any = None
+) -> dict[str, Any]:
+    """All three parts after a finished demo in `out`; writes `study.json` and returns it."""
+    from golden_noise.dataset.atomic import atomic_write_json
+    from golden_noise.demo.run import StageClock
+
+    out = Path(out)
+    say = console.print if console is not None else None
+    clock = StageClock()
+    result: dict[str, Any] = {}
+    with clock.stage("study: teachers", say):
+        result["teachers"] = study_teachers(out, config, pipe, config.study_samples, progress)
+    with clock.stage("study: ablations", say):
+        result["ablations"] = study_ablations(out, config, pipe, config.study_samples, progress)
+    with clock.stage("study: samplers", say):
+        result["samplers"] = study_samplers(out, config, pipe, config.sampler_samples, progress)
+    result["seconds"] = clock.seconds
+    atomic_write_json(out / STUDY, result)
+    return result

@@ -131,14 +131,22 @@ def train_npnet(
     npnet: dict[str, Any] | None = None,
     margin: float | None | str = "manifest",
 ) -> dict[str, Any]:
-    """Stage II on the collected pairs; the net with the best validation loss is kept."""
+    """Stage II on the collected pairs; the net with the best validation loss is kept.
+
+    A teacher that keeps few pairs gets a smaller batch (at most 3/4 of its kept rows, so
+    the train split after the trainer's prompt split still fills one), not a crash.
+    """
     from golden_noise.train import TrainConfig, train
 
+    manifest = DatasetManifest.load(dataset)
+    keep = margin if margin != "manifest" else manifest.margin
+    kept = int(RowTable.load(dataset, manifest).keep_mask(keep, None).sum())
+    batch_size = max(1, min(config.batch_size, kept * 3 // 4))
     result = train(
         TrainConfig(
             dataset=dataset,
             out=out,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             epochs=config.epochs,
             lr=config.lr,
             margin=margin,
@@ -150,6 +158,7 @@ def train_npnet(
     )
     best = min(result.history, key=lambda row: row["val_loss"])
     return {
+        "batch_size": batch_size,
         "train_rows": result.train_rows,
         "val_rows": result.val_rows,
         "best_epoch": best["epoch"],

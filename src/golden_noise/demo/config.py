@@ -71,7 +71,16 @@ class DemoConfig:
         return dataclasses.asdict(self)
 
 
-FULL = DemoConfig(name="full", validation_rows=96, collect_rows=1024, eval_samples=1024, epochs=60)
+FULL = DemoConfig(
+    name="full",
+    validation_rows=96,
+    collect_rows=512,
+    eval_samples=1024,
+    epochs=60,
+    study_samples=256,
+    sampler_samples=128,
+)
+
 QUICK = DemoConfig(
     name="quick",
     validation_rows=8,

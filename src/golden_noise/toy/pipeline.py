@@ -8,7 +8,9 @@ from golden_noise.errors import GoldenNoiseError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 7.5
+# Chosen on the validation split (4 seeds, 20 DDIM steps), fully-correct rate by guidance:
+# 2.0: 0.460, 3.5: 0.419 (5.0: 0.318, 7.5: 0.211 with 1 seed). Higher guidance blanks images.
+DEFAULT_GUIDANCE = 2.0
 
 
 def load_pipeline(

@@ -7,7 +7,7 @@ from tiny_pipelines import build_sd, make_identity, tiny_npnet
 from typer.testing import CliRunner
 
 from golden_noise.cli import app
-from golden_noise.cli.generate import parse_seeds
+from golden_noise.cli.options import parse_seeds
 from golden_noise.errors import GoldenNoiseError
 
 
@@ -61,7 +61,7 @@ def test_user_errors_exit_with_a_clear_message(saved, tmp_path):
     assert no_net.exit_code == 2 and "--npnet is required" in no_net.output
     nope = str(tmp_path / "nope")
     missing = _run(saved, "--npnet", str(saved / "npnet"), "--prompts", nope, "--out", nope)
-    assert missing.exit_code == 2 and "cannot read prompt file" in missing.output
+    assert missing.exit_code == 2 and "no such file" in missing.output
     args = ["--npnet", str(saved / "npnet"), "-p", "a cat", "--height", "64"]
     wrong_size = _run(saved, *args, "--out", str(tmp_path))
     assert wrong_size.exit_code == 2 and "--resize-noise" in wrong_size.output

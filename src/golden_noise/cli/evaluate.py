@@ -142,7 +142,7 @@ def _generation(
     call: dict[str, Any],
 ) -> tuple[list, dict, dict[str, Any]]:
     """Samples, arms and the run description for a generating evaluation."""
-    from golden_noise.cli.generate import _load_npnet, parse_seeds
+    from golden_noise.cli.options import load_npnet_option, parse_seeds
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.evaluate import golden_arm, make_samples, redenoise_arm, standard_arm
     from golden_noise.generate import GoldenNoise
@@ -160,7 +160,8 @@ def _generation(
     call = {key: value for key, value in call.items() if value is not None}
     pipe = load_pipeline(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
-    golden = GoldenNoise(_load_npnet(npnet, npnet_file, pipeline), pipe, resize_noise=resize_noise)
+    net = load_npnet_option(npnet, npnet_file, pipeline)
+    golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
     arms = {"standard": standard_arm(pipe, **call), "golden": golden_arm(golden, **call)}
     if teacher:
         arms["teacher"] = redenoise_arm(golden, **call)

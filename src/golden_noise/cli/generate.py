@@ -9,40 +9,17 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.cli.app import app
+from golden_noise.cli.options import load_npnet_option, parse_seeds
 from golden_noise.errors import GoldenNoiseError
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Seeds from "0,1,2" or ranges "0-3" (inclusive), mixed: "0-2,10"."""
-    seeds: list[int] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        first, sep, last = part.partition("-")
-        try:
-            bounds = (int(first), int(last)) if sep else (int(part), int(part))
-        except ValueError:
-            raise GoldenNoiseError(
-                f"seeds must be integers or ranges like 0-3, comma-separated; got {part!r}"
-            ) from None
-        if bounds[1] < bounds[0]:
-            raise GoldenNoiseError(f"seed range must ascend; got {part!r}")
-        seeds.extend(range(bounds[0], bounds[1] + 1))
-    if not seeds:
-        raise GoldenNoiseError(f"expected at least one seed; got {text!r}")
-    return seeds
+def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str]:
+    """`--prompt` values, then the prompts of `--prompts` (any `read_prompt_source` source)."""
+    from golden_noise.prompt_sources import read_prompt_source
 
-
-def read_prompts(prompts: list[str] | None, prompts_file: Path | None) -> list[str]:
-    """`--prompt` values, then the non-empty lines of `--prompts FILE`."""
     collected = list(prompts or [])
     if prompts_file is not None:
-        try:
-            lines = prompts_file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise GoldenNoiseError(
-                f"cannot read prompt file {prompts_file} (expected UTF-8 text, one prompt a "
-                f"line): {error}"
-            ) from error
-        collected += [line.strip() for line in lines if line.strip()]
+        collected += read_prompt_source(prompts_file)
     if not collected:
         raise GoldenNoiseError("expected at least one prompt: pass --prompt or --prompts FILE")
     return collected
@@ -62,29 +39,17 @@ def _write_index(prompts: list[str], path: Path) -> None:
     os.replace(partial, path)
 
 
-def _load_npnet(source: str | None, filename: str | None, pipeline: str) -> Any:
-    from golden_noise.npnet import NPNet
-    from golden_noise.pipelines import TOY
-
-    if source is not None:
-        return NPNet.from_pretrained(source, filename=filename)
-    if pipeline == TOY:
-        from golden_noise.toy import load_npnet
-
-        return load_npnet()
-    raise GoldenNoiseError(
-        f"--npnet is required for pipeline {pipeline!r} (only 'toy' has a built-in NPNet); e.g. "
-        "--npnet Klayand/GoldenNoiseModel --npnet-file sdxl.pth"
-    )
-
-
 @app.command()
 def generate(
     prompt: Annotated[
         list[str] | None, typer.Option("--prompt", "-p", help="A prompt; repeat for more.")
     ] = None,
     prompts_file: Annotated[
-        Path | None, typer.Option("--prompts", help="Text file with one prompt per line.")
+        str | None,
+        typer.Option(
+            "--prompts",
+            help="Prompts: .txt (one a line), .csv/.jsonl, toy:SPLIT:N, or a hub dataset.",
+        ),
     ] = None,
     pipeline: Annotated[
         str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
@@ -177,7 +142,8 @@ def _run(
 
     pipe = load_pipeline(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
-    golden = GoldenNoise(_load_npnet(npnet, npnet_file, pipeline), pipe, resize_noise=resize_noise)
+    net = load_npnet_option(npnet, npnet_file, pipeline)
+    golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
     out.mkdir(parents=True, exist_ok=True)
     _write_index(prompts, out / "prompts.txt")
     total = len(prompts) * len(seeds)

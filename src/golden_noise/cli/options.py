@@ -1,0 +1,43 @@
+"""Option parsing shared by the commands: seed lists and the --npnet source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from golden_noise.errors import GoldenNoiseError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from "0,1,2" or ranges "0-3" (inclusive), mixed: "0-2,10"."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, sep, last = part.partition("-")
+        try:
+            bounds = (int(first), int(last)) if sep else (int(part), int(part))
+        except ValueError:
+            raise GoldenNoiseError(
+                f"seeds must be integers or ranges like 0-3, comma-separated; got {part!r}"
+            ) from None
+        if bounds[1] < bounds[0]:
+            raise GoldenNoiseError(f"seed range must ascend; got {part!r}")
+        seeds.extend(range(bounds[0], bounds[1] + 1))
+    if not seeds:
+        raise GoldenNoiseError(f"expected at least one seed; got {text!r}")
+    return seeds
+
+
+def load_npnet_option(source: str | None, filename: str | None, pipeline: str) -> Any:
+    """The NPNet named by --npnet/--npnet-file, or the toy world's shipped one for `toy`."""
+    from golden_noise.npnet import NPNet
+    from golden_noise.pipelines import TOY
+
+    if source is not None:
+        return NPNet.from_pretrained(source, filename=filename)
+    if pipeline == TOY:
+        from golden_noise.toy import load_npnet
+
+        return load_npnet()
+    raise GoldenNoiseError(
+        f"--npnet is required for pipeline {pipeline!r} (only 'toy' has a built-in NPNet); e.g. "
+        "--npnet Klayand/GoldenNoiseModel --npnet-file sdxl.pth"
+    )

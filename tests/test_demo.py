@@ -213,6 +213,15 @@ def test_load_npnet_ships_or_explains(tmp_path, monkeypatch):
     assert toy_npnet.load_npnet().config == config
 
 
+def test_shipped_npnet_fits_the_shipped_toy_pipeline():
+    from golden_noise.toy import load_npnet, load_pipeline
+
+    pipe = load_pipeline()
+    golden = GoldenNoise(load_npnet(), pipe)
+    latents = golden.latents(["a red circle"], torch.Generator().manual_seed(0))
+    assert latents.shape == (1, 4, 8, 8) and torch.isfinite(latents).all()
+
+
 def test_cli_refuses_a_missing_pipeline(tmp_path):
     result = CliRunner().invoke(
         app, ["demo", "--quick", "--out", str(tmp_path / "o"), "--pipeline", str(tmp_path)]

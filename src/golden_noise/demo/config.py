@@ -39,8 +39,9 @@ class DemoConfig:
     `teachers`: the candidate Stage I teachers (registry name, options); the one whose target
     noise scores best on the validation split collects the training pairs. `redenoise`:
     the re-denoise teacher's settings (the paper's w_l 5.5, w_w 1.0). `margin`: keep a pair
-    when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the toy pipeline's defaults,
-    used for collection and evaluation alike. `study_samples`/`sampler_samples`: how many of
+    when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the sampler for collection and
+    evaluation alike; 7.5 was the toy's default CFG when the shipped NPNet was trained and
+    measured (the toy's default is now 2.0), so it stays fixed here to reproduce that run. `study_samples`/`sampler_samples`: how many of
     the held-out samples the study's teacher/ablation and per-sampler evaluations use.
     """
 

@@ -41,8 +41,9 @@ class DemoConfig:
     the re-denoise teacher's settings (the paper's w_l 5.5, w_w 1.0). `margin`: keep a pair
     when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the sampler for collection and
     evaluation alike; 7.5 was the toy's default CFG when the shipped NPNet was trained and
-    measured (the toy's default is now 2.0), so it stays fixed here to reproduce that run. `study_samples`/`sampler_samples`: how many of
-    the held-out samples the study's teacher/ablation and per-sampler evaluations use.
+    measured (the toy's default is now 2.0), so it stays fixed here to reproduce that run.
+    `study_samples`/`sampler_samples`: how many of the held-out samples the study's
+    teacher/ablation and per-sampler evaluations use.
     """
 
     name: str

@@ -1,9 +1,16 @@
 """Command-line interface; each command lives in its own module and registers on `app`."""
 
-from golden_noise.cli import generate, import_authors, info, toy, train  # noqa: F401  (registers commands)
-from golden_noise.cli import collect  # noqa: F401  (registers commands)
-from golden_noise.cli import evaluate, scorers  # noqa: F401  (registers commands)
-from golden_noise.cli import demo  # noqa: F401  (registers commands)
+from golden_noise.cli import (  # noqa: F401  (importing a command module registers it)
+    collect,
+    demo,
+    evaluate,
+    generate,
+    import_authors,
+    info,
+    scorers,
+    toy,
+    train,
+)
 from golden_noise.cli.app import app
 
 __all__ = ["app"]

@@ -5,7 +5,7 @@ Accepted sources:
 - `prompts.csv` (header row) or `prompts.jsonl` (one object per line): the `column` given, or
   the first of "prompt", "caption", "text" present;
 - `toy:SPLIT:N[:SEED]`: N prompts drawn from the toy world's SPLIT (train, validation, heldout);
-- a hub dataset id `owner/name[:split]` with `column` (needs the `datasets` package).
+- a hub dataset id `owner/name[:split]` with `column` (needs the `prompts` extra: datasets).
 Identical prompts are kept once (first occurrence), so a prompt's index names one text.
 """
 
@@ -77,7 +77,7 @@ def _read_hub(spec: str, column: str | None) -> list[str]:
     except ImportError as exc:
         raise GoldenNoiseError(
             f"{spec!r} is neither a file nor a toy: source; reading a hub dataset needs the "
-            "`datasets` package (pip install datasets)"
+            "`datasets` package: pip install 'golden-noise[prompts]'"
         ) from exc
     repo, _, split = spec.partition(":")
     try:

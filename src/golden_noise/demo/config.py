@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
 VALIDATION_SEED_OFFSET = 1_000_000
 EVAL_SEED_OFFSET = 2_000_000
 
@@ -40,8 +42,7 @@ class DemoConfig:
     noise scores best on the validation split collects the training pairs. `redenoise`:
     the re-denoise teacher's settings (the paper's w_l 5.5, w_w 1.0). `margin`: keep a pair
     when soft(x_T) + margin < soft(x_T'). `steps`/`guidance`: the sampler for collection and
-    evaluation alike; 7.5 was the toy's default CFG when the shipped NPNet was trained and
-    measured (the toy's default is now 2.0), so it stays fixed here to reproduce that run.
+    evaluation alike: the toy pipeline's defaults (CFG chosen on the validation split).
     `study_samples`/`sampler_samples`: how many of the held-out samples the study's
     teacher/ablation and per-sampler evaluations use.
     """
@@ -51,8 +52,8 @@ class DemoConfig:
     collect_rows: int
     eval_samples: int
     epochs: int
-    steps: int = 20
-    guidance: float = 7.5
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
     margin: float = 0.02
     batch_size: int = 64
     lr: float = 1e-3

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from golden_noise.cli.app import app
+from golden_noise.cli.options import PipelineOption
 
 
 @app.command()
@@ -25,9 +26,7 @@ def collect(
         ),
     ],
     out: Annotated[Path, typer.Option(help="Dataset directory (created, or resumed).")],
-    pipeline: Annotated[
-        str, typer.Option(help="'toy', a local pipeline folder or a hub id.")
-    ] = "toy",
+    pipeline: PipelineOption = "toy",
     column: Annotated[
         str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
     ] = None,

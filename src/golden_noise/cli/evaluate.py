@@ -14,6 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.cli.app import app
+from golden_noise.cli.options import (
+    NPNetFileOption,
+    NPNetOption,
+    PipelineOption,
+    load_npnet_option,
+    parse_seeds,
+)
 
 TOY_SCORERS = "toy-soft,toy-correct"
 DEFAULT_SCORERS = "hpsv2.1"
@@ -31,16 +38,9 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Report folder (created, resumed).")] = Path(
         "golden-noise-eval"
     ),
-    pipeline: Annotated[
-        str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
-    ] = "toy",
-    npnet: Annotated[
-        str | None,
-        typer.Option(help="NPNet: save_pretrained folder, .pth/.safetensors file or hub id."),
-    ] = None,
-    npnet_file: Annotated[
-        str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
-    ] = None,
+    pipeline: PipelineOption = "toy",
+    npnet: NPNetOption = None,
+    npnet_file: NPNetFileOption = None,
     column: Annotated[
         str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
     ] = None,
@@ -142,7 +142,6 @@ def _generation(
     call: dict[str, Any],
 ) -> tuple[list, dict, dict[str, Any]]:
     """Samples, arms and the run description for a generating evaluation."""
-    from golden_noise.cli.options import load_npnet_option, parse_seeds
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.evaluate import golden_arm, make_samples, redenoise_arm, standard_arm
     from golden_noise.generate import GoldenNoise

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.cli.app import app
-from golden_noise.cli.options import load_npnet_option, parse_seeds
+from golden_noise.cli.options import (
+    NPNetFileOption,
+    NPNetOption,
+    PipelineOption,
+    load_npnet_option,
+    parse_seeds,
+)
 from golden_noise.errors import GoldenNoiseError
 
 
@@ -51,16 +57,9 @@ def generate(
             help="Prompts: .txt (one a line), .csv/.jsonl, toy:SPLIT:N, or a hub dataset.",
         ),
     ] = None,
-    pipeline: Annotated[
-        str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
-    ] = "toy",
-    npnet: Annotated[
-        str | None,
-        typer.Option(help="NPNet: save_pretrained folder, .pth/.safetensors file or hub id."),
-    ] = None,
-    npnet_file: Annotated[
-        str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
-    ] = None,
+    pipeline: PipelineOption = "toy",
+    npnet: NPNetOption = None,
+    npnet_file: NPNetFileOption = None,
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. '0,1,2' or '0-3'.")] = "0",
     steps: Annotated[
         int | None, typer.Option(help="Denoising steps (default: the pipeline's).")

@@ -1,10 +1,23 @@
-"""Option parsing shared by the commands: seed lists and the --npnet source."""
+"""Options shared by the commands: --pipeline, --npnet/--npnet-file, seed lists."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from golden_noise.errors import GoldenNoiseError
+
+PipelineOption = Annotated[
+    str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
+]
+NPNetOption = Annotated[
+    str | None,
+    typer.Option(help="NPNet: save_pretrained folder, .pth/.safetensors file or hub id."),
+]
+NPNetFileOption = Annotated[
+    str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
+]
 
 
 def parse_seeds(text: str) -> list[int]:

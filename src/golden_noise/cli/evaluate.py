@@ -15,11 +15,14 @@ import typer
 
 from golden_noise.cli.app import app
 from golden_noise.cli.options import (
+    GuidanceOption,
     NPNetFileOption,
     NPNetOption,
     PipelineOption,
+    StepsOption,
     load_npnet_option,
     parse_seeds,
+    pipeline_call_kwargs,
 )
 
 TOY_SCORERS = "toy-soft,toy-correct"
@@ -58,12 +61,8 @@ def evaluate(
     rescore: Annotated[
         bool, typer.Option(help="Score the images already in --out; generate nothing.")
     ] = False,
-    steps: Annotated[
-        int | None, typer.Option(help="Denoising steps [toy: its default; else the pipeline's].")
-    ] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Guidance scale [toy: its default; else the pipeline's].")
-    ] = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
     height: Annotated[int | None, typer.Option(help="Image height in pixels.")] = None,
     width: Annotated[int | None, typer.Option(help="Image width in pixels.")] = None,
     resize_noise: Annotated[
@@ -108,8 +107,7 @@ def evaluate(
             samples, arms, run = _generation(
                 prompts, column, seeds, pipeline, npnet, npnet_file, teacher, dtype,
                 resize_noise, accelerator.device,
-                {"num_inference_steps": steps, "guidance_scale": guidance,
-                 "height": height, "width": width},
+                pipeline_call_kwargs(pipeline, steps, guidance, height, width),
             )  # fmt: skip
             summary = run_evaluate(
                 out,
@@ -145,18 +143,12 @@ def _generation(
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.evaluate import golden_arm, make_samples, redenoise_arm, standard_arm
     from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import TOY, load_pipeline
+    from golden_noise.pipelines import load_pipeline
     from golden_noise.prompt_sources import read_prompt_source
 
     if prompts is None:
         raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
     samples = make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
-    if pipeline == TOY:
-        from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
-
-        call["num_inference_steps"] = call["num_inference_steps"] or DEFAULT_STEPS
-        call["guidance_scale"] = call["guidance_scale"] or DEFAULT_GUIDANCE
-    call = {key: value for key, value in call.items() if value is not None}
     pipe = load_pipeline(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)

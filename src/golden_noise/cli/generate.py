@@ -10,11 +10,14 @@ import typer
 
 from golden_noise.cli.app import app
 from golden_noise.cli.options import (
+    GuidanceOption,
     NPNetFileOption,
     NPNetOption,
     PipelineOption,
+    StepsOption,
     load_npnet_option,
     parse_seeds,
+    pipeline_call_kwargs,
 )
 from golden_noise.errors import GoldenNoiseError
 
@@ -61,12 +64,8 @@ def generate(
     npnet: NPNetOption = None,
     npnet_file: NPNetFileOption = None,
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. '0,1,2' or '0-3'.")] = "0",
-    steps: Annotated[
-        int | None, typer.Option(help="Denoising steps (default: the pipeline's).")
-    ] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Guidance scale (default: the pipeline's).")
-    ] = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
     height: Annotated[int | None, typer.Option(help="Image height in pixels.")] = None,
     width: Annotated[int | None, typer.Option(help="Image width in pixels.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("golden-noise-images"),
@@ -94,7 +93,7 @@ def generate(
             pipeline=pipeline,
             npnet=npnet,
             npnet_file=npnet_file,
-            pipe_kwargs=_pipe_kwargs(steps, guidance, height, width),
+            pipe_kwargs=pipeline_call_kwargs(pipeline, steps, guidance, height, width),
             out=out,
             compare=compare,
             resize_noise=resize_noise,
@@ -105,18 +104,6 @@ def generate(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(f"wrote {written} images to {out}")
-
-
-def _pipe_kwargs(
-    steps: int | None, guidance: float | None, height: int | None, width: int | None
-) -> dict[str, Any]:
-    given = {
-        "num_inference_steps": steps,
-        "guidance_scale": guidance,
-        "height": height,
-        "width": width,
-    }
-    return {key: value for key, value in given.items() if value is not None}
 
 
 def _run(

@@ -18,6 +18,39 @@ NPNetOption = Annotated[
 NPNetFileOption = Annotated[
     str | None, typer.Option(help="File inside --npnet (folder or hub repo), e.g. sdxl.pth.")
 ]
+StepsOption = Annotated[
+    int | None, typer.Option(help="Denoising steps [toy: its default; else the pipeline's].")
+]
+GuidanceOption = Annotated[
+    float | None, typer.Option(help="Guidance scale [toy: its default; else the pipeline's].")
+]
+
+
+def pipeline_call_kwargs(
+    pipeline: str,
+    steps: int | None,
+    guidance: float | None,
+    height: int | None,
+    width: int | None,
+) -> dict[str, Any]:
+    """The pipeline-call arguments the user gave; the toy world's sampler defaults for `toy`.
+
+    Other pipelines keep their own call defaults for whatever is not given.
+    """
+    from golden_noise.pipelines import TOY
+
+    if pipeline == TOY:
+        from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+        steps = DEFAULT_STEPS if steps is None else steps
+        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    given = {
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "height": height,
+        "width": width,
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -11,7 +11,6 @@ samples are split across processes and the main process writes one report.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
-from golden_noise.dataset.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.atomic import atomic_write_json, atomic_write_png, atomic_write_text
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.report import ImageRow, MetricInfo, write_report
 from golden_noise.stats import BOOTSTRAP_RESAMPLES, compare_arms
@@ -105,12 +104,6 @@ def redenoise_arm(
     return image
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def generate_images(
     folder: Path, samples: Sequence[Sample], arms: Mapping[str, Arm], show_progress: bool = True
 ) -> int:
@@ -120,7 +113,7 @@ def generate_images(
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     jobs = [(s, arm) for s in samples for arm in arms if not (folder / s.file(arm)).is_file()]
     for sample, arm in track(jobs, "generating", disable=not show_progress):
-        _save_png(arms[arm](sample.prompt, sample.seed), folder / sample.file(arm))
+        atomic_write_png(folder / sample.file(arm), arms[arm](sample.prompt, sample.seed))
     return len(jobs)
 
 

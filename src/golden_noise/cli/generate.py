@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from golden_noise.atomic import atomic_write_png, atomic_write_text
 from golden_noise.cli.app import app
 from golden_noise.cli.options import (
     GuidanceOption,
@@ -34,18 +34,9 @@ def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[st
     return collected
 
 
-def _save_png(image: Any, path: Path) -> None:
-    """Write `path` whole or not at all, so an interrupted run leaves no broken image."""
-    partial = path.with_name(f".{path.name}.partial")
-    image.save(partial, format="PNG")
-    os.replace(partial, path)
-
-
 def _write_index(prompts: list[str], path: Path) -> None:
     """`prompts.txt`: the file-name index of each prompt, tab, the prompt."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text("".join(f"{i:03d}\t{p}\n" for i, p in enumerate(prompts)), encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, "".join(f"{i:03d}\t{p}\n" for i, p in enumerate(prompts)))
 
 
 @app.command()
@@ -137,7 +128,8 @@ def _run(
     if not compare:
         jobs = [(i, p, s) for i, p in enumerate(prompts) for s in seeds]
         for index, text, seed in track(jobs, "golden images", total=total):
-            _save_png(golden.image(text, seed, **pipe_kwargs), out / f"{index:03d}-s{seed}.png")
+            image = golden.image(text, seed, **pipe_kwargs)
+            atomic_write_png(out / f"{index:03d}-s{seed}.png", image)
             written += 1
         return written
     pairs = track(
@@ -146,14 +138,14 @@ def _run(
     rows, sides = [], []
     for number, pair in enumerate(pairs):
         index = number // len(seeds)
-        _save_png(pair.standard, out / f"{index:03d}-s{pair.seed}-standard.png")
-        _save_png(pair.golden, out / f"{index:03d}-s{pair.seed}-golden.png")
+        atomic_write_png(out / f"{index:03d}-s{pair.seed}-standard.png", pair.standard)
+        atomic_write_png(out / f"{index:03d}-s{pair.seed}-golden.png", pair.golden)
         rows.append(pair)
         written += 2
         if len(rows) == len(seeds):  # one prompt done: standard row over golden row
             images = [r.standard for r in rows] + [r.golden for r in rows]
             sides.append(make_image_grid(images, rows=2, cols=len(seeds)))
-            _save_png(sides[-1], out / f"{index:03d}-compare.png")
+            atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
             rows = []
-    _save_png(make_image_grid(sides, rows=len(prompts), cols=1), out / "grid.png")
+    atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(prompts), cols=1))
     return written

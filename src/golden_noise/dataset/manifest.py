@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from golden_noise.dataset.atomic import atomic_write_json
+from golden_noise.atomic import atomic_write_json
 from golden_noise.errors import GoldenNoiseError
 
 MANIFEST_NAME = "manifest.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from golden_noise.dataset.atomic import publish, remove_temp_files, temp_path_for
+from golden_noise.atomic import publish, remove_temp_files, temp_path_for
 from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, write_prompts
 from golden_noise.dataset.shards import (

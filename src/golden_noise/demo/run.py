@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from golden_noise.dataset.atomic import atomic_directory, atomic_write_json
+from golden_noise.atomic import atomic_directory, atomic_write_json
 from golden_noise.demo.config import DemoConfig
 from golden_noise.demo.stages import (
     build_teacher,

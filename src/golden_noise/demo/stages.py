@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from golden_noise.atomic import atomic_write_json
 from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, RowTable
-from golden_noise.dataset.atomic import atomic_write_json
 from golden_noise.demo.arms import BatchedArm, golden_batch, standard_batch, teacher_batch
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, DemoConfig
 from golden_noise.evaluate import Sample, evaluate, prompt_group

@@ -194,7 +194,7 @@ def run_study(
     out: Path | str, config: DemoConfig, pipe: Any, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
     """All three parts after a finished demo in `out`; writes `study.json` and returns it."""
-    from golden_noise.dataset.atomic import atomic_write_json
+    from golden_noise.atomic import atomic_write_json
     from golden_noise.demo.run import StageClock
 
     out = Path(out)

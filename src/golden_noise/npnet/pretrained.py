@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from golden_noise.atomic import atomic_write_json, publish, temp_path_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.hub import fetch
 
@@ -102,12 +103,14 @@ def read_saved(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 def write_saved(folder: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
     """Write `config.json` + `model.safetensors`; each file appears whole or not at all."""
     folder.mkdir(parents=True, exist_ok=True)
-    weights_tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file({key: tensor.contiguous() for key, tensor in state.items()}, weights_tmp)
-    os.replace(weights_tmp, folder / WEIGHTS_NAME)
-    config_tmp = folder / f".{CONFIG_NAME}.tmp"
-    config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(config_tmp, folder / CONFIG_NAME)
+    weights = folder / WEIGHTS_NAME
+    weights_tmp = temp_path_for(weights)
+    try:
+        save_file({key: tensor.contiguous() for key, tensor in state.items()}, weights_tmp)
+        publish(weights_tmp, weights)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+    atomic_write_json(folder / CONFIG_NAME, config)
 
 
 def _listed(keys: list[str]) -> str:

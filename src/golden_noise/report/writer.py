@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from golden_noise.dataset.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from golden_noise.report.grid import grid_samples, render_grid_png
 from golden_noise.report.html import render_html
 

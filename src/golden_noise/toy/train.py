@@ -12,9 +12,7 @@ guidance), EMA of the UNet and text encoder weights. A checkpoint is written ato
 import copy
 import json
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +25,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
+from golden_noise.atomic import atomic_directory, publish, temp_path_for
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
 from golden_noise.toy.recipe import TrainConfig
@@ -79,9 +78,12 @@ class ThreadTuner:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = temp_path_for(path)
+    try:
+        torch.save(obj, tmp)
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -258,13 +260,6 @@ def export_pipeline(
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipe.to(torch.float16).save_pretrained(tmp)
-    (tmp / "toy_step.json").write_text(json.dumps({"step": step}))
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(target) as tmp:
+        pipe.to(torch.float16).save_pretrained(tmp)
+        (tmp / "toy_step.json").write_text(json.dumps({"step": step}))

@@ -22,8 +22,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset
 
+from golden_noise.atomic import atomic_directory, recover_directory
 from golden_noise.dataset import load_splits
-from golden_noise.dataset.atomic import atomic_directory, recover_directory
 from golden_noise.distributed import make_accelerator
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from golden_noise.dataset.atomic import TEMP_PREFIX, atomic_write_json, atomic_write_text
+from golden_noise.atomic import TEMP_PREFIX, atomic_write_json, atomic_write_text
 
 CHECKPOINTS = "checkpoints"
 _STEP = re.compile(r"^step-(\d{8})$")

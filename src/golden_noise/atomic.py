@@ -7,6 +7,7 @@ rename on one filesystem, atomic on POSIX), is fsynced, then renamed over the ta
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -47,6 +48,13 @@ def atomic_write_bytes(target: Path, data: bytes, tag: str = "") -> None:
         publish(temp, target)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def atomic_write_png(target: Path, image: Any, tag: str = "") -> None:
+    """Save a PIL image as PNG, whole or not at all (an interrupted run leaves no broken image)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(target, buffer.getvalue(), tag)
 
 
 def atomic_write_text(target: Path, text: str, tag: str = "") -> None:

@@ -23,6 +23,7 @@ from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, R
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.redenoise import pipeline_dtype
 from golden_noise.scorers.base import Scorer
+from golden_noise.seeds import seeded_generator
 from golden_noise.teachers import (
     CollectionSampler,
     RedenoiseTeacher,
@@ -242,7 +243,7 @@ def collect(
                 len(batch),
                 height,
                 width,
-                [torch.Generator().manual_seed(s) for s in seed_list],
+                [seeded_generator(s) for s in seed_list],
                 dtype,
             ).float()
             rows = Rows(texts, index, seed_list, source, adapter.call_kwargs(texts, height, width))

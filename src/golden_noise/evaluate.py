@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from golden_noise.atomic import atomic_write_json, atomic_write_png, atomic_write_text
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.report import ImageRow, MetricInfo, write_report
+from golden_noise.seeds import seeded_generator
 from golden_noise.stats import BOOTSTRAP_RESAMPLES, compare_arms
 
 if TYPE_CHECKING:
@@ -70,13 +70,13 @@ def make_samples(prompts: Sequence[str], seeds: Sequence[int]) -> list[Sample]:
     ]
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator(device="cpu").manual_seed(seed)
-
-
 def standard_arm(pipe: Any, **pipe_kwargs: Any) -> Arm:
     """The pipeline's own noise for the seed."""
-    return lambda prompt, seed: pipe(prompt, generator=_generator(seed), **pipe_kwargs).images[0]
+
+    def image(prompt: str, seed: int) -> Image.Image:
+        return pipe(prompt, generator=seeded_generator(seed), **pipe_kwargs).images[0]
+
+    return image
 
 
 def golden_arm(golden: GoldenNoise, **pipe_kwargs: Any) -> Arm:
@@ -95,7 +95,7 @@ def redenoise_arm(
     dtype = pipeline_dtype(pipe)
 
     def image(prompt: str, seed: int) -> Image.Image:
-        generator = _generator(seed)
+        generator = seeded_generator(seed)
         noise = adapter.initial_noise(1, *size, generator, dtype=dtype)
         target = redenoise(pipe, noise, adapter.call_kwargs([prompt], *size), settings)
         latents = adapter.pipeline_latents(target.to(noise.device, dtype))

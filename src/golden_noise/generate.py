@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from golden_noise.adapters import PipelineAdapter, adapter_for, is_known_family
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet
+from golden_noise.seeds import seeded_generator
 
 
 @dataclass
@@ -112,7 +113,7 @@ class GoldenNoise:
         generator lives on the CPU, so a seed means the same noise on any device, as
         diffusers recommends.
         """
-        generator = _seeded(seed)
+        generator = seeded_generator(seed)
         size = pipe_kwargs.get("height"), pipe_kwargs.get("width")
         latents = self.latents(prompt, generator, *size)
         return self.pipe(prompt, latents=latents, generator=generator, **pipe_kwargs).images[0]
@@ -124,7 +125,8 @@ class GoldenNoise:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         for prompt in prompts:
             for seed in seeds:
-                standard = self.pipe(prompt, generator=_seeded(seed), **pipe_kwargs).images[0]
+                generator = seeded_generator(seed)
+                standard = self.pipe(prompt, generator=generator, **pipe_kwargs).images[0]
                 golden = self.image(prompt, seed, **pipe_kwargs)
                 yield Comparison(prompt, seed, standard, golden)
 
@@ -201,10 +203,6 @@ class GoldenNoise:
                 "Generate at the net's size, or pass resize_noise=True (CLI: --resize-noise) to "
                 "resize the noise to the net's size and back (an approximation)"
             )
-
-
-def _seeded(seed: int) -> torch.Generator:
-    return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def _standardized(x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:

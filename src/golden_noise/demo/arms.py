@@ -4,7 +4,7 @@
 the toy pipeline one image per call costs about four times as much per image as a batch of
 64, so `BatchedArm` makes the next `batch_size` samples' images in one pipeline call on a
 miss and hands them out as they are asked for. Every image still starts from
-`torch.Generator().manual_seed(seed)` exactly as the one-image arms do, so batching changes
+`seeds.seeded_generator(seed)` exactly as the one-image arms do, so batching changes
 no image beyond float round-off.
 """
 
@@ -19,6 +19,7 @@ from PIL import Image
 from golden_noise.evaluate import Sample
 from golden_noise.generate import GoldenNoise
 from golden_noise.redenoise import pipeline_dtype
+from golden_noise.seeds import seeded_generator
 from golden_noise.teachers import CollectionSampler, RedenoiseTeacher, Rows, Teacher
 
 MakeBatch = Callable[[Sequence[Sample]], list[Image.Image]]
@@ -45,7 +46,7 @@ class BatchedArm:
 
 
 def _generators(samples: Sequence[Sample]) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s.seed) for s in samples]
+    return [seeded_generator(s.seed) for s in samples]
 
 
 def standard_batch(pipe: Any, **call: Any) -> MakeBatch:

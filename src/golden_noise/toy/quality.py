@@ -1,6 +1,6 @@
 """How well the toy pipeline follows prompts: correct rates per prompt type, seed dependence.
 
-Every (prompt, seed) image starts from ``torch.Generator().manual_seed(seed)``, so a result
+Every (prompt, seed) image starts from ``seeds.seeded_generator(seed)``, so a result
 does not depend on how images are batched.
 """
 
@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from rich.progress import track
 
+from golden_noise.seeds import seeded_generator
 from golden_noise.toy.grammar import PROMPT_TYPES, parse, prompts_of
 from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from golden_noise.toy.scorer import score
@@ -49,7 +50,7 @@ def generate(
     steps: int = DEFAULT_STEPS,
 ) -> torch.Tensor:
     """Images ``[B, 3, 32, 32]`` in [0, 1], one per (prompt, seed)."""
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    generators = [seeded_generator(s) for s in seeds]
     out = pipe(
         prompts,
         num_inference_steps=steps,

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.stats import bootstrap_mean_ci, compare_arms, paired_stats, wilcoxon_p
+from golden_noise.stats import compare_arms, paired_bootstrap_ci, paired_stats, wilcoxon_p
 
 
 def test_hand_example_counts_and_means():
@@ -36,27 +36,54 @@ def test_wilcoxon_matches_scipy_and_handles_all_ties():
     assert tied["wilcoxon_p"] == 1.0 and tied["ties"] == 3 and tied["win_rate"] == 0.0
 
 
-def test_bootstrap_agrees_with_scipy_and_normal_theory():
+def _hand_paired_bootstrap(baseline, arm, resamples=10_000, seed=5):
+    """An independent percentile bootstrap: resample pair indices, take mean differences."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(baseline), size=(resamples, len(baseline)))
+    means = (arm[picks] - baseline[picks]).mean(axis=1)
+    return np.percentile(means, [2.5, 97.5])
+
+
+def test_paired_bootstrap_agrees_with_a_hand_resampler_and_normal_theory():
     rng = np.random.default_rng(1)
-    values = rng.normal(0.1, 1.0, size=400)
-    low, high = bootstrap_mean_ci(values)
-    theirs = scipy_stats.bootstrap(
-        (values,), np.mean, n_resamples=10_000, method="percentile", rng=2
-    ).confidence_interval
-    assert low == pytest.approx(theirs.low, abs=0.01)
-    assert high == pytest.approx(theirs.high, abs=0.01)
-    half_width = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
-    assert (high - low) / 2 == pytest.approx(half_width, rel=0.08)
-    assert bootstrap_mean_ci(values) == (low, high)  # fixed seed
+    baseline = rng.normal(size=400)
+    arm = baseline + 0.1 + 0.5 * rng.normal(size=400)
+    low, high = paired_bootstrap_ci(baseline, arm)
+    hand_low, hand_high = _hand_paired_bootstrap(baseline, arm)
+    difference = arm - baseline
+    se = difference.std(ddof=1) / np.sqrt(len(difference))
+    # Two 10,000-resample percentile endpoints differ by ~0.04 standard errors (Monte Carlo
+    # sd); 0.25 se is over 5 of those, and no float detail of the CPU comes near it.
+    assert low == pytest.approx(hand_low, abs=0.25 * se)
+    assert high == pytest.approx(hand_high, abs=0.25 * se)
+    # the normal-theory half-width 1.96 se within 8% (n = 400: the bootstrap's own wobble)
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.08)
+    assert paired_bootstrap_ci(baseline, arm) == (low, high)  # fixed seed
 
 
-def test_bootstrap_chunks_large_samples(monkeypatch):
+def test_bootstrap_keeps_pairs_together():
+    """Arms that share most of their variance (the same prompt and noise): resampling each
+    arm on its own would mix pairs and give an interval many times wider."""
+    rng = np.random.default_rng(3)
+    shared = rng.normal(size=200)
+    baseline, arm = shared, shared + 0.05 + 0.01 * rng.normal(size=200)
+    low, high = paired_bootstrap_ci(baseline, arm)
+    unpaired_se = np.sqrt(baseline.var(ddof=1) / 200 + arm.var(ddof=1) / 200)
+    assert high - low < 0.1 * (2 * 1.96 * unpaired_se)
+    assert low > 0.04 and high < 0.06
+
+
+def test_bootstrap_needs_two_pairs_and_bounds_memory(monkeypatch):
     import golden_noise.stats as module
 
-    monkeypatch.setattr(module, "_BOOTSTRAP_CHUNK", 1000)  # 10 resamples per chunk at n=100
-    values = np.random.default_rng(2).normal(size=100)
-    low, high = bootstrap_mean_ci(values, resamples=995)
-    assert low < values.mean() < high
+    assert all(np.isnan(paired_bootstrap_ci(np.array([1.0]), np.array([2.0]))))
+    tied = paired_bootstrap_ci(np.zeros(5), np.zeros(5))
+    assert tied == (0.0, 0.0)
+    rng = np.random.default_rng(2)
+    baseline, arm = rng.normal(size=100), rng.normal(size=100)
+    whole = paired_bootstrap_ci(baseline, arm, resamples=995)
+    monkeypatch.setattr(module, "_BOOTSTRAP_VALUES", 1000)  # 10 resamples per batch at n=100
+    assert paired_bootstrap_ci(baseline, arm, resamples=995) == whole
 
 
 def rows_for(arms, scores, groups):

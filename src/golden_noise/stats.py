@@ -1,10 +1,11 @@
 """Paired statistics for "did golden noise help": the same prompt and seed scored per arm.
 
 For every metric and every arm against the baseline arm (standard noise): both means, the
-mean paired difference (arm - baseline) with a percentile bootstrap 95% interval, win/tie/
-loss counts with the win rate (wins / pairs; a win is "better" in the metric's direction,
-a tie is an exact equality), and the two-sided Wilcoxon signed-rank p-value (zero
-differences dropped, scipy's default; 1.0 when every pair ties). Overall and per group.
+mean paired difference (arm - baseline) with a paired percentile bootstrap 95% interval
+(scipy.stats.bootstrap), win/tie/loss counts with the win rate (wins / pairs; a win is
+"better" in the metric's direction, a tie is an exact equality), and the two-sided Wilcoxon
+signed-rank p-value (zero differences dropped, scipy's default; 1.0 when every pair ties).
+Overall and per group.
 """
 
 from __future__ import annotations
@@ -19,31 +20,42 @@ from golden_noise.errors import GoldenNoiseError
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
-_BOOTSTRAP_CHUNK = 2**22  # resampled values held at once, bounding memory for large n
+_BOOTSTRAP_VALUES = 2**22  # resampled values held at once, bounding memory for large n
 
 
-def bootstrap_mean_ci(
-    values: np.ndarray,
+def _mean_difference(baseline: np.ndarray, arm: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(arm - baseline, axis=axis)
+
+
+def paired_bootstrap_ci(
+    baseline: np.ndarray,
+    arm: np.ndarray,
     confidence: float = 0.95,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (vectorised, fixed seed)."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    if n == 0:
+    """Percentile bootstrap interval of the mean of `arm - baseline`, resampling whole pairs.
+
+    scipy's `bootstrap(paired=True)` draws the same sample indices for both arms, which keeps
+    each prompt-and-seed pair together (what makes the comparison paired). NaN when there
+    are fewer than two pairs: one pair says nothing about how the difference varies.
+    """
+    baseline = np.asarray(baseline, dtype=np.float64)
+    arm = np.asarray(arm, dtype=np.float64)
+    if len(baseline) < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK // n)
-    means = np.concatenate(
-        [
-            values[rng.integers(0, n, size=(min(chunk, resamples - start), n))].mean(axis=1)
-            for start in range(0, resamples, chunk)
-        ]
-    )
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    interval = scipy_stats.bootstrap(
+        (baseline, arm),
+        _mean_difference,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        batch=max(1, _BOOTSTRAP_VALUES // len(baseline)),
+        confidence_level=confidence,
+        method="percentile",
+        rng=seed,
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def wilcoxon_p(differences: np.ndarray) -> float:
@@ -75,7 +87,7 @@ def paired_stats(
     better = difference > 0 if higher_is_better else difference < 0
     ties = difference == 0
     n = len(difference)
-    low, high = bootstrap_mean_ci(difference, resamples=resamples, seed=seed)
+    low, high = paired_bootstrap_ci(baseline, arm, resamples=resamples, seed=seed)
     return {
         "n": n,
         "mean_baseline": float(baseline.mean()) if n else float("nan"),

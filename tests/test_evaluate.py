@@ -7,17 +7,14 @@ import pytest
 from PIL import Image
 from tiny_pipelines import build_sd, make_identity, tiny_npnet
 
+from golden_noise import arms
+from golden_noise.arms import make_samples
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import (
-    evaluate,
-    golden_arm,
-    make_samples,
-    redenoise_arm,
-    standard_arm,
-)
+from golden_noise.evaluate import Generation, evaluate, image_file
 from golden_noise.generate import GoldenNoise
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.scorers import get_scorer
+from golden_noise.teachers import RedenoiseTeacher
 
 PROMPTS = [
     "a red circle",
@@ -38,12 +35,12 @@ def scorers():
     return [get_scorer("toy-soft"), get_scorer("toy-correct")]
 
 
-def arms(pipe, net, teacher=False):
+def generation(pipe, net, teacher=False):
     golden = GoldenNoise(net, pipe)
-    made = {"standard": standard_arm(pipe, **CALL), "golden": golden_arm(golden, **CALL)}
+    made = {"standard": arms.standard(), "golden": arms.golden(golden)}
     if teacher:
-        made["teacher"] = redenoise_arm(golden, RedenoiseSettings(steps=4), **CALL)
-    return made
+        made["teacher"] = arms.teacher(RedenoiseTeacher(RedenoiseSettings(steps=4)))
+    return Generation(pipe, made, CALL, batch_size=2)
 
 
 def pixels(path):
@@ -53,7 +50,7 @@ def pixels(path):
 def test_writes_paired_images_and_the_report(tmp_path, pipe):
     samples = make_samples(PROMPTS[:2], [0, 1])
     summary = evaluate(
-        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32)),
+        tmp_path, scorers(), samples=samples, generation=generation(pipe, tiny_npnet(32)),
         run={"pipeline": "tiny-sd"}, show_progress=False, resamples=200,
     )  # fmt: skip
     assert summary["n_samples"] == 4 and summary["arms"] == ["standard", "golden"]
@@ -64,10 +61,13 @@ def test_writes_paired_images_and_the_report(tmp_path, pipe):
     assert report["run"] == {"pipeline": "tiny-sd"}
     assert set(report["summary"]["overall"]) == {"toy-soft", "toy-correct"}
     assert set(report["summary"]["groups"]) == {"single", "counting"}  # toy prompt types
-    standard = pixels(tmp_path / samples[1].file("standard"))
+    standard = pixels(tmp_path / image_file(samples[1], "standard"))
     expected = pipe(PROMPTS[0], generator=_generator(1), **CALL).images[0]
-    assert np.array_equal(standard, np.asarray(expected, dtype=np.int16))
-    golden = pixels(tmp_path / samples[1].file("golden"))
+    # evaluate may batch rows the reference call runs alone: different kernels leave ~1e-6 on
+    # [0, 1] pixels, which can flip one 8-bit level where a value sits on a rounding edge;
+    # another seed or noise moves pixels by tens of levels.
+    assert np.abs(standard - np.asarray(expected, dtype=np.int16)).max() <= 1
+    golden = pixels(tmp_path / image_file(samples[1], "golden"))
     assert np.abs(golden - standard).max() > 0  # a random NPNet changes the image
 
 
@@ -81,11 +81,11 @@ def test_identity_npnet_gives_the_standard_image(tmp_path, pipe):
     """Both arms start from the same seeded noise: an identity NPNet changes nothing."""
     samples = make_samples(PROMPTS[:1], [3])
     evaluate(
-        tmp_path, scorers(), samples=samples, arms=arms(pipe, make_identity(tiny_npnet(32))),
+        tmp_path, scorers(), samples=samples, generation=generation(pipe, make_identity(tiny_npnet(32))),
         show_progress=False, resamples=100,
     )  # fmt: skip
-    difference = pixels(tmp_path / samples[0].file("golden")) - pixels(
-        tmp_path / samples[0].file("standard")
+    difference = pixels(tmp_path / image_file(samples[0], "golden")) - pixels(
+        tmp_path / image_file(samples[0], "standard")
     )
     assert np.abs(difference).max() <= 1  # float round-off of the SVD, then 8-bit rounding
 
@@ -93,23 +93,24 @@ def test_identity_npnet_gives_the_standard_image(tmp_path, pipe):
 def test_rescore_reads_images_without_the_pipeline(tmp_path, pipe):
     samples = make_samples(PROMPTS, [0])
     first = evaluate(
-        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32)),
+        tmp_path, scorers(), samples=samples, generation=generation(pipe, tiny_npnet(32)),
         run={"steps": 2}, show_progress=False, resamples=100,
     )  # fmt: skip
     (tmp_path / "report.html").unlink()
 
-    def never(prompt, seed):
+    def never(batch):
         raise AssertionError("existing images must not be regenerated")
 
     again = evaluate(
-        tmp_path, scorers(), samples=samples, arms={"standard": never, "golden": never},
+        tmp_path, scorers(), samples=samples,
+        generation=Generation(pipe, {"standard": never, "golden": never}),
         show_progress=False, resamples=100,
     )  # fmt: skip
     rescored = evaluate(tmp_path, scorers(), show_progress=False, resamples=100)
     assert first == again == rescored
     assert (tmp_path / "report.html").is_file()
     assert json.loads((tmp_path / "metrics.json").read_text())["run"] == {"steps": 2}
-    (tmp_path / samples[2].file("golden")).unlink()
+    (tmp_path / image_file(samples[2], "golden")).unlink()
     with pytest.raises(GoldenNoiseError, match="1 are missing"):
         evaluate(tmp_path, scorers(), show_progress=False)
 
@@ -117,18 +118,19 @@ def test_rescore_reads_images_without_the_pipeline(tmp_path, pipe):
 def test_teacher_arm_is_a_third_column(tmp_path, pipe):
     samples = make_samples(PROMPTS[:1], [0, 1])
     summary = evaluate(
-        tmp_path, scorers(), samples=samples, arms=arms(pipe, tiny_npnet(32), teacher=True),
+        tmp_path, scorers(), samples=samples, generation=generation(pipe, tiny_npnet(32), teacher=True),
         show_progress=False, resamples=100,
     )  # fmt: skip
     assert summary["arms"] == ["standard", "golden", "teacher"]
     assert set(summary["overall"]["toy-soft"]["vs_standard"]) == {"golden", "teacher"}
-    teacher = pixels(tmp_path / samples[0].file("teacher"))
-    assert np.abs(teacher - pixels(tmp_path / samples[0].file("standard"))).max() > 0
+    teacher = pixels(tmp_path / image_file(samples[0], "teacher"))
+    assert np.abs(teacher - pixels(tmp_path / image_file(samples[0], "standard"))).max() > 0
 
 
 def test_needs_a_standard_arm(tmp_path, pipe):
     with pytest.raises(GoldenNoiseError, match="'standard' arm"):
-        evaluate(tmp_path, scorers(), samples=make_samples(PROMPTS[:1], [0]), arms={})
+        evaluate(tmp_path, scorers(), samples=make_samples(PROMPTS[:1], [0]),
+                 generation=Generation(pipe, {}))  # fmt: skip
     with pytest.raises(GoldenNoiseError, match="index.jsonl"):
         evaluate(tmp_path / "empty", scorers())
 

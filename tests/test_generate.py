@@ -61,10 +61,13 @@ def test_same_seed_same_golden_noise_and_batch_rows_match_single_calls(pipes):
     one = golden.latents("a red cube", _seeded(5))
     again = golden.latents("a red cube", _seeded(5))
     other = golden.latents("a red cube", _seeded(6))
+    # The same call twice (same batch, same kernels, same order): bit-identical on any CPU.
     torch.testing.assert_close(one, again, rtol=0, atol=0)
     assert not torch.allclose(one, other)
     batch = golden.latents(["a blue ball", "a red cube"], [_seeded(9), _seeded(5)])
-    torch.testing.assert_close(batch[1:], one, rtol=1e-5, atol=1e-5)
+    # Batch 2 vs 1 runs different kernels: NPNet's outputs (size ~5) differ by ~5e-7 here;
+    # 1e-4 leaves room for other CPUs while another prompt's row differs by ~1.
+    torch.testing.assert_close(batch[1:], one, rtol=0, atol=1e-4)
     assert not torch.allclose(batch[0], one)
 
 
@@ -206,7 +209,9 @@ def test_compare_returns_standard_and_golden_for_every_prompt_and_seed(pipes):
     own = pipe("a blue ball", generator=_seeded(1), num_inference_steps=2, output_type="np").images[
         0
     ]
-    np.testing.assert_array_equal(results[3].standard, own)
+    # compare() may run the pipeline on a batch of several rows, the reference on one row:
+    # different kernels, so pixels differ by float round-off (IMAGE_ATOL), not bit for bit.
+    np.testing.assert_allclose(results[3].standard, own, rtol=0, atol=IMAGE_ATOL)
     np.testing.assert_allclose(results[3].golden, own, rtol=0, atol=IMAGE_ATOL)
 
 

@@ -147,7 +147,10 @@ def test_zeroed_gates_make_the_identity(changes) -> None:
     config = net.config
     x = torch.randn(2, config.channels, config.height, config.width)
     with torch.no_grad():
-        torch.testing.assert_close(net(x, torch.randn(2, 5, 16)), x, rtol=0, atol=2e-5)
+        # U diag(s) Vh rebuilds x to LAPACK's round-off, ~n * 1.2e-7 * s_max for an n x n
+        # matrix (4.3e-6 measured here; the SVD routine differs between CPUs and BLAS builds);
+        # 1e-4 keeps room while any gate left open moves x by ~1e-1.
+        torch.testing.assert_close(net(x, torch.randn(2, 5, 16)), x, rtol=0, atol=1e-4)
 
 
 def test_released_default_config_builds_the_released_shapes() -> None:

@@ -77,7 +77,9 @@ def test_one_prompt_serves_a_batch_of_noises(net) -> None:
     with torch.no_grad():
         together = net(noise, prompt)
         apart = torch.cat([net(noise[i : i + 1], prompt) for i in range(3)])
-    torch.testing.assert_close(together, apart)
+    # Batch 3 vs 1 runs different kernels (sums in another order): outputs of size ~5 differ
+    # by ~5e-7 here; 1e-4 leaves room for other CPUs, a row mixed up with another is off by ~1.
+    torch.testing.assert_close(together, apart, rtol=0, atol=1e-4)
 
 
 def _bad(noise=None, prompt=None):

@@ -1,5 +1,8 @@
 """Paired statistics against hand-worked examples and scipy's own implementations."""
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -17,7 +20,15 @@ def test_hand_example_counts_and_means():
     assert s["mean_baseline"] == pytest.approx(0.25)
     assert s["mean_arm"] == pytest.approx(0.31)
     assert s["mean_diff"] == pytest.approx(0.06)
-    assert s["ci95_low"] <= s["mean_diff"] <= s["ci95_high"]
+    # The exact bootstrap distribution: all 5^5 equally likely resamples of the five pair
+    # differences; its 2.5% and 97.5% points are -0.01 and 0.14 (means of five differences
+    # that are multiples of 0.05 lie on a 0.01 grid, and 10,000 draws land on the same grid
+    # points; 1e-9 is float round-off of those sums).
+    differences = np.subtract(arm, baseline)
+    every = [differences[list(i)].mean() for i in itertools.product(range(5), repeat=5)]
+    exact_low, exact_high = np.percentile(every, [2.5, 97.5])
+    assert (exact_low, exact_high) == pytest.approx((-0.01, 0.14), abs=1e-9)
+    assert (s["ci95_low"], s["ci95_high"]) == pytest.approx((exact_low, exact_high), abs=1e-9)
 
 
 def test_lower_is_better_flips_wins():
@@ -34,6 +45,29 @@ def test_wilcoxon_matches_scipy_and_handles_all_ties():
     assert wilcoxon_p(np.zeros(7)) == 1.0
     tied = paired_stats([1, 0, 1], [1, 0, 1])
     assert tied["wilcoxon_p"] == 1.0 and tied["ties"] == 3 and tied["win_rate"] == 0.0
+
+
+def test_wilcoxon_drops_tied_pairs_hand_computed():
+    """The convention the report names: zero differences (tied pairs) are dropped before
+    ranking (Wilcoxon's own method, scipy's default), then the two-sided p.
+
+    Small exact case, d = [0, 0, 0, 1, 2, -3, 4]: the three zeros go, ranks of |d| are 1..4
+    and the negative one has rank 3, so W- = 3; of the 2^4 equally likely sign patterns, five
+    have a rank sum <= 3 ({}, {1}, {2}, {3}, {1, 2}): p = 2 * 5 / 16 = 0.625.
+
+    The README's overall toy-correct row (a 0/1 metric): 75 wins, 56 losses, 893 ties.
+    Dropping the ties leaves n = 131 pairs, all |d| = 1 (one tie group, average rank 66), so
+    W- = 56 * 66 = 3696; the normal approximation (n > 50) has mean n(n+1)/4 = 4323 and, with
+    the tie correction, variance n(n+1)(2n+1)/24 - (n^3 - n)/48 = n(n+1)^2/16 = 142659:
+    z = -627 / sqrt(142659) and p = erfc(|z| / sqrt 2) = 0.0969, the README's 0.097.
+    Counting the ties ("zsplit") would give 0.29.
+    """
+    assert wilcoxon_p(np.array([0, 0, 0, 1, 2, -3, 4])) == pytest.approx(0.625, abs=1e-12)
+    readme_row = np.array([1.0] * 75 + [-1.0] * 56 + [0.0] * 893)
+    z = 627 / math.sqrt(142659)
+    # double precision on both sides: 1e-12 is far below the 0.2 shift counting ties makes
+    assert wilcoxon_p(readme_row) == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-12)
+    assert math.erfc(z / math.sqrt(2)) == pytest.approx(0.0969, abs=5e-5)
 
 
 def _hand_paired_bootstrap(baseline, arm, resamples=10_000, seed=5):
@@ -95,22 +129,42 @@ def rows_for(arms, scores, groups):
 
 
 def test_compare_arms_three_arms_and_groups():
+    """Values are multiples of 1/4 (exact in binary), so every number is worked by hand.
+
+    golden - standard = [0.25, 0, 0.5, -0.25]: mean 0.125, 2 wins / 1 tie / 1 loss; without
+    the tie, |d| = 0.25, 0.5, 0.25 rank 1.5, 3, 1.5 and W- = 1.5; small samples get the exact
+    sign-flip distribution: of 2^3 patterns, 3 have a negative rank sum <= 1.5 (0, 1.5, 1.5),
+    so p = 2 * 3 / 8 = 0.75.
+    The "loss" metric is the score negated, lower is better: the same wins, differences of
+    the other sign.
+    """
     scores = {
-        "standard": [0.1, 0.2, 0.3, 0.4],
-        "golden": [0.2, 0.2, 0.5, 0.3],
-        "teacher": [0.3, 0.4, 0.5, 0.6],
+        "standard": [0.25, 0.5, 0.75, 1.0],
+        "golden": [0.5, 0.5, 1.25, 0.75],
+        "teacher": [0.5, 0.75, 1.0, 1.25],
     }
     groups = ["a", "a", "b", "b"]
-    result = compare_arms(rows_for(list(scores), scores, groups), {"m": True}, resamples=500)
+    rows = rows_for(list(scores), scores, groups)
+    for row in rows:
+        row["loss"] = -row["m"]
+    result = compare_arms(rows, {"m": True, "loss": False}, resamples=500)
     overall = result["overall"]["m"]
     assert result["arms"] == ["standard", "golden", "teacher"]
-    assert overall["means"]["golden"] == pytest.approx(0.3)
-    assert overall["vs_standard"]["golden"] == paired_stats(
-        scores["standard"], scores["golden"], resamples=500
-    )
-    assert overall["vs_standard"]["teacher"]["wins"] == 4
+    assert overall["means"] == {"standard": 0.625, "golden": 0.75, "teacher": 0.875}
+    golden = overall["vs_standard"]["golden"]
+    assert (golden["wins"], golden["ties"], golden["losses"], golden["n"]) == (2, 1, 1, 4)
+    assert golden["mean_diff"] == 0.125 and golden["win_rate"] == 0.5
+    assert golden["wilcoxon_p"] == pytest.approx(0.75, abs=1e-12)
+    # 500 resamples of four differences: both percentile ends lie on the 1/16 grid of means
+    assert -0.25 < golden["ci95_low"] < 0.125 < golden["ci95_high"] <= 0.5
+    loss = result["overall"]["loss"]["vs_standard"]["golden"]
+    assert (loss["wins"], loss["ties"], loss["losses"]) == (2, 1, 1)
+    assert loss["mean_diff"] == -0.125
+    teacher = overall["vs_standard"]["teacher"]
+    assert (teacher["wins"], teacher["mean_diff"]) == (4, 0.25)
     group_b = result["groups"]["b"]["m"]["vs_standard"]["golden"]
     assert (group_b["wins"], group_b["losses"], group_b["n"]) == (1, 1, 2)
+    assert group_b["mean_diff"] == 0.125  # (0.5 - 0.25) / 2
     assert set(result["groups"]) == {"a", "b"}
 
 

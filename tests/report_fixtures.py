@@ -18,8 +18,16 @@ ARMS = ["standard", "golden", "teacher"]
 PROMPTS = ["a red circle", 'a blue square left of a green triangle <&> "quoted"']
 
 
+def norm_ratio(arm_index: int, prompt_index: int, seed: int) -> float | None:
+    """Standard records none; the other arms a ratio below 1 that differs per sample."""
+    return None if arm_index == 0 else 0.9 - 0.05 * arm_index + 0.01 * (prompt_index + seed)
+
+
 def finished_run(folder: Path, seeds: int = 2) -> tuple[list[ImageRow], dict]:
-    """Tiny 32x32 PNGs for 2 prompts x `seeds` seeds x 3 arms, scored, with statistics."""
+    """Tiny 32x32 PNGs for 2 prompts x `seeds` seeds x 3 arms, scored, with statistics.
+
+    Golden and teacher carry start-noise norm ratios (`norm_ratio`); standard does not.
+    """
     rng = np.random.default_rng(0)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -41,6 +49,7 @@ def finished_run(folder: Path, seeds: int = 2) -> tuple[list[ImageRow], dict]:
                             "toy-soft": 0.5 + 0.1 * arm_index + 0.01 * seed,
                             "distance": 1.0 - 0.2 * arm_index + 0.05 * prompt_index,
                         },
+                        norm_ratio=norm_ratio(arm_index, prompt_index, seed),
                     )
                 )
     summary = compare_arms(

@@ -1,5 +1,7 @@
 """report.html in a real headless browser (Debian's chromium): it loads offline, shows the
-metric table, and every embedded image decodes. Skipped only outside CI without chromium."""
+metric tables, the forest plot, the norm-ratio figure and the group strips, and every
+embedded picture decodes at the size of the PNG saved beside the page. Skipped only outside
+CI without chromium."""
 
 import json
 import os
@@ -8,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+from PIL import Image
 from report_fixtures import METRICS, finished_run
 
 from golden_noise.report import write_report
@@ -21,7 +24,8 @@ pytestmark = pytest.mark.skipif(
 # Appended to a copy of the page: after load, write what the browser sees into the DOM.
 PROBE = """<script>
 window.addEventListener('load', () => {
-  const images = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]);
+  const images = [...document.images].map(
+    i => [i.closest('figure').id || i.alt, i.complete, i.naturalWidth, i.naturalHeight]);
   const cells = [...document.querySelectorAll('table.metrics tr')].map(r => r.cells.length);
   const probe = document.createElement('pre');
   probe.id = 'probe';
@@ -59,8 +63,16 @@ def test_report_opens_in_chromium(tmp_path):
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
     assert match, f"no probe in the DOM; chromium said: {result.stderr[-2000:]}"
     seen = json.loads(match.group(1).replace("&quot;", '"'))
-    assert len(seen["images"]) == len(rows)
-    assert all(done and width == 32 and height == 32 for done, width, height in seen["images"])
+    pictures = {
+        "forest": "forest.png",
+        "norm-ratio": "norm_ratio.png",
+        "images: group objects": "strip-objects.png",
+        "images: group position": "strip-position.png",
+    }
+    assert [name for name, *_ in seen["images"]] == list(pictures)
+    for name, done, width, height in seen["images"]:
+        with Image.open(tmp_path / pictures[name]) as png:
+            assert done and (width, height) == png.size, name
     # header + 2 metrics x 2 arms against the baseline, 9 columns each; per group tables too
     assert seen["cells"][:5] == [9, 9, 9, 9, 9]
     assert len(seen["cells"]) == 3 * 5

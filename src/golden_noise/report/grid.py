@@ -1,4 +1,5 @@
-"""The image grid: one row per (prompt, seed), one column per arm, as a PNG via Pillow."""
+"""Which samples a report shows, and the image grid: one row per (prompt, seed), one column per
+arm, as a PNG via Pillow (a file beside the report; the page shows per-group strips)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
-    from golden_noise.report.writer import ImageRow
+    from golden_noise.report.rows import ImageRow
 
 CELL = 256  # images are shown at most this many pixels wide and high
 LABEL_WIDTH = 320
@@ -19,15 +20,31 @@ HEADER = 28
 PAD = 6
 
 
+def complete_samples(rows: Sequence[ImageRow], arms: Sequence[str]) -> list[dict[str, ImageRow]]:
+    """Every sample (in row order) that has an image in every arm, as arm -> row."""
+    by_sample: dict[tuple[int, int], dict[str, ImageRow]] = {}
+    for row in rows:
+        by_sample.setdefault(row.sample, {})[row.arm] = row
+    return [cells for cells in by_sample.values() if all(arm in cells for arm in arms)]
+
+
 def grid_samples(
     rows: Sequence[ImageRow], arms: Sequence[str], limit: int
 ) -> list[dict[str, ImageRow]]:
     """The first `limit` samples (in row order) that have an image in every arm."""
-    by_sample: dict[tuple[int, int], dict[str, ImageRow]] = {}
-    for row in rows:
-        by_sample.setdefault(row.sample, {})[row.arm] = row
-    complete = [cells for cells in by_sample.values() if all(arm in cells for arm in arms)]
-    return complete[:limit]
+    return complete_samples(rows, arms)[:limit]
+
+
+def group_samples(
+    rows: Sequence[ImageRow], arms: Sequence[str], per_group: int, unnamed: str = "all"
+) -> dict[str, list[dict[str, ImageRow]]]:
+    """The first `per_group` complete samples of each group (samples without one: `unnamed`)."""
+    groups: dict[str, list[dict[str, ImageRow]]] = {}
+    for cells in complete_samples(rows, arms):
+        chosen = groups.setdefault(cells[arms[0]].group or unnamed, [])
+        if len(chosen) < per_group:
+            chosen.append(cells)
+    return groups
 
 
 def _thumbnail(path: Path) -> Image.Image:

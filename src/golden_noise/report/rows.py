@@ -1,0 +1,41 @@
+"""What a report is made of: per-image rows and what each metric means.
+
+Its own module so the writer, the HTML page and the grid all import these types from one
+place below them, and none of them imports another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric's numbers mean, shown next to them."""
+
+    name: str
+    scale: str
+    higher_is_better: bool = True
+
+
+@dataclass
+class ImageRow:
+    """One generated image and its scores; `file` is relative to the report folder.
+
+    `norm_ratio` is `||starting latents|| / ||seed's own noise||` for the image's arm, when
+    the image recorded it (1.0 for standard).
+    """
+
+    prompt_index: int
+    prompt: str
+    seed: int
+    arm: str
+    file: str
+    group: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    norm_ratio: float | None = None
+
+    @property
+    def sample(self) -> tuple[int, int]:
+        """What pairs images across arms: the same prompt and the same seed."""
+        return (self.prompt_index, self.seed)

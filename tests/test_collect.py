@@ -14,6 +14,7 @@ import tiny_pipelines
 import torch
 from collect_job import job_prompts
 from collect_job import run as run_job
+from diffusers import DDIMScheduler
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -27,6 +28,7 @@ from golden_noise.prompt_sources import read_prompt_source
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import LocalSearchTeacher, RedenoiseTeacher, SamplerSettings
+from golden_noise.toy.scorer import score as toy_score
 
 JOB = Path(__file__).parent / "collect_job.py"
 VENV_BIN = Path(sys.executable).parent
@@ -55,6 +57,23 @@ def _rows_by_key(root: Path) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
 @pytest.fixture(scope="module")
 def sd():
     return tiny_pipelines.build_sd()
+
+
+def _plain_soft_score(pipe, prompt: str, latents: torch.Tensor, seed: int) -> float:
+    """toy-soft of the image a plain DDIM pipeline call makes from `latents`."""
+    original = pipe.scheduler
+    pipe.scheduler = DDIMScheduler.from_config(original.config, clip_sample=False)
+    try:
+        image = pipe(
+            prompt,
+            latents=latents[None],
+            num_inference_steps=2,
+            guidance_scale=5.5,
+            generator=torch.Generator().manual_seed(seed),
+        ).images[0]
+    finally:
+        pipe.scheduler = original
+    return float(toy_score(image, prompt).soft[0])
 
 
 def test_collect_writes_every_row_once_with_scores_and_embeddings(sd, tmp_path):
@@ -87,8 +106,15 @@ def test_collect_writes_every_row_once_with_scores_and_embeddings(sd, tmp_path):
     assert sorted(embedded.tolist()) == list(range(5))
     row = _rows_by_key(tmp_path)[(3, 16)]
     seed_noise = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(16))
-    torch.testing.assert_close(row["source"].float(), seed_noise, rtol=0, atol=2e-3)
+    assert torch.equal(row["source"], seed_noise.to(row["source"].dtype))
     assert not torch.equal(row["source"], row["target"])
+    # Each stored score is the toy-soft score of that latent's image, generated here by a
+    # plain pipeline call (DDIM from the pipeline's config, 2 steps, CFG 5.5 as collected).
+    # Batch composition moves pixels by float round-off only; 1e-2 on a [0, 1] score (as in
+    # the two-process test) while source and target scores differ by ~1e-1.
+    for latents, column in ((seed_noise, "score_source"), (row["target"].float(), "score_target")):
+        plain = _plain_soft_score(sd, prompts[3], latents, 16)
+        assert float(row[column]) == pytest.approx(plain, abs=1e-2), column
     again = collect(
         sd,
         prompts,
@@ -171,6 +197,22 @@ def test_kill_9_at_random_points_then_resume_gives_every_row_exactly_once(tmp_pa
     assert _keys(table) == sorted(SeedPlan(per_prompt=4).keys(16))
     leftovers = [p.name for p in (out / ROWS_DIR).iterdir() if p.name.startswith(".")]
     assert leftovers == []
+    # Every row's content equals an uninterrupted run's: the source is the seed's own draw,
+    # bit for bit; target and scores come from other batches (2 rows a batch, re-cut by each
+    # resume), and float round-off of batch composition (~1e-6) can move a target stored in
+    # float16 by one float16 step (<= 2^-10 of its size: rtol 1e-3) and a score by far less
+    # than the 1e-2 allowed (as in the two-process test); a wrong row is off by ~1.
+    run_job(str(tmp_path / "reference"), 16, 4)
+    resumed, reference = _rows_by_key(out), _rows_by_key(tmp_path / "reference")
+    assert sorted(resumed) == sorted(reference)
+    for key, row in resumed.items():
+        expected = reference[key]
+        draw = torch.randn(row["source"].shape, generator=torch.Generator().manual_seed(key[1]))
+        assert torch.equal(row["source"], draw.to(row["source"].dtype)), key
+        assert torch.equal(row["source"], expected["source"])
+        torch.testing.assert_close(row["target"], expected["target"], rtol=1e-3, atol=1e-5)
+        for column in ("score_source", "score_target"):
+            torch.testing.assert_close(row[column], expected[column], rtol=0, atol=1e-2)
 
 
 def _free_port() -> int:

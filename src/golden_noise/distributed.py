@@ -1,15 +1,23 @@
-"""One way to start accelerate for golden-noise's multi-process jobs, refusing silent traps.
+"""The one place golden-noise starts accelerate, and the guards against its silent traps.
 
-Two known traps duplicate work instead of splitting it (FIELD-NOTES): `accelerate launch --cpu
---num_processes N` starts ONE process, and ranks launched without `Accelerator(cpu=True)` on
-a machine without GPUs each believe they are alone. We pick `cpu=True` when the launcher
-asked for several processes and no GPU exists, and refuse when the group is still smaller
-than what was launched.
+Two launches duplicate work instead of splitting it, and neither warns:
+- `accelerate launch --cpu --num_processes N` starts ONE process: its simple launcher runs the
+  script once and tells it only `ACCELERATE_USE_CPU=True`, nothing about N. The only place N
+  is written is the launcher's own command line, so we read that, but only the arguments
+  before the script: `golden-noise collect ... --cpu` also has a `--cpu` of its own.
+- Ranks started by torchrun or `--multi_gpu` on a machine without GPUs each form a group of 1
+  unless `Accelerator(cpu=True)`: we pass `cpu=True` there, and refuse when the group is still
+  smaller than the `WORLD_SIZE` the launcher exported.
+
+accelerate fixes mixed precision for the whole process in `AcceleratorState` and offers no
+public way to change it, so a second run in one process (the demo's study, the tests) clears
+that per-run state first; the process group (`PartialState`) is kept.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,47 +27,45 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
 
-def _launched_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _parent_requested_cpu_processes() -> int:
-    """Processes asked of a parent `accelerate launch --cpu`, read from /proc (Linux)."""
-    try:
-        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return 1
-    args = [a.decode(errors="replace") for a in argv if a]
-    launcher = any(a == "launch" or a.endswith("accelerate.commands.launch") for a in args)
-    if not launcher or "--cpu" not in args:
+def launcher_cpu_processes(launcher_argv: list[str], script: str) -> int:
+    """Processes an `accelerate launch --cpu` asked for, from its arguments before `script`."""
+    name = Path(script).name
+    at = next((i for i, arg in enumerate(launcher_argv) if Path(arg).name == name), 0)
+    own = launcher_argv[:at]
+    if "--cpu" not in own:
         return 1
     for flag in ("--num_processes", "--num-processes"):
-        if flag in args[:-1]:
-            value = args[args.index(flag) + 1]
+        if flag in own[:-1]:
+            value = own[own.index(flag) + 1]
             return int(value) if value.isdigit() else 1
     return 1
+
+
+def _parent_argv() -> list[str]:
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw if a]
 
 
 def make_accelerator(*, cpu: bool = False, **kwargs: Any) -> Accelerator:
     """An `accelerate.Accelerator` that is really as distributed as it was launched to be."""
     import torch
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
+    from accelerate.state import AcceleratorState
 
-    requested_cpu = _parent_requested_cpu_processes()
-    if requested_cpu > 1:
-        raise GoldenNoiseError(
-            f"`accelerate launch --cpu --num_processes {requested_cpu}` starts only ONE process "
-            "(an accelerate quirk), so the work would not be split; on CPU use "
-            f"`accelerate launch --multi_gpu --num_processes {requested_cpu}` or torchrun"
-        )
-    world = _launched_world_size()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true":
+        asked = launcher_cpu_processes(_parent_argv(), sys.argv[0])
+        if asked > 1:
+            raise GoldenNoiseError(
+                f"`accelerate launch --cpu --num_processes {asked}` starts only ONE process "
+                "(an accelerate quirk), so the work would not be split; on CPU use "
+                f"`accelerate launch --multi_gpu --num_processes {asked}` or torchrun"
+            )
     use_cpu = cpu or (world > 1 and not torch.cuda.is_available())
-    # accelerate keeps per-run settings (mixed precision, accumulation) in process-wide
-    # singletons that refuse a second run with other settings; the process group (in
-    # PartialState) is kept, only the per-run part is cleared.
     AcceleratorState._reset_state(reset_partial_state=False)
-    GradientState._reset_state()
     accelerator = Accelerator(cpu=use_cpu, **kwargs)
     if world > 1 and accelerator.num_processes != world:
         raise GoldenNoiseError(

@@ -1,18 +1,25 @@
 """Stage II: train NPNet on a Noise Prompt Dataset with accelerate (1 process or many).
 
-The loop reads top to bottom like accelerate's examples: build, `prepare`, iterate. Text
+`train()` reads top to bottom like accelerate's examples (complete_nlp_example.py): build,
+`prepare`, resume with `load_state`, iterate, `save_state`; helpers sit below it. Text
 embeddings come from the dataset's cache; no text encoder is loaded. Every epoch ends with a
 validation pass that prints NPNet's loss beside two baselines (identity: predict the source;
 mean residual: source + the train set's mean target-source difference), then writes `last/`,
-`best/` (by validation loss) in `save_pretrained` form, the metrics, and a resumable checkpoint.
+`best/` (by validation loss) in `save_pretrained` form, the metrics, and a checkpoint.
+
+Nothing non-finite is kept: a loss or validation loss that is NaN or infinite stops the run
+with a GoldenNoiseError before the step is applied or anything is saved, and weights are
+checked once more before they are written, so `last/`, `best/` and the checkpoints keep the
+last finite state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,7 @@ from torch.utils.data import DataLoader, Subset
 
 from golden_noise.atomic import atomic_directory, recover_directory
 from golden_noise.dataset import load_splits
+from golden_noise.dataset.manifest import IDENTITY_FIELDS
 from golden_noise.distributed import make_accelerator
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
@@ -31,12 +39,12 @@ from golden_noise.train.model import build_npnet, check_fits, load_backbone_weig
 from golden_noise.train.state import (
     EpochShuffleSampler,
     TrainProgress,
-    checkpoint_dir,
+    checkpoint_configuration,
+    claim_run_folder,
+    discard_incomplete,
+    finite_or_none,
     latest_checkpoint,
-    prune_checkpoints,
-    staging_dir,
     write_metrics,
-    write_run_config,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +58,222 @@ class TrainResult:
     backbone: str
     train_rows: int
     val_rows: int
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or resume training) an NPNet; see `TrainConfig` for every option."""
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import tqdm as progress_bar
+    from diffusers.optimization import get_scheduler
+
+    out = config.out
+    accelerator = make_accelerator(
+        cpu=config.cpu,
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=_trackers(config.log_with) or None,
+        project_config=checkpoint_configuration(out, config.keep_checkpoints),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    if config.batch_size % accelerator.num_processes:
+        raise GoldenNoiseError(
+            f"batch_size {config.batch_size} is the global batch and must divide evenly over "
+            f"{accelerator.num_processes} processes"
+        )
+    set_seed(config.seed)
+    train_set, val_set = _load_data(config)
+    net = build_npnet(train_set.manifest, dict(config.npnet), config.init_from)
+    check_fits(net.config, train_set.manifest, "the NPNet")
+    backbone_note = load_backbone_weights(net, config.backbone_pretrained)
+    accelerator.print(backbone_note)
+
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=EpochShuffleSampler(len(train_set), config.seed),
+        drop_last=True,
+        num_workers=config.num_workers,
+    )
+    val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
+    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=config.epochs * steps_per_epoch,
+    )
+    net, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
+        net, optimizer, train_loader, val_loader, scheduler
+    )
+
+    progress = _resume(
+        accelerator, config, _run_record(accelerator, config, net, train_set, val_set)
+    )
+    if progress.mean_residual is None:
+        progress.mean_residual = _mean_residual(train_set, accelerator, config.batch_size).cpu()
+    mean_residual = progress.mean_residual.to(accelerator.device)
+    accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
+    accelerator.print(
+        f"training NPNet on {len(train_set)} pairs ({len(train_set.prompt_indices)} prompts), "
+        f"validating on {len(val_set)} ({len(val_set.prompt_indices)} prompts); "
+        f"{accelerator.num_processes} process(es), global batch {config.batch_size}"
+    )
+
+    bar = progress_bar(
+        total=config.epochs * steps_per_epoch,
+        initial=progress.global_step,
+        desc="train",
+        disable=not config.progress,
+    )
+    for epoch in range(progress.epoch, config.epochs):
+        skip = progress.batches_in_epoch
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        loader.set_epoch(epoch)  # accelerate passes it on to the sampler; a fresh loader says 0
+        batches_before, started = progress.batches_in_epoch, time.perf_counter()
+        for source, target, embeds in loader:
+            with accelerator.accumulate(net):
+                loss = F.mse_loss(net(source, embeds).float(), target)
+                _stop_unless_finite(accelerator, loss, f"train loss at epoch {epoch + 1}", config)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            progress.batches_in_epoch += 1
+            progress.epoch_loss_sum += loss.item()
+            if accelerator.sync_gradients:
+                progress.global_step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+                if config.checkpoint_every and progress.global_step % config.checkpoint_every == 0:
+                    _save_checkpoint(accelerator, net, progress, out)
+        elapsed = time.perf_counter() - started
+        train_loss = _global_mean(accelerator, progress.epoch_loss_sum) / progress.batches_in_epoch
+        done = progress.batches_in_epoch - batches_before
+        metrics = _evaluate(net, val_loader, mean_residual, accelerator)
+        _stop_unless_finite(
+            accelerator, torch.tensor(metrics["val_loss"]), f"val loss at epoch {epoch + 1}", config
+        )
+        row = {
+            "epoch": epoch + 1,
+            "step": progress.global_step,
+            "train_loss": train_loss,
+            **metrics,
+            "lr": scheduler.get_last_lr()[0],
+            "samples_per_s": finite_or_none(done * config.batch_size / elapsed)
+            if elapsed > 0
+            else None,
+        }
+        progress.history.append(row)
+        progress.epoch, progress.batches_in_epoch, progress.epoch_loss_sum = epoch + 1, 0, 0.0
+        accelerator.log(row, step=progress.global_step)
+        accelerator.print(
+            f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.5f} | "
+            f"val {metrics['val_loss']:.5f} (identity {metrics['val_identity']:.5f}, "
+            f"mean residual {metrics['val_mean_residual']:.5f})"
+        )
+        improved = progress.best_val_loss is None or metrics["val_loss"] < progress.best_val_loss
+        if improved:
+            progress.best_val_loss = metrics["val_loss"]
+        _save_weights(accelerator, net, out, ["last", "best"] if improved else ["last"])
+        _save_checkpoint(accelerator, net, progress, out)
+    bar.close()
+    accelerator.end_training()
+    return TrainResult(
+        out,
+        progress.best_val_loss if progress.best_val_loss is not None else float("nan"),
+        list(progress.history),
+        backbone_note,
+        len(train_set),
+        len(val_set),
+    )
+
+
+def _load_data(config: TrainConfig) -> tuple[Any, Any]:
+    """The train and validation splits, refused when either cannot serve the run."""
+    train_set, val_set = load_splits(
+        config.dataset,
+        val_fraction=config.val_fraction,
+        split_seed=config.split_seed,
+        margin=_resolve_margin(config),
+        score=config.score,
+    )
+    if len(train_set) < config.batch_size:
+        raise GoldenNoiseError(
+            f"the train split has {len(train_set)} rows after filtering (margin "
+            f"{train_set.margin}); one batch needs {config.batch_size}. "
+            "Lower batch_size or the margin"
+        )
+    if len(val_set) == 0:
+        raise GoldenNoiseError(
+            f"the validation split is empty (val_fraction {config.val_fraction}, "
+            f"{len(train_set.prompt_indices)} train prompts); raise val_fraction or add prompts"
+        )
+    return train_set, val_set
+
+
+def _run_record(
+    accelerator: Any, config: TrainConfig, net: Any, train_set: Any, val_set: Any
+) -> dict[str, Any]:
+    """train_config.json: the settings, the NPNet built, and which rows it trains on."""
+    keys = json.dumps([train_set.keys, val_set.keys]).encode()
+    manifest = train_set.manifest.to_dict()
+    return {
+        **config.to_dict(),
+        "npnet_config": accelerator.unwrap_model(net).config.to_dict(),
+        "data": {
+            "manifest": {k: manifest[k] for k in IDENTITY_FIELDS},
+            "train_rows": len(train_set),
+            "val_rows": len(val_set),
+            "rows_sha256": hashlib.sha256(keys).hexdigest(),
+        },
+    }
+
+
+def _resume(accelerator: Any, config: TrainConfig, record: dict[str, Any]) -> TrainProgress:
+    """Continue from the newest complete checkpoint in `out`, if it is this same run.
+
+    The main process deletes what killed saves left and claims (or checks) train_config.json;
+    then every rank loads the same checkpoint and numbers its next save after it.
+    """
+    out = config.out
+    resume_from = latest_checkpoint(out)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("last", "best"):
+            recover_directory(out / name)
+        discard_incomplete(out)
+        claim_run_folder(out, record, resuming=resume_from is not None)
+    accelerator.wait_for_everyone()
+    if resume_from is None:
+        return TrainProgress()
+    accelerator.project_configuration.iteration = int(resume_from.name.split("_")[-1]) + 1
+    try:
+        accelerator.load_state(str(resume_from))
+    except Exception as exc:  # any unreadable or unsafe file there is the same user-facing fault
+        raise GoldenNoiseError(
+            f"cannot resume from {resume_from}: {type(exc).__name__}: {str(exc)[:300]}. "
+            "Delete that folder to resume from the checkpoint before it, or train into a new --out"
+        ) from exc
+    progress = TrainProgress.load(resume_from)
+    accelerator.print(
+        f"resumed from {resume_from} (epoch {progress.epoch}, step {progress.global_step})"
+    )
+    return progress
+
+
+def _stop_unless_finite(
+    accelerator: Any, value: torch.Tensor, what: str, config: TrainConfig
+) -> None:
+    """Stop every rank together when any rank's value is NaN or infinite (before it is used)."""
+    bad = (~torch.isfinite(value.detach().float())).sum().to(accelerator.device)
+    if accelerator.reduce(bad, reduction="sum").item():
+        raise GoldenNoiseError(
+            f"training diverged: the {what} is {value.item()} (lr {config.lr}). Nothing from "
+            f"this point was saved; {config.out} keeps the last finite weights and checkpoint. "
+            "Lower --lr (or use --mixed-precision no) and train into a new --out"
+        )
 
 
 def _trackers(choice: str) -> list[str]:
@@ -96,164 +320,6 @@ def _evaluate(
     return dict(zip(("val_loss", "val_identity", "val_mean_residual"), means, strict=True))
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train (or resume training) an NPNet; see `TrainConfig` for every option."""
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
-    from accelerate.utils import tqdm as progress_bar
-    from diffusers.optimization import get_scheduler
-
-    out = config.out
-    trackers = _trackers(config.log_with)
-    accelerator = make_accelerator(
-        cpu=config.cpu,
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=trackers or None,
-        project_dir=str(out),
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    if config.batch_size % accelerator.num_processes:
-        raise GoldenNoiseError(
-            f"batch_size {config.batch_size} is the global batch and must divide evenly over "
-            f"{accelerator.num_processes} processes"
-        )
-    set_seed(config.seed)
-    train_set, val_set = load_splits(
-        config.dataset,
-        val_fraction=config.val_fraction,
-        split_seed=config.split_seed,
-        margin=_resolve_margin(config),
-        score=config.score,
-    )
-    manifest = train_set.manifest
-    if len(train_set) < config.batch_size:
-        raise GoldenNoiseError(
-            f"the train split has {len(train_set)} rows after filtering (margin "
-            f"{train_set.margin}); one batch needs {config.batch_size}. "
-            "Lower batch_size or the margin"
-        )
-    if len(val_set) == 0:
-        raise GoldenNoiseError(
-            f"the validation split is empty (val_fraction {config.val_fraction}, "
-            f"{len(train_set.prompt_indices)} train prompts); raise val_fraction or add prompts"
-        )
-    net = build_npnet(manifest, dict(config.npnet), config.init_from)
-    check_fits(net.config, manifest, "the NPNet")
-    backbone_note = load_backbone_weights(net, config.backbone_pretrained)
-    accelerator.print(backbone_note)
-
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sampler = EpochShuffleSampler(len(train_set), config.seed)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=config.num_workers,
-    )
-    val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
-    batches_per_epoch = len(train_loader)
-    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
-    scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer,
-        num_warmup_steps=config.warmup_steps,
-        num_training_steps=config.epochs * steps_per_epoch,
-    )
-    net, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
-        net, optimizer, train_loader, val_loader, scheduler
-    )
-    progress = TrainProgress()
-    accelerator.register_for_checkpointing(progress)
-
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("last", "best"):
-            recover_directory(out / name)
-        write_run_config(
-            out, {**config.to_dict(), "npnet_config": net_config_dict(accelerator, net)}
-        )
-    accelerator.wait_for_everyone()
-    resume_from = latest_checkpoint(out)
-    if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        accelerator.print(
-            f"resumed from {resume_from} (epoch {progress.epoch}, step {progress.global_step})"
-        )
-    if progress.mean_residual is None:
-        progress.mean_residual = _mean_residual(train_set, accelerator, config.batch_size).cpu()
-    mean_residual = progress.mean_residual.to(accelerator.device)
-    accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
-    accelerator.print(
-        f"training NPNet on {len(train_set)} pairs ({len(train_set.prompt_indices)} prompts), "
-        f"validating on {len(val_set)} ({len(val_set.prompt_indices)} prompts); "
-        f"{accelerator.num_processes} process(es), global batch {config.batch_size}"
-    )
-
-    bar = progress_bar(
-        total=config.epochs * steps_per_epoch,
-        initial=progress.global_step,
-        desc="train",
-        disable=not config.progress,
-    )
-    for epoch in range(progress.epoch, config.epochs):
-        skip = progress.batches_in_epoch
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        loader.set_epoch(epoch)  # accelerate passes it on to the sampler; a fresh loader says 0
-        batches_before, started = progress.batches_in_epoch, time.perf_counter()
-        for source, target, embeds in loader:
-            with accelerator.accumulate(net):
-                loss = F.mse_loss(net(source, embeds).float(), target)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            progress.batches_in_epoch += 1
-            progress.epoch_loss_sum += loss.item()
-            if accelerator.sync_gradients:
-                progress.global_step += 1
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
-                if config.checkpoint_every and progress.global_step % config.checkpoint_every == 0:
-                    _save_checkpoint(accelerator, progress, config)
-        elapsed = time.perf_counter() - started
-        train_loss = _global_mean(accelerator, progress.epoch_loss_sum) / progress.batches_in_epoch
-        done = progress.batches_in_epoch - batches_before
-        metrics = _evaluate(net, val_loader, mean_residual, accelerator)
-        row = {
-            "epoch": epoch + 1,
-            "step": progress.global_step,
-            "train_loss": train_loss,
-            **metrics,
-            "lr": scheduler.get_last_lr()[0],
-            "samples_per_s": done * config.batch_size / elapsed if elapsed > 0 else float("nan"),
-        }
-        progress.history.append(row)
-        progress.epoch, progress.batches_in_epoch, progress.epoch_loss_sum = epoch + 1, 0, 0.0
-        accelerator.log(row, step=progress.global_step)
-        accelerator.print(
-            f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.5f} | "
-            f"val {metrics['val_loss']:.5f} (identity {metrics['val_identity']:.5f}, "
-            f"mean residual {metrics['val_mean_residual']:.5f})"
-        )
-        improved = metrics["val_loss"] < progress.best_val_loss
-        if improved:
-            progress.best_val_loss = metrics["val_loss"]
-        _save_weights(accelerator, net, out, ["last", "best"] if improved else ["last"])
-        _save_checkpoint(accelerator, progress, config)
-    bar.close()
-    accelerator.end_training()
-    return TrainResult(
-        out,
-        progress.best_val_loss,
-        list(progress.history),
-        backbone_note,
-        len(train_set),
-        len(val_set),
-    )
-
-
 def _global_mean(accelerator: Any, value: float) -> float:
     tensor = torch.tensor(value, dtype=torch.float64, device=accelerator.device)
     return accelerator.reduce(tensor, reduction="mean").item()
@@ -275,37 +341,31 @@ def _scalar_config(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def net_config_dict(accelerator: Any, net: Any) -> dict[str, Any]:
-    return accelerator.unwrap_model(net).config.to_dict()
-
-
 def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> None:
+    """`save_pretrained` into each of `names`; weights that are not finite are never written."""
+    model = accelerator.unwrap_model(net)
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise GoldenNoiseError(
+            f"training diverged: {len(broken)} weight tensors are NaN or infinite (first: "
+            f"{broken[0]}); nothing was saved. Lower --lr and train into a new --out"
+        )
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(net)
         for name in names:
             with atomic_directory(out / name) as folder:
                 model.save_pretrained(folder)
     accelerator.wait_for_everyone()
 
 
-def _save_checkpoint(accelerator: Any, progress: TrainProgress, config: TrainConfig) -> None:
-    """Save the full training state under a temp name, then publish it by renaming.
+def _save_checkpoint(accelerator: Any, net: Any, progress: TrainProgress, out: Path) -> None:
+    """accelerate's `save_state`, then our progress, whose JSON marks the save complete.
 
     The running loss sum is averaged over processes first: only the main process's copy is
     saved, and the mean of (shared sum + each rank's later sum) is still the right total.
     """
     progress.epoch_loss_sum = _global_mean(accelerator, progress.epoch_loss_sum)
-    final = checkpoint_dir(config.out, progress.global_step)
-    staging = staging_dir(config.out, progress.global_step)
+    folder = Path(accelerator.save_state())
     if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.parent.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_metrics(config.out, progress.history)
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-        prune_checkpoints(config.out, config.keep_checkpoints)
+        progress.save(folder)
+        write_metrics(out, progress.history)
     accelerator.wait_for_everyone()

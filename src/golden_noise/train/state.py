@@ -1,50 +1,80 @@
-"""What a run must remember to resume on the same trajectory, and where it writes it.
+"""What a run must remember to resume on the same trajectory, and where it keeps it.
 
-`accelerator.save_state` stores model, optimizer, LR scheduler and RNG states; `TrainProgress`
-(registered for checkpointing) adds the position in the data (epoch, batches consumed) and the
-metrics history. Checkpoints are written under a temp name and renamed when complete, so a
-kill at any moment leaves the previous checkpoint intact and resumable.
+Checkpoints are accelerate's own: `ProjectConfiguration(automatic_checkpoint_naming=True,
+total_limit=...)` names them `checkpoints/checkpoint_<i>` and prunes the oldest, and
+`save_state` writes the model (safetensors), optimizer, LR scheduler and RNG states, which
+`load_state` reads back with `weights_only=True`. Our own progress (position in the data,
+metrics history, best loss) is deliberately NOT registered with `register_for_checkpointing`:
+accelerate reads registered objects back with full unpickling, so a file planted in a run
+folder would run code on resume. It is written as `progress.json` + `progress.safetensors`
+after `save_state` returns; `progress.json` goes last and atomically, so it marks a complete
+checkpoint. A save killed before it is never resumed and is deleted on the next start.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Sampler
 
-from golden_noise.atomic import TEMP_PREFIX, atomic_write_json, atomic_write_text
+from golden_noise.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.errors import GoldenNoiseError
 
 CHECKPOINTS = "checkpoints"
-_STEP = re.compile(r"^step-(\d{8})$")
+PROGRESS_JSON = "progress.json"
+PROGRESS_TENSORS = "progress.safetensors"
+RUN_CONFIG = "train_config.json"
+_NUMBERED = re.compile(r"^checkpoint_(\d+)$")
 
 
 @dataclass
 class TrainProgress:
-    """Where the run stands; a plain object accelerate checkpoints with the rest."""
+    """Where the run stands; saved beside each accelerate checkpoint as JSON + safetensors."""
 
     epoch: int = 0
     batches_in_epoch: int = 0
     global_step: int = 0
     epoch_loss_sum: float = 0.0
-    epoch_batches: int = 0
-    best_val_loss: float = float("inf")
+    best_val_loss: float | None = None
     mean_residual: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def state_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def save(self, folder: Path) -> None:
+        """Tensors first, then the JSON that marks the checkpoint complete."""
+        from safetensors.torch import save
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
+        if self.mean_residual is not None:
+            tensors = {"mean_residual": self.mean_residual.contiguous()}
+            atomic_write_bytes(folder / PROGRESS_TENSORS, save(tensors))
+        scalars = {k: v for k, v in asdict(self).items() if k != "mean_residual"}
+        atomic_write_json(folder / PROGRESS_JSON, scalars)
+
+    @classmethod
+    def load(cls, folder: Path) -> TrainProgress:
+        from safetensors.torch import load_file
+
+        try:
+            data = json.loads((folder / PROGRESS_JSON).read_text(encoding="utf-8"))
+            known = {f.name for f in fields(cls)} - {"mean_residual"}
+            progress = cls(**{k: v for k, v in data.items() if k in known})
+            if (folder / PROGRESS_TENSORS).is_file():
+                progress.mean_residual = load_file(folder / PROGRESS_TENSORS)["mean_residual"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise GoldenNoiseError(
+                f"cannot read the training progress in {folder} ({exc}); delete that "
+                "checkpoint folder to resume from the one before"
+            ) from exc
+        return progress
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -64,37 +94,47 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(torch.randperm(self.length, generator=generator).tolist())
 
 
-def checkpoint_dir(out: Path, step: int) -> Path:
-    return out / CHECKPOINTS / f"step-{step:08d}"
+def _numbered(out: Path) -> list[tuple[int, Path]]:
+    folder = out / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = ((_NUMBERED.match(p.name), p) for p in folder.iterdir())
+    return sorted((int(m.group(1)), p) for m, p in found if m)
 
 
-def staging_dir(out: Path, step: int) -> Path:
-    return out / CHECKPOINTS / f"{TEMP_PREFIX}step-{step:08d}"
+def checkpoint_configuration(out: Path, keep: int) -> Any:
+    """accelerate's checkpoint naming and pruning for `out`, numbering after what is there.
+
+    accelerate prunes *before* it writes, so the limit is one above `keep`: while a save is
+    in progress (and if it is killed) `keep` complete checkpoints remain beside it.
+    """
+    from accelerate.utils import ProjectConfiguration
+
+    numbered = _numbered(out)
+    return ProjectConfiguration(
+        project_dir=str(out),
+        automatic_checkpoint_naming=True,
+        total_limit=keep + 1,
+        iteration=numbered[-1][0] + 1 if numbered else 0,
+    )
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (staging folders of a killed save are not)."""
-    folder = out / CHECKPOINTS
-    if not folder.is_dir():
-        return None
-    done = sorted(p for p in folder.iterdir() if _STEP.match(p.name))
+    """The newest complete checkpoint: one whose progress.json was written."""
+    done = [p for _, p in _numbered(out) if (p / PROGRESS_JSON).is_file()]
     return done[-1] if done else None
 
 
-def prune_checkpoints(out: Path, keep: int) -> None:
-    folder = out / CHECKPOINTS
-    done = sorted(p for p in folder.iterdir() if _STEP.match(p.name))
-    for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    for stale in folder.glob(f"{TEMP_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+def discard_incomplete(out: Path) -> None:
+    """Delete the folders of saves killed before they completed (main process only)."""
+    for _, folder in _numbered(out):
+        if not (folder / PROGRESS_JSON).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl and metrics.csv from the checkpointed history (no duplicates
     after a resume, no half lines after a kill)."""
-    import json
-
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
     if history:
         buffer = io.StringIO()
@@ -104,5 +144,39 @@ def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
         atomic_write_text(out / "metrics.csv", buffer.getvalue())
 
 
-def write_run_config(out: Path, data: dict[str, Any]) -> None:
-    atomic_write_json(out / "train_config.json", data)
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity; a timing that could not be measured is written as null."""
+    return value if math.isfinite(value) else None
+
+
+# Settings that leave the trajectory alone; every other recorded field must match to resume.
+FREE_SETTINGS = frozenset({"out", "dataset", "progress", "num_workers", "log_with", "cpu"})
+
+
+def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool) -> None:
+    """Refuse to continue a run in `out` with settings or data other than its own.
+
+    `record` is what train_config.json holds: every setting and a fingerprint of the train
+    and validation rows (`data`). A fresh folder is claimed by writing it; a resumed run must
+    match it on every field outside `FREE_SETTINGS`, and its file is left as it was.
+    """
+    path = out / RUN_CONFIG
+    record = json.loads(json.dumps(record))  # compare in the form the file holds
+    if not (resuming and path.is_file()):
+        atomic_write_json(path, record)
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GoldenNoiseError(f"cannot read {path}: {exc}") from exc
+    changed = [
+        f"{key}: run {recorded.get(key)!r}, now {value!r}"
+        for key, value in record.items()
+        if key not in FREE_SETTINGS and recorded.get(key) != value
+    ]
+    if changed:
+        raise GoldenNoiseError(
+            f"{out} holds a training run with other settings or data ({'; '.join(changed)}). "
+            "Resuming would change that run: pass its settings to resume it, or choose a new "
+            "--out (--init-from starts from its weights)"
+        )

@@ -197,7 +197,7 @@ KILLABLE_WRITER = textwrap.dedent(
                 if writer.has(p, s):
                     continue
                 x = source_latents([p], [s])
-                writer.add(x, x + 1, [p], [s], [0.0], [1.0])
+                writer.add(x, x + 1 + p, [p], [s], [p + s / 8], [s - p / 8])
                 time.sleep({pause})
     print("done")
     """
@@ -228,9 +228,24 @@ def test_kill_9_mid_run_then_resume_leaves_every_row_exactly_once(tmp_path: Path
     assert sorted(data.keys) == [(p, s) for p in range(6) for s in range(5)]
     assert data.table.duplicates_dropped == 0
     assert not list(Path(root).rglob(".tmp-*"))
+    # Every row's content (source, target, embedding, both scores) equals an uninterrupted
+    # run's, bit for bit: no model is involved, so nothing depends on how rows were batched.
+    reference = str(tmp_path / "reference")
+    subprocess.run(
+        [sys.executable, "-c", KILLABLE_WRITER.format(tests=tests, root=reference, pause=0)],
+        check=True,
+        capture_output=True,
+    )
+    uninterrupted = NoisePromptDataset(reference)
+    expected = {key: i for i, key in enumerate(uninterrupted.keys)}
     for item in range(len(data)):
-        source, target, embeds = data[item]
         p, s = data.keys[item]
-        torch.testing.assert_close(source, source_latents([p], [s])[0].half().float())
-        assert float(embeds[0, 0]) == p
+        source, target, embeds = data[item]
+        ref_source, ref_target, ref_embeds = uninterrupted[expected[(p, s)]]
+        assert torch.equal(source, source_latents([p], [s])[0].half().float())
+        assert torch.equal(source, ref_source) and torch.equal(target, ref_target)
+        assert torch.equal(embeds, ref_embeds) and float(embeds[0, 0]) == p
+        for column in ("score_source", "score_target"):
+            ours = data.column(column)[item]
+            assert ours == uninterrupted.column(column)[expected[(p, s)]], (p, s, column)
     assert np.array_equal(np.sort(data.column("prompt_index")), np.repeat(np.arange(6), 5))

@@ -5,6 +5,7 @@ Accepted sources:
 - `prompts.csv` (header row) or `prompts.jsonl` (one object per line): the `column` given, or
   the first of "prompt", "caption", "text" present;
 - `toy:SPLIT:N[:SEED]`: N prompts drawn from the toy world's SPLIT (train, validation, heldout);
+- a named benchmark set: drawbench, pickapic, hpdv2, geneval, parti (see `prompt_sets`);
 - a hub dataset id `owner/name[:split]` with `column` (needs the `prompts` extra: datasets).
 Identical prompts are kept once (first occurrence), so a prompt's index names one text.
 """
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.prompt_sets import PROMPT_SETS, load_prompt_set
 
 DEFAULT_COLUMNS = ("prompt", "caption", "text")
 
@@ -92,7 +94,14 @@ def read_prompt_source(source: str | Path, column: str | None = None) -> list[st
     """The distinct, non-empty prompts of `source`, in first-seen order."""
     spec = str(source)
     path = Path(spec).expanduser()
-    if spec.startswith("toy:"):
+    if spec in PROMPT_SETS and not path.exists():
+        if column is not None:
+            raise GoldenNoiseError(
+                f"prompt set {spec!r} reads its own column ({PROMPT_SETS[spec].column}); "
+                "drop --column"
+            )
+        texts = [text for text, _ in load_prompt_set(spec)]
+    elif spec.startswith("toy:"):
         texts = _read_toy(spec)
     elif path.is_file():
         suffix = path.suffix.lower()
@@ -107,8 +116,8 @@ def read_prompt_source(source: str | Path, column: str | None = None) -> list[st
             raise GoldenNoiseError(f"cannot read prompts from {path}: {exc}") from exc
     elif path.exists() or "/" not in spec or spec.startswith((".", "/", "~")):
         raise GoldenNoiseError(
-            f"prompt source {spec!r}: expected a .txt/.csv/.jsonl file, toy:SPLIT:N, or a hub "
-            "dataset id owner/name; no such file"
+            f"prompt source {spec!r}: expected a .txt/.csv/.jsonl file, toy:SPLIT:N, a named "
+            f"set ({', '.join(PROMPT_SETS)}) or a hub dataset id owner/name; no such file"
         )
     else:
         texts = _read_hub(spec, column)

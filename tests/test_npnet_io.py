@@ -147,6 +147,13 @@ def _write_bad_file(kind: str, tmp_path, net) -> object:
         net.save_pretrained(tmp_path)
         (tmp_path / "config.json").write_text(json.dumps({"hidden": 3}))
         path = tmp_path
+    elif kind == "nan-weights":  # what a diverged training run wrote before issue 14
+        poisoned = NPNet(net.config)
+        poisoned.load_state_dict(net.state_dict())
+        with torch.no_grad():
+            poisoned.alpha.fill_(float("nan"))
+        poisoned.save_pretrained(tmp_path)
+        path = tmp_path
     elif kind == "empty-dir":
         path = tmp_path
     elif kind == "our-keys-without-config":
@@ -165,6 +172,7 @@ BAD_FILES = {
     "bad-config": "not valid JSON",
     "wrong-config": r"shape mismatches: svd\.mlp1\.0\.weight \(expected \[16, 32\], found \[16, 16",
     "unknown-config-key": "unknown NPNet config keys",
+    "nan-weights": r"NaN or infinite weights in alpha",
     "empty-dir": "expected config.json and model.safetensors",
     "our-keys-without-config": "not an NPNet checkpoint.*no config.json beside it",
 }

@@ -252,3 +252,71 @@ def test_validation_takes_whole_prompts(tmp_path: Path) -> None:
             writer.add(x, x, [p] * 8, list(range(8)), [0.0] * 8, [1.0] * 8)
     result = train(small_config(root, tmp_path / "run", epochs=1, batch_size=8))
     assert result.train_rows == 24 and result.val_rows == 8
+
+
+def test_resume_refuses_another_run_in_the_same_folder(dataset: Path, tmp_path: Path) -> None:
+    """Before: a new lr or dataset was silently ignored or continued on, train_config.json
+    overwritten. Now: the run's record is kept and anything that changes its trajectory is
+    refused, naming the field."""
+    out = tmp_path / "run"
+    train(small_config(dataset, out, epochs=1))
+    recorded = (out / "train_config.json").read_text()
+    with pytest.raises(GoldenNoiseError, match=r"lr: run 0\.003, now 0\.01"):
+        train(small_config(dataset, out, epochs=1, lr=1e-2))
+    with pytest.raises(GoldenNoiseError, match="epochs: run 1, now 2"):
+        train(small_config(dataset, out, epochs=2))
+    other = write_synthetic_dataset(tmp_path / "other", n_prompts=40, seeds_per_prompt=5)
+    with pytest.raises(GoldenNoiseError, match="data: run"):
+        train(small_config(other, out, epochs=1))
+    assert (out / "train_config.json").read_text() == recorded
+    again = train(small_config(dataset, out, epochs=1, progress=True))  # a free setting
+    assert len(again.history) == 1
+
+
+class PlantedPayload:
+    """Unpickling this runs a shell command that creates `marker`: what a hostile file does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_in_a_checkpoint_never_runs(dataset: Path, tmp_path: Path) -> None:
+    """Before: custom_checkpoint_0.pkl was read with weights_only=False and ran its payload."""
+    import shutil
+
+    out, marker = tmp_path / "run", tmp_path / "payload-ran"
+    train(small_config(dataset, out, epochs=1))
+    (checkpoint,) = (out / "checkpoints").iterdir()
+    probe = tmp_path / "probe.pkl"
+    torch.save(PlantedPayload(marker), probe)
+    torch.load(probe, weights_only=False)
+    assert marker.exists()  # the payload is live: full unpickling runs it
+    marker.unlink()
+    pristine = tmp_path / "pristine"
+    shutil.copytree(checkpoint, pristine)
+    targets = [p.name for p in pristine.iterdir()] + ["custom_checkpoint_0.pkl"]
+    for name in targets:
+        shutil.rmtree(checkpoint)
+        shutil.copytree(pristine, checkpoint)
+        torch.save(PlantedPayload(marker), checkpoint / name)
+        try:
+            train(small_config(dataset, out, epochs=1))
+        except GoldenNoiseError as error:
+            assert str(checkpoint) in str(error)
+        assert not marker.exists(), f"a pickle planted as {name} ran on resume"
+
+
+def test_a_diverged_run_stops_and_saves_nothing_non_finite(dataset: Path, tmp_path: Path) -> None:
+    """Before: lr 1e12 exited 0 with `train nan | val nan` and NaN weights in last/."""
+    out = tmp_path / "run"
+    with pytest.raises(GoldenNoiseError, match="training diverged: the train loss at epoch 1"):
+        train(small_config(dataset, out, epochs=2, lr=1e12))
+    for folder in (out / "last", out / "best"):
+        if folder.exists():
+            assert all(torch.isfinite(t).all() for t in weights(folder).values())
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())

@@ -152,4 +152,7 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor]) -> None
         raise GoldenNoiseError(
             "checkpoint does not fit this NPNet configuration; " + "; ".join(problems)
         )
+    broken = sorted(k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all())
+    if broken:  # e.g. a diverged training run: it would turn every noise into NaN (black images)
+        raise GoldenNoiseError(f"checkpoint holds NaN or infinite weights in {_listed(broken)}")
     module.load_state_dict(state, strict=True)

@@ -61,6 +61,7 @@ class TrainProgress:
 
     @classmethod
     def load(cls, folder: Path) -> TrainProgress:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
@@ -69,7 +70,7 @@ class TrainProgress:
             progress = cls(**{k: v for k, v in data.items() if k in known})
             if (folder / PROGRESS_TENSORS).is_file():
                 progress.mean_residual = load_file(folder / PROGRESS_TENSORS)["mean_residual"]
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, SafetensorError) as exc:
             raise GoldenNoiseError(
                 f"cannot read the training progress in {folder} ({exc}); delete that "
                 "checkpoint folder to resume from the one before"

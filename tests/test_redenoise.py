@@ -155,18 +155,18 @@ def test_repeats_apply_the_round_trip_again(sd):
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        {"w_l": 0.5},
-        {"w_w": 0.0},
-        {"steps": 1},
-        {"repeats": 0},
-        {"inversion": "approximate"},
-        {"timestep_spacing": "random"},
+        ({"w_l": 0.5}, r"w_l must be >= 1.0 .*got 0.5"),
+        ({"w_w": 0.0}, r"w_w must be >= 1.0 .*got 0.0"),
+        ({"steps": 1}, r"steps must be >= 2 .*got 1"),
+        ({"repeats": 0}, r"repeats must be >= 1; got 0"),
+        ({"inversion": "approximate"}, r"'exact' or 'authors'; got 'approximate'"),
+        ({"timestep_spacing": "random"}, r"'leading', 'trailing', 'linspace' or None; got 'ra"),
     ],
 )
-def test_bad_settings_are_refused(bad):
-    with pytest.raises(GoldenNoiseError):
+def test_bad_settings_are_refused(bad, message):
+    with pytest.raises(GoldenNoiseError, match=message):
         RedenoiseSettings(**bad)
 
 

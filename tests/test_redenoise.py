@@ -119,9 +119,7 @@ def test_redenoise_is_the_ddim_round_trip_written_out(family):
     # float32 (diffusers) vs float64 (here) alpha-bars and step arithmetic: coefficients up
     # to 1/sqrt(alpha_bar) ~ 7 on latents |x| < 5 give ~1e-5 (measured 7e-7); a wrong
     # guidance scale, timestep or inversion target moves the result by > 1e-2.
-    torch.testing.assert_close(
-        first, _ddim_round_trip_by_hand(pipe, x, kwargs), rtol=0, atol=1e-4
-    )
+    torch.testing.assert_close(first, _ddim_round_trip_by_hand(pipe, x, kwargs), rtol=0, atol=1e-4)
     assert (first - x).abs().max() > 1e-2  # the round trip really moved the noise
     assert pipe.scheduler is scheduler  # the capture scheduler was swapped back out
 

@@ -92,10 +92,20 @@ def test_residual_branch_keeps_a_cnn_feature_map_as_channels() -> None:
     assert branch.upconv.in_channels == features
     with torch.no_grad():
         x = torch.randn(1, 4, 8, 8)
-        maps = branch.backbone.forward_features(branch.downconv(F.interpolate(x, size=(64, 64))))
+        # Written out: nearest resize = pixel floor(i * in / out) (8 -> 64: each pixel 8x8
+        # times), 1x1 convolutions = per-pixel matrix products with the conv weights.
+        big = x[:, :, torch.arange(64) // 8][:, :, :, torch.arange(64) // 8]
+        down = branch.downconv.weight[:, :, 0, 0]
+        image = torch.einsum("oc,bchw->bohw", down, big) + branch.downconv.bias[:, None, None]
+        maps = branch.backbone.forward_features(image)  # timm's own network, not ours
         assert maps.shape[:2] == (1, features)
-        expected = branch.upconv(F.interpolate(maps, size=(8, 8)))
-        torch.testing.assert_close(branch(x), expected)
+        rows = torch.floor(torch.arange(8) * (maps.shape[2] / 8)).long()
+        cols = torch.floor(torch.arange(8) * (maps.shape[3] / 8)).long()
+        small = maps[:, :, rows][:, :, :, cols]
+        up = branch.upconv.weight[:, :, 0, 0]
+        expected = torch.einsum("oc,bchw->bohw", up, small) + branch.upconv.bias[:, None, None]
+        # the same products summed in another order: float32 round-off on features ~1
+        torch.testing.assert_close(branch(x), expected, rtol=1e-5, atol=1e-5)
 
 
 ABLATIONS = {

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 
 
 @app.command()
@@ -37,6 +37,7 @@ def demo(
     import torch
     from rich.console import Console
 
+    from golden_noise.cli.output import stdout_console
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.toy import load_pipeline
@@ -49,24 +50,24 @@ def demo(
         summary = run_demo(out, config, pipe=pipe, progress=progress, console=console)
         findings = run_study(out, config, pipe, progress, console) if study else None
     except GoldenNoiseError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print_error(error)
         raise typer.Exit(2) from None
-    Console().print(*summary_tables(summary))
+    stdout = stdout_console()
+    stdout.print(*summary_tables(summary))
     if findings is not None:
-        Console().print(*study_tables(findings))
+        stdout.print(*study_tables(findings))
     console.print(f"report: {out / 'report' / 'report.html'}; trained NPNet: {out / 'npnet'}")
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Any]:
     """The run's choices, data, training and held-out result as rich tables."""
-    from rich.table import Table
-
-    from golden_noise.cli.evaluate import overall_table
+    from golden_noise.cli.output import overall_table, table
 
     choice = summary["teacher_choice"]
-    teachers = Table(title=f"teacher choice on validation (chosen: {choice['chosen']})")
-    for header in ("teacher", "rows", "soft x_T", "soft x_T'", "kept", "calls/row"):
-        teachers.add_column(header, justify="right")
+    teachers = table(
+        f"teacher choice on validation (chosen: {choice['chosen']})",
+        ["teacher", "rows", "soft x_T", "soft x_T'", "kept", "calls/row"],
+    )
     for name, row in choice.items():
         if isinstance(row, dict):
             teachers.add_row(
@@ -78,9 +79,11 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
                 str(row["model_calls_per_row"]),
             )
     trained = summary["trained"]
-    data = Table(title="collect and train")
-    for header in ("pairs", "kept", "train rows", "val MSE", "identity MSE", "best epoch"):
-        data.add_column(header, justify="right")
+    data = table(
+        "collect and train",
+        ["pairs", "kept", "train rows", "val MSE", "identity MSE", "best epoch"],
+        left=0,
+    )
     data.add_row(
         str(summary["collected"]["rows"]),
         f"{summary['collected']['kept_share']:.0%}",
@@ -89,9 +92,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
         f"{trained['val_identity']:.4f}",
         str(trained["best_epoch"]),
     )
-    timings = Table(title="stage timings")
-    timings.add_column("stage")
-    timings.add_column("seconds", justify="right")
+    timings = table("stage timings", ["stage", "seconds"])
     for stage, seconds in summary["seconds"].items():
         timings.add_row(stage, f"{seconds:.1f}")
     return [teachers, data, overall_table(summary["evaluation"]), timings]
@@ -99,20 +100,21 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
 
 def study_tables(findings: dict[str, Any]) -> list[Any]:
     """Soft and correct of every study arm against standard, and soft per sampler."""
-    from rich.table import Table
+    from golden_noise.cli.output import table
 
     tables = []
     for part in ("teachers", "ablations"):
-        table = Table(title=f"study: {part} (soft / correct; diff vs standard, 95% CI, p)")
-        for header in ("arm", "soft", "diff", "95% CI", "p", "correct", "diff correct"):
-            table.add_column(header, justify="right")
+        out = table(
+            f"study: {part} (soft / correct; diff vs standard, 95% CI, p)",
+            ["arm", "soft", "diff", "95% CI", "p", "correct", "diff correct"],
+        )
         stats = findings[part]["evaluation"]["overall"]
         soft, correct = stats["toy-soft"], stats["toy-correct"]
-        table.add_row("standard", f"{soft['means']['standard']:.4f}", "", "", "",
-                      f"{correct['means']['standard']:.3f}", "")  # fmt: skip
+        out.add_row("standard", f"{soft['means']['standard']:.4f}", "", "", "",
+                    f"{correct['means']['standard']:.3f}", "")  # fmt: skip
         for arm, s in soft["vs_standard"].items():
             c = correct["vs_standard"][arm]
-            table.add_row(
+            out.add_row(
                 arm,
                 f"{s['mean_arm']:.4f}",
                 f"{s['mean_diff']:+.4f}",
@@ -121,10 +123,11 @@ def study_tables(findings: dict[str, Any]) -> list[Any]:
                 f"{c['mean_arm']:.3f}",
                 f"{c['mean_diff']:+.3f}",
             )
-        tables.append(table)
-    samplers = Table(title="study: samplers (NPNet trained on DDIM data)")
-    for header in ("sampler", "soft std", "soft golden", "diff", "95% CI", "p", "correct diff"):
-        samplers.add_column(header, justify="right")
+        tables.append(out)
+    samplers = table(
+        "study: samplers (NPNet trained on DDIM data)",
+        ["sampler", "soft std", "soft golden", "diff", "95% CI", "p", "correct diff"],
+    )
     for name, stats in findings["samplers"].items():
         s = stats["overall"]["toy-soft"]["vs_standard"]["golden"]
         c = stats["overall"]["toy-correct"]["vs_standard"]["golden"]

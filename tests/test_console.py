@@ -1,0 +1,115 @@
+"""Console output that survives a log: full numbers when stdout is not a terminal, strict
+JSON for scripts, and progress as periodic plain lines instead of bar redraws."""
+
+import json
+
+import numpy as np
+from report_fixtures import METRICS, finished_run
+
+from golden_noise.cli.output import overall_table, print_json, stdout_console
+from golden_noise.progress import LogProgress, make_progress, track
+from golden_noise.stats import compare_arms
+
+
+def wide_summary():
+    """Statistics whose numbers print long: many digits, negative intervals, 3 arms."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {"sample": i, "arm": arm, "group": None, "a-long-metric-name": value, "m": -value}
+        for i in range(30)
+        for arm, value in zip(
+            ["standard", "golden", "norm-matched"], rng.normal(0.0, 0.123456, 3), strict=True
+        )
+    ]
+    return compare_arms(rows, {"a-long-metric-name": True, "m": False}, resamples=200)
+
+
+def test_tables_print_full_numbers_when_stdout_is_a_pipe(capsys):
+    summary = wide_summary()
+    stdout_console().print(overall_table(summary))  # capsys: stdout is not a terminal
+    text = capsys.readouterr().out
+    assert "\u2026" not in text  # rich's ellipsis
+    rows = [[c.strip() for c in line.split("\u2502")[1:-1]] for line in text.splitlines()]
+    for metric, block in summary["overall"].items():
+        for arm, s in block["vs_standard"].items():
+            cells = next(c for c in rows if c[:2] == [metric, arm])
+            assert cells[2:] == [
+                f"{s['mean_baseline']:.4g}",
+                f"{s['mean_arm']:.4g}",
+                f"{s['mean_diff']:+.3g}",
+                f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
+                f"{s['wins']}/{s['ties']}/{s['losses']}",
+                f"{s['win_rate']:.0%}",
+                f"{s['wilcoxon_p']:.3g}",
+            ]
+    assert max(len(line) for line in text.splitlines()) <= 160
+
+
+def test_json_is_strict_and_keeps_every_number(capsys, tmp_path):
+    _, summary = finished_run(tmp_path)
+    summary["overall"]["toy-soft"]["vs_standard"]["golden"]["ci95_low"] = float("nan")
+    print_json(summary)
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0)  # no NaN token
+    golden = data["overall"]["toy-soft"]["vs_standard"]["golden"]
+    assert golden["ci95_low"] is None
+    assert (
+        golden["mean_diff"] == summary["overall"]["toy-soft"]["vs_standard"]["golden"]["mean_diff"]
+    )
+    assert [m.name for m in METRICS] == list(data["overall"])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_log_progress_prints_a_line_per_interval_and_at_the_end(capsys):
+    clock = FakeClock()
+    with LogProgress(interval=30.0, clock=clock, extra=lambda f: f"kept {f['kept']:.0%}") as bar:
+        task = bar.add_task("collecting", total=64, kept=0.0)
+        for step in range(64):
+            clock.now += 1.0  # one item a second: a line at 30 s, 60 s and the end (64 s)
+            bar.update(task, advance=1, kept=0.5)
+            assert step >= 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "collecting: 30/64 (47%), 0:00:30 elapsed, ~0:00:34 left, 1 it/s, kept 50%",
+        "collecting: 60/64 (94%), 0:01:00 elapsed, ~0:00:04 left, 1 it/s, kept 50%",
+        "collecting: 64/64 (100%), 0:01:04 elapsed, 1 it/s, kept 50%",
+    ]
+    assert not any("\r" in line for line in lines)
+
+
+def test_track_and_make_progress_fall_back_to_lines_off_a_terminal(capsys):
+    assert list(track(range(5), "scoring")) == [0, 1, 2, 3, 4]
+    err = capsys.readouterr().err
+    assert err.startswith("scoring: 5/5 (100%)") and err.count("\n") == 1
+    assert isinstance(make_progress(), LogProgress)
+    assert list(track(iter([1, 2]), "quiet", disable=True)) == [1, 2]
+    assert capsys.readouterr().err == ""
+
+
+def test_demo_tables_fit_a_log_line(capsys):
+    from golden_noise.cli.demo import summary_tables
+
+    teacher = {"rows": 96, "mean_soft_source": 0.512345, "mean_soft_target": 0.634567,
+               "kept_share": 0.4567, "model_calls_per_row": 123}  # fmt: skip
+    summary = {
+        "teacher_choice": {"chosen": "local-search", "redenoise": teacher, "local-search": teacher},
+        "collected": {"rows": 512, "kept_share": 0.52},
+        "trained": {
+            "train_rows": 210,
+            "val_loss": 0.123456,
+            "val_identity": 0.234567,
+            "best_epoch": 17,
+        },  # fmt: skip
+        "seconds": {"choose teacher (validation)": 61.25, "evaluate (held-out)": 301.75},
+        "evaluation": wide_summary(),
+    }
+    stdout_console().print(*summary_tables(summary))
+    text = capsys.readouterr().out
+    assert "\u2026" not in text and "choose teacher (validation)" in text and "301.8" in text
+    assert "0.6346" in text and "0.2346" in text

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
-from torch.nn import functional as F
 from tiny_pipelines import (
     BUILDERS,
     CALL_KWARGS,
@@ -13,6 +12,7 @@ from tiny_pipelines import (
     make_identity,
     tiny_npnet,
 )
+from torch.nn import functional as F
 
 from golden_noise import GoldenNoise
 from golden_noise.adapters import adapter_for

@@ -14,7 +14,7 @@ import tiny_pipelines
 import torch
 from collect_job import job_prompts
 from collect_job import run as run_job
-from diffusers import DDIMScheduler
+from references import plain_soft_score
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -28,7 +28,6 @@ from golden_noise.prompt_sources import read_prompt_source
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import LocalSearchTeacher, RedenoiseTeacher, SamplerSettings
-from golden_noise.toy.scorer import score as toy_score
 
 JOB = Path(__file__).parent / "collect_job.py"
 VENV_BIN = Path(sys.executable).parent
@@ -57,23 +56,6 @@ def _rows_by_key(root: Path) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
 @pytest.fixture(scope="module")
 def sd():
     return tiny_pipelines.build_sd()
-
-
-def _plain_soft_score(pipe, prompt: str, latents: torch.Tensor, seed: int) -> float:
-    """toy-soft of the image a plain DDIM pipeline call makes from `latents`."""
-    original = pipe.scheduler
-    pipe.scheduler = DDIMScheduler.from_config(original.config, clip_sample=False)
-    try:
-        image = pipe(
-            prompt,
-            latents=latents[None],
-            num_inference_steps=2,
-            guidance_scale=5.5,
-            generator=torch.Generator().manual_seed(seed),
-        ).images[0]
-    finally:
-        pipe.scheduler = original
-    return float(toy_score(image, prompt).soft[0])
 
 
 def test_collect_writes_every_row_once_with_scores_and_embeddings(sd, tmp_path):
@@ -113,7 +95,7 @@ def test_collect_writes_every_row_once_with_scores_and_embeddings(sd, tmp_path):
     # Batch composition moves pixels by float round-off only; 1e-2 on a [0, 1] score (as in
     # the two-process test) while source and target scores differ by ~1e-1.
     for latents, column in ((seed_noise, "score_source"), (row["target"].float(), "score_target")):
-        plain = _plain_soft_score(sd, prompts[3], latents, 16)
+        plain = plain_soft_score(sd, prompts[3], latents, 16)
         assert float(row[column]) == pytest.approx(plain, abs=1e-2), column
     again = collect(
         sd,

@@ -4,6 +4,7 @@ import pytest
 import tiny_pipelines
 import torch
 from diffusers import DDIMScheduler
+from references import ddim_round_trip_by_hand
 
 from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
@@ -81,29 +82,6 @@ def test_clipping_is_forced_off_so_the_step_stays_invertible():
     torch.testing.assert_close(pair.invert(eps, pair.step(eps, x)), x, rtol=0, atol=1e-4)
 
 
-def _ddim_round_trip_by_hand(pipe, x, kwargs, steps=10, w_l=5.5, w_w=1.0):
-    """The paper's Stage I written out: the DDIM formulas on alpha-bars computed here from
-    the scheduler's betas (float64), "leading" spacing, the pipeline's guided prediction."""
-    config = pipe.scheduler.config
-    start, end, count = config.beta_start, config.beta_end, config.num_train_timesteps
-    if config.beta_schedule == "scaled_linear":
-        betas = torch.linspace(start**0.5, end**0.5, count, dtype=torch.float64) ** 2
-    else:
-        assert config.beta_schedule == "linear"
-        betas = torch.linspace(start, end, count, dtype=torch.float64)
-    alpha_bar = torch.cumprod(1 - betas, 0)
-    stride = count // steps
-    t = stride * (steps - 1) + config.steps_offset  # first timestep, e.g. 901 for SD
-    a_t, a_prev = alpha_bar[t], alpha_bar[t - stride]
-
-    def move(latents, eps, a_from, a_to):  # DDIM: x0 from (latents, eps), re-noised to a_to
-        x0 = (latents - (1 - a_from).sqrt() * eps) / a_from.sqrt()
-        return (a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps).float()
-
-    stepped = move(x, guided_prediction(pipe, x, t, w_l, kwargs), a_t, a_prev)
-    return move(stepped, guided_prediction(pipe, stepped, t, w_w, kwargs), a_prev, a_t)
-
-
 @pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan-dit"])
 def test_redenoise_is_the_ddim_round_trip_written_out(family):
     """SD's DDIM, SDXL's Euler and Hunyuan-DiT's DDPM configs (scaled-linear and linear
@@ -119,7 +97,7 @@ def test_redenoise_is_the_ddim_round_trip_written_out(family):
     # float32 (diffusers) vs float64 (here) alpha-bars and step arithmetic: coefficients up
     # to 1/sqrt(alpha_bar) ~ 7 on latents |x| < 5 give ~1e-5 (measured 7e-7); a wrong
     # guidance scale, timestep or inversion target moves the result by > 1e-2.
-    torch.testing.assert_close(first, _ddim_round_trip_by_hand(pipe, x, kwargs), rtol=0, atol=1e-4)
+    torch.testing.assert_close(first, ddim_round_trip_by_hand(pipe, x, kwargs), rtol=0, atol=1e-4)
     assert (first - x).abs().max() > 1e-2  # the round trip really moved the noise
     assert pipe.scheduler is scheduler  # the capture scheduler was swapped back out
 

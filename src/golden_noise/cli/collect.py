@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import PipelineOption
 
 
@@ -99,12 +99,17 @@ def collect(
         if pipeline == TOY:
             from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
-            steps, guidance = steps or DEFAULT_STEPS, guidance or DEFAULT_GUIDANCE
-        settings = SamplerSettings(steps=steps or 10, guidance=guidance or 5.5, scheduler=sampler)
+            steps = DEFAULT_STEPS if steps is None else steps
+            guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        settings = SamplerSettings(
+            steps=10 if steps is None else steps,
+            guidance=5.5 if guidance is None else guidance,
+            scheduler=sampler,
+        )
         if teacher == "redenoise":
             teacher_options: dict[str, object] = {
                 "settings": RedenoiseSettings(
-                    steps=redenoise_steps or settings.steps,
+                    steps=settings.steps if redenoise_steps is None else redenoise_steps,
                     w_l=w_l,
                     w_w=w_w,
                     repeats=repeats,
@@ -136,7 +141,7 @@ def collect(
             max_rows=max_rows,
         )
     except GoldenNoiseError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from exc
     if not accelerator.is_main_process:
         return

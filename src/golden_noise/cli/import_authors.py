@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 
 
 @app.command("import-authors")
@@ -73,7 +73,7 @@ def import_authors(
             batch_size=batch_size,
         )
     except GoldenNoiseError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from exc
     Console().print(
         f"imported {summary.rows_written} pairs ({summary.rows_already_present} already present) "

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 
 
 def _npnet_overrides(
@@ -168,7 +168,7 @@ def train(
         )
         result = run_training(config)
     except GoldenNoiseError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from exc
     last = result.history[-1] if result.history else {}
     Console().print(

@@ -8,6 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.validate import flag, integer
+
+# Upper bounds that keep a typo from allocating tens of GB (svd_mlp_hidden=10**9 asks for
+# 64 GB): each is far above any pipeline's need (latents 128x128x16, text 512x4096).
+SIZE_LIMITS = {
+    "channels": 64,
+    "height": 1024,
+    "width": 1024,
+    "text_tokens": 4096,
+    "text_dim": 16384,
+    "svd_hidden": 8192,
+    "svd_mlp_hidden": 16384,
+    "svd_heads": 1024,
+    "backbone_input_size": 2048,
+}
+MAX_TEXT_NUMBERS = 4096 * 1024
 
 SvdVariant = Literal["attention", "mean"]
 TextReduction = Literal["none", "mean", "projection"]
@@ -43,17 +59,29 @@ class NPNetConfig:
     family: str | None = None
 
     def __post_init__(self) -> None:
+        for name, maximum in SIZE_LIMITS.items():
+            integer(f"NPNetConfig.{name}", getattr(self, name), 1, maximum)
+        integer(
+            "NPNetConfig.text_reduction_dim", self.text_reduction_dim, 0, SIZE_LIMITS["text_dim"]
+        )
+        if self.text_tokens * self.text_dim > MAX_TEXT_NUMBERS:
+            raise GoldenNoiseError(
+                f"NPNetConfig.text_tokens x text_dim must be at most {MAX_TEXT_NUMBERS} (the text "
+                f"injection's Linear reads them all); got {self.text_tokens} x {self.text_dim}"
+            )
+        for name in ("use_svd", "use_residual", "use_text"):
+            flag(f"NPNetConfig.{name}", getattr(self, name))
+        if not isinstance(self.backbone, str) or not isinstance(self.backbone_kwargs, dict):
+            raise GoldenNoiseError(
+                "NPNetConfig.backbone must be a timm model name and backbone_kwargs a dict; got "
+                f"{self.backbone!r} and {self.backbone_kwargs!r}"
+            )
         fold = math.isqrt(self.channels)
         if fold * fold != self.channels:
             raise GoldenNoiseError(
                 f"NPNetConfig.channels must be a square number (4 or 16) so the SVD branch can "
                 f"fold channels into one matrix; got {self.channels}"
             )
-        for name in ("height", "width", "text_tokens", "text_dim", "backbone_input_size"):
-            if getattr(self, name) <= 0:
-                raise GoldenNoiseError(
-                    f"NPNetConfig.{name} must be positive; got {getattr(self, name)}"
-                )
         if self.svd_variant not in ("attention", "mean"):
             raise GoldenNoiseError(
                 f"NPNetConfig.svd_variant must be 'attention' or 'mean'; got {self.svd_variant!r}"

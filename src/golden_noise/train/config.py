@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.validate import choice, flag, integer, number
 
 MANIFEST_MARGIN = "manifest"
+# The sampler seeds torch with seed * 1_000_003 + epoch, which must stay below 2**64.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -54,19 +57,27 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise GoldenNoiseError(f"out must be a folder for the run; {self.out} is a file")
         for name in ("batch_size", "epochs", "gradient_accumulation_steps", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise GoldenNoiseError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise GoldenNoiseError(f"lr must be positive; got {self.lr}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise GoldenNoiseError(
-                f"mixed_precision must be 'no', 'fp16' or 'bf16'; got {self.mixed_precision!r}"
-            )
-        if isinstance(self.margin, str) and self.margin != MANIFEST_MARGIN:
-            raise GoldenNoiseError(
-                f"margin must be a number, None or {MANIFEST_MARGIN!r}; got {self.margin!r}"
-            )
+            integer(name, getattr(self, name), 1)
+        for name in ("warmup_steps", "num_workers", "checkpoint_every"):
+            integer(name, getattr(self, name), 0)
+        for name in ("seed", "split_seed"):
+            integer(name, getattr(self, name), 0, MAX_SEED)
+        number("lr", self.lr, above=0)
+        number("weight_decay", self.weight_decay, 0)
+        number("val_fraction", self.val_fraction, above=0, maximum=0.99)
+        if self.margin is not None and self.margin != MANIFEST_MARGIN:
+            if isinstance(self.margin, str):
+                raise GoldenNoiseError(
+                    f"margin must be a number, None or {MANIFEST_MARGIN!r}; got {self.margin!r}"
+                )
+            number("margin", self.margin)
+        choice("mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
+        choice("log_with", self.log_with, ("auto", "tensorboard", "none"))
+        for name in ("cpu", "progress"):
+            flag(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

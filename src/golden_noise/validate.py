@@ -1,0 +1,62 @@
+"""Checks for user-given settings, shared by every config dataclass's `__post_init__`.
+
+The CLI and the Python API build the same dataclasses, so a value is refused the same way
+whichever door it came through: one GoldenNoiseError naming the setting, the value and what
+is allowed. Booleans are not integers here (`True` is no batch size), strings are not numbers
+(`height="8"` from a JSON file), and NaN or infinity is never a valid float setting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+from golden_noise.errors import GoldenNoiseError
+
+
+def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """`value` if it is an int within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GoldenNoiseError(f"{name} must be an integer; got {value!r}")
+    _in_range(name, value, minimum, maximum)
+    return value
+
+
+def number(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    above: float | None = None,
+) -> float:
+    """`value` as a float if it is a finite number within the bounds (`above`: strictly)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GoldenNoiseError(f"{name} must be a number; got {value!r}")
+    if not math.isfinite(value):
+        raise GoldenNoiseError(f"{name} must be a finite number; got {value!r}")
+    if above is not None and not value > above:
+        raise GoldenNoiseError(f"{name} must be greater than {above}; got {value!r}")
+    _in_range(name, value, minimum, maximum)
+    return float(value)
+
+
+def choice(name: str, value: Any, allowed: Collection[Any]) -> Any:
+    if value not in allowed:
+        shown = ", ".join(repr(a) for a in allowed)
+        raise GoldenNoiseError(f"{name} must be one of {shown}; got {value!r}")
+    return value
+
+
+def flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise GoldenNoiseError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def _in_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and value < minimum:
+        raise GoldenNoiseError(f"{name} must be at least {minimum}; got {value!r}")
+    if maximum is not None and value > maximum:
+        raise GoldenNoiseError(f"{name} must be at most {maximum}; got {value!r}")

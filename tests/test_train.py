@@ -157,10 +157,8 @@ def _validation_by_hand(net: NPNet, dataset: Path) -> dict[str, float]:
     with torch.no_grad():
         for i in range(len(val_set)):
             source, target, embeds = val_set[i]
-            golden = net(source[None], embeds[None])[0]
-            errors.append(
-                [float(((guess - target) ** 2).mean()) for guess in (golden, source, source + shift)]
-            )
+            guesses = (net(source[None], embeds[None])[0], source, source + shift)
+            errors.append([float(((guess - target) ** 2).mean()) for guess in guesses])
     means = torch.tensor(errors, dtype=torch.float64).mean(0).tolist()
     return dict(zip(("val_loss", "val_identity", "val_mean_residual"), means, strict=True))
 

@@ -4,12 +4,11 @@ import pytest
 import torch
 from tiny_pipelines import BEYOND_BUILDERS, CALL_KWARGS
 
-from golden_noise import GoldenNoise
+from golden_noise import GoldenNoise, arms
 from golden_noise.adapters import adapter_for
 from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import redenoise_arm
 from golden_noise.npnet import NPNet
 from golden_noise.prompt_sources import read_prompt_source
 from golden_noise.redenoise import RedenoiseSettings
@@ -88,8 +87,9 @@ def test_collect_train_generate(name, tmp_path):
     golden = GoldenNoise(net, pipe)
     call = {"height": SIZE, "width": SIZE, "num_inference_steps": 2, **CALL_KWARGS[name]}
     assert golden.image(prompts[0], seed=3, **call).size == (SIZE, SIZE)
-    teacher = redenoise_arm(golden, RedenoiseSettings(steps=4), **call)
-    assert teacher(prompts[0], 3).size == (SIZE, SIZE)
+    made = {"teacher": arms.teacher(RedenoiseTeacher(RedenoiseSettings(steps=4)))}
+    (batch,) = arms.generate_arms(pipe, arms.make_samples(prompts[:1], [3]), made, **call)
+    assert batch.images["teacher"][0].size == (SIZE, SIZE)
     seeded = torch.Generator().manual_seed(3)
     standard = adapter.initial_noise(1, SIZE, SIZE, seeded, torch.float32)
     latents = golden.latents(prompts[0], torch.Generator().manual_seed(3), SIZE, SIZE)

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,21 @@ def atomic_write_bytes(target: Path, data: bytes, tag: str = "") -> None:
         temp.unlink(missing_ok=True)
 
 
-def atomic_write_png(target: Path, image: Any, tag: str = "") -> None:
-    """Save a PIL image as PNG, whole or not at all (an interrupted run leaves no broken image)."""
+def atomic_write_png(
+    target: Path, image: Any, tag: str = "", text: Mapping[str, str] | None = None
+) -> None:
+    """Save a PIL image as PNG, whole or not at all (an interrupted run leaves no broken image).
+
+    `text` goes into the PNG's tEXt chunks (`Image.open(target).text`), so facts about how
+    the image was made travel with it.
+    """
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=info)
     atomic_write_bytes(target, buffer.getvalue(), tag)
 
 

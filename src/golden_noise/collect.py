@@ -21,7 +21,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from golden_noise.adapters import adapter_for
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.redenoise import pipeline_dtype
 from golden_noise.scorers.base import Scorer
 from golden_noise.seeds import seeded_generator
 from golden_noise.teachers import (
@@ -225,7 +224,7 @@ def collect(
     barrier()
 
     collection = CollectionSampler(pipe, scorer, sampler_settings, generation_batch_size)
-    dtype = pipeline_dtype(pipe)
+    dtype = adapter.denoiser.dtype
     written = kept = 0
     start = time.perf_counter()
     label = f"collecting ({teacher.name})" + (f" rank {rank}/{world}" if world > 1 else "")

@@ -1,120 +1,97 @@
-"""Did golden noise help? Standard vs golden (vs teacher) images on a prompt set, scored.
+"""Did golden noise help? Standard vs golden (vs control, teacher) images on a prompt set, scored.
 
-For every prompt and seed each arm starts from the same seeded generator: "standard" lets
-the pipeline draw its noise, "golden" passes NPNet's edit of exactly that noise, and an
-optional "teacher" arm passes the re-denoised x_T' (what NPNet learns from). Images are
-written once under `images/` (atomically; existing files are kept, so an interrupted run
-resumes) and listed in `index.jsonl`, so they can be re-scored later without the pipeline.
-Scores feed `golden_noise.stats.compare_arms` and the report. With `accelerate launch`,
-samples are split across processes and the main process writes one report.
+For every prompt and seed each arm starts from the same seeded noise (`golden_noise.arms`):
+"standard" is the seed's own noise, "golden" NPNet's edit of exactly that noise,
+"norm-matched" the seed's noise rescaled to the golden noise's norm (the control for a
+gain that rescaling alone gives), and an optional "teacher" the target NPNet learns from.
+Images are written once under `images/` (atomically; existing files are kept, so an
+interrupted run resumes) and listed in `index.jsonl`, so they can be re-scored later without
+the pipeline. Scores feed `golden_noise.stats.compare_arms` and the report. With
+`accelerate launch`, samples are split across processes and the main process writes one
+report.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from golden_noise.arms import Arm, Sample, generate_arms
 from golden_noise.atomic import atomic_write_json, atomic_write_png, atomic_write_text
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.report import ImageRow, MetricInfo, write_report
-from golden_noise.seeds import seeded_generator
+from golden_noise.report.writer import norm_ratios
 from golden_noise.stats import BOOTSTRAP_RESAMPLES, compare_arms
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from golden_noise.generate import GoldenNoise
-    from golden_noise.redenoise import RedenoiseSettings
     from golden_noise.scorers import Scorer
 
 IMAGES_DIR = "images"
 INDEX_NAME = "index.jsonl"
 RUN_NAME = "run.json"
 SCORE_CHUNK = 64  # images held in memory at once while scoring
-
-# An arm makes the image for (prompt, seed); every arm seeds its own CPU generator.
-Arm = Callable[[str, int], Image.Image]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One prompt with one seed: the unit that is paired across arms."""
-
-    prompt_index: int
-    prompt: str
-    seed: int
-    group: str | None = None
-
-    def file(self, arm: str) -> str:
-        return f"{IMAGES_DIR}/{self.prompt_index:05d}-seed{self.seed}-{arm}.png"
+# PNG text key of `||start latents|| / ||seed's noise||` (`arms.ArmImages.norm_ratio`).
+NORM_RATIO_KEY = "golden_noise:norm_ratio"
 
 
-def prompt_group(prompt: str) -> str | None:
-    """The toy world's prompt type (single, pair, counting, position) when it parses."""
-    from golden_noise.toy.grammar import parse, parse_ok
+@dataclass
+class Generation:
+    """What makes missing images: a pipeline, its named arms and the settings they share.
 
-    return parse(prompt).prompt_type if parse_ok(prompt) else None
+    `call` goes to every pipeline call; `batch_size` samples go into one call.
+    """
 
-
-def make_samples(prompts: Sequence[str], seeds: Sequence[int]) -> list[Sample]:
-    """Prompt-major (prompt, seed) samples, grouped by prompt type where one is known."""
-    return [
-        Sample(index, prompt, seed, prompt_group(prompt))
-        for index, prompt in enumerate(prompts)
-        for seed in seeds
-    ]
+    pipe: Any
+    arms: dict[str, Arm]
+    call: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 8
 
 
-def standard_arm(pipe: Any, **pipe_kwargs: Any) -> Arm:
-    """The pipeline's own noise for the seed."""
-
-    def image(prompt: str, seed: int) -> Image.Image:
-        return pipe(prompt, generator=seeded_generator(seed), **pipe_kwargs).images[0]
-
-    return image
-
-
-def golden_arm(golden: GoldenNoise, **pipe_kwargs: Any) -> Arm:
-    """NPNet's golden version of the very noise the standard arm starts from."""
-    return lambda prompt, seed: golden.image(prompt, seed, **pipe_kwargs)
-
-
-def redenoise_arm(
-    golden: GoldenNoise, settings: RedenoiseSettings | None = None, **pipe_kwargs: Any
-) -> Arm:
-    """The teacher: the re-denoised x_T' of the seed's noise (Stage I's target), generated."""
-    from golden_noise.redenoise import pipeline_dtype, redenoise
-
-    adapter, pipe = golden.adapter, golden.pipe
-    size = pipe_kwargs.get("height"), pipe_kwargs.get("width")
-    dtype = pipeline_dtype(pipe)
-
-    def image(prompt: str, seed: int) -> Image.Image:
-        generator = seeded_generator(seed)
-        noise = adapter.initial_noise(1, *size, generator, dtype=dtype)
-        target = redenoise(pipe, noise, adapter.call_kwargs([prompt], *size), settings)
-        latents = adapter.pipeline_latents(target.to(noise.device, dtype))
-        return pipe(prompt, latents=latents, generator=generator, **pipe_kwargs).images[0]
-
-    return image
+def image_file(sample: Sample, arm: str) -> str:
+    """Where `sample`'s image under `arm` lives, relative to the evaluation folder."""
+    return f"{IMAGES_DIR}/{sample.prompt_index:05d}-seed{sample.seed}-{arm}.png"
 
 
 def generate_images(
-    folder: Path, samples: Sequence[Sample], arms: Mapping[str, Arm], show_progress: bool = True
+    folder: Path, samples: Sequence[Sample], generation: Generation, show_progress: bool = True
 ) -> int:
-    """Write every missing image of `samples` x `arms`; returns how many were generated."""
+    """Write every missing image of `samples` x arms; returns how many were written.
+
+    Samples with any missing image are regenerated under the arms that miss one (batched);
+    existing files are kept. Each PNG carries its arm's norm ratio for the report.
+    """
     from rich.progress import track
 
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    jobs = [(s, arm) for s in samples for arm in arms if not (folder / s.file(arm)).is_file()]
-    for sample, arm in track(jobs, "generating", disable=not show_progress):
-        atomic_write_png(folder / sample.file(arm), arms[arm](sample.prompt, sample.seed))
-    return len(jobs)
+
+    def missing(sample: Sample, arm: str) -> bool:
+        return not (folder / image_file(sample, arm)).is_file()
+
+    todo = [s for s in samples if any(missing(s, arm) for arm in generation.arms)]
+    if not todo:
+        return 0
+    arms = {n: a for n, a in generation.arms.items() if any(missing(s, n) for s in todo)}
+    batches = generate_arms(
+        generation.pipe, todo, arms, batch_size=generation.batch_size, **generation.call
+    )
+    total = -(-len(todo) // generation.batch_size)
+    written = 0
+    for batch in track(batches, "generating", total=total, disable=not show_progress):
+        for arm, images in batch.images.items():
+            ratios = batch.norm_ratio[arm]
+            for sample, image, ratio in zip(batch.samples, images, ratios, strict=True):
+                if missing(sample, arm):
+                    text = {NORM_RATIO_KEY: repr(ratio)}
+                    atomic_write_png(folder / image_file(sample, arm), image, text=text)
+                    written += 1
+    return written
 
 
 def score_images(
@@ -128,7 +105,7 @@ def score_images(
     from rich.progress import track
 
     rows = [
-        ImageRow(s.prompt_index, s.prompt, s.seed, arm, s.file(arm), s.group)
+        ImageRow(s.prompt_index, s.prompt, s.seed, arm, image_file(s, arm), s.group)
         for s in samples
         for arm in arms
     ]
@@ -141,7 +118,11 @@ def score_images(
     starts = range(0, len(rows), SCORE_CHUNK)
     for start in track(starts, "scoring", disable=not show_progress):
         chunk = rows[start : start + SCORE_CHUNK]
-        images = [Image.open(folder / r.file).convert("RGB") for r in chunk]
+        opened = [Image.open(folder / r.file) for r in chunk]
+        for row, image in zip(chunk, opened, strict=True):
+            if NORM_RATIO_KEY in image.text:
+                row.norm_ratio = float(image.text[NORM_RATIO_KEY])
+        images = [image.convert("RGB") for image in opened]
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
             for row, value in zip(chunk, scorer.score(images, prompts).tolist(), strict=True):
@@ -179,13 +160,18 @@ def read_index(folder: Path) -> tuple[list[Sample], list[str]]:
 def summarize(
     rows: Sequence[ImageRow], scorers: Sequence[Scorer], resamples: int = BOOTSTRAP_RESAMPLES
 ) -> dict[str, Any]:
-    """Paired statistics of every arm against "standard", overall and per prompt group."""
-    return compare_arms(
+    """Paired statistics of every arm against "standard", overall and per prompt group.
+
+    `norm_ratio`: per arm other than standard, each sample's `||start latents|| / ||seed's
+    noise||` in row (index.jsonl) order, where its images recorded one.
+    """
+    summary = compare_arms(
         [{"sample": r.sample, "arm": r.arm, "group": r.group, **r.scores} for r in rows],
         {s.name: s.higher_is_better for s in scorers},
         baseline="standard",
         resamples=resamples,
     )
+    return {**summary, "norm_ratio": norm_ratios(rows, "standard")}
 
 
 def evaluate(
@@ -193,7 +179,7 @@ def evaluate(
     scorers: Sequence[Scorer],
     *,
     samples: Sequence[Sample] | None = None,
-    arms: Mapping[str, Arm] | None = None,
+    generation: Generation | None = None,
     run: Mapping[str, Any] | None = None,
     accelerator: Accelerator | None = None,
     show_progress: bool = True,
@@ -201,18 +187,20 @@ def evaluate(
 ) -> dict[str, Any] | None:
     """Load the scorers, generate what is missing, score, and (main process) write the report.
 
-    With `samples` and `arms` (which must include "standard"), images are generated first;
-    without them the folder's `index.jsonl` is re-scored. Returns the statistics on the
-    main process, None on the others.
+    With `samples` and `generation` (whose arms must include "standard"), missing images are
+    generated first; without them the folder's `index.jsonl` is re-scored. Returns the
+    statistics on the main process, None on the others.
     """
     folder = Path(folder)
     main = accelerator is None or accelerator.is_main_process
-    if (samples is None) != (arms is None):
-        raise GoldenNoiseError("pass both samples and arms to generate, or neither to re-score")
+    if (samples is None) != (generation is None):
+        raise GoldenNoiseError(
+            "pass both samples and generation to generate, or neither to re-score"
+        )
     if samples is None:
         samples, arm_names = read_index(folder)
     else:
-        arm_names = list(arms)
+        arm_names = list(generation.arms)
         if "standard" not in arm_names:
             raise GoldenNoiseError(f"expected a 'standard' arm to compare against, got {arm_names}")
         if main:
@@ -225,8 +213,8 @@ def evaluate(
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator)
-    if arms is not None:
-        generate_images(folder, mine, arms, show_progress and main)
+    if generation is not None:
+        generate_images(folder, mine, generation, show_progress and main)
     rows = score_images(folder, mine, arm_names, scorers, show_progress and main)
     if accelerator is not None:
         from accelerate.utils import gather_object

@@ -13,7 +13,7 @@ variance: the pipeline scales `latents=` by its scheduler's `init_noise_sigma` i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,36 +118,36 @@ class GoldenNoise:
         latents = self.latents(prompt, generator, *size)
         return self.pipe(prompt, latents=latents, generator=generator, **pipe_kwargs).images[0]
 
-    def iter_compare(
-        self, prompts: str | Sequence[str], seeds: Sequence[int], **pipe_kwargs: Any
-    ) -> Iterator[Comparison]:
-        """Standard and golden image for each (prompt, seed) in turn, prompt-major."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        for prompt in prompts:
-            for seed in seeds:
-                generator = seeded_generator(seed)
-                standard = self.pipe(prompt, generator=generator, **pipe_kwargs).images[0]
-                golden = self.image(prompt, seed, **pipe_kwargs)
-                yield Comparison(prompt, seed, standard, golden)
-
     def compare(
         self,
         prompts: str | Sequence[str],
         seeds: Sequence[int],
         *,
+        batch_size: int = 8,
         show_progress: bool = True,
         **pipe_kwargs: Any,
     ) -> list[Comparison]:
-        """Standard and golden images for every (prompt, seed), from the same seeded generator.
+        """Standard and golden images for every (prompt, seed), prompt-major, from the same
+        seeded noise (`golden_noise.arms.generate_arms`, `batch_size` images per call).
 
-        `pipe_kwargs` go to both pipeline calls (e.g. `num_inference_steps`, `guidance_scale`,
-        `negative_prompt`, `height`).
+        `pipe_kwargs` go to every pipeline call (e.g. `num_inference_steps`,
+        `guidance_scale`, `negative_prompt`, `height`).
         """
         from rich.progress import track
 
-        total = (1 if isinstance(prompts, str) else len(prompts)) * len(seeds)
-        pairs = self.iter_compare(prompts, seeds, **pipe_kwargs)
-        return list(track(pairs, "standard vs golden", total=total, disable=not show_progress))
+        from golden_noise.arms import generate_arms, golden, make_samples, standard
+
+        samples = make_samples([prompts] if isinstance(prompts, str) else prompts, seeds)
+        arms = {"standard": standard(), "golden": golden(self)}
+        batches = generate_arms(self.pipe, samples, arms, batch_size=batch_size, **pipe_kwargs)
+        total = -(-len(samples) // batch_size)
+        return [
+            Comparison(sample.prompt, sample.seed, *pair)
+            for batch in track(batches, "standard vs golden", total, disable=not show_progress)
+            for sample, *pair in zip(
+                batch.samples, batch.images["standard"], batch.images["golden"], strict=True
+            )
+        ]
 
     def _given_noise(
         self,

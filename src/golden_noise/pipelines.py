@@ -1,4 +1,5 @@
-"""The one place that turns a `--pipeline` spec into a loaded diffusers pipeline.
+"""Loaded diffusers pipelines: the one place that turns a `--pipeline` spec into one, and
+the one way to run a call with another scheduler.
 
 A spec is "toy" (the embedded toy world's trained pipeline, shipped in the package), a local
 folder written by `save_pretrained`, or a hub id.
@@ -6,6 +7,8 @@ folder written by `save_pretrained`, or a hub id.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +80,17 @@ def _from_pretrained(spec: str, torch_dtype: torch.dtype | None) -> Any:
             f"cannot load pipeline {spec!r}: expected 'toy', a local pipeline folder or a hub "
             f"id the hub (or its cache) can serve; {error}"
         ) from error
+
+
+@contextmanager
+def scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
+    """Install `scheduler` (and silence the per-call progress bar) for one call, then restore."""
+    original = pipe.scheduler
+    bar_config = getattr(pipe, "_progress_bar_config", None)
+    pipe.scheduler = scheduler
+    pipe.set_progress_bar_config(**{**(bar_config or {}), "disable": True})
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+        pipe.set_progress_bar_config(**(bar_config or {}))

@@ -52,8 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,6 +65,7 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
 
 from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.pipelines import scheduler_swapped
 
 InversionMode = Literal["exact", "authors"]
 TimestepSpacing = Literal["leading", "trailing", "linspace"]
@@ -239,30 +239,6 @@ class _CaptureFlowPrediction(FlowMatchEulerDiscreteScheduler):
         )
 
 
-@contextmanager
-def scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
-    """Install `scheduler` (and silence the per-call progress bar) for one call, then restore."""
-    original = pipe.scheduler
-    bar_config = getattr(pipe, "_progress_bar_config", None)
-    pipe.scheduler = scheduler
-    pipe.set_progress_bar_config(**{**(bar_config or {}), "disable": True})
-    try:
-        yield
-    finally:
-        pipe.scheduler = original
-        pipe.set_progress_bar_config(**(bar_config or {}))
-
-
-def pipeline_dtype(pipe: Any) -> torch.dtype:
-    """The dtype the pipeline's denoiser runs in (latents must be cast to it)."""
-    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-    if denoiser is None:
-        raise GoldenNoiseError(
-            f"expected a pipeline with a `unet` or `transformer`, got {type(pipe).__name__}"
-        )
-    return denoiser.dtype
-
-
 @torch.no_grad()
 def guided_prediction(
     pipe: Any,
@@ -309,7 +285,7 @@ def _captured(
     with scheduler_swapped(pipe, capture):
         pipe(
             **call_kwargs,
-            latents=adapter.pipeline_latents(latents.to(pipeline_dtype(pipe))),
+            latents=adapter.pipeline_latents(latents.to(adapter.denoiser.dtype)),
             num_inference_steps=steps,
             **adapter.guidance_kwargs(guidance_scale),
             output_type="latent",

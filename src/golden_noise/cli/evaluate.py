@@ -56,7 +56,7 @@ def evaluate(
         ),
     ] = None,
     teacher: Annotated[
-        bool, typer.Option(help="Add a third arm: the re-denoised x_T' NPNet learns from.")
+        bool, typer.Option(help="Add an arm: the re-denoised x_T' NPNet learns from.")
     ] = False,
     rescore: Annotated[
         bool, typer.Option(help="Score the images already in --out; generate nothing.")
@@ -72,6 +72,7 @@ def evaluate(
     dtype: Annotated[
         str | None, typer.Option(help="Pipeline dtype: float32, float16, bfloat16.")
     ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
     scorer_batch_size: Annotated[int, typer.Option(help="Images per scorer batch.")] = 8,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Hugging Face cache folder for scorer weights.")
@@ -79,7 +80,7 @@ def evaluate(
     cpu: Annotated[bool, typer.Option(help="Run on the CPU even when a GPU exists.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Compare images from standard and golden noise (same prompt, same seed), scored."""
+    """Compare images from standard, golden and norm-matched noise (same prompt and seed)."""
     from rich.console import Console
 
     from golden_noise.distributed import make_accelerator
@@ -104,16 +105,16 @@ def evaluate(
                 out, built, accelerator=accelerator, show_progress=progress, run={"scorers": names}
             )
         else:
-            samples, arms, run = _generation(
+            samples, generation, run = _generation(
                 prompts, column, seeds, pipeline, npnet, npnet_file, teacher, dtype,
-                resize_noise, accelerator.device,
+                resize_noise, accelerator.device, batch_size,
                 pipeline_call_kwargs(pipeline, steps, guidance, height, width),
             )  # fmt: skip
             summary = run_evaluate(
                 out,
                 built,
                 samples=samples,
-                arms=arms,
+                generation=generation,
                 run={**run, "scorers": names},
                 accelerator=accelerator,
                 show_progress=progress,
@@ -137,25 +138,32 @@ def _generation(
     dtype: str | None,
     resize_noise: bool,
     device: Any,
+    batch_size: int,
     call: dict[str, Any],
-) -> tuple[list, dict, dict[str, Any]]:
-    """Samples, arms and the run description for a generating evaluation."""
+) -> tuple[list, Any, dict[str, Any]]:
+    """Samples, what generates their images, and the run description."""
+    from golden_noise import arms
     from golden_noise.errors import GoldenNoiseError
-    from golden_noise.evaluate import golden_arm, make_samples, redenoise_arm, standard_arm
+    from golden_noise.evaluate import Generation
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import load_pipeline
     from golden_noise.prompt_sources import read_prompt_source
+    from golden_noise.teachers import RedenoiseTeacher
 
     if prompts is None:
         raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-    samples = make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
+    samples = arms.make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
     pipe = load_pipeline(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
-    arms = {"standard": standard_arm(pipe, **call), "golden": golden_arm(golden, **call)}
+    made = {
+        "standard": arms.standard(),
+        "golden": arms.golden(golden),
+        "norm-matched": arms.norm_matched(golden),
+    }
     if teacher:
-        arms["teacher"] = redenoise_arm(golden, **call)
+        made["teacher"] = arms.teacher(RedenoiseTeacher())
     run = {
         "pipeline": pipeline,
         "npnet": npnet or "built-in",
@@ -163,7 +171,7 @@ def _generation(
         "seeds": seeds,
         **call,
     }
-    return samples, arms, run
+    return samples, Generation(pipe, made, call, batch_size), run
 
 
 def overall_table(summary: dict[str, Any]) -> Any:

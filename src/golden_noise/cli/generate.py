@@ -72,6 +72,7 @@ def generate(
         str | None, typer.Option(help="Pipeline dtype: float32, float16, bfloat16.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="Device (default: cuda if any).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
 ) -> None:
     """Generate images from golden noise (NPNet) with a diffusers pipeline, saved as PNG."""
     from rich.console import Console
@@ -90,6 +91,7 @@ def generate(
             resize_noise=resize_noise,
             dtype=dtype,
             device=device,
+            batch_size=batch_size,
         )
     except GoldenNoiseError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -110,10 +112,12 @@ def _run(
     resize_noise: bool,
     dtype: str | None,
     device: str | None,
+    batch_size: int,
 ) -> int:
     from diffusers.utils import make_image_grid
     from rich.progress import track
 
+    from golden_noise import arms
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import load_pipeline
 
@@ -123,29 +127,26 @@ def _run(
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
     out.mkdir(parents=True, exist_ok=True)
     _write_index(prompts, out / "prompts.txt")
-    total = len(prompts) * len(seeds)
-    written = 0
-    if not compare:
-        jobs = [(i, p, s) for i, p in enumerate(prompts) for s in seeds]
-        for index, text, seed in track(jobs, "golden images", total=total):
-            image = golden.image(text, seed, **pipe_kwargs)
-            atomic_write_png(out / f"{index:03d}-s{seed}.png", image)
-            written += 1
-        return written
-    pairs = track(
-        golden.iter_compare(prompts, seeds, **pipe_kwargs), "standard vs golden", total=total
-    )
-    rows, sides = [], []
-    for number, pair in enumerate(pairs):
-        index = number // len(seeds)
-        atomic_write_png(out / f"{index:03d}-s{pair.seed}-standard.png", pair.standard)
-        atomic_write_png(out / f"{index:03d}-s{pair.seed}-golden.png", pair.golden)
-        rows.append(pair)
-        written += 2
-        if len(rows) == len(seeds):  # one prompt done: standard row over golden row
-            images = [r.standard for r in rows] + [r.golden for r in rows]
-            sides.append(make_image_grid(images, rows=2, cols=len(seeds)))
+    made = {"golden": arms.golden(golden)}
+    if compare:
+        made = {"standard": arms.standard(), **made}
+    samples = arms.make_samples(prompts, seeds)
+    batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **pipe_kwargs)
+    total = -(-len(samples) // batch_size)
+    by_prompt: dict[int, dict[str, list]] = {}
+    for batch in track(batches, " vs ".join(made) + " images", total=total):
+        for arm, images in batch.images.items():
+            for sample, image in zip(batch.samples, images, strict=True):
+                name = f"{sample.prompt_index:03d}-s{sample.seed}"
+                if not compare:
+                    atomic_write_png(out / f"{name}.png", image)
+                    continue
+                atomic_write_png(out / f"{name}-{arm}.png", image)
+                by_prompt.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
+    if compare:  # per prompt, the standard row over the golden row; then all prompts
+        sides = []
+        for index, row in by_prompt.items():
+            sides.append(make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(seeds)))
             atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
-            rows = []
-    atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(prompts), cols=1))
-    return written
+        atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(prompts), cols=1))
+    return len(samples) * len(made)

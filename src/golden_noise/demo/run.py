@@ -1,9 +1,10 @@
 """`golden-noise demo`: the whole method offline on the toy world, timed stage by stage.
 
 choose teacher (validation split) -> collect pairs (train split) -> train NPNet -> evaluate
-standard vs golden vs the teacher's own target on held-out prompts and unseen seeds. The
-output folder holds each stage's data, the trained net under `npnet/`, the evaluation report
-under `report/` and `summary.json` (choices, their validation numbers, timings, results).
+standard vs golden vs the norm-matched control vs the teacher's own target on held-out
+prompts and unseen seeds. The output folder holds each stage's data, the trained net under
+`npnet/`, the evaluation report under `report/` and `summary.json` (choices, their
+validation numbers, timings, results).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from golden_noise.demo.stages import (
     build_teacher,
     choose_teacher,
     collect_training_pairs,
-    demo_makers,
+    demo_arms,
     evaluate_arms,
     heldout_samples,
     train_npnet,
@@ -84,7 +85,8 @@ def run_demo(
         stats = evaluate_arms(
             out / "report",
             heldout_samples(config),
-            demo_makers(pipe, golden, teacher, config),
+            pipe,
+            demo_arms(pipe, golden, teacher, config),
             config,
             {"demo": config.name, "teacher": chosen, "npnet": str(out / "npnet")},
             progress,

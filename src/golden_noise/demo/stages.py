@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from golden_noise import arms
+from golden_noise.arms import Arm, Sample
 from golden_noise.atomic import atomic_write_json
 from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, RowTable
-from golden_noise.demo.arms import BatchedArm, golden_batch, standard_batch, teacher_batch
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, DemoConfig
-from golden_noise.evaluate import Sample, evaluate, prompt_group
+from golden_noise.evaluate import Generation, evaluate
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
 
@@ -170,10 +171,10 @@ def train_npnet(
 
 def heldout_samples(config: DemoConfig) -> list[Sample]:
     """Held-out prompts (the four types in turn), each with its own never-used seed."""
-    from golden_noise.toy import sample_prompts
+    from golden_noise.toy.grammar import prompt_type, sample_prompts
 
     prompts = sample_prompts(config.eval_samples, config.prompt_seed + 2, "heldout")
-    return [Sample(i, p, EVAL_SEED_OFFSET + i, prompt_group(p)) for i, p in enumerate(prompts)]
+    return [Sample(i, p, EVAL_SEED_OFFSET + i, prompt_type(p)) for i, p in enumerate(prompts)]
 
 
 def call_kwargs(config: DemoConfig) -> dict[str, Any]:
@@ -183,31 +184,37 @@ def call_kwargs(config: DemoConfig) -> dict[str, Any]:
 def evaluate_arms(
     folder: Path,
     samples: list[Sample],
-    makers: dict[str, Any],
+    pipe: Any,
+    made: dict[str, Arm],
     config: DemoConfig,
     run: dict[str, Any],
     progress: bool,
 ) -> dict[str, Any]:
     """Generate (batched) and score every arm, write the report; returns the statistics."""
-    arms = {
-        name: BatchedArm(make, samples, config.generation_batch_size)
-        for name, make in makers.items()
-    }
-    return evaluate(folder, toy_scorers(), samples=samples, arms=arms, run=run,
+    generation = Generation(pipe, made, call_kwargs(config), config.generation_batch_size)
+    return evaluate(folder, toy_scorers(), samples=samples, generation=generation, run=run,
                     show_progress=progress)  # fmt: skip
 
 
-def demo_makers(
+def teacher_arm(pipe: Any, teacher: Teacher, config: DemoConfig) -> Arm:
+    """The teacher's own target, scored (if it scores) by the demo's collection sampler."""
+    sampler = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
+                                config.generation_batch_size)  # fmt: skip
+    return arms.teacher(teacher, sampler)
+
+
+def demo_arms(
     pipe: Any, golden: Any, teacher: Teacher | None, config: DemoConfig
-) -> dict[str, Any]:
-    """Standard, golden and (optionally) the teacher's own target, for one pipeline."""
-    call = call_kwargs(config)
-    makers = {"standard": standard_batch(pipe, **call), "golden": golden_batch(golden, **call)}
+) -> dict[str, Arm]:
+    """Standard, golden, the norm-matched control and (optionally) the teacher's own target."""
+    made = {
+        "standard": arms.standard(),
+        "golden": arms.golden(golden),
+        "norm-matched": arms.norm_matched(golden),
+    }
     if teacher is not None:
-        sampler = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
-                                    config.generation_batch_size)  # fmt: skip
-        makers["teacher"] = teacher_batch(teacher, sampler, **call)
-    return makers
+        made["teacher"] = teacher_arm(pipe, teacher, config)
+    return made
 
 
 def load_json(path: Path) -> dict[str, Any] | None:

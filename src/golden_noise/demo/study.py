@@ -3,8 +3,8 @@
 - teachers: every candidate teacher collects its own pairs (same prompts and seeds) and
   trains its own NPNet; arms `golden-<teacher>` and `teacher-<teacher>` (its own target).
 - ablations: the demo's pairs, one architecture or data change each (w/o SVD, w/o residual,
-  w/o text injection, w/o the margin filter), trained and evaluated like the full net; plus
-  a control arm, the seed's noise rescaled to the golden noise's norm (`norm_control_batch`).
+  w/o text injection, w/o the margin filter), trained and evaluated like the full net, beside
+  the norm-matched control (the seed's noise rescaled to the golden noise's norm).
 - samplers: the demo's NPNet (trained on DDIM data) under seven samplers.
 
 Each part evaluates on the first `study_samples` held-out samples of the demo (same prompts,
@@ -18,27 +18,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from golden_noise.demo.arms import (
-    golden_batch,
-    norm_control_batch,
-    standard_batch,
-    teacher_batch,
-)
+from golden_noise import arms
+from golden_noise.arms import Arm, Sample
 from golden_noise.demo.config import DemoConfig
 from golden_noise.demo.run import SUMMARY, publish_npnet
 from golden_noise.demo.stages import (
     build_teacher,
-    call_kwargs,
     collect_training_pairs,
     evaluate_arms,
     heldout_samples,
     load_json,
-    sampler_settings,
-    toy_scorers,
+    teacher_arm,
     train_npnet,
 )
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import Sample
+from golden_noise.evaluate import image_file
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "no-svd": {"npnet": {"use_svd": False}},
@@ -83,7 +77,7 @@ def reuse_images(source: Path, target: Path, samples: list[Sample], arms: dict[s
     (target / "images").mkdir(parents=True, exist_ok=True)
     for sample in samples:
         for old, new in arms.items():
-            src, dst = source / sample.file(old), target / sample.file(new)
+            src, dst = source / image_file(sample, old), target / image_file(sample, new)
             if src.is_file() and not dst.is_file():
                 shutil.copyfile(src, dst)
 
@@ -112,12 +106,7 @@ def study_teachers(
     reuse_images(out / "report", folder, samples,
                  {"standard": "standard", "golden": f"golden-{chosen}",
                   "teacher": f"teacher-{chosen}"})  # fmt: skip
-    from golden_noise.teachers import CollectionSampler
-
-    call = call_kwargs(config)
-    collection = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
-                                   config.generation_batch_size)  # fmt: skip
-    makers: dict[str, Any] = {"standard": standard_batch(pipe, **call)}
+    made: dict[str, Arm] = {"standard": arms.standard()}
     details: dict[str, Any] = {}
     for name, options in config.teachers:
         teacher = build_teacher(name, options, config)
@@ -130,9 +119,9 @@ def study_teachers(
                 "collected": collect_training_pairs(pipe, config, teacher, dataset, progress)
             }
             net, details[name]["trained"] = _trained(config, dataset, runs, name, progress)
-        makers[f"golden-{name}"] = golden_batch(_golden(pipe, net), **call)
-        makers[f"teacher-{name}"] = teacher_batch(teacher, collection, **call)
-    stats = evaluate_arms(folder, samples, makers, config, {"study": "teachers"}, progress)
+        made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
+        made[f"teacher-{name}"] = teacher_arm(pipe, teacher, config)
+    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "teachers"}, progress)
     return {"details": details, "evaluation": stats}
 
 
@@ -141,19 +130,19 @@ def study_ablations(
 ) -> dict[str, Any]:
     """The demo's net beside one-change variants trained on the same pairs (`study/ablations`)."""
     runs, folder, samples = out / "study", out / "study" / "ablations", _samples(config, n)
-    reuse_images(out / "report", folder, samples, {"standard": "standard", "golden": "golden"})
-    call = call_kwargs(config)
+    same = {arm: arm for arm in ("standard", "golden", "norm-matched")}
+    reuse_images(out / "report", folder, samples, same)
     full = _golden(pipe, _demo_npnet(out))
-    makers = {
-        "standard": standard_batch(pipe, **call),
-        "golden": golden_batch(full, **call),
-        "norm-control": norm_control_batch(full, **call),
+    made = {
+        "standard": arms.standard(),
+        "golden": arms.golden(full),
+        "norm-matched": arms.norm_matched(full),
     }
     details = {}
     for name, options in ABLATIONS.items():
         net, details[name] = _trained(config, out / "npd", runs, name, progress, **options)
-        makers[f"golden-{name}"] = golden_batch(_golden(pipe, net), **call)
-    stats = evaluate_arms(folder, samples, makers, config, {"study": "ablations"}, progress)
+        made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
+    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "ablations"}, progress)
     return {"details": details, "evaluation": stats}
 
 
@@ -165,7 +154,7 @@ def study_samplers(
 
     samples = _samples(config, n)
     golden = _golden(pipe, _demo_npnet(out))
-    call = call_kwargs(config)
+    made = {"standard": arms.standard(), "golden": arms.golden(golden)}
     original = pipe.scheduler
     results = {}
     try:
@@ -175,12 +164,8 @@ def study_samplers(
             if type(pipe.scheduler) is type(original):
                 reuse_images(out / "report", folder, samples,
                              {"standard": "standard", "golden": "golden"})  # fmt: skip
-            makers = {
-                "standard": standard_batch(pipe, **call),
-                "golden": golden_batch(golden, **call),
-            }
             results[name] = evaluate_arms(
-                folder, samples, makers, config, {"study": "samplers", "sampler": cls}, progress
+                folder, samples, pipe, made, config, {"study": "samplers", "sampler": cls}, progress
             )
     finally:
         pipe.scheduler = original

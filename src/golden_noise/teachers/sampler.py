@@ -19,7 +19,7 @@ from PIL import Image
 
 from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.redenoise import pipeline_dtype, scheduler_swapped
+from golden_noise.pipelines import scheduler_swapped
 from golden_noise.scorers.base import Scorer
 
 SchedulerChoice = Literal["ddim", "pipeline"]
@@ -117,7 +117,7 @@ class CollectionSampler:
             raise GoldenNoiseError(
                 f"expected one seed per latent ({latents.shape[0]}), got {len(seeds)}"
             )
-        dtype = pipeline_dtype(self.pipe)
+        dtype = self.adapter.denoiser.dtype
         out: list[Image.Image] = []
         with scheduler_swapped(self.pipe, self._scheduler):
             for start in range(0, latents.shape[0], self.batch_size):

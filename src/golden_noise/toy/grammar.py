@@ -161,13 +161,20 @@ def _all_prompts() -> dict[str, list[str]]:
     return {"single": single, "pair": pair, "counting": counting, "position": position}
 
 
+def prompt_type(prompt: str) -> str | None:
+    """The prompt's type (single, pair, counting, position), None outside the toy grammar.
+
+    Evaluation groups its statistics by this for any prompt set, toy or not.
+    """
+    try:
+        return parse(prompt).prompt_type
+    except GoldenNoiseError:
+        return None
+
+
 def parse_ok(prompt: str) -> bool:
     """Whether a prompt belongs to the toy grammar."""
-    try:
-        parse(prompt)
-    except GoldenNoiseError:
-        return False
-    return True
+    return prompt_type(prompt) is not None
 
 
 def split_of(prompt: str) -> str:

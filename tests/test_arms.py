@@ -1,0 +1,98 @@
+"""The one batched arms path on a tiny SD pipeline: what each arm starts from, and batching."""
+
+import numpy as np
+import pytest
+import torch
+from tiny_pipelines import build_sd, tiny_npnet
+
+from golden_noise import arms
+from golden_noise.arms import generate_arms, make_samples
+from golden_noise.generate import GoldenNoise
+from golden_noise.redenoise import RedenoiseSettings, redenoise
+from golden_noise.teachers import RedenoiseTeacher
+
+PROMPTS = ["a red circle", "two blue squares", "a green cube"]
+CALL = {"num_inference_steps": 2, "guidance_scale": 3.0}
+# Batch 4 vs 1 runs other kernels: ~1e-6 on [0, 1] images of this tiny pipeline, far below
+# 1e-4 on any CPU; the ancestral sampler's own noise moves them by ~2e-3, another net by ~1e-1.
+IMAGE_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = build_sd()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _noise(seeds):
+    """Each seed's own noise as the pipeline draws it: a CPU generator, `[4, 16, 16]`."""
+    return torch.stack(
+        [torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    )
+
+
+def test_each_arm_starts_from_its_change_of_the_seeds_noise(pipe, monkeypatch):
+    golden = GoldenNoise(tiny_npnet(32), pipe)
+    teacher = RedenoiseTeacher(RedenoiseSettings(steps=4))
+    made = {
+        "standard": arms.standard(),
+        "golden": arms.golden(golden),
+        "norm-matched": arms.norm_matched(golden),
+        "teacher": arms.teacher(teacher),
+    }
+    starts = []
+    call = type(pipe).__call__
+
+    def spy(self, *args, **kwargs):
+        if "generator" in kwargs:  # image calls; re-denoise's own calls pass none
+            starts.append(kwargs["latents"])
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", spy)
+    samples = make_samples(PROMPTS[:2], [5])
+    (batch,) = generate_arms(pipe, samples, made, batch_size=2, **CALL)
+    starts = dict(zip(made, starts, strict=True))
+    noise = _noise([5, 5])
+    gold = golden.latents(PROMPTS[:2], latents=noise)
+    torch.testing.assert_close(starts["standard"], noise, rtol=0, atol=0)
+    torch.testing.assert_close(starts["golden"], gold, rtol=0, atol=0)
+    kwargs = golden.adapter.call_kwargs(PROMPTS[:2])
+    target = redenoise(pipe, noise, kwargs, teacher.settings)
+    # Same computation in the same batch; 1e-6 allows reordered float32 sums on other CPUs.
+    torch.testing.assert_close(starts["teacher"], target, rtol=0, atol=1e-6)
+    control = starts["norm-matched"]
+    # One float32 rescale: norms agree to ~1e-7 relative, on any CPU well inside 1e-5.
+    norms = control.flatten(1).norm(dim=1), gold.flatten(1).norm(dim=1)
+    torch.testing.assert_close(*norms, rtol=1e-5, atol=0)
+    cosine = torch.nn.functional.cosine_similarity(control.flatten(1), noise.flatten(1))
+    torch.testing.assert_close(cosine, torch.ones(2), rtol=0, atol=1e-6)
+    ratio = gold.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1)
+    assert abs(ratio - 1).min() > 1e-3  # a random net changes the norm: the check can fail
+    for arm in ("golden", "norm-matched"):
+        np.testing.assert_allclose(batch.norm_ratio[arm], ratio.numpy(), rtol=1e-6)
+    assert batch.norm_ratio["standard"] == [1.0, 1.0]
+    assert {arm: len(images) for arm, images in batch.images.items()} == dict.fromkeys(made, 2)
+
+
+def test_batches_give_the_one_image_calls_images():
+    """With an ancestral (stochastic) sampler, so each arm must get the seed's generator."""
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    pipe = build_sd()
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+    golden = GoldenNoise(tiny_npnet(32), pipe)
+    made = {"standard": arms.standard(), "golden": arms.golden(golden)}
+    samples = make_samples(PROMPTS, [0, 1])
+    call = {**CALL, "output_type": "np"}
+    batched = list(generate_arms(pipe, samples, made, batch_size=4, **call))
+    assert [len(b.samples) for b in batched] == [4, 2]
+    for arm in made:
+        images = [im for b in batched for im in b.images[arm]]
+        for image, sample in zip(images, samples, strict=True):
+            (one,) = next(generate_arms(pipe, [sample], made, batch_size=1, **call)).images[arm]
+            np.testing.assert_allclose(image, one, rtol=0, atol=IMAGE_ATOL)
+    own = pipe(PROMPTS[2], generator=torch.Generator().manual_seed(1), **call).images[0]
+    np.testing.assert_allclose(batched[1].images["standard"][1], own, rtol=0, atol=IMAGE_ATOL)
+    assert np.abs(batched[1].images["golden"][1] - own).max() > 1e-2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -43,7 +44,32 @@ def test_save_pretrained_round_trip_is_exact(net, tmp_path) -> None:
     # the weights file itself, with its config beside it, is the same checkpoint
     again = NPNet.from_pretrained(tmp_path / "saved" / "model.safetensors")
     assert again.config == net.config
-    assert callable(NPNet.push_to_hub)
+
+
+def test_push_to_hub_uploads_a_folder_that_loads_back(net, monkeypatch) -> None:
+    """The hub calls are replaced (no network; a real upload is untested): what push_to_hub
+    hands to `upload_folder` must be a save_pretrained folder that loads to the same net."""
+    from huggingface_hub import HfApi
+
+    uploaded = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        uploaded["repo"] = repo_id
+        uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+        uploaded["net"] = NPNet.from_pretrained(folder_path)
+        return "https://huggingface.co/someone/tiny-npnet/commit/0"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    net.push_to_hub("someone/tiny-npnet")
+    assert uploaded["repo"] == "someone/tiny-npnet"
+    assert {"config.json", "model.safetensors"} <= set(uploaded["files"])
+    assert uploaded["net"].config == net.config
+    state = uploaded["net"].state_dict()
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
 
 
 def test_hub_repo_in_save_pretrained_layout_loads_offline(net, tmp_path, monkeypatch) -> None:

@@ -1,5 +1,6 @@
 """collect -> train -> generate and the teacher arm on tiny SD3, FLUX and PixArt-Sigma pipelines."""
 
+import numpy as np
 import pytest
 import torch
 from tiny_pipelines import BEYOND_BUILDERS, CALL_KWARGS
@@ -90,10 +91,24 @@ def test_collect_train_generate(name, tmp_path):
     made = {"teacher": arms.teacher(RedenoiseTeacher(RedenoiseSettings(steps=4)))}
     (batch,) = arms.generate_arms(pipe, arms.make_samples(prompts[:1], [3]), made, **call)
     assert batch.images["teacher"][0].size == (SIZE, SIZE)
-    seeded = torch.Generator().manual_seed(3)
-    standard = adapter.initial_noise(1, SIZE, SIZE, seeded, torch.float32)
+    # Golden latents: the trained net's edit of the seed's own [B, C, H, W] draw, packed by
+    # hand for FLUX (2x2 patches -> [B, (H/2)(W/2), 4C]); the same forward on the same
+    # inputs, so bit-identical.
+    draw = torch.randn(adapter.latent_shape(1, SIZE, SIZE), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        edited = net(draw, adapter.encode_prompt(prompts[0]).tokens)
+    if name.startswith("flux"):
+        b, c, h, w = edited.shape
+        edited = edited.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+        edited = edited.reshape(b, (h // 2) * (w // 2), 4 * c)
     latents = golden.latents(prompts[0], torch.Generator().manual_seed(3), SIZE, SIZE)
-    assert not torch.allclose(latents, adapter.pipeline_latents(standard))
+    assert torch.equal(latents, edited)
+    assert (edited - adapter.pipeline_latents(draw)).abs().max() > 1e-3  # the net edits
+    # and the golden image is a plain pipeline call from those latents, pixel for pixel
+    plain = pipe(
+        prompts[0], latents=latents, generator=torch.Generator().manual_seed(3), **call
+    ).images[0]
+    assert np.array_equal(np.asarray(golden.image(prompts[0], seed=3, **call)), np.asarray(plain))
 
 
 def test_flow_pipelines_refuse_the_ddim_collection_sampler(tmp_path):

@@ -94,7 +94,9 @@ def test_collect_train_generate(name, tmp_path):
     # Golden latents: the trained net's edit of the seed's own [B, C, H, W] draw, packed by
     # hand for FLUX (2x2 patches -> [B, (H/2)(W/2), 4C]); the same forward on the same
     # inputs, so bit-identical.
-    draw = torch.randn(adapter.latent_shape(1, SIZE, SIZE), generator=torch.Generator().manual_seed(3))
+    draw = torch.randn(
+        adapter.latent_shape(1, SIZE, SIZE), generator=torch.Generator().manual_seed(3)
+    )
     with torch.no_grad():
         edited = net(draw, adapter.encode_prompt(prompts[0]).tokens)
     if name.startswith("flux"):

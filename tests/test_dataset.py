@@ -249,3 +249,30 @@ def test_kill_9_mid_run_then_resume_leaves_every_row_exactly_once(tmp_path: Path
             ours = data.column(column)[item]
             assert ours == uninterrupted.column(column)[expected[(p, s)]], (p, s, column)
     assert np.array_equal(np.sort(data.column("prompt_index")), np.repeat(np.arange(6), 5))
+
+
+def test_a_second_writer_of_the_same_rank_is_refused_until_the_first_dies(tmp_path: Path) -> None:
+    """Before: two collects on one folder without accelerate each did all the work and wrote
+    every row twice. Now the second is refused; a killed writer's lock goes with it."""
+    root = tmp_path / "npd"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLABLE_WRITER.format(tests=str(Path(__file__).parent), root=str(root), pause=0.05),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(Path(root, "rows").glob("r*")):
+        time.sleep(0.02)
+    try:
+        with pytest.raises(GoldenNoiseError, match=rf"pid {first.pid}\) is already writing"):
+            DatasetWriter(root, manifest())
+        DatasetWriter(root, manifest(), rank=1).close()  # another rank of one launch may write
+    finally:
+        first.kill()
+        first.wait()
+    with DatasetWriter(root, manifest()) as writer:  # the lock died with its holder
+        assert len(writer.keys) > 0
+    with DatasetWriter(root, manifest()), pytest.raises(GoldenNoiseError, match="already"):
+        DatasetWriter(root, manifest())  # in one process too

@@ -119,3 +119,15 @@ def test_import_rejects_score_lists_of_the_wrong_length(tmp_path: Path, encode) 
     npz_dir, jsonl = _authors_layout(tmp_path)
     with pytest.raises(GoldenNoiseError, match="expected 1 scores per list .* found 2"):
         import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)
+
+
+def test_import_refuses_npz_files_of_mixed_shapes(tmp_path: Path, encode) -> None:
+    """Before: np.stack raised a bare ValueError traceback halfway through the import."""
+    npz_dir, jsonl = _authors_layout(tmp_path)
+    odd = np.zeros((1, 4, 16, 16), dtype=np.float16)
+    np.savez(npz_dir / "1_22.npz", odd, odd, 1)
+    with pytest.raises(GoldenNoiseError, match=r"1_22\.npz: latents of shape \(4, 16, 16\)"):
+        import_authors(
+            npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False,
+            score_names=("hpsv2", "pick"),
+        )  # fmt: skip

@@ -169,6 +169,12 @@ def import_authors(
             batch_keys: set[tuple[int, int]] = set()
             for path in files[start : start + batch_size]:
                 source, target, index = _load_pair(path)
+                if data_shape(source) != writer.manifest.latent_shape:
+                    raise GoldenNoiseError(
+                        f"{path}: latents of shape {data_shape(source)}, but the dataset (from "
+                        f"{files[0].name}) holds {writer.manifest.latent_shape}; import the files "
+                        "of each shape into their own dataset"
+                    )
                 record = records.get(index)
                 if record is None:
                     orphans.append(str(path))

@@ -16,6 +16,7 @@ from typing import Any
 
 from golden_noise.atomic import atomic_write_json
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.validate import number
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -85,6 +86,9 @@ class DatasetManifest:
                 f"manifest text_shape must be (tokens, dim) with positive sizes; "
                 f"got {self.text_shape}"
             )
+        for name in ("w_l", "w_w", "margin"):  # JSON has no NaN: the file would be unreadable
+            if getattr(self, name) is not None:
+                number(f"manifest {name}", getattr(self, name))
         if self.latent_dtype not in ("float16", "bfloat16", "float32"):
             raise GoldenNoiseError(
                 f"manifest latent_dtype must be float16, bfloat16 or float32; "

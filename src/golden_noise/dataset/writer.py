@@ -8,11 +8,13 @@ already on disk is refused, so re-running a killed job can only fill in what is 
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from golden_noise.atomic import publish, remove_temp_files, temp_path_for
@@ -72,6 +74,32 @@ def _prepare_root(root: Path) -> None:
             raise GoldenNoiseError(f"dataset directory {directory} is not writable")
 
 
+def _claim_rank(root: Path, rank: int) -> int:
+    """Hold `root/.writer-r{rank}.lock` while writing: a second process that would write the
+    same rank (two collects on one folder without accelerate) is refused instead of doing all
+    the work again and writing every row twice. The OS drops the lock when its holder dies,
+    so a killed collect never blocks its resume.
+    """
+    path = root / f".writer-r{rank:05d}.lock"
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise GoldenNoiseError(f"cannot create the writer lock {path}: {exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(handle)
+        raise GoldenNoiseError(
+            f"another process (pid {holder}) is already writing {root} as rank {rank}; wait for "
+            "it to finish (then run again to resume), or split one job over processes with "
+            "`accelerate launch`"
+        ) from None
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, str(os.getpid()).encode(), 0)
+    return handle
+
+
 class DatasetWriter:
     """Writes one process's share of a dataset; use as a context manager so the tail flushes.
 
@@ -94,21 +122,12 @@ class DatasetWriter:
         self.rank = rank
         self.rows_per_shard = rows_per_shard
         _prepare_root(self.root)
-        if (self.root / MANIFEST_NAME).exists():
-            existing = DatasetManifest.load(self.root)
-            diff = manifest.differences(existing)
-            if diff:
-                detail = "; ".join(
-                    f"{k}: dataset has {b!r}, writer has {a!r}" for k, (a, b) in diff.items()
-                )
-                raise GoldenNoiseError(
-                    f"{self.root} holds a dataset made differently ({detail}); "
-                    f"write to a new directory or use the same settings"
-                )
-            self.manifest = existing
-        else:
-            manifest.save(self.root)
-            self.manifest = manifest
+        self._lock: int | None = _claim_rank(self.root, rank)
+        try:
+            self.manifest = self._agree(manifest)
+        except GoldenNoiseError:
+            self._release()
+            raise
         if prompts is not None:
             write_prompts(self.root, prompts)
         self._tag = f"r{rank:05d}-"
@@ -245,7 +264,33 @@ class DatasetWriter:
             self._pending_rows = 0
 
     def close(self) -> None:
-        self.flush()
+        """Flush the tail and let another process write this rank again."""
+        try:
+            self.flush()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def _agree(self, manifest: DatasetManifest) -> DatasetManifest:
+        """The directory's manifest if it agrees with `manifest` (written if there is none)."""
+        if not (self.root / MANIFEST_NAME).exists():
+            manifest.save(self.root)
+            return manifest
+        existing = DatasetManifest.load(self.root)
+        diff = manifest.differences(existing)
+        if diff:
+            detail = "; ".join(
+                f"{k}: dataset has {b!r}, writer has {a!r}" for k, (a, b) in diff.items()
+            )
+            raise GoldenNoiseError(
+                f"{self.root} holds a dataset made differently ({detail}); "
+                f"write to a new directory or use the same settings"
+            )
+        return existing
 
     def _publish(self, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
         target = directory / shard_name(self.rank, next_seq(directory, self.rank))
@@ -253,7 +298,7 @@ class DatasetWriter:
         try:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(temp))
             publish(temp, target)
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # a full disk is a SafetensorError
             raise GoldenNoiseError(f"cannot write shard {target}: {exc}") from exc
         finally:
             temp.unlink(missing_ok=True)

@@ -123,3 +123,26 @@ def test_float16_pipeline_draws_float16_noise_like_the_pipeline():
     )
     assert ours.dtype == torch.float16
     torch.testing.assert_close(ours * pipe.scheduler.init_noise_sigma, theirs)
+
+
+def test_sdxl_prompt_embedding_is_both_encoders_penultimate_states():
+    """Written out from SDXL's definition: each CLIP encoder's second-to-last hidden state
+    over the 77 padded tokens, concatenated (16 + 32 = 48 wide here). Same modules on the
+    same token ids: bit for bit."""
+    pipe = build_sdxl()
+    states = []
+    for tokenizer, encoder in (
+        (pipe.tokenizer, pipe.text_encoder),
+        (pipe.tokenizer_2, pipe.text_encoder_2),
+    ):
+        ids = tokenizer(
+            ["a red cube"],
+            padding="max_length",
+            max_length=77,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        with torch.no_grad():
+            states.append(encoder(ids, output_hidden_states=True).hidden_states[-2])
+    expected = torch.cat(states, dim=-1)
+    assert torch.equal(adapter_for(pipe).encode_prompt("a red cube").tokens, expected)

@@ -113,3 +113,20 @@ def test_demo_tables_fit_a_log_line(capsys):
     text = capsys.readouterr().out
     assert "\u2026" not in text and "choose teacher (validation)" in text and "301.8" in text
     assert "0.6346" in text and "0.2346" in text
+
+
+def test_evaluate_json_prints_only_the_statistics(tmp_path):
+    from typer.testing import CliRunner
+
+    from golden_noise.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--prompts", "toy:heldout:2", "--seeds", "0", "--steps", "2",
+         "--out", str(tmp_path / "eval"), "--no-progress", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())["summary"]
+    assert data["overall"] == json.loads(json.dumps(written["overall"]))
+    assert data["arms"] == ["standard", "golden", "norm-matched"]

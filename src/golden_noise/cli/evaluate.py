@@ -34,8 +34,9 @@ def evaluate(
     prompts: Annotated[
         str | None,
         typer.Option(
-            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], or a hub dataset "
-            "id owner/name[:split] (with --column). Not needed with --rescore."
+            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], a named set "
+            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset id owner/name[:split] "
+            "(with --column). Not needed with --rescore."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Report folder (created, resumed).")] = Path(
@@ -79,6 +80,9 @@ def evaluate(
     ] = None,
     cpu: Annotated[bool, typer.Option(help="Run on the CPU even when a GPU exists.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the statistics as JSON on stdout, nothing else.")
+    ] = False,
 ) -> None:
     """Compare images from standard, golden and norm-matched noise (same prompt and seed)."""
     from rich.console import Console
@@ -123,7 +127,12 @@ def evaluate(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     if summary is not None:
-        Console().print(overall_table(summary))
+        from golden_noise.cli.output import overall_table, print_json, stdout_console
+
+        if json_output:
+            print_json(summary)
+        else:
+            stdout_console().print(overall_table(summary))
         console.print(f"report: {out / 'report.html'}")
 
 
@@ -173,28 +182,3 @@ def _generation(
     }
     return samples, Generation(pipe, made, call, batch_size), run
 
-
-def overall_table(summary: dict[str, Any]) -> Any:
-    """The overall statistics as a rich table, one line per metric and arm."""
-    from rich.table import Table
-
-    baseline = summary["baseline"]
-    table = Table(title=f"{summary['n_samples']} samples; diff = arm - {baseline}")
-    table.add_column("metric", no_wrap=True)
-    table.add_column("arm", no_wrap=True)
-    for header in (baseline, "arm", "diff", "95% CI", "W/T/L", "win", "p"):
-        table.add_column(header, justify="right")
-    for metric, block in summary["overall"].items():
-        for arm, s in block[f"vs_{baseline}"].items():
-            table.add_row(
-                metric,
-                arm,
-                f"{s['mean_baseline']:.4g}",
-                f"{s['mean_arm']:.4g}",
-                f"{s['mean_diff']:+.3g}",
-                f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
-                f"{s['wins']}/{s['ties']}/{s['losses']}",
-                f"{s['win_rate']:.0%}",
-                f"{s['wilcoxon_p']:.3g}",
-            )
-    return table

@@ -70,8 +70,7 @@ def test_bad_calls_name_what_was_expected():
 
 def test_hub_ids_resolve_offline_from_the_given_cache_dir(tmp_path):
     """A hub id is served from `cache_dir` (huggingface_hub's layout) with HF_HUB_OFFLINE."""
-    from golden_noise.hub import hub_offline
-    from golden_noise.scorers.hub import resolve_file
+    from golden_noise.weights import hub_offline, resolve_file
 
     assert hub_offline()  # tests/conftest.py sets HF_HUB_OFFLINE=1
     repo = tmp_path / "models--xswu--HPSv2"
@@ -85,5 +84,5 @@ def test_hub_ids_resolve_offline_from_the_given_cache_dir(tmp_path):
     assert path.read_bytes() == b"weights"
     with pytest.raises(GoldenNoiseError, match="HPS_v2_compressed.pt"):
         resolve_file("xswu/HPSv2", "HPS_v2_compressed.pt", cache_dir=tmp_path)
-    with pytest.raises(GoldenNoiseError, match="expected ImageReward.pt in folder"):
+    with pytest.raises(GoldenNoiseError, match="expected a file 'ImageReward.pt' in folder"):
         resolve_file(tmp_path, "ImageReward.pt")

@@ -96,7 +96,7 @@ def url_cache_path(prompt_set: PromptSet, cache_dir: Path | None) -> Path:
 
 
 def _offline() -> bool:
-    from golden_noise.hub import hub_offline
+    from golden_noise.weights import hub_offline
 
     return hub_offline()
 

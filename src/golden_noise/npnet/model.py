@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,19 +11,17 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from golden_noise.atomic import atomic_write_json, publish, temp_path_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import released
 from golden_noise.npnet.config import NPNetConfig
-from golden_noise.npnet.pretrained import (
-    load_state_strict,
-    read_saved,
-    read_tensor_file,
-    resolve_source,
-    write_saved,
-)
 from golden_noise.npnet.residual_branch import ResidualBranch
 from golden_noise.npnet.svd_branch import SVDBranch
 from golden_noise.npnet.text_injection import TextInjection
+from golden_noise.weights import hub_errors, load_strict, read_tensors, resolve_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
 
 
 def _shape(tensor: torch.Tensor) -> str:
@@ -116,12 +115,56 @@ class NPNet(
         if not torch.isfinite(prompt_embeds).all():
             raise GoldenNoiseError("prompt_embeds contains NaN or Inf values; expected finite")
 
+    # Hub I/O: `save_pretrained`, `push_to_hub` and the folder/hub-repo form of
+    # `from_pretrained` are `PyTorchModelHubMixin`'s own; NPNet writes only its two hooks.
+    # The authors' single-file checkpoints have their own door, `from_single_file` (as
+    # diffusers keeps `from_single_file` apart from `from_pretrained`).
+
     def _save_pretrained(self, save_directory: Path) -> None:
-        """Hook of `PyTorchModelHubMixin`: `save_pretrained` and `push_to_hub` write this."""
-        write_saved(Path(save_directory), self.config.to_dict(), self.state_dict())
+        """`config.json` + `model.safetensors`, each appearing whole or not at all."""
+        from safetensors.torch import save_file
+
+        weights = Path(save_directory) / WEIGHTS_NAME
+        temp = temp_path_for(weights)
+        try:
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, temp)
+            publish(temp, weights)
+        finally:
+            temp.unlink(missing_ok=True)
+        atomic_write_json(Path(save_directory) / CONFIG_NAME, self.config.to_dict())
 
     @classmethod
-    def from_pretrained(
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | os.PathLike[str] | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> NPNet:
+        """Hook of `PyTorchModelHubMixin.from_pretrained`: `config` is the read config.json."""
+        if config is None:
+            found = (
+                sorted(p.name for p in Path(model_id).iterdir()) if Path(model_id).is_dir() else []
+            )
+            raise GoldenNoiseError(
+                f"expected {CONFIG_NAME} and {WEIGHTS_NAME} in {model_id} (a save_pretrained "
+                f"folder or hub repo), or filename= to pick a checkpoint file in it; found {found}"
+            )
+        weights = resolve_file(
+            model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
+            force_download=force_download, token=token, local_files_only=local_files_only or None,
+        )  # fmt: skip
+        net = cls(NPNetConfig.from_dict({**config, **overrides}))
+        load_strict(net, read_tensors(weights), weights)
+        return net.eval()
+
+    @classmethod
+    def from_single_file(
         cls,
         source: str | os.PathLike[str],
         *,
@@ -131,34 +174,47 @@ class NPNet(
         local_files_only: bool | None = None,
         **overrides: Any,
     ) -> NPNet:
+        """The authors' `.pth` or a flat safetensors conversion of it (LucipherDev's and
+        asagi4's key layouts): a local file, or `filename` in a folder or hub repo.
+
+        Read with `torch.load(weights_only=True)`; the configuration is inferred from the
+        tensor shapes, `overrides` set what shapes cannot show (e.g. `svd_variant="mean"`).
+        """
+        if filename is None:
+            path = Path(source)
+        else:
+            path = resolve_file(
+                source, filename, revision=revision, cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )  # fmt: skip
+        config, state = released.convert_released(read_tensors(path), path, **overrides)
+        net = cls(config)
+        load_strict(net, state, path)
+        return net.eval()
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str | os.PathLike[str], *, filename: str | None = None, **kwargs: Any
+    ) -> NPNet:
         """Load an NPNet from any published form, strictly, on the CPU, in eval mode.
 
-        `source`: a `save_pretrained` folder or hub repo (config.json + model.safetensors); the
-        authors' `.pth` (e.g. `("Klayand/GoldenNoiseModel", filename="sdxl.pth")`), read with
-        `torch.load(weights_only=True)`, its configuration inferred from tensor shapes; or a
-        flat safetensors conversion of it (LucipherDev's and asagi4's key layouts).
-        `overrides` set config fields (e.g. `svd_variant="mean"`, `family="sd2"`).
+        Decided once, by what `source` is: a checkpoint file, or `filename` in a folder or
+        hub repo (e.g. `("Klayand/GoldenNoiseModel", filename="sdxl.pth")`), is the authors'
+        layout (`from_single_file`); anything else is a `save_pretrained` folder or hub repo
+        (config.json + model.safetensors), loaded by the hub mixin. A `model.safetensors`
+        with its config.json beside it means its folder. `kwargs`: `revision`, `cache_dir`,
+        `local_files_only`, and config fields to override (e.g. `family="sd2"`).
         """
-        path = resolve_source(
-            source,
-            filename=filename,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-        )
-        if path.is_dir():
-            config_dict, state = read_saved(path)
-            config = NPNetConfig.from_dict({**config_dict, **overrides})
-        else:
-            flat = released.flatten_released(read_tensor_file(path))
-            if not released.is_released_layout(flat):
-                raise GoldenNoiseError(
-                    f"not an NPNet checkpoint: {path} has no 'unet_svd.' weights (released "
-                    f"layout) and no config.json beside it; its keys start "
-                    f"{sorted(flat)[:5]}"
-                )
-            config = released.released_config(flat, **overrides)
-            state = released.to_model_keys(flat)
-        net = cls(config)
-        load_state_strict(net, state)
-        return net.eval()
+        path = Path(source)
+        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
+            source = path.parent
+        elif filename is not None or path.is_file():
+            return cls.from_single_file(source, filename=filename, **kwargs)
+        wanted = f"a checkpoint file, a save_pretrained folder or a hub repo with {CONFIG_NAME}"
+        try:
+            with hub_errors(str(source), CONFIG_NAME, wanted):
+                return super().from_pretrained(source, **kwargs)
+        except json.JSONDecodeError as error:
+            raise GoldenNoiseError(
+                f"{CONFIG_NAME} of {source} is not valid JSON: {error}"
+            ) from error

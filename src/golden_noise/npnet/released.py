@@ -1,5 +1,6 @@
 """The authors' released checkpoint layout (`sdxl.pth`, `dreamshaper.pth`, `dit.pth`) and the
-flat safetensors conversions people publish: key mapping and config inference from shapes."""
+flat safetensors conversions people publish: key mapping and config inference from shapes.
+`NPNet.from_single_file` reads such a file through `convert_released`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ _RELEASED_FAMILIES = {2048: "sdxl", 1024: "hunyuan"}
 _RELEASED_BACKBONE = "swin_tiny_patch4_window7_224"
 
 
+def convert_released(
+    checkpoint: dict[str, Any], source: object, **overrides: Any
+) -> tuple[NPNetConfig, dict[str, torch.Tensor]]:
+    """The configuration and NPNet-keyed state dict of a checkpoint in the released layout.
+
+    `overrides` set config fields the shapes cannot show (e.g. `svd_variant="mean"`).
+    """
+    flat = flatten_released(checkpoint)
+    if not any(key.startswith("unet_svd.") for key in flat):
+        raise GoldenNoiseError(
+            f"not an NPNet checkpoint: {source} has no 'unet_svd.' weights (released layout) "
+            f"and no config.json beside it; its keys start {sorted(flat)[:5]}"
+        )
+    return released_config(flat, **overrides), to_model_keys(flat)
+
+
 def flatten_released(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """`{"unet_svd": {...}, ..., "alpha": t}` (the .pth) -> flat `"unet_svd.mlp1.0.weight"` keys.
 
@@ -47,10 +64,6 @@ def flatten_released(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
             f"not an NPNet checkpoint: expected only tensors, found other values at {not_tensors}"
         )
     return flat
-
-
-def is_released_layout(flat: dict[str, torch.Tensor]) -> bool:
-    return any(key.startswith("unet_svd.") for key in flat)
 
 
 def released_config(flat: dict[str, torch.Tensor], **overrides: Any) -> NPNetConfig:

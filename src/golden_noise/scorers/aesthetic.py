@@ -10,8 +10,7 @@ from PIL import Image
 from golden_noise.scorers.base import Scorer
 from golden_noise.scorers.clip import projected
 from golden_noise.scorers.heads import RatingMLP
-from golden_noise.scorers.hub import resolve_file
-from golden_noise.scorers.load import load_strict, read_state_dict
+from golden_noise.weights import load_strict, read_tensors, resolve_file
 
 AESTHETIC_REPO = "camenduru/improved-aesthetic-predictor"
 AESTHETIC_FILE = "sac+logos+ava1-l14-linearMSE.pth"
@@ -45,9 +44,9 @@ class Aesthetic(Scorer):
         self.processor = CLIPImageProcessor.from_pretrained(
             str(self.clip_source), cache_dir=self.cache_dir
         )
-        path = resolve_file(self.head_source, AESTHETIC_FILE, self.cache_dir)
+        path = resolve_file(self.head_source, AESTHETIC_FILE, cache_dir=self.cache_dir)
         head = RatingMLP(self.clip.config.projection_dim)
-        load_strict(head, read_state_dict(path), path)
+        load_strict(head, read_tensors(path), path)
         self.head = head.to(self.device).eval()
 
     def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from golden_noise.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
-from golden_noise.scorers.hub import require, resolve_file
-from golden_noise.scorers.load import load_strict, read_state_dict
 from golden_noise.scorers.preprocess import clip_image_transform
+from golden_noise.weights import load_strict, read_tensors, resolve_file
 
 HPS_REPO = "xswu/HPSv2"
 
@@ -41,10 +41,16 @@ class HPSv2(Scorer):
         self.architecture = architecture
 
     def _load(self) -> None:
-        open_clip = require("open_clip")
-        path = resolve_file(self.checkpoint, self.filename, self.cache_dir)
+        try:
+            import open_clip
+        except ImportError as error:
+            raise GoldenNoiseError(
+                "HPSv2 needs the python package 'open_clip', which is not installed: "
+                "pip install 'golden-noise[scorers]'"
+            ) from error
+        path = resolve_file(self.checkpoint, self.filename, cache_dir=self.cache_dir)
         model = open_clip.create_model(self.architecture, pretrained=None, output_dict=True)
-        load_strict(model, read_state_dict(path, "state_dict"), path)
+        load_strict(model, read_tensors(path, "state_dict"), path)
         self.model = model.to(self.device, self.dtype).eval()
         self.tokenizer = open_clip.get_tokenizer(self.architecture)
         self.transform = clip_image_transform(model.visual.image_size[0])

@@ -19,9 +19,8 @@ from PIL import Image
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
 from golden_noise.scorers.heads import RatingMLP
-from golden_noise.scorers.hub import resolve_file
-from golden_noise.scorers.load import load_strict, read_state_dict
 from golden_noise.scorers.preprocess import clip_image_transform
+from golden_noise.weights import load_strict, read_tensors, resolve_file
 
 IMAGEREWARD_REPO = "THUDM/ImageReward"
 BERT_TOKENIZER = "google-bert/bert-base-uncased"
@@ -142,11 +141,11 @@ class ImageReward(Scorer):
     def _load(self) -> None:
         from transformers import BertTokenizer, BlipTextModel, BlipVisionModel
 
-        weights = resolve_file(self.checkpoint, "ImageReward.pt", self.cache_dir)
+        weights = resolve_file(self.checkpoint, "ImageReward.pt", cache_dir=self.cache_dir)
         med_config = json.loads(
-            resolve_file(self.checkpoint, "med_config.json", self.cache_dir).read_text()
+            resolve_file(self.checkpoint, "med_config.json", cache_dir=self.cache_dir).read_text()
         )
-        vision_state, text_state, head_state = split_checkpoint(read_state_dict(weights))
+        vision_state, text_state, head_state = split_checkpoint(read_tensors(weights))
         vision = BlipVisionModel(vision_config(vision_state, self.vision_heads))
         text = BlipTextModel(
             text_config(med_config, vision.config.hidden_size), add_pooling_layer=False

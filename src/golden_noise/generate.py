@@ -24,6 +24,7 @@ from golden_noise.adapters import PipelineAdapter, adapter_for, is_known_family
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet
 from golden_noise.seeds import seeded_generator
+from golden_noise.validate import integer
 
 
 @dataclass
@@ -90,6 +91,7 @@ class GoldenNoise:
         `negative_prompt` is accepted so the pipeline's keyword arguments can be passed
         unchanged; golden noise depends on the positive prompt only, as in the paper.
         """
+        _check_request(prompt, num_images_per_prompt, height, width)
         embeds = self.adapter.encode_prompt(prompt, num_images_per_prompt)
         batch = embeds.batch_size
         if latents is None:
@@ -104,6 +106,11 @@ class GoldenNoise:
             golden = resize_golden(self.npnet, noise, embeds.tokens)
         else:
             golden = self.npnet(noise, embeds.tokens)
+        if not torch.isfinite(golden).all():
+            raise GoldenNoiseError(
+                "NPNet turned the noise into NaN or infinite latents; its weights or the "
+                "prompt embedding hold extreme values"
+            )
         return self.adapter.pipeline_latents(golden)
 
     def image(self, prompt: str, seed: int, **pipe_kwargs: Any) -> Any:
@@ -157,6 +164,11 @@ class GoldenNoise:
         width: int | None,
         dtype: torch.dtype,
     ) -> torch.Tensor:
+        if not torch.isfinite(latents).all() or latents.abs().max() > MAX_NOISE:
+            raise GoldenNoiseError(
+                f"latents must be finite unit-variance noise (|values| up to {MAX_NOISE:g}); got "
+                f"values up to {latents.abs().max().item():g}"
+            )
         expected = self.adapter.latent_shape(batch, height, width)
         if tuple(latents.shape) != expected:
             raise GoldenNoiseError(
@@ -233,3 +245,26 @@ def resize_golden(npnet: NPNet, noise: torch.Tensor, tokens: torch.Tensor) -> to
     edit = npnet(at_net_size, tokens) - at_net_size
     edit = F.interpolate(edit, x.shape[-2:], mode="bilinear", antialias=True)
     return _standardized(x + edit, like=x).to(noise.dtype)
+
+
+# Unit-variance Gaussian noise stays below ~7 in any practical batch; 1e3 leaves room for
+# deliberately scaled noise while huge values (1e30) would overflow NPNet's SVD into NaN.
+MAX_NOISE = 1e3
+MAX_IMAGES = 4096  # one call's batch; more is a typo, not a batch that fits in memory
+
+
+def _check_request(
+    prompt: Any, num_images_per_prompt: Any, height: int | None, width: int | None
+) -> None:
+    """The same refusals whether the call came from the CLI or Python."""
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list | tuple) or not prompts:
+        raise GoldenNoiseError(
+            f"prompt must be a string or a non-empty list of them; got {prompt!r}"
+        )
+    if not all(isinstance(p, str) for p in prompts):
+        raise GoldenNoiseError(f"every prompt must be a string; got {prompt!r}")
+    integer("num_images_per_prompt", num_images_per_prompt, 1, MAX_IMAGES)
+    for name, value in (("height", height), ("width", width)):
+        if value is not None:
+            integer(name, value, 1)

@@ -2,8 +2,28 @@
 
 import torch
 
+from golden_noise.errors import GoldenNoiseError
+
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+# One command's seed list: a million images is already days of generation; more is a typo
+# (0-99999999999) that would only fill memory before anything runs.
+MAX_SEEDS = 1_000_000
+
+
+def check_seed_range(first: int, last: int) -> None:
+    """Refuse seeds torch cannot take and ranges no run could use, before expanding them."""
+    for seed in (first, last):
+        if not 0 <= seed <= MAX_SEED:
+            raise GoldenNoiseError(f"seeds must be between 0 and 2**64 - 1; got {seed}")
+    if last - first + 1 > MAX_SEEDS:
+        raise GoldenNoiseError(
+            f"the seed range {first}-{last} has {last - first + 1} seeds; at most {MAX_SEEDS} "
+            "per command"
+        )
+
 
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator draws the same noise on any device, so the standard, golden and teacher
     images of one seed share their initial noise everywhere."""
+    check_seed_range(seed, seed)
     return torch.Generator(device="cpu").manual_seed(seed)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.seeds import check_seed_range
 
 PipelineOption = Annotated[
     str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
@@ -66,6 +67,7 @@ def parse_seeds(text: str) -> list[int]:
             ) from None
         if bounds[1] < bounds[0]:
             raise GoldenNoiseError(f"seed range must ascend; got {part!r}")
+        check_seed_range(*bounds)
         seeds.extend(range(bounds[0], bounds[1] + 1))
     if not seeds:
         raise GoldenNoiseError(f"expected at least one seed; got {text!r}")

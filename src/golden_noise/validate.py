@@ -60,3 +60,18 @@ def _in_range(name: str, value: float, minimum: float | None, maximum: float | N
         raise GoldenNoiseError(f"{name} must be at least {minimum}; got {value!r}")
     if maximum is not None and value > maximum:
         raise GoldenNoiseError(f"{name} must be at most {maximum}; got {value!r}")
+
+
+def pipeline_call(
+    steps: int | None, guidance: float | None, height: int | None, width: int | None
+) -> None:
+    """Sampler settings a pipeline call would otherwise take silently: 0 or -5 steps (pure
+    noise, or a ZeroDivisionError deep in the scheduler), a negative or NaN guidance (CFG
+    quietly off), a zero size (the pipeline's default size instead)."""
+    if steps is not None:
+        integer("steps", steps, 1, 1000)  # schedulers have 1000 training timesteps
+    if guidance is not None:
+        number("guidance", guidance, 0)
+    for name, value in (("height", height), ("width", width)):
+        if value is not None:
+            integer(name, value, 1)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import (
     GuidanceOption,
     NPNetFileOption,
@@ -124,7 +124,7 @@ def evaluate(
                 show_progress=progress,
             )
     except GoldenNoiseError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print_error(error)
         raise typer.Exit(2) from None
     if summary is not None:
         from golden_noise.cli.output import overall_table, print_json, stdout_console

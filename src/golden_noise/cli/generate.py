@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.atomic import atomic_write_png, atomic_write_text
-from golden_noise.cli.app import app
+from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import (
     GuidanceOption,
     NPNetFileOption,
@@ -94,7 +94,7 @@ def generate(
             batch_size=batch_size,
         )
     except GoldenNoiseError as error:
-        console.print(f"[red]error:[/red] {error}")
+        print_error(error)
         raise typer.Exit(2) from None
     console.print(f"wrote {written} images to {out}")
 

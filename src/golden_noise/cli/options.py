@@ -39,7 +39,9 @@ def pipeline_call_kwargs(
     Other pipelines keep their own call defaults for whatever is not given.
     """
     from golden_noise.pipelines import TOY
+    from golden_noise.validate import pipeline_call
 
+    pipeline_call(steps, guidance, height, width)
     if pipeline == TOY:
         from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
 

@@ -21,6 +21,13 @@ from diffusers.utils.torch_utils import randn_tensor
 from golden_noise.errors import GoldenNoiseError
 
 Generator = torch.Generator | list[torch.Generator] | None
+# What `encode_prompt` returns with guidance in the SDXL and SD3 pipelines, as call keywords.
+POOLED_CFG_KWARGS = (
+    "prompt_embeds",
+    "negative_prompt_embeds",
+    "pooled_prompt_embeds",
+    "negative_pooled_prompt_embeds",
+)
 
 
 @dataclass
@@ -157,16 +164,23 @@ class PipelineAdapter(ABC):
     ) -> PromptEmbeddings:
         """The per-token prompt embedding NPNet sees, from the pipeline's own encoder."""
 
-    @abstractmethod
     def call_kwargs(
         self, prompts: list[str], height: int | None = None, width: int | None = None
     ) -> dict[str, Any]:
         """Pipeline-call keyword arguments holding `prompts` encoded once, CFG-ready.
 
-        Prompt and negative (empty-prompt) embeddings exactly as the pipeline would encode them,
-        plus the resolved size, so repeated calls on the same rows (re-denoise, generation)
-        skip the text encoders; rows follow `prompts`.
+        Prompt and negative (empty-prompt) embeddings exactly as the pipeline would encode them
+        (`prompt_kwargs`, the one part each family writes), plus the resolved size, so
+        repeated calls on the same rows (re-denoise, generation) skip the text encoders; rows
+        follow `prompts`. Shared here rather than copied per family.
         """
+        height, width = self.resolve_size(height, width)
+        return {**self.prompt_kwargs(list(prompts)), "height": height, "width": width}
+
+    @abstractmethod
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
+        """`prompts` and the empty negative prompt encoded by the pipeline's own
+        `encode_prompt` with guidance on, named as the pipeline call's keywords."""
 
     @property
     def prompt_token_limit(self) -> int:

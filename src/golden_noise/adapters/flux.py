@@ -69,12 +69,9 @@ class FluxDevAdapter(PipelineAdapter):
         )
         return PromptEmbeddings(tokens=tokens)
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
         """Prompt and empty-prompt embeddings; the latter only act when `true_cfg_scale` > 1."""
-        height, width = self.resolve_size(height, width)
-        kwargs: dict[str, Any] = {"height": height, "width": width}
+        kwargs: dict[str, Any] = {}
         for texts, prefix in ((prompts, ""), ([""] * len(prompts), "negative_")):
             embeds, pooled, _ = self.pipe.encode_prompt(
                 prompt=texts,

@@ -40,13 +40,10 @@ class HunyuanDiTAdapter(PipelineAdapter):
         )
         return PromptEmbeddings(tokens=tokens, attention_mask=mask)
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
         # Binning would move an explicit size to the nearest trained one and no longer match
         # the latents we pass, so the size is taken as given.
-        height, width = self.resolve_size(height, width)
-        kwargs: dict[str, Any] = {"height": height, "width": width, "use_resolution_binning": False}
+        kwargs: dict[str, Any] = {"use_resolution_binning": False}
         for index, length, suffix in ((0, BERT_TOKENS, ""), (1, T5_TOKENS, "_2")):
             embeds, negative, mask, negative_mask = self.pipe.encode_prompt(
                 prompts,

@@ -52,10 +52,7 @@ class PixArtSigmaAdapter(PipelineAdapter):
             tokens=tokens * mask[..., None].to(tokens.dtype), attention_mask=mask
         )
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
-        height, width = self.resolve_size(height, width)
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
         embeds, mask, negative, negative_mask = self.pipe.encode_prompt(
             prompts,
             do_classifier_free_guidance=True,
@@ -70,7 +67,5 @@ class PixArtSigmaAdapter(PipelineAdapter):
             "negative_prompt_attention_mask": negative_mask,
             # The call's default negative_prompt "" would clash with the embeddings given.
             "negative_prompt": None,
-            "height": height,
-            "width": width,
             "use_resolution_binning": False,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
+from golden_noise.adapters.base import POOLED_CFG_KWARGS, PipelineAdapter, PromptEmbeddings
 
 # The pipeline's default T5 length; with CLIP's 77 tokens in front NPNet sees 333 tokens.
 T5_TOKENS = 256
@@ -44,11 +44,8 @@ class StableDiffusion3Adapter(PipelineAdapter):
         )
         return PromptEmbeddings(tokens=tokens)
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
-        height, width = self.resolve_size(height, width)
-        embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
+        encoded = self.pipe.encode_prompt(
             prompt=prompts,
             prompt_2=None,
             prompt_3=None,
@@ -56,11 +53,4 @@ class StableDiffusion3Adapter(PipelineAdapter):
             do_classifier_free_guidance=True,
             max_sequence_length=T5_TOKENS,
         )
-        return {
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-            "pooled_prompt_embeds": pooled,
-            "negative_pooled_prompt_embeds": negative_pooled,
-            "height": height,
-            "width": width,
-        }
+        return dict(zip(POOLED_CFG_KWARGS, encoded, strict=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
+from golden_noise.adapters.base import POOLED_CFG_KWARGS, PipelineAdapter, PromptEmbeddings
 
 
 class StableDiffusionXLAdapter(PipelineAdapter):
@@ -25,18 +25,8 @@ class StableDiffusionXLAdapter(PipelineAdapter):
         )
         return PromptEmbeddings(tokens=tokens)
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
-        height, width = self.resolve_size(height, width)
-        embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
+        encoded = self.pipe.encode_prompt(
             prompt=prompts, device=self.device, do_classifier_free_guidance=True
         )
-        return {
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-            "pooled_prompt_embeds": pooled,
-            "negative_pooled_prompt_embeds": negative_pooled,
-            "height": height,
-            "width": width,
-        }
+        return dict(zip(POOLED_CFG_KWARGS, encoded, strict=True))

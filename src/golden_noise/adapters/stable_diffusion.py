@@ -32,16 +32,6 @@ class StableDiffusionAdapter(PipelineAdapter):
         )
         return PromptEmbeddings(tokens=tokens)
 
-    def call_kwargs(
-        self, prompts: list[str], height: int | None = None, width: int | None = None
-    ) -> dict[str, Any]:
-        height, width = self.resolve_size(height, width)
-        embeds, negative = self.pipe.encode_prompt(
-            prompts, self.device, 1, do_classifier_free_guidance=True
-        )
-        return {
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-            "height": height,
-            "width": width,
-        }
+    def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
+        encoded = self.pipe.encode_prompt(prompts, self.device, 1, do_classifier_free_guidance=True)
+        return dict(zip(("prompt_embeds", "negative_prompt_embeds"), encoded, strict=True))

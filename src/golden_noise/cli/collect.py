@@ -21,8 +21,8 @@ def collect(
     prompts: Annotated[
         str,
         typer.Argument(
-            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], or a hub "
-            "dataset id owner/name[:split]."
+            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], a named set "
+            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset id owner/name[:split]."
         ),
     ],
     out: Annotated[Path, typer.Option(help="Dataset directory (created, or resumed).")],
@@ -78,6 +78,9 @@ def collect(
     ] = None,
     cpu: Annotated[bool, typer.Option(help="Run on the CPU even when a GPU exists.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout, nothing else.")
+    ] = False,
 ) -> None:
     """Collect scored noise pairs (source x_T, teacher's target) for training NPNet."""
     from rich.console import Console
@@ -144,6 +147,14 @@ def collect(
         print_error(exc)
         raise typer.Exit(1) from exc
     if not accelerator.is_main_process:
+        return
+    if json_output:
+        from dataclasses import asdict
+
+        from golden_noise.cli.output import print_json
+
+        rates = {"kept_ratio": summary.kept_ratio, "pairs_per_second": summary.pairs_per_second}
+        print_json({**asdict(summary), **rates, "margin": margin})
         return
     per_kept = (
         f"{summary.model_calls_per_row / summary.kept_ratio:.0f}" if summary.kept_ratio else "n/a"

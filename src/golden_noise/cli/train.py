@@ -121,6 +121,9 @@ def train(
     ] = "auto",
     cpu: Annotated[bool, typer.Option(help="Train on the CPU even when a GPU exists.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout, nothing else.")
+    ] = False,
 ) -> None:
     """Train NPNet on a Noise Prompt Dataset; resumes from OUT's latest checkpoint if any."""
     from rich.console import Console
@@ -170,6 +173,13 @@ def train(
     except GoldenNoiseError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc
+    if json_output:
+        from dataclasses import asdict
+
+        from golden_noise.cli.output import print_json
+
+        print_json(asdict(result))
+        return
     last = result.history[-1] if result.history else {}
     Console().print(
         f"done: best val loss {result.best_val_loss:.5f} (last: identity "

@@ -169,7 +169,10 @@ def train(
             cpu=cpu,
             progress=progress,
         )
-        result = run_training(config)
+        from golden_noise.cli.output import stdout_to_stderr
+
+        with stdout_to_stderr(json_output):
+            result = run_training(config)
     except GoldenNoiseError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc

@@ -130,3 +130,37 @@ def test_evaluate_json_prints_only_the_statistics(tmp_path):
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())["summary"]
     assert data["overall"] == json.loads(json.dumps(written["overall"]))
     assert data["arms"] == ["standard", "golden", "norm-matched"]
+
+
+def test_collect_and_train_json_print_their_summaries(tmp_path):
+    from typer.testing import CliRunner
+
+    from golden_noise.cli import app
+    from golden_noise.demo.config import TOY_NPNET
+
+    runner = CliRunner()
+    dataset = tmp_path / "npd"
+    collected = runner.invoke(
+        app,
+        ["collect", "toy:train:8", "--out", str(dataset), "--steps", "2", "--margin", "0",
+         "--no-progress", "--json"],
+    )  # fmt: skip
+    assert collected.exit_code == 0, collected.output
+    summary = json.loads(collected.stdout)
+    assert (summary["rows_in_dataset"], summary["rows_planned"]) == (8, 8)
+    assert summary["out"] == str(dataset) and 0.0 <= summary["kept_ratio"] <= 1.0
+    trained = runner.invoke(
+        app,
+        ["train", str(dataset), "--out", str(tmp_path / "run"), "--epochs", "2",
+         "--batch-size", "2", "--unfiltered", "--val-fraction", "0.25", "--log-with", "none",
+         "--backbone", TOY_NPNET["backbone"],
+         "--backbone-kwargs", json.dumps(TOY_NPNET["backbone_kwargs"]),
+         "--backbone-input-size", str(TOY_NPNET["backbone_input_size"]),
+         "--no-progress", "--json"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    result = json.loads(trained.stdout)
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+    assert result["best_val_loss"] == min(row["val_loss"] for row in result["history"])
+    assert result["train_rows"] + result["val_rows"] == 8
+    assert "epoch 2/2" in trained.stderr  # the per-epoch lines still reach people

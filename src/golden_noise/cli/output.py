@@ -73,3 +73,10 @@ def overall_table(summary: dict[str, Any]) -> Any:
                 f"{s['wilcoxon_p']:.3g}",
             )
     return out
+
+
+def stdout_to_stderr(enabled: bool) -> Any:
+    """With `--json`, what a run prints for people (e.g. per-epoch lines) goes to stderr."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()

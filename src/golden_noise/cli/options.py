@@ -1,8 +1,14 @@
-"""Options shared by the commands: --pipeline, --npnet/--npnet-file, seed lists."""
+"""Options shared by the commands: --pipeline, --npnet/--npnet-file, seed lists, and the
+options every config dataclass field gets (`ConfigOptions`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import dataclasses
+import inspect
+import json
+import typing
+from collections.abc import Callable, Collection, Mapping
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -22,6 +28,8 @@ NPNetFileOption = Annotated[
 StepsOption = Annotated[
     int | None, typer.Option(help="Denoising steps [toy: its default; else the pipeline's].")
 ]
+Command = TypeVar("Command", bound=Callable[..., Any])
+KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 GuidanceOption = Annotated[
     float | None, typer.Option(help="Guidance scale [toy: its default; else the pipeline's].")
 ]
@@ -91,3 +99,105 @@ def load_npnet_option(source: str | None, filename: str | None, pipeline: str) -
         f"--npnet is required for pipeline {pipeline!r} (only 'toy' has a built-in NPNet); e.g. "
         "--npnet Klayand/GoldenNoiseModel --npnet-file sdxl.pth"
     )
+
+
+class ConfigOptions:
+    """One typer option per field of a config dataclass, so a new field needs no CLI edit.
+
+    Each option takes the field's name (underscores as dashes), type and default, and
+    `help[field]` when given. A boolean field is one English flag: `--cpu` when it defaults
+    to False; `--no-svd` when it defaults to True (a leading `use_` is dropped), or the name
+    `rename` gives it. A dict field takes a JSON object. `unset`: fields whose option
+    defaults to None, meaning "not given" (`values` leaves them out), e.g. overrides of a
+    configuration chosen elsewhere; `every=True` makes that hold for all fields.
+    """
+
+    def __init__(
+        self,
+        cls: type,
+        *,
+        help: Mapping[str, str] | None = None,
+        skip: Collection[str] = (),
+        rename: Mapping[str, str] | None = None,
+        unset: Collection[str] = (),
+        every: bool = False,
+    ) -> None:
+        self.help, self.rename = help or {}, rename or {}
+        hints = typing.get_type_hints(cls)
+        self.fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+        self.types = {name: hints[name] for name in self.fields}
+        self.unset = set(self.fields) if every else set(unset)
+
+    def _default(self, name: str) -> Any:
+        field = self.fields[name]
+        if name in self.unset:
+            return None
+        if field.default_factory is not dataclasses.MISSING:
+            return field.default_factory()
+        return inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
+
+    def _negated(self, name: str) -> bool:
+        """A boolean field that defaults to True: its flag turns it off."""
+        return self.types[name] is bool and self.fields[name].default is True
+
+    def _param(self, name: str) -> str:
+        if self._negated(name):
+            return self.rename.get(name, "no_" + name.removeprefix("use_"))
+        return self.rename.get(name, name)
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """The options, as keyword-only parameters for `with_options`."""
+        params = []
+        for name, kind in self.types.items():
+            param, default, text = self._param(name), self._default(name), self.help.get(name)
+            option = typer.Option(help=text)
+            if kind is bool:  # a flag: present or not
+                option, default = typer.Option("--" + param.replace("_", "-"), help=text), False
+            elif typing.get_origin(kind) is dict:
+                kind = str | None
+            elif default is None:
+                kind = kind | None
+            annotation = Annotated[kind, option]
+            params.append(
+                inspect.Parameter(param, KEYWORD_ONLY, default=default, annotation=annotation)
+            )
+        return params
+
+    def values(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields' values from the command's `options`, in the dataclass's own terms."""
+        values = {}
+        for name, kind in self.types.items():
+            given = options[self._param(name)]
+            if kind is bool:
+                if given or name not in self.unset:
+                    values[name] = given != self._negated(name)
+            elif given is not None or name not in self.unset:
+                is_json = typing.get_origin(kind) is dict and isinstance(given, str)
+                values[name] = _json_object(name, given) if is_json else given
+        return values
+
+
+def _json_object(name: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise GoldenNoiseError(
+            f"--{name.replace('_', '-')} must be a JSON object, e.g. '{{\"img_size\": 64}}'; "
+            f"got {text!r}"
+        )
+    return value
+
+
+def with_options(*groups: ConfigOptions) -> Callable[[Command], Command]:
+    """Add every group's options to a command that takes `**options` after its own."""
+
+    def add(command: Command) -> Command:
+        own = inspect.signature(command, eval_str=True).parameters.values()
+        params = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        params += [p for group in groups for p in group.parameters()]
+        command.__signature__ = inspect.Signature(params)
+        return command
+
+    return add

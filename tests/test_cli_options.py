@@ -1,0 +1,86 @@
+"""Options built from config dataclasses: one option per field, English flags, unset overrides."""
+
+import dataclasses
+from typing import Any, Literal
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from golden_noise.cli import app
+from golden_noise.cli.options import ConfigOptions, with_options
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.npnet import NPNetConfig
+from golden_noise.train import TrainConfig
+
+
+@dataclasses.dataclass
+class Settings:
+    size: int = 3
+    mode: Literal["fast", "exact"] = "fast"
+    use_cache: bool = True
+    verbose: bool = False
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _run(group, *args):
+    seen = {}
+    command = typer.Typer()
+
+    @command.command()
+    @with_options(group)
+    def main(name: str = "x", **options: Any) -> None:
+        seen.update(group.values(options), name=name)
+
+    result = CliRunner().invoke(command, list(args))
+    return result, seen
+
+
+def test_each_field_is_an_option_with_its_default_and_english_flags():
+    group = ConfigOptions(Settings, help={"size": "How many."})
+    result, seen = _run(group)
+    assert result.exit_code == 0, result.output
+    assert seen == {**dataclasses.asdict(Settings()), "name": "x"}
+    args = ["--size", "5", "--mode", "exact", "--no-cache", "--verbose", "--extra", '{"a": 1}']
+    result, seen = _run(group, *args)
+    assert result.exit_code == 0, result.output
+    assert seen == {"size": 5, "mode": "exact", "use_cache": False, "verbose": True,
+                    "extra": {"a": 1}, "name": "x"}  # fmt: skip
+    assert _run(group, "--no-no-cache")[0].exit_code == 2  # no double negatives
+    assert _run(group, "--mode", "slow")[0].exit_code == 2  # Literal fields are choices
+    with pytest.raises(GoldenNoiseError, match="--extra must be a JSON object"):
+        group.values({"size": 3, "mode": "fast", "no_cache": False, "verbose": False,
+                      "extra": "[1]"})  # fmt: skip
+
+
+def test_unset_options_leave_the_configuration_to_the_caller():
+    group = ConfigOptions(Settings, every=True, rename={"use_cache": "fresh"})
+    assert _run(group)[1] == {"name": "x"}
+    assert _run(group, "--fresh", "--size", "7")[1] == {"use_cache": False, "size": 7, "name": "x"}
+
+
+def test_train_has_an_option_for_every_config_field(tmp_path, monkeypatch):
+    """A field added to TrainConfig or NPNetConfig reaches `golden-noise train` unedited."""
+    import golden_noise.train
+
+    seen = {}
+    monkeypatch.setattr(golden_noise.train, "train", lambda config: seen.setdefault("c", config))
+    args = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--no-svd", "--svd-heads",
+            "2", "--no-progress", "--cpu", "--keep-checkpoints", "5", "--unfiltered"]  # fmt: skip
+    CliRunner().invoke(app, args)
+    config = seen["c"]
+    assert config.npnet == {"use_svd": False, "svd_heads": 2}
+    expected = TrainConfig(tmp_path, tmp_path / "run", keep_checkpoints=5, cpu=True,
+                           progress=False, margin=None, npnet=config.npnet)  # fmt: skip
+    assert config == expected
+    command = typer.main.get_command(app).commands["train"]
+    options = {opt for param in command.params for opt in param.opts}
+    shapes = {"channels", "height", "width", "text_tokens", "text_dim", "family"}
+    flags = {"use_svd": "no-svd", "use_residual": "no-residual", "use_text": "no-text"}
+    for field in dataclasses.fields(NPNetConfig):
+        if field.name not in shapes:
+            assert f"--{flags.get(field.name, field.name.replace('_', '-'))}" in options
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in {"dataset", "npnet", "progress"}:
+            assert f"--{field.name.replace('_', '-')}" in options, field.name
+    assert "--no-progress" in options and "--no-no-svd" not in options

@@ -299,3 +299,37 @@ def test_cli_collects_from_a_saved_pipeline(sd, tmp_path):
     assert "4/4 rows" in result.output
     bad = CliRunner().invoke(app, ["collect", str(tmp_path / "none.txt"), "--out", "x"])
     assert bad.exit_code == 1 and "no such file" in bad.output
+
+
+def test_cli_collect_under_accelerate_launch_builds_the_one_process_dataset(sd, tmp_path):
+    """The README's multi-process form, `accelerate launch ... golden-noise collect`."""
+    sd.save_pretrained(tmp_path / "pipe")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\ntwo blue squares\na green triangle\n")
+    common = [str(prompts), "--pipeline", str(tmp_path / "pipe"), "--steps", "2"]
+    common += ["--seeds-per-prompt", "2", "--no-progress"]
+    single = CliRunner().invoke(app, ["collect", *common, "--out", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    launched = _accelerate(
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(_free_port()),
+        str(VENV_BIN / "golden-noise"),
+        "collect",
+        *common,
+        "--out",
+        str(tmp_path / "two"),
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert {p.name[:6] for p in list_shards(tmp_path / "two" / ROWS_DIR)} == {"r00000", "r00001"}
+    one, two = _rows_by_key(tmp_path / "one"), _rows_by_key(tmp_path / "two")
+    assert sorted(one) == sorted(two) and len(one) == 6
+    # other batches in each process: float16 targets within one step, scores within 1e-2
+    # (see the kill -9 test); a row from another prompt or seed is off by ~1
+    for key, row in one.items():
+        assert torch.equal(row["source"], two[key]["source"])
+        torch.testing.assert_close(row["target"], two[key]["target"], rtol=1e-3, atol=1e-5)
+        for column in ("score_source", "score_target"):
+            torch.testing.assert_close(row[column], two[key][column], rtol=0, atol=1e-2)

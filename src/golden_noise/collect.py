@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from golden_noise.adapters import adapter_for
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.progress import make_progress
 from golden_noise.scorers.base import Scorer
 from golden_noise.seeds import seeded_generator
 from golden_noise.teachers import (
@@ -107,8 +108,9 @@ def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
         )
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
+def _progress(enabled: bool) -> Any:
+    """A bar on a terminal; a line every 30 s in a log (`golden_noise.progress`)."""
+    return make_progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} pairs"),
@@ -116,6 +118,7 @@ def _progress(enabled: bool) -> Progress:
         TextColumn("kept {task.fields[kept]:.0%}"),
         TimeElapsedColumn(),
         disable=not enabled,
+        extra=lambda fields: f"kept {fields['kept']:.0%}",
     )
 
 

@@ -67,7 +67,7 @@ def generate_images(
     Samples with any missing image are regenerated under the arms that miss one (batched);
     existing files are kept. Each PNG carries its arm's norm ratio for the report.
     """
-    from rich.progress import track
+    from golden_noise.progress import track
 
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -102,7 +102,7 @@ def score_images(
     show_progress: bool = True,
 ) -> list[ImageRow]:
     """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks."""
-    from rich.progress import track
+    from golden_noise.progress import track
 
     rows = [
         ImageRow(s.prompt_index, s.prompt, s.seed, arm, image_file(s, arm), s.group)

@@ -140,9 +140,8 @@ class GoldenNoise:
         `pipe_kwargs` go to every pipeline call (e.g. `num_inference_steps`,
         `guidance_scale`, `negative_prompt`, `height`).
         """
-        from rich.progress import track
-
         from golden_noise.arms import generate_arms, golden, make_samples, standard
+        from golden_noise.progress import track
 
         samples = make_samples([prompts] if isinstance(prompts, str) else prompts, seeds)
         arms = {"standard": standard(), "golden": golden(self)}

@@ -115,11 +115,11 @@ def _run(
     batch_size: int,
 ) -> int:
     from diffusers.utils import make_image_grid
-    from rich.progress import track
 
     from golden_noise import arms
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import load_pipeline
+    from golden_noise.progress import track
 
     pipe = load_pipeline(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)

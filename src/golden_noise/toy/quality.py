@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from rich.progress import track
 
+from golden_noise.progress import track
 from golden_noise.seeds import seeded_generator
 from golden_noise.toy.grammar import PROMPT_TYPES, parse, prompts_of
 from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS

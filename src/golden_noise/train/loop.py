@@ -66,6 +66,8 @@ def train(config: TrainConfig) -> TrainResult:
     from accelerate.utils import tqdm as progress_bar
     from diffusers.optimization import get_scheduler
 
+    from golden_noise.progress import is_terminal
+
     out = config.out
     accelerator = make_accelerator(
         cpu=config.cpu,
@@ -125,7 +127,7 @@ def train(config: TrainConfig) -> TrainResult:
         total=config.epochs * steps_per_epoch,
         initial=progress.global_step,
         desc="train",
-        disable=not config.progress,
+        disable=not (config.progress and is_terminal()),  # a log gets the per-epoch lines
     )
     for epoch in range(progress.epoch, config.epochs):
         skip = progress.batches_in_epoch

@@ -62,6 +62,7 @@ def test_html_is_self_contained_escaped_and_shows_every_picture(tmp_path):
     html = paths["report.html"].read_text()
     assert html.count('<table class="metrics">') == 3  # overall + two groups
     assert "<h3>position</h3>" in html
+    assert "Wilcoxon p: two-sided signed-rank, tied pairs dropped" in html  # as stats.py does
     assert not re.search(r"(src|href)=['\"](?!data:)", html)  # nothing fetched from outside
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in html
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)

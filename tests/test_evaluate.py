@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny_pipelines import build_sd, make_identity, tiny_npnet
 
 from golden_noise import arms
 from golden_noise.arms import make_samples
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import Generation, evaluate, image_file
+from golden_noise.evaluate import Generation, evaluate, image_file, weights_digest
 from golden_noise.generate import GoldenNoise
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.scorers import get_scorer
@@ -102,7 +103,7 @@ def test_rescore_reads_images_without_the_pipeline(tmp_path, pipe):
 
     again = evaluate(
         tmp_path, scorers(), samples=samples,
-        generation=Generation(pipe, {"standard": never, "golden": never}),
+        generation=Generation(pipe, {"standard": never, "golden": never}, CALL),
         show_progress=False, resamples=100,
     )  # fmt: skip
     rescored = evaluate(tmp_path, scorers(), show_progress=False, resamples=100)
@@ -179,3 +180,32 @@ def test_cli_user_errors(saved, tmp_path):
     assert result.exit_code == 2 and "expected --prompts" in result.output
     result = cli(saved, tmp_path / "b", "--rescore", "--scorers", "toy-soft,nope")
     assert result.exit_code == 2 and "unknown scorer 'nope'" in result.output
+
+
+def test_a_folder_made_with_other_settings_is_refused_not_reported_as_new(tmp_path, pipe):
+    """Before: a second run with another NPNet, steps or prompts kept the old images and
+    rewrote run.json, reporting the old images as the new settings' results."""
+    samples = make_samples(PROMPTS[:2], [0])
+    net = tiny_npnet(32)
+    run = {"npnet": "a", "npnet_sha256": weights_digest(net)}
+    evaluate(tmp_path, scorers(), samples=samples, generation=generation(pipe, net), run=run,
+             show_progress=False, resamples=50)  # fmt: skip
+    recorded = (tmp_path / "run.json").read_text()
+    retrained = tiny_npnet(32)  # the same path, other weights
+    with torch.no_grad():
+        retrained.alpha.add_(1.0)
+    changes = [
+        ({"samples": make_samples(PROMPTS[1:3], [0])}, "prompts or seeds"),
+        ({"call": {**CALL, "num_inference_steps": 3}}, "num_inference_steps: 2 -> 3"),
+        ({"run": {**run, "npnet": "b"}}, "npnet: 'a' -> 'b'"),
+        ({"run": {**run, "npnet_sha256": weights_digest(retrained)}}, "npnet_sha256"),
+    ]
+    for change, message in changes:
+        made = generation(pipe, net)
+        made.call = change.get("call", CALL)
+        with pytest.raises(GoldenNoiseError, match=message):
+            evaluate(tmp_path, scorers(), samples=change.get("samples", samples),
+                     generation=made, run=change.get("run", run), show_progress=False)  # fmt: skip
+        assert (tmp_path / "run.json").read_text() == recorded
+    with pytest.raises(GoldenNoiseError, match="at least one scorer"):
+        evaluate(tmp_path, [], show_progress=False)

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from golden_noise.adapters import adapter_for
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
+from golden_noise.dataset.manifest import MANIFEST_NAME
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.progress import make_progress
 from golden_noise.scorers.base import Scorer
@@ -153,6 +154,20 @@ def build_manifest(
     )
 
 
+def _check_same_seed_plan(out: Path, seeds: SeedPlan) -> None:
+    """Refuse to add another seed plan's rows to a dataset: the seed of row j of prompt i
+    depends on the plan, so two plans mix (11 rows of 8 planned, from per_prompt 1 then 2)."""
+    if not (out / MANIFEST_NAME).is_file():
+        return
+    recorded = DatasetManifest.load(out).notes.get("seeds")
+    if recorded is not None and recorded != seeds.to_dict():
+        raise GoldenNoiseError(
+            f"{out} was collected with seeds {recorded}; this run asks for {seeds.to_dict()}. "
+            "Pass the same --seeds-per-prompt/--seed-offset to continue it, or collect into a "
+            "new folder"
+        )
+
+
 @torch.no_grad()
 def collect(
     pipe: Any,
@@ -205,6 +220,7 @@ def collect(
         seeds=seeds,
     )
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
+    _check_same_seed_plan(out, seeds)
 
     def barrier() -> None:
         if accelerator is not None:

@@ -13,12 +13,14 @@ report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from PIL import Image
 
 from golden_noise.arms import Arm, Sample, generate_arms
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 IMAGES_DIR = "images"
 INDEX_NAME = "index.jsonl"
 RUN_NAME = "run.json"
+MADE_BY = "made_by"  # run.json key: what generated the images (see _made_by)
 SCORE_CHUNK = 64  # images held in memory at once while scoring
 # PNG text key of `||start latents|| / ||seed's noise||` (`arms.ArmImages.norm_ratio`).
 NORM_RATIO_KEY = "golden_noise:norm_ratio"
@@ -206,10 +209,17 @@ def evaluate(
         if main:
             folder.mkdir(parents=True, exist_ok=True)
             write_index(folder, samples, arm_names)
+    if not scorers:
+        raise GoldenNoiseError("expected at least one scorer; got none")
     if main:  # what generated the images, kept across resumes and re-scores
         stored = folder / RUN_NAME
-        run = {**(json.loads(stored.read_text()) if stored.is_file() else {}), **(run or {})}
-        atomic_write_json(stored, run)
+        before = json.loads(stored.read_text()) if stored.is_file() else {}
+        made_by = before.pop(MADE_BY, None)
+        run = {**before, **(run or {})}
+        if generation is not None:
+            made_by, recorded = _made_by(generation, samples, run), made_by
+            _refuse_stale_images(folder, recorded, made_by)
+        atomic_write_json(stored, {**run, MADE_BY: made_by} if made_by else run)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator)
@@ -228,6 +238,58 @@ def evaluate(
     metrics = [MetricInfo(s.name, s.scale, s.higher_is_better) for s in scorers]
     write_report(folder, rows, metrics, summary, run)
     return summary
+
+
+def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str, Any]) -> dict:
+    """What decides the images: pipeline, call settings, arms, the caller's run description
+    (NPNet source and weights digest, teacher...) and the samples, as comparable values."""
+    pipe = generation.pipe
+    listed = json.dumps([[s.prompt_index, s.prompt, s.seed] for s in samples]).encode()
+    described = {k: v for k, v in run.items() if k != "scorers"}
+    return json.loads(
+        json.dumps(
+            {
+                "pipeline": f"{type(pipe).__name__} {getattr(pipe, 'name_or_path', None)}",
+                "call": generation.call,
+                "arms": sorted(generation.arms),
+                "run": described,
+                "samples_sha256": hashlib.sha256(listed).hexdigest(),
+            },
+            default=str,
+        )
+    )
+
+
+def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None:
+    """Existing images are reused only if the same settings made them: else a second run
+    with another NPNet, steps or prompts would report the old images as its own."""
+    if recorded is None or recorded == now:
+        return
+    changed = [
+        {"samples_sha256": "prompts or seeds"}.get(k, k)
+        for k in ("pipeline", "arms", "samples_sha256")
+        if recorded.get(k) != now[k]
+    ]
+    for section in ("call", "run"):
+        old, new = recorded.get(section, {}), now[section]
+        changed += [
+            f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)
+        ]
+    raise GoldenNoiseError(
+        f"{folder} holds images made with other settings ({', '.join(changed)}); evaluate "
+        "into a new --out, or delete that folder to regenerate"
+    )
+
+
+def weights_digest(module: Any) -> str:
+    """sha256 of a module's weights: the same path may hold a retrained NPNet."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _my_share(samples: list[Sample], accelerator: Accelerator | None) -> list[Sample]:

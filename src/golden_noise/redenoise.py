@@ -66,6 +66,7 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
 from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.pipelines import scheduler_swapped
+from golden_noise.validate import integer, number
 
 InversionMode = Literal["exact", "authors"]
 TimestepSpacing = Literal["leading", "trailing", "linspace"]
@@ -88,14 +89,10 @@ class RedenoiseSettings:
     timestep_spacing: TimestepSpacing | None = None
 
     def __post_init__(self) -> None:
-        if self.steps < 2:
-            raise GoldenNoiseError(
-                f"re-denoise steps must be >= 2 (a schedule with a next timestep); got {self.steps}"
-            )
-        if self.repeats < 1:
-            raise GoldenNoiseError(f"re-denoise repeats must be >= 1; got {self.repeats}")
+        integer("re-denoise steps", self.steps, 2, 1000)  # a schedule with a next timestep
+        integer("re-denoise repeats", self.repeats, 1, 100)
         for name in ("w_l", "w_w"):
-            if getattr(self, name) < 1.0:
+            if number(name, getattr(self, name)) < 1.0:
                 raise GoldenNoiseError(
                     f"{name} must be >= 1.0 (pipelines skip the unconditional branch below 1, "
                     f"so smaller scales are not what they seem); got {getattr(self, name)}"

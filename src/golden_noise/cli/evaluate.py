@@ -153,7 +153,7 @@ def _generation(
     """Samples, what generates their images, and the run description."""
     from golden_noise import arms
     from golden_noise.errors import GoldenNoiseError
-    from golden_noise.evaluate import Generation
+    from golden_noise.evaluate import Generation, weights_digest
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import load_pipeline
     from golden_noise.prompt_sources import read_prompt_source
@@ -176,6 +176,7 @@ def _generation(
     run = {
         "pipeline": pipeline,
         "npnet": npnet or "built-in",
+        "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
         "prompts": prompts,
         "seeds": seeds,
         **call,

@@ -21,6 +21,7 @@ from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.pipelines import scheduler_swapped
 from golden_noise.scorers.base import Scorer
+from golden_noise.validate import integer, number
 
 SchedulerChoice = Literal["ddim", "pipeline"]
 
@@ -41,9 +42,8 @@ class SamplerSettings:
     scheduler: SchedulerChoice = "ddim"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise GoldenNoiseError(f"sampler steps must be >= 1; got {self.steps}")
-        if self.guidance < 1.0:
+        integer("sampler steps", self.steps, 1, 1000)  # schedulers have 1000 timesteps
+        if number("sampler guidance", self.guidance) < 1.0:
             raise GoldenNoiseError(
                 f"sampler guidance must be >= 1.0 (pipelines skip CFG below 1); got {self.guidance}"
             )

@@ -132,3 +132,33 @@ def test_scorer_accepts_pil_numpy_and_tensors():
         score(np.zeros((2, 64, 64, 3), np.uint8), prompts)
     with pytest.raises(GoldenNoiseError, match="one prompt per image"):
         score(images, prompts[:1] * 3)
+
+
+def test_counts_and_extra_objects_cost_as_the_formula_says():
+    """`correct` needs exact counts and no extras; `soft` divides the matched objects' value by
+    max(prompted, detected). Worked from the detected objects: with two prompted and three
+    found, soft = 0.8 * (two best IoUs) / 3 + 0.2 * (their brightness) / (image brightness);
+    a lone prompted circle beside an unprompted square gets 0.8 * IoU / 2 + 0.2 * share."""
+    from golden_noise.toy.scorer import MIN_AREA, detect
+
+    cases = [
+        ("three green triangles", "two green triangles", 2),
+        ("a red circle and a blue square", "a red circle", 1),
+    ]
+    for drawn, prompt, kept in cases:
+        image = render(drawn, 0)
+        found, total = detect(image.astype(np.float32) / 255.0)
+        objects = [f for f in found if f.area >= MIN_AREA]
+        assert len(objects) == kept + 1
+        assert score(image, drawn).correct.item()
+        matched = sorted(
+            (f for f in objects if (f.colour, f.shape) in parse(prompt).objects),
+            key=lambda f: f.iou,
+            reverse=True,
+        )[:kept]
+        expected = 0.8 * sum(f.iou for f in matched) / (kept + 1)
+        expected += 0.2 * sum(f.brightness for f in matched) / total
+        result = score(image, prompt)
+        assert not result.correct.item(), prompt
+        # float32 soft against float64 arithmetic on the same detections
+        assert result.soft.item() == pytest.approx(expected, abs=1e-6), prompt

@@ -409,7 +409,7 @@ def main() -> int:
     unknown = set(args.only or ()) - {m.name for m in MUTANTS}
     if unknown:
         raise SystemExit(f"no mutants named {sorted(unknown)}")
-    console = Console()
+    console = Console(width=200)
     if args.list:
         for m in mutants:
             console.print(f"{m.name:30} {m.file:40} {m.breaks}")

@@ -250,8 +250,8 @@ MUTANTS = [
     Mutant(
         "train_best_tracking",
         f"{PKG}/train/loop.py",
-        'improved = metrics["val_loss"] < progress.best_val_loss',
-        'improved = metrics["val_loss"] > progress.best_val_loss',
+        'metrics["val_loss"] < progress.best_val_loss',
+        'metrics["val_loss"] > progress.best_val_loss',
         "best checkpoint never tracks the lowest validation loss",
         TRAIN,
     ),

@@ -96,3 +96,25 @@ def test_every_command_in_the_readme_table_exists_with_help():
     for command in commands:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, (command, result.output)
+
+
+def test_readme_defaults_are_the_codes():
+    """ "AdamW, batch 64, 30 epochs, lr 1e-4 by default"; re-denoise "DDIM, first timestep of a
+    10-step schedule, CFG 5.5 -> 1.0, exact inversion"; the toy's "DDIM 20 steps, guidance 2.0"."""
+    from golden_noise.redenoise import RedenoiseSettings
+    from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
+    from golden_noise.train import TrainConfig
+
+    assert "train NPNet (AdamW, batch 64, 30 epochs, lr 1e-4 by default)" in README
+    config = TrainConfig(dataset=Path("npd"), out=Path("run"))
+    assert (config.batch_size, config.epochs, config.lr) == (64, 30, 1e-4)
+    assert "DDIM, first timestep of a 10-step schedule, CFG 5.5 -> 1.0, exact inversion" in README
+    settings = RedenoiseSettings()
+    assert (settings.steps, settings.w_l, settings.w_w, settings.inversion) == (
+        10,
+        5.5,
+        1.0,
+        "exact",
+    )
+    assert "(DDIM 20 steps, guidance 2.0" in README
+    assert (DEFAULT_STEPS, DEFAULT_GUIDANCE) == (20, 2.0)

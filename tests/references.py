@@ -34,15 +34,16 @@ def ddim_round_trip_by_hand(pipe, x, kwargs, steps=10, w_l=5.5, w_w=1.0):
     return move(stepped, guided_prediction(pipe, stepped, t, w_w, kwargs), a_prev, a_t)
 
 
-def plain_soft_score(pipe, prompt: str, latents: torch.Tensor, seed: int) -> float:
-    """toy-soft of the image a plain DDIM pipeline call makes from `latents`."""
+def plain_soft_score(pipe, prompt: str, latents: torch.Tensor, seed: int, steps: int = 2) -> float:
+    """toy-soft of the image a plain `steps`-step DDIM pipeline call at CFG 5.5 (the
+    collection sampler's settings) makes from `latents`."""
     original = pipe.scheduler
     pipe.scheduler = DDIMScheduler.from_config(original.config, clip_sample=False)
     try:
         image = pipe(
             prompt,
             latents=latents[None],
-            num_inference_steps=2,
+            num_inference_steps=steps,
             guidance_scale=5.5,
             generator=torch.Generator().manual_seed(seed),
         ).images[0]

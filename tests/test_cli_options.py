@@ -84,3 +84,31 @@ def test_train_has_an_option_for_every_config_field(tmp_path, monkeypatch):
         if field.name not in {"dataset", "npnet", "progress"}:
             assert f"--{field.name.replace('_', '-')}" in options, field.name
     assert "--no-progress" in options and "--no-no-svd" not in options
+
+
+def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch):
+    import golden_noise.collect
+    import golden_noise.pipelines
+    from golden_noise.collect import SeedPlan
+    from golden_noise.redenoise import RedenoiseSettings
+    from golden_noise.teachers import SamplerSettings
+    from golden_noise.toy import DEFAULT_GUIDANCE
+
+    seen = {}
+
+    def fake_collect(pipe, prompts, out, scorer, **kwargs):
+        seen.update(kwargs)
+        raise GoldenNoiseError("stop here")
+
+    monkeypatch.setattr(golden_noise.pipelines, "load_pipeline", lambda *a, **k: None)
+    monkeypatch.setattr(golden_noise.collect, "collect", fake_collect)
+    args = ["collect", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
+    args += ["3", "--sampler", "pipeline", "--steps", "7", "--redenoise-steps", "4", "--w-l", "3"]
+    result = CliRunner().invoke(app, args)
+    assert "stop here" in result.output, result.output
+    assert seen["seeds"] == SeedPlan(per_prompt=3, distinct=False)
+    assert seen["sampler"] == SamplerSettings(7, DEFAULT_GUIDANCE, "pipeline")
+    assert seen["teacher"].settings == RedenoiseSettings(steps=4, w_l=3.0)
+    CliRunner().invoke(app, ["collect", "toy:train:2", "--out", "unused", "--steps", "5"])
+    assert seen["teacher"].settings.steps == 5  # re-denoise follows --steps unless given
+    assert seen["seeds"] == SeedPlan()

@@ -8,15 +8,48 @@ collect ...` (GPUs, or CPU processes on a machine without GPUs) fills ONE datase
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from golden_noise.cli.app import app, print_error
-from golden_noise.cli.options import PipelineOption
+from golden_noise.cli.options import ConfigOptions, PipelineOption, with_options
+from golden_noise.collect import SeedPlan
+from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.teachers.sampler import SamplerSettings
+
+SEEDS = ConfigOptions(
+    SeedPlan,
+    rename={"per_prompt": "seeds_per_prompt", "offset": "seed_offset", "distinct": "shared_seeds"},
+    help={"distinct": "Every prompt gets the same seeds (default: all distinct)."},
+)
+SAMPLER = ConfigOptions(
+    SamplerSettings,
+    rename={"scheduler": "sampler"},
+    unset=("steps", "guidance"),
+    help={
+        "steps": "Collection sampler steps (toy: its default; else 10).",
+        "guidance": "Collection sampler CFG (toy: its default; else 5.5).",
+        "scheduler": "ddim (the paper's) or pipeline (keep its scheduler).",
+    },
+)
+REDENOISE = ConfigOptions(
+    RedenoiseSettings,
+    rename={"steps": "redenoise_steps"},
+    unset=("steps",),
+    help={
+        "steps": "Re-denoise: schedule length whose first timestep is used (= --steps).",
+        "w_l": "Re-denoise: CFG of the DDIM step.",
+        "w_w": "Re-denoise: CFG of the inversion step.",
+        "repeats": "Re-denoise: step+inversion rounds.",
+        "inversion": "Re-denoise: exact or authors.",
+        "timestep_spacing": "Re-denoise: leading, trailing or linspace (default: the pipeline's).",
+    },
+)
 
 
 @app.command()
+@with_options(SEEDS, SAMPLER, REDENOISE)
 def collect(
     prompts: Annotated[
         str,
@@ -37,32 +70,6 @@ def collect(
     margin: Annotated[
         float, typer.Option(help="A pair is kept when score(x_T) + margin < score(x_T').")
     ] = 0.0,
-    seeds_per_prompt: int = 1,
-    seed_offset: int = 0,
-    shared_seeds: Annotated[
-        bool, typer.Option(help="Every prompt gets the same seeds (default: all distinct).")
-    ] = False,
-    steps: Annotated[
-        int | None, typer.Option(help="Collection sampler steps [toy: its default; else 10].")
-    ] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Collection sampler CFG [toy: its default; else 5.5].")
-    ] = None,
-    sampler: Annotated[
-        str, typer.Option(help="ddim (the paper's) or pipeline (keep its scheduler).")
-    ] = "ddim",
-    w_l: Annotated[float, typer.Option(help="Re-denoise: CFG of the DDIM step.")] = 5.5,
-    w_w: Annotated[float, typer.Option(help="Re-denoise: CFG of the inversion step.")] = 1.0,
-    redenoise_steps: Annotated[
-        int | None,
-        typer.Option(help="Re-denoise: schedule length whose first timestep is used [= steps]."),
-    ] = None,
-    repeats: Annotated[int, typer.Option(help="Re-denoise: step+inversion rounds.")] = 1,
-    inversion: Annotated[str, typer.Option(help="Re-denoise: exact or authors.")] = "exact",
-    timestep_spacing: Annotated[
-        str | None,
-        typer.Option(help="Re-denoise: leading, trailing or linspace [pipeline's own]."),
-    ] = None,
     candidates: Annotated[int, typer.Option(help="Local search: candidates per row.")] = 4,
     angle: Annotated[float, typer.Option(help="Local search: angle in radians.")] = 0.5,
     height: int | None = None,
@@ -81,45 +88,32 @@ def collect(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout, nothing else.")
     ] = False,
+    **options: Any,
 ) -> None:
     """Collect scored noise pairs (source x_T, teacher's target) for training NPNet."""
     from rich.console import Console
 
-    from golden_noise.collect import SeedPlan
     from golden_noise.collect import collect as run_collect
     from golden_noise.distributed import make_accelerator
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.pipelines import TOY, load_pipeline
     from golden_noise.prompt_sources import read_prompt_source
-    from golden_noise.redenoise import RedenoiseSettings
     from golden_noise.scorers.registry import get_scorer
-    from golden_noise.teachers import SamplerSettings, get_teacher
+    from golden_noise.teachers import get_teacher
 
     try:
         accelerator = make_accelerator(cpu=cpu)
         texts = read_prompt_source(prompts, column)
         pipe = load_pipeline(pipeline, dtype=dtype, device=accelerator.device)
+        defaults: dict[str, Any] = {}
         if pipeline == TOY:
             from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
-            steps = DEFAULT_STEPS if steps is None else steps
-            guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-        settings = SamplerSettings(
-            steps=10 if steps is None else steps,
-            guidance=5.5 if guidance is None else guidance,
-            scheduler=sampler,
-        )
+            defaults = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+        settings = SamplerSettings(**{**defaults, **SAMPLER.values(options)})
         if teacher == "redenoise":
-            teacher_options: dict[str, object] = {
-                "settings": RedenoiseSettings(
-                    steps=settings.steps if redenoise_steps is None else redenoise_steps,
-                    w_l=w_l,
-                    w_w=w_w,
-                    repeats=repeats,
-                    inversion=inversion,
-                    timestep_spacing=timestep_spacing,
-                )
-            }
+            redenoise = {"steps": settings.steps, **REDENOISE.values(options)}
+            teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
         else:
             teacher_options = {"candidates": candidates, "angle": angle}
         summary = run_collect(
@@ -129,9 +123,7 @@ def collect(
             get_scorer(scorer),
             teacher=get_teacher(teacher, **teacher_options),
             sampler=settings,
-            seeds=SeedPlan(
-                per_prompt=seeds_per_prompt, offset=seed_offset, distinct=not shared_seeds
-            ),
+            seeds=SeedPlan(**SEEDS.values(options)),
             margin=margin,
             batch_size=batch_size,
             generation_batch_size=generation_batch_size,

@@ -13,8 +13,8 @@ import typer
 
 from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import ConfigOptions, with_options
-from golden_noise.npnet import NPNetConfig
-from golden_noise.train import TrainConfig
+from golden_noise.npnet.config import NPNetConfig
+from golden_noise.train.config import TrainConfig
 
 TRAINING = ConfigOptions(
     TrainConfig,

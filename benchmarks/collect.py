@@ -26,7 +26,7 @@ import torch
 from golden_noise.adapters import adapter_for
 from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, RowTable
-from golden_noise.pipelines import load_pipeline
+from golden_noise.pipelines import pipeline_from_spec
 from golden_noise.prompt_sources import read_prompt_source
 from golden_noise.redenoise import RedenoiseSettings, pipeline_dtype, redenoise
 from golden_noise.scorers.registry import get_scorer
@@ -50,7 +50,7 @@ def build_pipeline(spec: str):
         import tiny_pipelines
 
         return tiny_pipelines.build_sd()
-    return load_pipeline(spec, dtype="float32", device="cpu")
+    return pipeline_from_spec(spec, dtype="float32", device="cpu")
 
 
 def batch_one_loop(pipe, prompts, keys, scorer, sampler, settings, out: Path) -> list[bool]:

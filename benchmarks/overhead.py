@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from golden_noise import GoldenNoise, NPNet, NPNetConfig
 from golden_noise.adapters import adapter_for
-from golden_noise.pipelines import load_pipeline
+from golden_noise.pipelines import pipeline_from_spec
 
 # diffusers' unet/config.json of stabilityai/stable-diffusion-xl-base-1.0 (2.567B parameters).
 SDXL_UNET = {
@@ -127,7 +127,7 @@ def fitted_npnet(pipe: object) -> NPNet:
 
 
 def report_time(console: Console, args: argparse.Namespace) -> None:
-    pipe = load_pipeline(args.pipeline, device="cpu")
+    pipe = pipeline_from_spec(args.pipeline, device="cpu")
     pipe.set_progress_bar_config(disable=True)
     net = NPNet.from_pretrained(args.npnet) if args.npnet else fitted_npnet(pipe)
     golden = GoldenNoise(net, pipe)

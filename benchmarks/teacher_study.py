@@ -29,7 +29,7 @@ from rich.progress import track
 from scipy.stats import binomtest
 
 from golden_noise.adapters import adapter_for
-from golden_noise.pipelines import load_pipeline
+from golden_noise.pipelines import pipeline_from_spec
 from golden_noise.redenoise import RedenoiseSettings, redenoise
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.stats import paired_stats
@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipe = load_pipeline(args.pipeline, dtype="float32", device="cpu")
+    pipe = pipeline_from_spec(args.pipeline, dtype="float32", device="cpu")
     adapter = adapter_for(pipe)
     sampler = CollectionSampler(
         pipe, get_scorer("toy-soft"), SamplerSettings(args.steps, args.guidance), args.batch_size

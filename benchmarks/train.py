@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from golden_noise.adapters import adapter_for
 from golden_noise.dataset import DatasetManifest, DatasetWriter, NoisePromptDataset, PromptRecord
 from golden_noise.npnet import NPNet, NPNetConfig
-from golden_noise.pipelines import load_pipeline
+from golden_noise.pipelines import pipeline_from_spec
 
 SUBJECTS = ["a red cube", "two cats", "a blue ball", "a tall tree", "an old car", "a small boat"]
 PLACES = ["on a table", "in the snow", "at night", "by the sea", "in a forest", "on the moon"]
@@ -71,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     console = Console()
 
-    adapter = adapter_for(load_pipeline(args.pipeline, dtype="float32", device="cpu"))
+    adapter = adapter_for(pipeline_from_spec(args.pipeline, dtype="float32", device="cpu"))
     rows = args.batch_size * (args.steps + 2)
     with tempfile.TemporaryDirectory() as tmp:
         data = build_dataset(Path(tmp) / "npd", adapter, rows, args.prompts)

@@ -100,7 +100,7 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch):
         seen.update(kwargs)
         raise GoldenNoiseError("stop here")
 
-    monkeypatch.setattr(golden_noise.pipelines, "load_pipeline", lambda *a, **k: None)
+    monkeypatch.setattr(golden_noise.pipelines, "pipeline_from_spec", lambda *a, **k: None)
     monkeypatch.setattr(golden_noise.collect, "collect", fake_collect)
     args = ["collect", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
     args += ["3", "--sampler", "pipeline", "--steps", "7", "--redenoise-steps", "4", "--w-l", "3"]

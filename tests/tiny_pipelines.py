@@ -2,8 +2,8 @@
 
 Tests import this module as `tiny_pipelines` (pytest's default "prepend" import mode puts
 `tests/`, which has no `__init__.py`, on `sys.path`). Each builder seeds torch itself, so the
-same call gives the same weights; tokenizers are built in memory (the hub is unreachable), as
-FIELD-NOTES describes. Configs follow the shape of diffusers' own `get_dummy_components`, with
+same call gives the same weights; tokenizers are built in memory, since tests run offline and
+cannot download one. Configs follow the shape of diffusers' own `get_dummy_components`, with
 the text widths as parameters so a pipeline can be made to look like a real family (e.g.
 SDXL's 768 + 1280 = 2048) to NPNet without real-size denoisers. `tiny_npnet` and
 `make_identity` give a fast NPNet that fits these pipelines.

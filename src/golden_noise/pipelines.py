@@ -42,7 +42,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_pipeline(
+def pipeline_from_spec(
     spec: str = TOY,
     *,
     dtype: str | torch.dtype | None = None,

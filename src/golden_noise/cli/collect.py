@@ -96,7 +96,7 @@ def collect(
     from golden_noise.collect import collect as run_collect
     from golden_noise.distributed import make_accelerator
     from golden_noise.errors import GoldenNoiseError
-    from golden_noise.pipelines import TOY, load_pipeline
+    from golden_noise.pipelines import TOY, pipeline_from_spec
     from golden_noise.prompt_sources import read_prompt_source
     from golden_noise.scorers.registry import get_scorer
     from golden_noise.teachers import get_teacher
@@ -104,7 +104,7 @@ def collect(
     try:
         accelerator = make_accelerator(cpu=cpu)
         texts = read_prompt_source(prompts, column)
-        pipe = load_pipeline(pipeline, dtype=dtype, device=accelerator.device)
+        pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
         defaults: dict[str, Any] = {}
         if pipeline == TOY:
             from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS

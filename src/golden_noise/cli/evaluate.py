@@ -155,14 +155,14 @@ def _generation(
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.evaluate import Generation, weights_digest
     from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import load_pipeline
+    from golden_noise.pipelines import pipeline_from_spec
     from golden_noise.prompt_sources import read_prompt_source
     from golden_noise.teachers import RedenoiseTeacher
 
     if prompts is None:
         raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
     samples = arms.make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
-    pipe = load_pipeline(pipeline, dtype=dtype, device=device)
+    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)

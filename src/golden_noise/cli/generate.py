@@ -22,7 +22,7 @@ from golden_noise.cli.options import (
 from golden_noise.errors import GoldenNoiseError
 
 
-def read_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str]:
+def given_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str]:
     """`--prompt` values, then the prompts of `--prompts` (any `read_prompt_source` source)."""
     from golden_noise.prompt_sources import read_prompt_source
 
@@ -80,7 +80,7 @@ def generate(
     console = Console(stderr=True)
     try:
         written = _run(
-            prompts=read_prompts(prompt, prompts_file),
+            prompts=given_prompts(prompt, prompts_file),
             seeds=parse_seeds(seeds),
             pipeline=pipeline,
             npnet=npnet,
@@ -118,10 +118,10 @@ def _run(
 
     from golden_noise import arms
     from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import load_pipeline
+    from golden_noise.pipelines import pipeline_from_spec
     from golden_noise.progress import track
 
-    pipe = load_pipeline(pipeline, dtype=dtype, device=device)
+    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)

@@ -49,10 +49,10 @@ def import_authors(
     from golden_noise.adapters import adapter_for
     from golden_noise.dataset.authors import import_authors as run_import
     from golden_noise.errors import GoldenNoiseError
-    from golden_noise.pipelines import load_pipeline
+    from golden_noise.pipelines import pipeline_from_spec
 
     try:
-        adapter = adapter_for(load_pipeline(pipeline, dtype=dtype))
+        adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))
 
         def encode(texts: list[str]) -> torch.Tensor:
             with torch.no_grad():

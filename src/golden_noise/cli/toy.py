@@ -3,49 +3,47 @@
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from golden_noise.cli.app import app
-from golden_noise.toy.recipe import TrainConfig
+from golden_noise.cli.options import ConfigOptions, with_options
+from golden_noise.toy.recipe import ToyRecipe
 
-RECIPE = TrainConfig()
+RECIPE = ConfigOptions(
+    ToyRecipe,
+    help={
+        "seed": "Seeds weights, data and noise.",
+        "tiny": "Minute components, for smoke tests.",
+        "batch_size": "Scenes per step.",
+        "vae_steps": "VAE training steps.",
+        "unet_steps": "UNet + text encoder training steps.",
+        "threads": "Torch threads (default: the faster of 1 and 2).",
+    },
+)
 
 
 @app.command("toy-train")
+@with_options(RECIPE)
 def toy_train(
     out: Annotated[
         Path, typer.Option(help="Run directory: checkpoints, then pipeline/ (resumable).")
     ],
-    seed: Annotated[int, typer.Option(help="Seeds weights, data and noise.")] = RECIPE.seed,
-    vae_steps: Annotated[int, typer.Option(help="VAE training steps.")] = RECIPE.vae_steps,
-    unet_steps: Annotated[
-        int, typer.Option(help="UNet + text encoder training steps.")
-    ] = RECIPE.unet_steps,
-    batch_size: Annotated[int, typer.Option(help="Scenes per step.")] = RECIPE.batch_size,
     minutes: Annotated[
         float | None,
         typer.Option(help="Stop the UNet phase after this wall time (not reproducible)."),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch threads [default: auto].")] = None,
-    tiny: Annotated[bool, typer.Option(help="Minute components, for smoke tests.")] = False,
+    **options: Any,
 ) -> None:
     """Train the toy pipeline from a seed: VAE, then UNet and text encoder with EMA and CFG."""
-    from golden_noise.toy.train import train
+    from golden_noise.toy.train import train_toy_pipeline
 
-    config = TrainConfig(
-        seed=seed,
-        tiny=tiny,
-        batch_size=batch_size,
-        vae_steps=vae_steps,
-        unet_steps=unet_steps,
-        threads=threads,
-    )
-    if tiny:
-        config.checkpoint_every = max(1, min(vae_steps, unet_steps))
+    config = ToyRecipe(**RECIPE.values(options))
+    if config.tiny:
+        config.checkpoint_every = max(1, min(config.vae_steps, config.unet_steps))
         config.warmup_steps = 1
-    print(f"pipeline written to {train(out, config, minutes)}")
+    print(f"pipeline written to {train_toy_pipeline(out, config, minutes)}")
 
 
 @app.command("toy-eval")

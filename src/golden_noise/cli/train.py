@@ -47,9 +47,9 @@ ARCHITECTURE = ConfigOptions(
 )
 
 
-@app.command()
+@app.command("train")
 @with_options(TRAINING, ARCHITECTURE)
-def train(
+def train_command(
     dataset: Annotated[
         Path,
         typer.Argument(help="Noise Prompt Dataset directory (from collect or import-authors)."),

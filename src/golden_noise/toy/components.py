@@ -8,7 +8,6 @@ tokenizer. Schedulers follow Stable Diffusion: DDPM training betas (scaled_linea
 differ). ``tiny=True`` gives minute versions for tests and smoke runs.
 """
 
-import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -90,7 +89,3 @@ def build_sampler() -> DDIMScheduler:
     """The default sampler: DDIM with Stable Diffusion's settings."""
     return DDIMScheduler(**SCHEDULER_CONFIG)
 
-
-def n_params(module: torch.nn.Module) -> int:
-    """Parameter count, for logs and reports."""
-    return sum(p.numel() for p in module.parameters())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 @dataclass
-class TrainConfig:
+class ToyRecipe:
     """Everything that determines the trained weights (with the code version)."""
 
     seed: int = 0

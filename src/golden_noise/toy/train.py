@@ -28,7 +28,7 @@ from transformers import CLIPTextModel
 from golden_noise.atomic import atomic_directory, publish, temp_path_for
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
-from golden_noise.toy.recipe import TrainConfig
+from golden_noise.toy.recipe import ToyRecipe
 from golden_noise.toy.scenes import render
 from golden_noise.toy.scorer import score
 from golden_noise.toy.tokenizer import build_tokenizer
@@ -93,7 +93,7 @@ def _cosine_lr(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train(out: Path, config: TrainConfig, minutes: float | None = None) -> Path:
+def train_toy_pipeline(out: Path, config: ToyRecipe, minutes: float | None = None) -> Path:
     """Train (or resume) into ``out``; returns the exported pipeline directory.
 
     ``minutes`` caps the UNet phase's wall time (the result then depends on machine speed;
@@ -106,7 +106,7 @@ def train(out: Path, config: TrainConfig, minutes: float | None = None) -> Path:
         torch.set_num_threads(threads_before)
 
 
-def _train(out: Path, config: TrainConfig, minutes: float | None) -> Path:
+def _train(out: Path, config: ToyRecipe, minutes: float | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
     torch.manual_seed(config.seed)
@@ -121,7 +121,7 @@ def _train(out: Path, config: TrainConfig, minutes: float | None) -> Path:
     return _train_unet(vae, config, out, minutes)
 
 
-def _train_vae(vae: AutoencoderKL, config: TrainConfig, path: Path) -> None:
+def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path) -> None:
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     start = 0
     if path.exists():
@@ -156,7 +156,7 @@ def _train_vae(vae: AutoencoderKL, config: TrainConfig, path: Path) -> None:
 
 
 @torch.no_grad()
-def _scaling_factor(vae: AutoencoderKL, config: TrainConfig) -> float:
+def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe) -> float:
     """1 / std of latents (as Stable Diffusion's 0.18215), and the VAE's reconstruction check."""
     vae.eval()
     x, prompts = scene_batch(config.seed, -1, 256)
@@ -168,7 +168,7 @@ def _scaling_factor(vae: AutoencoderKL, config: TrainConfig) -> float:
     return 1.0 / std
 
 
-def _train_unet(vae: AutoencoderKL, config: TrainConfig, out: Path, minutes: float | None) -> Path:
+def _train_unet(vae: AutoencoderKL, config: ToyRecipe, out: Path, minutes: float | None) -> Path:
     vae.requires_grad_(False)
     unet = components.build_unet(config.tiny)
     text_encoder = components.build_text_encoder(config.tiny)

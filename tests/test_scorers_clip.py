@@ -59,7 +59,6 @@ def test_clipscore_equals_torchmetrics(clip_dir):
         pixels = torch.from_numpy(np.array(pic)).permute(2, 0, 1)
         theirs = clip_score(pixels, prompt, model_name_or_path=load)
         assert torch.allclose(ours, theirs, atol=1e-3), (ours, theirs)
-    assert ((scores >= 0) & (scores <= 100)).all()
 
 
 def test_clip_batching_and_determinism(clip_dir):

@@ -19,7 +19,7 @@ this function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +28,11 @@ from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, adapter_for
 from golden_noise.seeds import seeded_generator
+from golden_noise.teachers.sampler import CollectionSampler
 
 if TYPE_CHECKING:
     from golden_noise.generate import GoldenNoise
-    from golden_noise.teachers import CollectionSampler, Teacher
+    from golden_noise.teachers import Teacher
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Batch:
     noise: torch.Tensor
     size: tuple[int | None, int | None]
     _golden: dict[int, torch.Tensor] = field(default_factory=dict)
+    # images already made this batch, by (prompt, start latents): what an arm can reuse
+    known: dict[tuple[str, bytes], Image.Image] = field(default_factory=dict)
 
     @property
     def prompts(self) -> list[str]:
@@ -117,7 +120,9 @@ def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
     """The teacher's own target for the seed's noise.
 
     Re-denoise makes its target without scoring; other teachers (local search) score
-    candidates with `sampler` to pick one, which is their cost.
+    candidates with `sampler` to pick one, which is their cost. With a `RecordingSampler`
+    the images it made on the way (the seed's own noise, every candidate) are handed to the
+    batch, so neither this arm's image nor the standard arm's is generated again.
     """
     from golden_noise.redenoise import redenoise
     from golden_noise.teachers import RedenoiseTeacher, Rows
@@ -132,9 +137,59 @@ def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
             rows = Rows(batch.prompts, [s.prompt_index for s in samples],
                         [s.seed for s in samples], source, kwargs)  # fmt: skip
             target = teacher.teach(rows, sampler).target
+            if isinstance(sampler, RecordingSampler):
+                batch.known.update(sampler.seen)
+                sampler.seen.clear()
         return adapter.pipeline_latents(target.to(batch.noise.device, batch.noise.dtype))
 
     return start
+
+
+def _key(prompt: str, latents: torch.Tensor) -> tuple[str, bytes]:
+    """What makes an image: the prompt and the exact start latents (any float dtype)."""
+    return prompt, latents.detach().float().cpu().contiguous().numpy().tobytes()
+
+
+class RecordingSampler(CollectionSampler):
+    """A collection sampler that keeps every image it scores, by (prompt, start latents).
+
+    Its images stand in for an evaluation's only when it renders exactly what the
+    evaluation's pipeline call renders from the same latents: see `renders_like`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[tuple[str, bytes], Image.Image] = {}
+
+    def score(
+        self,
+        latents: torch.Tensor,
+        call_kwargs: Mapping[str, Any],
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+    ) -> torch.Tensor:
+        images = self.images(latents, call_kwargs, seeds)
+        starts = self.adapter.pipeline_latents(latents.to(self.adapter.denoiser.dtype))
+        for prompt, row, image in zip(prompts, starts, images, strict=True):
+            self.seen[_key(prompt, row)] = image
+        return self.scorer.score(images, list(prompts))
+
+    def renders_like(self, call: Mapping[str, Any]) -> bool:
+        """True when a pipeline call with `call` makes the same image from the same latents:
+        same steps and guidance, and the pipeline's own scheduler is the deterministic DDIM
+        this sampler uses (DDIM with eta 0 ignores the generator)."""
+        from diffusers import DDIMScheduler
+
+        def settings(scheduler: Any) -> dict[str, Any]:  # "_" keys are bookkeeping
+            return {k: v for k, v in scheduler.config.items() if not k.startswith("_")}
+
+        own = self.pipe.scheduler
+        return (
+            call.get("num_inference_steps") == self.settings.steps
+            and call.get("guidance_scale") == self.settings.guidance
+            and type(own) is DDIMScheduler
+            and settings(own) == settings(self._scheduler)
+        )
 
 
 def latent_norms(latents: torch.Tensor) -> torch.Tensor:
@@ -163,7 +218,9 @@ def generate_arms(
 
     `call` goes to every pipeline call (e.g. `num_inference_steps`, `guidance_scale`,
     `height`, `width`). Yields one `ArmImages` per batch, in sample order, so a caller can
-    write them out as they come.
+    write them out as they come. Every arm's start latents are computed first, then images
+    are made only for (prompt, latents) not already made this batch: a scoring teacher's
+    images (see `RecordingSampler`) and any arm that starts where another did are reused.
     """
     adapter = adapter_for(pipe)
     size = call.get("height"), call.get("width")
@@ -172,13 +229,22 @@ def generate_arms(
         noise, _ = _seeded_noise(adapter, chunk, size)
         batch = Batch(chunk, adapter, noise, size)
         reference = latent_norms(noise)
-        images, ratios = {}, {}
-        for name, arm in arms.items():
-            latents = arm(batch)
-            ratios[name] = (latent_norms(latents) / reference).tolist()
-            _, generators = _seeded_noise(adapter, chunk, size)
-            images[name] = pipe(batch.prompts, latents=latents, generator=generators, **call).images
+        starts = {name: arm(batch) for name, arm in arms.items()}
+        ratios = {name: (latent_norms(s) / reference).tolist() for name, s in starts.items()}
+        images = {name: _images(pipe, batch, s, call) for name, s in starts.items()}
         yield ArmImages(chunk, images, ratios)
+
+
+def _images(pipe: Any, batch: Batch, latents: torch.Tensor, call: dict[str, Any]) -> list:
+    """The image of each row of `latents`, generating only those not in `batch.known`."""
+    keys = [_key(p, row) for p, row in zip(batch.prompts, latents, strict=True)]
+    todo = [i for i, key in enumerate(keys) if key not in batch.known]
+    if todo:
+        _, generators = _seeded_noise(batch.adapter, [batch.samples[i] for i in todo], batch.size)
+        made = pipe([batch.prompts[i] for i in todo], latents=latents[todo],
+                    generator=generators, **call).images  # fmt: skip
+        batch.known.update({keys[i]: image for i, image in zip(todo, made, strict=True)})
+    return [batch.known[key] for key in keys]
 
 
 def _seeded_noise(

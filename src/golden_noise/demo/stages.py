@@ -197,9 +197,17 @@ def evaluate_arms(
 
 
 def teacher_arm(pipe: Any, teacher: Teacher, config: DemoConfig) -> Arm:
-    """The teacher's own target, scored (if it scores) by the demo's collection sampler."""
-    sampler = CollectionSampler(pipe, toy_scorers()[0], sampler_settings(config),
-                                config.generation_batch_size)  # fmt: skip
+    """The teacher's own target, scored (if it scores) by the demo's collection sampler.
+
+    The demo evaluates with the sampler it collects with, so a scoring teacher's images of
+    the seed's noise and of its chosen candidate are the standard and teacher images: they
+    are reused, not generated again (local search: K + 1 generations per sample, not K + 3).
+    A pipeline whose scheduler renders differently gets a plain sampler (no reuse).
+    """
+    args = (pipe, toy_scorers()[0], sampler_settings(config), config.generation_batch_size)
+    sampler = arms.RecordingSampler(*args)
+    if not sampler.renders_like(call_kwargs(config)):
+        sampler = CollectionSampler(*args)
     return arms.teacher(teacher, sampler)
 
 

@@ -87,11 +87,16 @@ def evaluate(
     """Compare images from standard, golden and norm-matched noise (same prompt and seed)."""
     from rich.console import Console
 
+    from golden_noise import arms
     from golden_noise.distributed import make_accelerator
     from golden_noise.errors import GoldenNoiseError
+    from golden_noise.evaluate import Generation, weights_digest
     from golden_noise.evaluate import evaluate as run_evaluate
-    from golden_noise.pipelines import TOY
+    from golden_noise.generate import GoldenNoise
+    from golden_noise.pipelines import TOY, pipeline_from_spec
+    from golden_noise.prompt_sources import read_prompt_source
     from golden_noise.scorers import get_scorer
+    from golden_noise.teachers import RedenoiseTeacher
 
     console = Console(stderr=True)
     try:
@@ -104,25 +109,42 @@ def evaluate(
             for spec in names.split(",")
             if spec.strip()
         ]
-        if rescore:
-            summary = run_evaluate(
-                out, built, accelerator=accelerator, show_progress=progress, run={"scorers": names}
-            )
-        else:
-            samples, generation, run = _generation(
-                prompts, column, seeds, pipeline, npnet, npnet_file, teacher, dtype,
-                resize_noise, accelerator.device, batch_size,
-                pipeline_call_kwargs(pipeline, steps, guidance, height, width),
-            )  # fmt: skip
-            summary = run_evaluate(
-                out,
-                built,
-                samples=samples,
-                generation=generation,
-                run={**run, "scorers": names},
-                accelerator=accelerator,
-                show_progress=progress,
-            )
+        samples = generation = None
+        run: dict[str, Any] = {"scorers": names}
+        if not rescore:
+            if prompts is None:
+                raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
+            samples = arms.make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
+            call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
+            pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
+            pipe.set_progress_bar_config(disable=True)
+            net = load_npnet_option(npnet, npnet_file, pipeline)
+            golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
+            made = {
+                "standard": arms.standard(),
+                "golden": arms.golden(golden),
+                "norm-matched": arms.norm_matched(golden),
+            }
+            if teacher:
+                made["teacher"] = arms.teacher(RedenoiseTeacher())
+            generation = Generation(pipe, made, call, batch_size)
+            run |= {
+                "pipeline": pipeline,
+                "npnet": npnet or "built-in",
+                "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
+                "prompts": prompts,
+                "seeds": seeds,
+                **call,
+            }
+        summary = run_evaluate(
+            out,
+            built,
+            samples=samples,
+            generation=generation,
+            run=run,
+            accelerator=accelerator,
+            show_progress=progress,
+        )
     except GoldenNoiseError as error:
         print_error(error)
         raise typer.Exit(2) from None
@@ -134,52 +156,3 @@ def evaluate(
         else:
             stdout_console().print(overall_table(summary))
         console.print(f"report: {out / 'report.html'}")
-
-
-def _generation(
-    prompts: str | None,
-    column: str | None,
-    seeds: str,
-    pipeline: str,
-    npnet: str | None,
-    npnet_file: str | None,
-    teacher: bool,
-    dtype: str | None,
-    resize_noise: bool,
-    device: Any,
-    batch_size: int,
-    call: dict[str, Any],
-) -> tuple[list, Any, dict[str, Any]]:
-    """Samples, what generates their images, and the run description."""
-    from golden_noise import arms
-    from golden_noise.errors import GoldenNoiseError
-    from golden_noise.evaluate import Generation, weights_digest
-    from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import pipeline_from_spec
-    from golden_noise.prompt_sources import read_prompt_source
-    from golden_noise.teachers import RedenoiseTeacher
-
-    if prompts is None:
-        raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-    samples = arms.make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
-    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
-    pipe.set_progress_bar_config(disable=True)
-    net = load_npnet_option(npnet, npnet_file, pipeline)
-    golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
-    made = {
-        "standard": arms.standard(),
-        "golden": arms.golden(golden),
-        "norm-matched": arms.norm_matched(golden),
-    }
-    if teacher:
-        made["teacher"] = arms.teacher(RedenoiseTeacher())
-    run = {
-        "pipeline": pipeline,
-        "npnet": npnet or "built-in",
-        "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
-        "prompts": prompts,
-        "seeds": seeds,
-        **call,
-    }
-    return samples, Generation(pipe, made, call, batch_size), run
-

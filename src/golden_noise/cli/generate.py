@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -75,78 +75,46 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
 ) -> None:
     """Generate images from golden noise (NPNet) with a diffusers pipeline, saved as PNG."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    try:
-        written = _run(
-            prompts=given_prompts(prompt, prompts_file),
-            seeds=parse_seeds(seeds),
-            pipeline=pipeline,
-            npnet=npnet,
-            npnet_file=npnet_file,
-            pipe_kwargs=pipeline_call_kwargs(pipeline, steps, guidance, height, width),
-            out=out,
-            compare=compare,
-            resize_noise=resize_noise,
-            dtype=dtype,
-            device=device,
-            batch_size=batch_size,
-        )
-    except GoldenNoiseError as error:
-        print_error(error)
-        raise typer.Exit(2) from None
-    console.print(f"wrote {written} images to {out}")
-
-
-def _run(
-    *,
-    prompts: list[str],
-    seeds: list[int],
-    pipeline: str,
-    npnet: str | None,
-    npnet_file: str | None,
-    pipe_kwargs: dict[str, Any],
-    out: Path,
-    compare: bool,
-    resize_noise: bool,
-    dtype: str | None,
-    device: str | None,
-    batch_size: int,
-) -> int:
     from diffusers.utils import make_image_grid
+    from rich.console import Console
 
     from golden_noise import arms
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import pipeline_from_spec
     from golden_noise.progress import track
 
-    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
-    pipe.set_progress_bar_config(disable=True)
-    net = load_npnet_option(npnet, npnet_file, pipeline)
-    golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_index(prompts, out / "prompts.txt")
-    made = {"golden": arms.golden(golden)}
-    if compare:
-        made = {"standard": arms.standard(), **made}
-    samples = arms.make_samples(prompts, seeds)
-    batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **pipe_kwargs)
-    total = -(-len(samples) // batch_size)
-    by_prompt: dict[int, dict[str, list]] = {}
-    for batch in track(batches, " vs ".join(made) + " images", total=total):
-        for arm, images in batch.images.items():
-            for sample, image in zip(batch.samples, images, strict=True):
-                name = f"{sample.prompt_index:03d}-s{sample.seed}"
-                if not compare:
-                    atomic_write_png(out / f"{name}.png", image)
-                    continue
-                atomic_write_png(out / f"{name}-{arm}.png", image)
-                by_prompt.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
-    if compare:  # per prompt, the standard row over the golden row; then all prompts
-        sides = []
-        for index, row in by_prompt.items():
-            sides.append(make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(seeds)))
+    try:
+        prompts = given_prompts(prompt, prompts_file)
+        samples = arms.make_samples(prompts, parse_seeds(seeds))
+        call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
+        pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
+        pipe.set_progress_bar_config(disable=True)
+        net = load_npnet_option(npnet, npnet_file, pipeline)
+        made = {"golden": arms.golden(GoldenNoise(net, pipe, resize_noise=resize_noise))}
+        if compare:
+            made = {"standard": arms.standard(), **made}
+        out.mkdir(parents=True, exist_ok=True)
+        _write_index(prompts, out / "prompts.txt")
+        batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **call)
+        rows: dict[int, dict[str, list]] = {}  # compare: each prompt's images per arm
+        for batch in track(batches, " vs ".join(made), total=-(-len(samples) // batch_size)):
+            for arm, images in batch.images.items():
+                for sample, image in zip(batch.samples, images, strict=True):
+                    name = f"{sample.prompt_index:03d}-s{sample.seed}"
+                    atomic_write_png(
+                        out / (f"{name}-{arm}.png" if compare else f"{name}.png"), image
+                    )
+                    if compare:
+                        rows.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
+        sides = []  # per prompt, the standard row over the golden row; then all prompts
+        for index, row in rows.items():
+            sides.append(
+                make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(row["golden"]))
+            )
             atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
-        atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(prompts), cols=1))
-    return len(samples) * len(made)
+        if sides:
+            atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(sides), cols=1))
+    except GoldenNoiseError as error:
+        print_error(error)
+        raise typer.Exit(2) from None
+    Console(stderr=True).print(f"wrote {len(samples) * len(made)} images to {out}")

@@ -37,7 +37,8 @@ def print_error(error: BaseException) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True).print(Text.assemble(("error: ", "bold red"), describe(error)))
+    message = Text.assemble(("error: ", "bold red"), describe(error))
+    Console(stderr=True).print(message, soft_wrap=True)  # paths stay whole for copy and paste
 
 
 def fail(error: BaseException, code: int = 1) -> NoReturn:

@@ -116,3 +116,17 @@ def test_accelerate_cpu_flag_that_starts_one_process_is_refused(tmp_path: Path) 
     assert run.returncode != 0
     assert "starts only ONE process" in run.stderr and "--multi_gpu" in run.stderr
     assert "started alone" not in run.stdout
+
+
+def test_the_tools_own_cpu_flag_is_not_read_as_the_launchers(tmp_path: Path) -> None:
+    """Before: `accelerate launch --multi_gpu --num_processes 2 SCRIPT --cpu` was refused as
+    if it were `accelerate launch --cpu`: the guard read SCRIPT's `--cpu` in the launcher's
+    command line. Only the arguments before the script are the launcher's."""
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED)
+    command = [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    command += ["--main_process_port", str(_free_port()), str(script), "--cpu"]
+    run = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("started alone") == 2  # both ranks started, in one group

@@ -236,17 +236,19 @@ def _run_record(
 def _resume(accelerator: Any, config: TrainConfig, record: dict[str, Any]) -> TrainProgress:
     """Continue from the newest complete checkpoint in `out`, if it is this same run.
 
-    The main process deletes what killed saves left and claims (or checks) train_config.json;
-    then every rank loads the same checkpoint and numbers its next save after it.
+    The main process deletes what killed saves left; every rank checks train_config.json
+    (so a refusal stops all of them together) and the main one claims a fresh folder; then
+    every rank loads the same checkpoint and numbers its next save after it.
     """
     out = config.out
     resume_from = latest_checkpoint(out)
-    if accelerator.is_main_process:
+    main = accelerator.is_main_process
+    if main:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("last", "best"):
             recover_directory(out / name)
         discard_incomplete(out)
-        claim_run_folder(out, record, resuming=resume_from is not None)
+    claim_run_folder(out, record, resuming=resume_from is not None, write=main)
     accelerator.wait_for_everyone()
     if resume_from is None:
         return TrainProgress()

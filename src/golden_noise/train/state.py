@@ -154,17 +154,19 @@ def finite_or_none(value: float) -> float | None:
 FREE_SETTINGS = frozenset({"out", "dataset", "progress", "num_workers", "log_with", "cpu"})
 
 
-def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool) -> None:
+def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: bool) -> None:
     """Refuse to continue a run in `out` with settings or data other than its own.
 
     `record` is what train_config.json holds: every setting and a fingerprint of the train
     and validation rows (`data`). A fresh folder is claimed by writing it; a resumed run must
-    match it on every field outside `FREE_SETTINGS`, and its file is left as it was.
+    match it on every field outside `FREE_SETTINGS`, and its file is left as it was. Every
+    rank checks (so all refuse together); only the one with `write` writes.
     """
     path = out / RUN_CONFIG
     record = json.loads(json.dumps(record))  # compare in the form the file holds
     if not (resuming and path.is_file()):
-        atomic_write_json(path, record)
+        if write:
+            atomic_write_json(path, record)
         return
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))

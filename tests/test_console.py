@@ -164,3 +164,18 @@ def test_collect_and_train_json_print_their_summaries(tmp_path):
     assert result["best_val_loss"] == min(row["val_loss"] for row in result["history"])
     assert result["train_rows"] + result["val_rows"] == 8
     assert "epoch 2/2" in trained.stderr  # the per-epoch lines still reach people
+
+
+def test_library_bars_are_silenced_off_a_terminal():
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from golden_noise.progress import quiet_library_bars
+
+    try:
+        quiet_library_bars()  # pytest's stderr is not a terminal
+        assert not diffusers_logging.is_progress_bar_enabled()
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()

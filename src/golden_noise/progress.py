@@ -152,3 +152,15 @@ def track(
         for item in sequence:
             yield item
             progress.advance(task)
+
+
+def quiet_library_bars() -> None:
+    """Off a terminal, silence diffusers' and transformers' own tqdm bars (pipeline and
+    weight loading), which a log would keep as lines of carriage returns."""
+    if is_terminal():
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

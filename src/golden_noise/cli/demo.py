@@ -39,10 +39,12 @@ def demo(
 
     from golden_noise.cli.output import stdout_console
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
+    from golden_noise.progress import quiet_library_bars
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.toy import load_pipeline
 
     torch.set_num_threads(threads)
+    quiet_library_bars()
     console = Console(stderr=True)
     try:
         pipe = load_pipeline(path=pipeline) if pipeline is not None else load_pipeline()

@@ -39,8 +39,8 @@ def demo(
 
     from golden_noise.cli.output import stdout_console
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
-    from golden_noise.progress import quiet_library_bars
     from golden_noise.errors import GoldenNoiseError
+    from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_pipeline
 
     torch.set_num_threads(threads)

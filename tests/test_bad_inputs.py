@@ -17,6 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tiny_pipelines import build_sd, tiny_npnet
@@ -290,3 +291,28 @@ def test_only_the_launchers_own_arguments_count(launcher: list, tool: list, aske
 #     again, every row twice on disk).
 #   test_evaluate.py: an evaluation folder made with another NPNet, steps or prompts refused
 #     (old images reported as new).
+
+
+# --- demo and import-authors -----------------------------------------------------------------
+def test_demo_refuses(a_file: Path) -> None:
+    """Before: --threads 0 was a RuntimeError traceback; --out naming a file, FileExistsError."""
+    assert_refused(*run_cli("demo", "--quick", "--threads", "0"), "threads must be at least 1")
+    assert_refused(*run_cli("demo", "--quick", "--out", a_file, "--no-progress"), str(a_file))
+
+
+def test_import_authors_cli_refuses_mixed_shapes(tmp_path: Path) -> None:
+    """Before: a ValueError traceback from np.stack halfway through the import."""
+    npz = tmp_path / "latents"
+    npz.mkdir()
+    rows = []
+    for index, size in enumerate((8, 8, 16)):
+        pair = np.zeros((1, 4, size, size), dtype=np.float16)
+        np.savez(npz / f"{index}_{index}.npz", pair, pair, index)
+        scores = {"original_score_list": [0.2], "optimized_score_list": [0.3]}
+        rows.append({"index": index, "seed": index, "caption": f"p{index}", **scores})
+    jsonl = tmp_path / "pairs.json"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, output = run_cli(
+        "import-authors", npz, jsonl, "--out", tmp_path / "npd", "--pipeline", "toy"
+    )
+    assert_refused(code, output, "2_2.npz: latents of shape (4, 16, 16)")

@@ -42,8 +42,9 @@ def demo(
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_pipeline
+    from golden_noise.validate import integer
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
     quiet_library_bars()
     console = Console(stderr=True)
     try:

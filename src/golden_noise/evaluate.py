@@ -222,7 +222,7 @@ def evaluate(
         atomic_write_json(stored, {**run, MADE_BY: made_by} if made_by else run)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
-    mine = _my_share(list(samples), accelerator)
+    mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
     if generation is not None:
         generate_images(folder, mine, generation, show_progress and main)
     rows = score_images(folder, mine, arm_names, scorers, show_progress and main)
@@ -292,8 +292,13 @@ def weights_digest(module: Any) -> str:
     return digest.hexdigest()
 
 
-def _my_share(samples: list[Sample], accelerator: Accelerator | None) -> list[Sample]:
+def _my_share(
+    samples: list[Sample], accelerator: Accelerator | None, batch_size: int
+) -> list[Sample]:
+    """This process's samples, whole generation batches each, so every image comes from the
+    same batch (hence the same floats) whatever the number of processes."""
     if accelerator is None or accelerator.num_processes == 1:
         return samples
-    with accelerator.split_between_processes(samples) as share:
-        return list(share)
+    batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    with accelerator.split_between_processes(batches) as share:
+        return [sample for batch in share for sample in batch]

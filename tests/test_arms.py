@@ -55,6 +55,7 @@ def test_each_arm_starts_from_its_change_of_the_seeds_noise(pipe, monkeypatch):
     starts = dict(zip(made, starts, strict=True))
     noise = _noise([5, 5])
     gold = golden.latents(PROMPTS[:2], latents=noise)
+    # The same draw, and the same net on the same batch (same kernels, same order): exact.
     torch.testing.assert_close(starts["standard"], noise, rtol=0, atol=0)
     torch.testing.assert_close(starts["golden"], gold, rtol=0, atol=0)
     kwargs = golden.adapter.call_kwargs(PROMPTS[:2])
@@ -66,7 +67,10 @@ def test_each_arm_starts_from_its_change_of_the_seeds_noise(pipe, monkeypatch):
     norms = control.flatten(1).norm(dim=1), gold.flatten(1).norm(dim=1)
     torch.testing.assert_close(*norms, rtol=1e-5, atol=0)
     cosine = torch.nn.functional.cosine_similarity(control.flatten(1), noise.flatten(1))
-    torch.testing.assert_close(cosine, torch.ones(2), rtol=0, atol=1e-6)
+    # Three float32 sums over 1024 values, each off by ~log2(1024) * 6e-8 relative in any
+    # summation order: the cosine of a rescaled vector is 1 within ~2e-6 (1.2e-7 measured);
+    # 1e-5 holds on any CPU, and a changed direction moves it by > 1e-2.
+    torch.testing.assert_close(cosine, torch.ones(2), rtol=0, atol=1e-5)
     ratio = gold.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1)
     assert abs(ratio - 1).min() > 1e-3  # a random net changes the norm: the check can fail
     for arm in ("golden", "norm-matched"):

@@ -48,7 +48,8 @@ def generate(
         str | None,
         typer.Option(
             "--prompts",
-            help="Prompts: .txt (one a line), .csv/.jsonl, toy:SPLIT:N, or a hub dataset.",
+            help="Prompts: .txt (one a line), .csv/.jsonl, toy:SPLIT:N, a named set "
+            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset.",
         ),
     ] = None,
     pipeline: PipelineOption = "toy",

@@ -104,3 +104,21 @@ def test_a_local_file_named_like_a_set_is_still_a_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "parti").write_text("my own prompt\n")
     assert read_prompt_source("parti") == ["my own prompt"]
+
+
+def test_generate_takes_a_named_set_and_fails_clearly_without_it(hub_cache, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from golden_noise.cli import app
+
+    args = ["generate", "--prompts", "drawbench", "--seeds", "0", "--steps", "2"]
+    ran = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gen")])
+    assert ran.exit_code == 0, ran.output
+    index = (tmp_path / "gen" / "prompts.txt").read_text()
+    assert index == "000\tA red colored car.\n001\tA cat, on a mat.\n"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    failed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gen2")])
+    assert failed.exit_code != 0
+    message = " ".join(failed.output.split())  # rich wraps long lines
+    assert "prompt set 'drawbench' is the hub dataset sayakpaul/drawbench" in message
+    assert "hf download sayakpaul/drawbench --repo-type dataset" in message

@@ -63,7 +63,9 @@ def collect(
     column: Annotated[
         str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
     ] = None,
-    teacher: Annotated[str, typer.Option(help="redenoise or local-search.")] = "redenoise",
+    teacher: Annotated[
+        str, typer.Option(help="redenoise, local-search or evolution.")
+    ] = "redenoise",
     scorer: Annotated[
         str, typer.Option(help="Scorer name or name=CHECKPOINT (see golden-noise scorers).")
     ] = "toy-soft",
@@ -71,7 +73,11 @@ def collect(
         float, typer.Option(help="A pair is kept when score(x_T) + margin < score(x_T').")
     ] = 0.0,
     candidates: Annotated[int, typer.Option(help="Local search: candidates per row.")] = 4,
-    angle: Annotated[float, typer.Option(help="Local search: angle in radians.")] = 0.5,
+    angle: Annotated[
+        float, typer.Option(help="Local search / evolution: search angle in radians.")
+    ] = 0.5,
+    pairs: Annotated[int, typer.Option(help="Evolution: antithetic pairs per row.")] = 2,
+    step: Annotated[float, typer.Option(help="Evolution: step along the estimate.")] = 8.0,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -114,6 +120,8 @@ def collect(
         if teacher == "redenoise":
             redenoise = {"steps": settings.steps, **REDENOISE.values(options)}
             teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
+        elif teacher == "evolution":
+            teacher_options = {"pairs": pairs, "angle": angle, "step": step}
         else:
             teacher_options = {"candidates": candidates, "angle": angle}
         summary = run_collect(

@@ -27,6 +27,7 @@ MAX_TEXT_NUMBERS = 4096 * 1024
 
 SvdVariant = Literal["attention", "mean"]
 TextReduction = Literal["none", "mean", "projection"]
+ResidualKind = Literal["timm", "unet"]
 
 
 @dataclass
@@ -37,6 +38,10 @@ class NPNetConfig:
     self-attention over the SVD tokens ("attention"); their trainer averages an MLP over the
     tokens instead ("mean"). Both share state-dict keys, so the variant must be explicit.
     `family`: the pipeline family the net was made for (e.g. "sdxl"), used in error messages.
+    `residual_kind`: "timm" is the released residual branch (a timm `backbone` on a resized
+    copy of the noise); "unet" is a cross-attention UNet at the latent's own resolution that
+    reads the prompt's tokens (`npnet.unet_branch`), for prompt-dependent spatial structure;
+    `backbone_kwargs` override the chosen branch's construction arguments.
     """
 
     channels: int = 4
@@ -51,6 +56,7 @@ class NPNetConfig:
     backbone: str = "swin_tiny_patch4_window7_224"
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     backbone_input_size: int = 224
+    residual_kind: ResidualKind = "timm"
     text_reduction: TextReduction = "none"
     text_reduction_dim: int = 0
     use_svd: bool = True
@@ -85,6 +91,10 @@ class NPNetConfig:
         if self.svd_variant not in ("attention", "mean"):
             raise GoldenNoiseError(
                 f"NPNetConfig.svd_variant must be 'attention' or 'mean'; got {self.svd_variant!r}"
+            )
+        if self.residual_kind not in ("timm", "unet"):
+            raise GoldenNoiseError(
+                f"NPNetConfig.residual_kind must be 'timm' or 'unet'; got {self.residual_kind!r}"
             )
         if self.text_reduction not in ("none", "mean", "projection"):
             raise GoldenNoiseError(

@@ -15,7 +15,7 @@ from golden_noise.atomic import atomic_write_json, publish, temp_path_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import released
 from golden_noise.npnet.config import NPNetConfig
-from golden_noise.npnet.residual_branch import ResidualBranch
+from golden_noise.npnet.residual_branch import build_residual_branch
 from golden_noise.npnet.svd_branch import SVDBranch
 from golden_noise.npnet.text_injection import TextInjection
 from golden_noise.weights import hub_errors, load_strict, read_tensors, resolve_file
@@ -38,8 +38,9 @@ class NPNet(
     """Noise Prompt Network (Zhou et al., ICCV 2025).
 
     `golden = SVD(x) + (2*sigmoid(alpha) - 1) * t + beta * r` with `t = TextInjection(x, c)` and
-    `r = Residual(x + t)`, exactly the authors' inference forward. Ablations: without the SVD
-    branch `SVD(x)` is replaced by `x`; without text `t = 0` (the residual then sees `x`);
+    `r = Residual(x + t)`, exactly the authors' inference forward (with `residual_kind="unet"`
+    the residual also cross-attends to `c`). Ablations: without the SVD branch `SVD(x)` is
+    replaced by `x`; without text `t = 0` (the residual then sees `x` and no prompt);
     without the residual branch `r = 0`. `alpha` and `beta` always exist (shape `[1]`).
 
     Runs in float32 whatever the input dtype (the SVD needs it) and returns the noise's dtype
@@ -50,7 +51,7 @@ class NPNet(
         super().__init__()
         self.config = config
         self.svd = SVDBranch(config) if config.use_svd else None
-        self.residual = ResidualBranch(config) if config.use_residual else None
+        self.residual = build_residual_branch(config) if config.use_residual else None
         self.text = TextInjection(config) if config.use_text else None
         self.alpha = nn.Parameter(torch.zeros(1))
         self.beta = nn.Parameter(torch.zeros(1))
@@ -64,14 +65,14 @@ class NPNet(
         self._check_inputs(noise, prompt_embeds)
         x = noise.to(device=self.alpha.device, dtype=torch.float32)
         golden = self.svd(x) if self.svd is not None else x
-        residual_input = x
+        residual_input, condition = x, None
         if self.text is not None:
             condition = prompt_embeds.to(device=self.alpha.device, dtype=torch.float32)
             t = self.text(x, condition)
             golden = golden + (2 * torch.sigmoid(self.alpha) - 1) * t
             residual_input = x + t
         if self.residual is not None:
-            golden = golden + self.beta * self.residual(residual_input)
+            golden = golden + self.beta * self.residual(residual_input, condition)
         return golden.to(device=noise.device, dtype=noise.dtype)
 
     def _check_inputs(self, noise: torch.Tensor, prompt_embeds: torch.Tensor | None) -> None:

@@ -74,7 +74,18 @@ class ResidualBranch(nn.Module):
         self.backbone = _create_backbone(config)
         self.upconv = nn.Conv2d(_feature_channels(config), config.channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x` float32 `[B, C, H, W]` -> `[B, C, H, W]`."""
+    def forward(self, x: torch.Tensor, prompt_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """`x` float32 `[B, C, H, W]` -> `[B, C, H, W]`; the prompt reaches it only through `x`."""
         features = self.backbone.forward_features(self.downconv(F.interpolate(x, self.input_size)))
         return self.upconv(F.interpolate(_as_feature_map(features), self.output_size))
+
+
+def build_residual_branch(config: NPNetConfig) -> nn.Module:
+    """The residual branch `config.residual_kind` names: `forward(x, prompt_embeds)`."""
+    if config.residual_kind == "unet":
+        from golden_noise.npnet.unet_branch import UNetResidualBranch
+
+        return UNetResidualBranch(
+            config.channels, config.height, config.width, config.text_dim, config.backbone_kwargs
+        )
+    return ResidualBranch(config)

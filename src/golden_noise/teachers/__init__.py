@@ -6,13 +6,17 @@ from typing import Any
 
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
+from golden_noise.teachers.evolution import EvolutionTeacher
 from golden_noise.teachers.local_search import LocalSearchTeacher
 from golden_noise.teachers.redenoise import RedenoiseTeacher
+from golden_noise.teachers.reward_gradient import REWARDS, RewardGradientTeacher
 from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
 
 TEACHERS: dict[str, type[Teacher]] = {
     RedenoiseTeacher.name: RedenoiseTeacher,
     LocalSearchTeacher.name: LocalSearchTeacher,
+    EvolutionTeacher.name: EvolutionTeacher,
+    RewardGradientTeacher.name: RewardGradientTeacher,
 }
 
 
@@ -26,8 +30,11 @@ def get_teacher(name: str, **options: Any) -> Teacher:
 __all__ = [
     "TEACHERS",
     "CollectionSampler",
+    "EvolutionTeacher",
     "LocalSearchTeacher",
+    "REWARDS",
     "RedenoiseTeacher",
+    "RewardGradientTeacher",
     "Rows",
     "SamplerSettings",
     "Taught",

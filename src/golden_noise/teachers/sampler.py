@@ -78,6 +78,13 @@ def tile_rows(call_kwargs: Mapping[str, Any], times: int) -> dict[str, Any]:
     }
 
 
+def _check_seeds(latents: torch.Tensor, seeds: Sequence[int]) -> None:
+    if len(seeds) != latents.shape[0]:
+        raise GoldenNoiseError(
+            f"expected one seed per latent ({latents.shape[0]}), got {len(seeds)}"
+        )
+
+
 class CollectionSampler:
     """Generates and scores the image of each (noise, prompt) row, `batch_size` at a time."""
 
@@ -113,29 +120,50 @@ class CollectionSampler:
         self, latents: torch.Tensor, call_kwargs: Mapping[str, Any], seeds: Sequence[int]
     ) -> list[Image.Image]:
         """One PIL image per row of `latents` (unit-variance noise), row i with kwargs row i."""
-        if len(seeds) != latents.shape[0]:
-            raise GoldenNoiseError(
-                f"expected one seed per latent ({latents.shape[0]}), got {len(seeds)}"
-            )
-        dtype = self.adapter.denoiser.dtype
+        _check_seeds(latents, seeds)
         out: list[Image.Image] = []
-        with scheduler_swapped(self.pipe, self._scheduler):
-            for start in range(0, latents.shape[0], self.batch_size):
-                rows = slice(start, start + self.batch_size)
-                chunk = latents[rows]
-                generators = [torch.Generator().manual_seed(int(s)) for s in seeds[rows]]
-                out.extend(
-                    self.pipe(
-                        **take_rows(call_kwargs, rows),
-                        latents=self.adapter.pipeline_latents(chunk.to(dtype)),
-                        num_inference_steps=self.settings.steps,
-                        guidance_scale=self.settings.guidance,
-                        generator=generators,
-                        output_type="pil",
-                    ).images
-                )
+        for start in range(0, latents.shape[0], self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            out.extend(self._generate(self.pipe, latents[rows], call_kwargs, rows, seeds, "pil"))
         self.images_generated += latents.shape[0]
         return out
+
+    def differentiable_images(
+        self, latents: torch.Tensor, call_kwargs: Mapping[str, Any], seeds: Sequence[int]
+    ) -> torch.Tensor:
+        """Images `[B, 3, H, W]` in [0, 1] as a differentiable function of `latents`.
+
+        Runs the pipeline's own sampling loop (its `__call__` without the `no_grad` that
+        diffusers wraps it in), so every family's guidance and scheduler are exactly those of
+        `images`, and a reward's gradient flows back to the noise through all steps.
+        """
+        _check_seeds(latents, seeds)
+        call = type(self.pipe).__call__.__wrapped__
+        with torch.enable_grad():
+            images = self._generate(
+                lambda **kw: call(self.pipe, **kw), latents, call_kwargs, slice(None), seeds, "pt"
+            )
+        self.images_generated += latents.shape[0]
+        return images
+
+    def _generate(
+        self,
+        pipe_call: Any,
+        latents: torch.Tensor,
+        call_kwargs: Mapping[str, Any],
+        rows: slice,
+        seeds: Sequence[int],
+        output_type: str,
+    ) -> Any:
+        with scheduler_swapped(self.pipe, self._scheduler):
+            return pipe_call(
+                **take_rows(call_kwargs, rows),
+                latents=self.adapter.pipeline_latents(latents.to(self.adapter.denoiser.dtype)),
+                num_inference_steps=self.settings.steps,
+                guidance_scale=self.settings.guidance,
+                generator=[torch.Generator().manual_seed(int(s)) for s in list(seeds)[rows]],
+                output_type=output_type,
+            ).images
 
     def score(
         self,

@@ -338,3 +338,33 @@ def test_a_diverged_run_stops_and_saves_nothing_non_finite(dataset: Path, tmp_pa
         if folder.exists():
             assert all(torch.isfinite(t).all() for t in weights(folder).values())
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+
+
+def test_weights_that_are_not_finite_are_never_saved(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN the losses cannot see (in `svd.bn`, stored for the released layout but never used
+    in forward) still stops the save: last/, best/ and the checkpoint are not written."""
+    from golden_noise.train import loop
+
+    unused: list[torch.Tensor] = []
+
+    def build(*args, **kwargs):
+        net = build_npnet(*args, **kwargs)
+        unused.append(net.svd.bn.weight)
+        return net
+
+    def poisoning_step(self, *args, **kwargs):
+        out = adamw_step(self, *args, **kwargs)
+        with torch.no_grad():
+            unused[0].fill_(float("nan"))
+        return out
+
+    build_npnet, adamw_step = loop.build_npnet, torch.optim.AdamW.step
+    monkeypatch.setattr(loop, "build_npnet", build)
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoning_step)
+    out = tmp_path / "run"
+    with pytest.raises(GoldenNoiseError, match=r"weight tensors are NaN or infinite .*svd\.bn"):
+        train(small_config(dataset, out, epochs=1))
+    assert not (out / "last").exists() and not (out / "best").exists()
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())

@@ -122,3 +122,23 @@ def test_generate_takes_a_named_set_and_fails_clearly_without_it(hub_cache, tmp_
     message = " ".join(failed.output.split())  # rich wraps long lines
     assert "prompt set 'drawbench' is the hub dataset sayakpaul/drawbench" in message
     assert "hf download sayakpaul/drawbench --repo-type dataset" in message
+
+
+def test_named_set_groups_become_sample_groups(hub_cache, tmp_path):
+    from golden_noise.arms import make_samples
+    from golden_noise.prompt_sources import read_prompts_and_groups
+
+    texts, groups = read_prompts_and_groups("parti")
+    assert groups == ["Abstract", "Animals"]
+    samples = make_samples(texts, [0, 1], groups)
+    assert [(s.prompt_index, s.seed, s.group) for s in samples] == [
+        (0, 0, "Abstract"), (0, 1, "Abstract"), (1, 0, "Animals"), (1, 1, "Animals"),
+    ]  # fmt: skip
+    # other sources have no groups of their own; toy prompts still get their prompt type
+    lines = tmp_path / "prompts.txt"
+    lines.write_text("a red circle\nsomething else\na red circle\n")
+    texts, groups = read_prompts_and_groups(lines)
+    assert (texts, groups) == (["a red circle", "something else"], [None, None])
+    assert [s.group for s in make_samples(texts, [0], groups)] == ["single", None]
+    (pickapic,) = set(read_prompts_and_groups("pickapic")[1])
+    assert pickapic is None  # a set without a group column

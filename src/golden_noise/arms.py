@@ -45,12 +45,16 @@ class Sample:
     group: str | None = None
 
 
-def make_samples(prompts: Sequence[str], seeds: Sequence[int]) -> list[Sample]:
-    """Prompt-major (prompt, seed) samples, tagged with the toy world's prompt type if any."""
+def make_samples(
+    prompts: Sequence[str], seeds: Sequence[int], groups: Sequence[str | None] | None = None
+) -> list[Sample]:
+    """Prompt-major (prompt, seed) samples, each in its prompt's group: `groups[i]` when
+    given (e.g. a benchmark set's category), else the toy world's prompt type if any."""
     from golden_noise.toy.grammar import prompt_type
 
+    tags = list(groups) if groups is not None else [None] * len(prompts)
     return [
-        Sample(index, prompt, seed, prompt_type(prompt))
+        Sample(index, prompt, seed, tags[index] or prompt_type(prompt))
         for index, prompt in enumerate(prompts)
         for seed in seeds
     ]

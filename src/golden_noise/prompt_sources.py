@@ -92,15 +92,26 @@ def _read_hub(spec: str, column: str | None) -> list[str]:
 
 def read_prompt_source(source: str | Path, column: str | None = None) -> list[str]:
     """The distinct, non-empty prompts of `source`, in first-seen order."""
+    return read_prompts_and_groups(source, column)[0]
+
+
+def read_prompts_and_groups(
+    source: str | Path, column: str | None = None
+) -> tuple[list[str], list[str | None]]:
+    """`read_prompt_source`'s prompts and each one's group: a named set's own category
+    (DrawBench `Category`, GenEval `tag`, HPDv2 style, ...), None for other sources."""
     spec = str(source)
     path = Path(spec).expanduser()
+    groups: dict[str, str | None] = {}  # first occurrence wins, as for the prompts
     if spec in PROMPT_SETS and not path.exists():
         if column is not None:
             raise GoldenNoiseError(
                 f"prompt set {spec!r} reads its own column ({PROMPT_SETS[spec].column}); "
                 "drop --column"
             )
-        texts = [text for text, _ in load_prompt_set(spec)]
+        grouped = load_prompt_set(spec)
+        texts = [text for text, _ in grouped]
+        groups = {text.strip(): group or None for text, group in reversed(grouped)}
     elif spec.startswith("toy:"):
         texts = _read_toy(spec)
     elif path.is_file():
@@ -124,4 +135,4 @@ def read_prompt_source(source: str | Path, column: str | None = None) -> list[st
     prompts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
     if not prompts:
         raise GoldenNoiseError(f"prompt source {spec!r} holds no prompts (empty or blank)")
-    return prompts
+    return prompts, [groups.get(prompt) for prompt in prompts]

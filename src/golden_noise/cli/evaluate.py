@@ -94,7 +94,7 @@ def evaluate(
     from golden_noise.evaluate import evaluate as run_evaluate
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import TOY, pipeline_from_spec
-    from golden_noise.prompt_sources import read_prompt_source
+    from golden_noise.prompt_sources import read_prompts_and_groups
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
 
@@ -114,7 +114,8 @@ def evaluate(
         if not rescore:
             if prompts is None:
                 raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-            samples = arms.make_samples(read_prompt_source(prompts, column), parse_seeds(seeds))
+            texts, groups = read_prompts_and_groups(prompts, column)
+            samples = arms.make_samples(texts, parse_seeds(seeds), groups)
             call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
             pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
             pipe.set_progress_bar_config(disable=True)

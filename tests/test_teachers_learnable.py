@@ -1,0 +1,267 @@
+"""The learnable-target teachers (evolution, reward gradient), the differentiable sampler path
+and the toy surrogate reward, each against an independent computation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+
+import numpy as np
+import pytest
+import tiny_pipelines
+import torch
+from diffusers import DDIMScheduler
+
+from golden_noise.adapters import adapter_for
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.scorers.registry import get_scorer
+from golden_noise.teachers import (
+    CollectionSampler,
+    EvolutionTeacher,
+    RewardGradientTeacher,
+    Rows,
+    SamplerSettings,
+)
+from golden_noise.toy import scenes
+from golden_noise.toy.grammar import COLOURS, parse
+from golden_noise.toy.scorer import FG_THRESHOLD
+from golden_noise.toy.surrogate import OBJECT_AREA, reward
+
+PROMPTS = ["a red circle", "two blue squares", "a green triangle"]
+SHAPE = (4, 6, 6)
+
+
+# --- evolution: a stand-in sampler whose score is a known function of the latent -----------
+
+
+def _weights(prompt_id: int) -> torch.Tensor:
+    return torch.randn(SHAPE, generator=torch.Generator().manual_seed(100 + prompt_id))
+
+
+def _known_score(latent: torch.Tensor, prompt_id: int) -> torch.Tensor:
+    """Nonlinear, different for every prompt, so a row scored with another's prompt shows."""
+    return torch.tanh((_weights(prompt_id) * latent).sum() / 8) + 0.05 * latent.mean() ** 2
+
+
+class _KnownSampler:
+    """Scores each latent row by `_known_score` with the prompt its call-kwargs row names."""
+
+    settings = SamplerSettings(steps=2)
+
+    def __init__(self, constant: bool = False) -> None:
+        self.constant = constant
+
+    def score(self, latents, call_kwargs, prompts, seeds) -> torch.Tensor:
+        ids = call_kwargs["prompt_id"].tolist()
+        assert [PROMPTS[i] for i in ids] == list(prompts)  # kwargs rows follow the prompts
+        if self.constant:
+            return torch.zeros(len(prompts))
+        return torch.stack([_known_score(z, i) for z, i in zip(latents, ids, strict=True)])
+
+
+def _rows(order: list[int]) -> Rows:
+    seeds = [11, 12, 13]
+    source = torch.stack(
+        [torch.randn(SHAPE, generator=torch.Generator().manual_seed(seeds[i])) for i in order]
+    )
+    return Rows(
+        [PROMPTS[i] for i in order],
+        list(order),
+        [seeds[i] for i in order],
+        source,
+        {"prompt_id": torch.tensor(order)},
+    )
+
+
+def _row_candidates(seed: int, prompt_index: int, k: int) -> torch.Tensor:
+    """The documented draw: a generator seeded from SeedSequence([seed, prompt_index])."""
+    state = np.random.SeedSequence([seed, prompt_index]).generate_state(1, np.uint64)
+    gen = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
+    return torch.randn((k, *SHAPE), generator=gen)
+
+
+def test_evolution_target_is_the_antithetic_es_step_computed_row_by_row() -> None:
+    teacher = EvolutionTeacher(pairs=3, angle=0.4, step=5.0)
+    rows = _rows([0, 1, 2])
+    taught = teacher.teach(rows, _KnownSampler())
+    cos, sin = math.cos(0.4), math.sin(0.4)
+    for i in range(3):
+        x, pid = rows.source[i], rows.prompt_index[i]
+        eps = _row_candidates(rows.seeds[i], pid, 3)
+        direction = torch.zeros(SHAPE)
+        for e in eps:
+            plus = _known_score(x * cos + e * sin, pid)
+            minus = _known_score(x * cos - e * sin, pid)
+            direction += (plus - minus) / 2 * e
+        expected = x + 5.0 * direction / 3
+        # same float32 ops in another order: ~1e-6; a wrong sign, pairing or mean is O(0.1)
+        torch.testing.assert_close(taught.target[i], expected, rtol=0, atol=1e-5)
+        assert float(taught.score_source[i]) == pytest.approx(float(_known_score(x, pid)), abs=1e-6)
+        target_score = float(_known_score(taught.target[i], pid))
+        assert float(taught.score_target[i]) == pytest.approx(target_score, abs=1e-6)
+    assert (taught.target - rows.source).abs().max() > 1e-2  # the step really moved
+
+
+def test_evolution_candidates_depend_only_on_the_row_key() -> None:
+    """A row gets the same target whatever batch or position it is taught in (resume, shard)."""
+    teacher = EvolutionTeacher(pairs=2)
+    whole = teacher.teach(_rows([0, 1, 2]), _KnownSampler())
+    apart = teacher.teach(_rows([2, 0]), _KnownSampler())
+    # the same per-row float32 arithmetic: equal to round-off of the batched mean (~1e-7)
+    torch.testing.assert_close(apart.target, whole.target[[2, 0]], rtol=0, atol=1e-6)
+
+
+def test_evolution_keeps_the_source_when_every_pair_ties() -> None:
+    rows = _rows([0, 1, 2])
+    taught = EvolutionTeacher(pairs=2).teach(rows, _KnownSampler(constant=True))
+    torch.testing.assert_close(taught.target, rows.source, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pairs": 0}, "antithetic pair"),
+        ({"pairs": True}, "antithetic pair"),
+        ({"angle": 0.0}, "angle"),
+        ({"angle": 2.0}, "angle"),
+        ({"step": 0.0}, "step"),
+        ({"step": float("nan")}, "step"),
+    ],
+)
+def test_evolution_rejects_bad_options(options, message) -> None:
+    with pytest.raises(GoldenNoiseError, match=message):
+        EvolutionTeacher(**options)
+
+
+# --- reward gradient and the differentiable sampler path, on a tiny SD pipeline -------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    pipe = tiny_pipelines.build_sd()
+    adapter = adapter_for(pipe)
+    seeds = [3, 4, 5]
+    source = adapter.initial_noise(
+        3, None, None, [torch.Generator().manual_seed(s) for s in seeds], torch.float32
+    )
+    rows = Rows(PROMPTS, [0, 1, 2], seeds, source, adapter.call_kwargs(PROMPTS))
+    sampler = CollectionSampler(pipe, get_scorer("toy-soft"), SamplerSettings(steps=2), 5)
+    return pipe, rows, sampler
+
+
+def _images_by_hand(pipe, rows: Rows, latents: torch.Tensor) -> torch.Tensor:
+    """The pipeline's own undecorated call with a DDIM scheduler, gradients on."""
+    ddim = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, thresholding=False)
+    original, pipe.scheduler = pipe.scheduler, ddim
+    try:
+        with torch.enable_grad():
+            return type(pipe).__call__.__wrapped__(
+                pipe, **rows.call_kwargs, latents=latents, num_inference_steps=2,
+                guidance_scale=5.5, output_type="pt",
+            ).images  # fmt: skip
+    finally:
+        pipe.scheduler = original
+
+
+def test_differentiable_images_equal_the_pil_images_and_carry_a_gradient(tiny) -> None:
+    _, rows, sampler = tiny
+    pil = sampler.images(rows.source, rows.call_kwargs, rows.seeds)
+    latents = rows.source.clone().requires_grad_(True)
+    images = sampler.differentiable_images(latents, rows.call_kwargs, rows.seeds)
+    as_pixels = images.detach().permute(0, 2, 3, 1) * 255
+    expected = torch.from_numpy(np.stack([np.asarray(im) for im in pil])).float()
+    # PIL rounds to integers (<= 0.5 off), and round-off can tip a .5 either way
+    torch.testing.assert_close(as_pixels, expected, rtol=0, atol=0.51)
+    assert (as_pixels - expected).abs().mean() < 0.3  # not just everything half a level off
+    (grad,) = torch.autograd.grad(images[:, 0].mean(), latents)
+    assert torch.isfinite(grad).all() and grad.abs().amax(dim=(1, 2, 3)).min() > 0
+
+
+def test_one_ascent_step_follows_the_reward_gradient_computed_by_hand(tiny) -> None:
+    pipe, rows, sampler = tiny
+    x = rows.source.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(reward(_images_by_hand(pipe, rows, x), PROMPTS).sum(), x)
+    norms = rows.source.flatten(1).norm(dim=1)[:, None, None, None]
+    moved = rows.source + 2.0 * grad / grad.flatten(1).norm(dim=1)[:, None, None, None]
+    expected = moved * norms / moved.flatten(1).norm(dim=1)[:, None, None, None]
+    found = RewardGradientTeacher(ascent_steps=1, ascent_size=2.0).ascend(rows, sampler)
+    # same float32 graph run twice; a wrong sign, norm or step is O(0.1) on unit noise
+    torch.testing.assert_close(found, expected, rtol=0, atol=1e-4)
+    assert (found - rows.source).abs().max() > 0.05
+
+
+def test_reward_gradient_target_keeps_each_source_norm_and_is_scored(tiny) -> None:
+    _, rows, sampler = tiny
+    taught = RewardGradientTeacher(ascent_steps=2, ascent_size=3.0).teach(rows, sampler)
+    # one rescale per step in float32 on 1,024 numbers: ~1e-7 relative
+    torch.testing.assert_close(
+        taught.target.flatten(1).norm(dim=1), rows.source.flatten(1).norm(dim=1), rtol=1e-5, atol=0
+    )
+    assert (taught.target - rows.source).abs().max() > 0.05
+    expected = sampler.score(
+        torch.cat([rows.source, taught.target]),
+        {k: torch.cat([v, v]) for k, v in rows.call_kwargs.items() if torch.is_tensor(v)}
+        | {k: v for k, v in rows.call_kwargs.items() if not torch.is_tensor(v)},
+        PROMPTS * 2,
+        rows.seeds * 2,
+    )
+    # the same batch scored the same way: identical
+    torch.testing.assert_close(torch.cat([taught.score_source, taught.score_target]), expected)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"reward": "hpsv9"}, "unknown differentiable reward 'hpsv9'; expected one of toy"),
+        ({"ascent_steps": 0}, "ascent_steps must be an integer >= 1"),
+        ({"ascent_steps": True}, "ascent_steps must be an integer >= 1"),
+        ({"ascent_steps": 1.5}, "ascent_steps must be an integer >= 1"),
+        ({"ascent_size": 0.0}, "ascent_size must be a positive number"),
+        ({"ascent_size": float("inf")}, "ascent_size must be a positive number"),
+    ],
+)
+def test_reward_gradient_rejects_bad_options(options, message) -> None:
+    with pytest.raises(GoldenNoiseError, match=message):
+        RewardGradientTeacher(**options)
+
+
+# --- the toy surrogate reward ----------------------------------------------------------------
+
+
+def _as_batch(*pictures: np.ndarray) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(p).permute(2, 0, 1).float() / 255 for p in pictures])
+
+
+def test_surrogate_of_a_black_image_by_hand() -> None:
+    """Black: every pixel is 1/6 foreground-ish colour of each kind (cosine 0 to all)."""
+    each = 32 * 32 * (1 / (1 + math.exp(20 * FG_THRESHOLD))) / len(COLOURS)
+    single = -abs(each - OBJECT_AREA) / OBJECT_AREA - (len(COLOURS) - 1) * each / OBJECT_AREA
+    two = -abs(each - 2 * OBJECT_AREA) / (2 * OBJECT_AREA) - (len(COLOURS) - 1) * each / OBJECT_AREA
+    black = torch.zeros(2, 3, 32, 32)
+    found = reward(black, ["a red circle", "two blue squares"])
+    # float32 sums of 1,024 equal terms: ~1e-6
+    torch.testing.assert_close(found, torch.tensor([single, two]), rtol=0, atol=1e-5)
+
+
+def test_surrogate_prefers_the_prompted_layout_and_colours() -> None:
+    prompt = "a red circle on the left and a blue square on the right"
+    placed = scenes.layout(parse(prompt), random.Random(4))
+    good = scenes.draw(placed)
+    first, second = placed
+    swapped = scenes.draw(
+        [
+            dataclasses.replace(first, cx=second.cx, cy=second.cy),
+            dataclasses.replace(second, cx=first.cx, cy=first.cy),
+        ]
+    )
+    recoloured = scenes.draw([dataclasses.replace(first, colour="green"), second])
+    values = reward(_as_batch(good, swapped, recoloured), [prompt] * 3)
+    assert values[0] > values[1] and values[0] > values[2], values
+    # swapping moves only the position term tanh(margin / 8) from + to -: both shapes are
+    # symmetric, so the colour centroids are the shape centres (aliasing and the faint
+    # background weight move them by < 0.1 px, the areas by < 1 %)
+    margin = scenes.relation_margin(("left", "right"), first.centroid(), second.centroid())
+    assert float(values[0] - values[1]) == pytest.approx(2 * math.tanh(margin / 8), abs=0.05)
+    # recolouring red to green costs the whole red term (~1) and adds green's area (~1)
+    assert float(values[0] - values[2]) > 1.5

@@ -64,7 +64,7 @@ def collect(
         str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
     ] = None,
     teacher: Annotated[
-        str, typer.Option(help="redenoise, local-search or evolution.")
+        str, typer.Option(help="redenoise, local-search, evolution or reward-gradient.")
     ] = "redenoise",
     scorer: Annotated[
         str, typer.Option(help="Scorer name or name=CHECKPOINT (see golden-noise scorers).")
@@ -78,6 +78,13 @@ def collect(
     ] = 0.5,
     pairs: Annotated[int, typer.Option(help="Evolution: antithetic pairs per row.")] = 2,
     step: Annotated[float, typer.Option(help="Evolution: step along the estimate.")] = 8.0,
+    reward: Annotated[
+        str, typer.Option(help="Reward-gradient: differentiable reward (toy-surrogate).")
+    ] = "toy-surrogate",
+    ascent_steps: Annotated[int, typer.Option(help="Reward-gradient: ascent steps.")] = 2,
+    ascent_size: Annotated[
+        float, typer.Option(help="Reward-gradient: norm of each ascent step.")
+    ] = 3.0,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -122,6 +129,12 @@ def collect(
             teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
         elif teacher == "evolution":
             teacher_options = {"pairs": pairs, "angle": angle, "step": step}
+        elif teacher == "reward-gradient":
+            teacher_options = {
+                "reward": reward,
+                "ascent_steps": ascent_steps,
+                "ascent_size": ascent_size,
+            }
         else:
             teacher_options = {"candidates": candidates, "angle": angle}
         summary = run_collect(

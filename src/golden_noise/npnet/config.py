@@ -25,6 +25,20 @@ SIZE_LIMITS = {
 }
 MAX_TEXT_NUMBERS = 4096 * 1024
 
+# The latent shape the authors' released checkpoints were made for (SDXL, Hunyuan-DiT).
+RELEASED_LATENT = (4, 128, 128)
+# Fields that choose the residual branch; naming any of them opts out of the default below.
+RESIDUAL_FIELDS = ("residual_kind", "backbone", "backbone_kwargs", "backbone_input_size")
+# The UNet branch a new latent shape gets: ~1.1M parameters (unet_branch's own default,
+# (64, 128) channels, is ~4.2M), so toy-size training takes minutes on a CPU. On the spatial
+# test set (tests/spatial_fixtures.py: 4x8x8 latents, a bump where the prompt says) it reaches
+# val MSE 0.007x the better baseline in 8 epochs (lr 3e-3, batch 32), about 30 s.
+NEW_SHAPE_UNET: dict[str, Any] = {
+    "block_out_channels": [32, 64],
+    "norm_num_groups": 16,
+    "attention_head_dim": 8,
+}
+
 SvdVariant = Literal["attention", "mean"]
 TextReduction = Literal["none", "mean", "projection"]
 ResidualKind = Literal["timm", "unet"]
@@ -141,3 +155,20 @@ class NPNetConfig:
                 f"unknown NPNet config keys {unknown}; expected a subset of {sorted(known)}"
             )
         return cls(**data)
+
+
+def default_architecture(
+    latent_shape: tuple[int, ...], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The residual-branch fields a fresh net gets when the user chose none.
+
+    The released shape keeps the released configuration bit-for-bit (its timm Swin reads a
+    224x224 resize). Any other shape gets the cross-attention UNet at the latent's own
+    resolution (`residual_kind="unet"`): the released branch lets the prompt in only as a
+    per-channel scale and shift, so it cannot put prompt-dependent structure *where* it
+    belongs in the latent (issue 12), while the UNet can. A user who names any residual field
+    (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
+    """
+    if tuple(latent_shape) == RELEASED_LATENT or set(overrides) & set(RESIDUAL_FIELDS):
+        return {}
+    return {"residual_kind": "unet", "backbone_kwargs": dict(NEW_SHAPE_UNET)}

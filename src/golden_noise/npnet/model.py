@@ -54,7 +54,10 @@ class NPNet(
         self.residual = build_residual_branch(config) if config.use_residual else None
         self.text = TextInjection(config) if config.use_text else None
         self.alpha = nn.Parameter(torch.zeros(1))
-        self.beta = nn.Parameter(torch.zeros(1))
+        # A branch whose output starts at zero (the UNet) is switched on from the start, so
+        # its weights learn at once; the released branch keeps the authors' beta = 0.
+        starts_at_zero = getattr(self.residual, "starts_at_zero", False)
+        self.beta = nn.Parameter(torch.full((1,), 1.0 if starts_at_zero else 0.0))
 
     def forward(self, noise: torch.Tensor, prompt_embeds: torch.Tensor | None) -> torch.Tensor:
         """`noise` `[B, C, H, W]`, `prompt_embeds` `[B or 1, L, D]` -> golden noise like `noise`.

@@ -37,6 +37,7 @@ class UNetResidualBranch(nn.Module):
     """`r = UNet(x, t=0, encoder_hidden_states=prompt_embeds)`, at the latent's resolution."""
 
     attends_to_text = True
+    starts_at_zero = True
 
     def __init__(
         self, channels: int, height: int, width: int, text_dim: int, overrides: dict[str, Any]
@@ -55,6 +56,12 @@ class UNetResidualBranch(nn.Module):
             raise GoldenNoiseError(
                 f"cannot build the 'unet' residual branch with backbone_kwargs {overrides}: {error}"
             ) from error
+        # The output layer starts at zero so NPNet can start `beta` at 1 (`starts_at_zero`):
+        # the net begins as its SVD and text branches, the output layer gets a gradient at the
+        # first step and every other UNet weight from the second. With a random output layer
+        # and beta at 0 (the released initialisation) no UNet weight learns until beta moves.
+        nn.init.zeros_(self.unet.conv_out.weight)
+        nn.init.zeros_(self.unet.conv_out.bias)
         self.text_dim = text_dim
 
     def forward(self, x: torch.Tensor, prompt_embeds: torch.Tensor | None) -> torch.Tensor:

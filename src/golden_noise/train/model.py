@@ -10,6 +10,7 @@ import torch
 from golden_noise.dataset import DatasetManifest
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.npnet.config import default_architecture
 
 SHAPE_FIELDS = ("channels", "height", "width", "text_tokens", "text_dim")
 
@@ -41,14 +42,23 @@ def build_npnet(
     overrides: dict[str, Any],
     init_from: str | Path | None = None,
 ) -> NPNet:
-    """A fresh NPNet sized for the dataset (the inference form by default), or a loaded one."""
+    """A fresh NPNet sized for the dataset, or a loaded one.
+
+    A fresh net's residual branch is `default_architecture`'s unless `overrides` name one:
+    the released configuration for the released latent shape, the UNet branch otherwise.
+    """
     if init_from is not None:
         net = NPNet.from_pretrained(str(init_from), **overrides)
         check_fits(net.config, manifest, f"NPNet {init_from}")
         return net.train()
     clash = sorted(set(overrides) & set(SHAPE_FIELDS))
     config = NPNetConfig.from_dict(
-        {**shapes_from_manifest(manifest), "family": manifest.family, **overrides}
+        {
+            **shapes_from_manifest(manifest),
+            "family": manifest.family,
+            **default_architecture(manifest.latent_shape, overrides),
+            **overrides,
+        }
     )
     if clash:
         check_fits(config, manifest, "the requested NPNet")

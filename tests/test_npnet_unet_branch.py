@@ -18,9 +18,11 @@ from spatial_fixtures import (
 )
 
 from golden_noise import NPNet
+from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet.config import NEW_SHAPE_UNET, default_architecture
 from golden_noise.npnet.unet_branch import UNetResidualBranch
 from golden_noise.train import TrainConfig, train
+from golden_noise.train.model import load_backbone_weights
 
 # A few-thousand-parameter UNet: two resolutions, cross-attention at both.
 TINY_UNET = {"block_out_channels": [8, 16], "norm_num_groups": 4, "attention_head_dim": 4}
@@ -201,3 +203,8 @@ def test_train_without_architecture_flags_learns_where_the_prompt_puts_the_bump(
     timm_last, _ = _train(spatial_dataset, tmp_path / "timm", dict(SMALL_TIMM))
     timm_baseline = min(timm_last["val_identity"], timm_last["val_mean_residual"])
     assert timm_last["val_loss"] > TIMM_FRACTION * timm_baseline, timm_last
+
+
+def test_pretrained_timm_weights_are_refused_for_the_unet_branch_by_name() -> None:
+    with pytest.raises(GoldenNoiseError, match="residual branch is 'unet'.*--residual-kind timm"):
+        load_backbone_weights(NPNet(unet_config()), True)

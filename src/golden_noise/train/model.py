@@ -98,6 +98,12 @@ def load_backbone_weights(net: NPNet, source: bool | str) -> str:
         raise GoldenNoiseError(
             "backbone_pretrained needs the residual branch; the net has use_residual=False"
         )
+    if net.config.residual_kind != "timm":
+        raise GoldenNoiseError(
+            f"backbone_pretrained loads timm weights, but the net's residual branch is "
+            f"{net.config.residual_kind!r} (the default for latents other than 4x128x128); "
+            "name a timm backbone (--residual-kind timm --backbone NAME) or drop it"
+        )
     name = net.config.backbone
     path = source if isinstance(source, str) else _cached_timm_file(name)
     if path is None:

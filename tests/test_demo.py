@@ -200,3 +200,15 @@ def test_presets_keep_the_promised_sizes():
 
     assert FULL.eval_samples >= 1000  # the issue's floor for the reported result
     assert QUICK.margin == FULL.margin  # CI runs the real filter, only smaller
+
+
+def test_demo_arms_add_the_shipped_npnet_beside_the_runs_own():
+    """The demo evaluates the shipped toy NPNet on the same held-out samples when it is given
+    (the default pipeline), and only then."""
+    from golden_noise.demo.stages import demo_arms
+
+    config = DemoConfig(name="t", validation_rows=1, collect_rows=1, eval_samples=1, epochs=1)
+    without = demo_arms(None, object(), None, config)
+    assert list(without) == ["standard", "golden", "norm-matched"]
+    with_shipped = demo_arms(None, object(), None, config, shipped=object())
+    assert list(with_shipped) == ["standard", "golden", "norm-matched", "shipped"]

@@ -61,11 +61,13 @@ def run_demo(
     """
     from golden_noise.generate import GoldenNoise
     from golden_noise.npnet import NPNet
-    from golden_noise.toy import load_pipeline
+    from golden_noise.toy import load_npnet, load_pipeline
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = console.print if console is not None else None
+    # The shipped NPNet is evaluated beside this run's own only on the pipeline it was made for.
+    shipped = None if pipe is not None else load_npnet()
     pipe = pipe if pipe is not None else load_pipeline()
     pipe.set_progress_bar_config(disable=True)
     clock = StageClock()
@@ -86,7 +88,13 @@ def run_demo(
             out / "report",
             heldout_samples(config),
             pipe,
-            demo_arms(pipe, golden, teacher, config),
+            demo_arms(
+                pipe,
+                golden,
+                teacher,
+                config,
+                shipped=GoldenNoise(shipped, pipe) if shipped is not None else None,
+            ),
             config,
             {"demo": config.name, "teacher": chosen, "npnet": str(out / "npnet")},
             progress,

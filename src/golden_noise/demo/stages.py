@@ -212,14 +212,21 @@ def teacher_arm(pipe: Any, teacher: Teacher, config: DemoConfig) -> Arm:
 
 
 def demo_arms(
-    pipe: Any, golden: Any, teacher: Teacher | None, config: DemoConfig
+    pipe: Any,
+    golden: Any,
+    teacher: Teacher | None,
+    config: DemoConfig,
+    shipped: Any | None = None,
 ) -> dict[str, Arm]:
-    """Standard, golden, the norm-matched control and (optionally) the teacher's own target."""
+    """Standard, golden, the norm-matched control and (optionally) the teacher's own target
+    and the shipped toy NPNet (`shipped`, a GoldenNoise), all on the same samples."""
     made = {
         "standard": arms.standard(),
         "golden": arms.golden(golden),
         "norm-matched": arms.norm_matched(golden),
     }
+    if shipped is not None:
+        made["shipped"] = arms.golden(shipped)
     if teacher is not None:
         made["teacher"] = teacher_arm(pipe, teacher, config)
     return made

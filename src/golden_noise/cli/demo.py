@@ -41,7 +41,7 @@ def demo(
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.progress import quiet_library_bars
-    from golden_noise.toy import load_pipeline
+    from golden_noise.toy import load_npnet, load_pipeline
     from golden_noise.validate import integer
 
     torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
@@ -50,7 +50,11 @@ def demo(
     try:
         pipe = load_pipeline(path=pipeline) if pipeline is not None else load_pipeline()
         config = QUICK if quick else FULL
-        summary = run_demo(out, config, pipe=pipe, progress=progress, console=console)
+        # the shipped NPNet is compared only on the pipeline it was made for
+        shipped = load_npnet() if pipeline is None else None
+        summary = run_demo(
+            out, config, pipe=pipe, shipped=shipped, progress=progress, console=console
+        )
         findings = run_study(out, config, pipe, progress, console) if study else None
     except GoldenNoiseError as error:
         print_error(error)

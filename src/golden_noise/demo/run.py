@@ -52,22 +52,23 @@ def run_demo(
     config: DemoConfig,
     *,
     pipe: Any = None,
+    shipped: Any = None,
     progress: bool = True,
     console: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) the demo into `out`; returns the summary also written to summary.json.
 
     `pipe`: the toy pipeline (default: the shipped one), e.g. another toy training run's.
+    `shipped`: an NPNet evaluated beside the run's own on the same held-out samples (the CLI
+    passes the shipped toy NPNet when it runs the shipped pipeline).
     """
     from golden_noise.generate import GoldenNoise
     from golden_noise.npnet import NPNet
-    from golden_noise.toy import load_npnet, load_pipeline
+    from golden_noise.toy import load_pipeline
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = console.print if console is not None else None
-    # The shipped NPNet is evaluated beside this run's own only on the pipeline it was made for.
-    shipped = None if pipe is not None else load_npnet()
     pipe = pipe if pipe is not None else load_pipeline()
     pipe.set_progress_bar_config(disable=True)
     clock = StageClock()

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from golden_noise.teachers.sampler import CollectionSampler
+from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 
 
 @dataclass
@@ -56,3 +56,15 @@ class Teacher(ABC):
     @abstractmethod
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         """Denoiser evaluations (per sample) one row costs: the cost floor of this teacher."""
+
+
+def score_source_and_target(rows: Rows, target: torch.Tensor, sampler: CollectionSampler) -> Taught:
+    """Score every row's source and its `target` in one batch (the common end of a teacher)."""
+    scores = sampler.score(
+        torch.cat([rows.source, target.to(device=rows.source.device, dtype=rows.source.dtype)]),
+        tile_rows(rows.call_kwargs, 2),
+        rows.prompts * 2,
+        rows.seeds * 2,
+    )
+    n = len(rows)
+    return Taught(target=target.cpu(), score_source=scores[:n], score_target=scores[n:])

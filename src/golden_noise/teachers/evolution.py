@@ -26,7 +26,7 @@ import torch
 
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
-from golden_noise.teachers.local_search import candidate_noise
+from golden_noise.teachers.local_search import row_candidates
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 
 
@@ -52,10 +52,7 @@ class EvolutionTeacher(Teacher):
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
         n, k = len(rows), self.pairs
         source = rows.source.float().cpu()
-        eps = torch.stack(
-            [candidate_noise(source[i], rows.seeds[i], rows.prompt_index[i], k) for i in range(n)],
-            dim=1,
-        )  # [k, n, C, H, W]
+        eps = row_candidates(rows, k)  # [k, n, C, H, W]
         centre = source * math.cos(self.angle)
         spread = eps * math.sin(self.angle)
         candidates = torch.cat([centre + spread, centre - spread])  # [2k, n, ...]

@@ -27,6 +27,18 @@ def candidate_noise(source: torch.Tensor, seed: int, prompt_index: int, k: int) 
     return torch.randn((k, *source.shape), generator=generator, dtype=torch.float32)
 
 
+def row_candidates(rows: Rows, k: int) -> torch.Tensor:
+    """`[k, n, C, H, W]`: block j holds candidate draw j of every row (see `candidate_noise`)."""
+    source = rows.source.float().cpu()
+    return torch.stack(
+        [
+            candidate_noise(source[i], rows.seeds[i], rows.prompt_index[i], k)
+            for i in range(len(rows))
+        ],
+        dim=1,
+    )
+
+
 class LocalSearchTeacher(Teacher):
     """Best of K candidates around x_T (by the collection scorer) becomes the target."""
 
@@ -46,10 +58,7 @@ class LocalSearchTeacher(Teacher):
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
         n, k = len(rows), self.candidates
         source = rows.source.float().cpu()
-        eps = torch.stack(
-            [candidate_noise(source[i], rows.seeds[i], rows.prompt_index[i], k) for i in range(n)],
-            dim=1,
-        )  # [k, n, C, H, W]: block j holds candidate j of every row
+        eps = row_candidates(rows, k)
         candidates = source * math.cos(self.angle) + eps * math.sin(self.angle)
         latents = torch.cat([source[None], candidates]).reshape(-1, *source.shape[1:])
         scores = sampler.score(

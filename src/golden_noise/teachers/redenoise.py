@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from golden_noise.redenoise import RedenoiseSettings, redenoise
-from golden_noise.teachers.base import Rows, Taught, Teacher
-from golden_noise.teachers.sampler import CollectionSampler, tile_rows
+from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
+from golden_noise.teachers.sampler import CollectionSampler
 
 
 class RedenoiseTeacher(Teacher):
@@ -24,14 +22,7 @@ class RedenoiseTeacher(Teacher):
 
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
         target = redenoise(sampler.pipe, rows.source, rows.call_kwargs, self.settings)
-        scores = sampler.score(
-            torch.cat([rows.source, target.to(rows.source.device)]),
-            tile_rows(rows.call_kwargs, 2),
-            rows.prompts * 2,
-            rows.seeds * 2,
-        )
-        n = len(rows)
-        return Taught(target=target, score_source=scores[:n], score_target=scores[n:])
+        return score_source_and_target(rows, target, sampler)
 
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         return self.settings.model_calls_per_row() + 2 * sampler.settings.model_calls_per_image()

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.teachers.base import Rows, Taught, Teacher
-from golden_noise.teachers.sampler import CollectionSampler, tile_rows
+from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
+from golden_noise.teachers.sampler import CollectionSampler
 
 Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
 
@@ -86,14 +86,7 @@ class RewardGradientTeacher(Teacher):
 
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
         target = self.ascend(rows, sampler)
-        scores = sampler.score(
-            torch.cat([rows.source, target.to(rows.source.dtype)]),
-            tile_rows(rows.call_kwargs, 2),
-            rows.prompts * 2,
-            rows.seeds * 2,
-        )
-        n = len(rows)
-        return Taught(target=target.cpu(), score_source=scores[:n], score_target=scores[n:])
+        return score_source_and_target(rows, target, sampler)
 
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         # forward + backward through the sampler ~ 3 forward passes per ascent step

@@ -88,4 +88,3 @@ def build_noise_scheduler() -> DDPMScheduler:
 def build_sampler() -> DDIMScheduler:
     """The default sampler: DDIM with Stable Diffusion's settings."""
     return DDIMScheduler(**SCHEDULER_CONFIG)
-

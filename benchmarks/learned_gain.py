@@ -1,0 +1,253 @@
+"""Issue 12's measurements on the toy world: does a *learned* NPNet beat the norm-matched control?
+
+The research harness that produced the table in benchmarks/README.md ("Learned gain"), kept as
+it ran. Datasets come from `golden-noise collect` (commands in the README); this script trains
+NPNets on them and evaluates standard / golden / norm-matched images on the toy's validation
+split (tuning) or on the demo's held-out pairs (reported once):
+
+    python benchmarks/learned_gain.py train-mse DATASET OUT --arch unet --epochs 3 --lr 1e-3
+    python benchmarks/learned_gain.py train-reward OUT --iters 150 --penalty 0.1 --lr 1e-3
+    python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
+    python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
+
+`train-mse` regresses the teacher's targets (`target_scale` 1: the stored x_T') with AdamW and
+keeps the last epoch; it prints validation MSE beside the identity and mean-residual baselines.
+`train-reward` is the direct reward objective (the Noise Hypernetworks idea, arXiv 2508.09968):
+NPNet's output is sampled through a differentiable 10-step DDIM loop of the toy pipeline and
+the toy's differentiable surrogate (`golden_noise.toy.surrogate`) is maximised, with penalties
+on the output/input norm ratio and on the size of the move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+from scipy.stats import wilcoxon
+
+from golden_noise.dataset.reader import load_splits
+from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.toy import load_pipeline
+from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
+from golden_noise.toy.scorer import score
+from golden_noise.toy.surrogate import reward
+
+TOY_SHAPES = dict(
+    channels=4, height=8, width=8, text_tokens=16, text_dim=64, family="sd",
+    svd_hidden=32, svd_mlp_hidden=128, svd_heads=4,
+)  # fmt: skip
+ARCHS = {
+    "timm": dict(
+        backbone="vit_tiny_patch16_224",
+        backbone_kwargs=dict(img_size=16, patch_size=4, embed_dim=64, depth=2, num_heads=2),
+        backbone_input_size=16,
+    ),
+    "unet": dict(
+        residual_kind="unet",
+        backbone_kwargs=dict(block_out_channels=[32, 64], norm_num_groups=16, attention_head_dim=8),
+    ),
+}
+TYPES = ("single", "pair", "counting", "position")
+STEPS, GUIDANCE = 20, 2.0  # the toy's default sampler (evaluation)
+
+
+class Toy:
+    """The shipped toy pipeline with a DDIM sampler, prompt embeddings cached."""
+
+    def __init__(self) -> None:
+        self.pipe = load_pipeline()
+        self.pipe.set_progress_bar_config(disable=True)
+        self.pipe.scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
+        self.ddim = DDIMScheduler.from_config(self.pipe.scheduler.config)
+        self._embeds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for p in list(self.pipe.unet.parameters()) + list(self.pipe.vae.parameters()):
+            p.requires_grad_(False)
+
+    def embed(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        for p in prompts:
+            if p not in self._embeds:
+                with torch.no_grad():
+                    cond, uncond = self.pipe.encode_prompt(p, "cpu", 1, True)
+                self._embeds[p] = (cond[0], uncond[0])
+        pairs = [self._embeds[p] for p in prompts]
+        return torch.stack([c for c, _ in pairs]), torch.stack([u for _, u in pairs])
+
+    @torch.no_grad()
+    def scores(self, latents: torch.Tensor, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Exact toy (soft, correct) of the images the pipeline makes from `latents`."""
+        images = []
+        for start in range(0, len(prompts), 256):
+            cond, uncond = self.embed(prompts[start : start + 256])
+            out = self.pipe(
+                prompt_embeds=cond, negative_prompt_embeds=uncond,
+                latents=latents[start : start + 256], num_inference_steps=STEPS,
+                guidance_scale=GUIDANCE, output_type="np",
+            ).images  # fmt: skip
+            images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
+        result = score(np.concatenate(images), prompts)
+        return result.soft.numpy(), result.correct.numpy().astype(float)
+
+    def differentiable_images(
+        self, x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, steps: int
+    ) -> torch.Tensor:
+        """DDIM with CFG written out, so the surrogate's gradient reaches the noise."""
+        self.ddim.set_timesteps(steps)
+        for t in self.ddim.timesteps:
+            eps = self.pipe.unet(
+                torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])
+            ).sample
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + GUIDANCE * (eps_cond - eps_uncond)
+            x = self.ddim.step(eps, t, x, eta=0.0).prev_sample
+        images = self.pipe.vae.decode(x / self.pipe.vae.config.scaling_factor).sample
+        return (images / 2 + 0.5).clamp(0, 1)
+
+
+def seed_noise(seeds: list[int]) -> torch.Tensor:
+    """The toy pipeline's own draw for each seed (CPU generator, [4, 8, 8])."""
+    return torch.stack(
+        [torch.randn((4, 8, 8), generator=torch.Generator().manual_seed(s)) for s in seeds]
+    )
+
+
+def samples(split: str, per_type: int, n: int) -> list[tuple[str, int, str]]:
+    """(prompt, seed, type): validation = `per_type` random prompts of each type, seeds from
+    1,000,000; heldout = the demo's held-out pairs (sample_prompts(1024, 2), seeds 2,000,000+i)."""
+    if split == "heldout":
+        prompts = sample_prompts(1024, 2, "heldout")[:n]
+        return [(p, 2_000_000 + i, parse(p).prompt_type) for i, p in enumerate(prompts)]
+    rng, out = np.random.default_rng(0), []
+    for kind in TYPES:
+        pool = list(prompts_of("validation", kind))
+        for _ in range(per_type):
+            out.append((pool[rng.integers(len(pool))], 1_000_000 + len(out), kind))
+    return out
+
+
+def rows(dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    source, target, embeds = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return torch.stack(source), torch.stack(target), torch.stack(embeds)
+
+
+def train_mse(args: argparse.Namespace) -> None:
+    train, val = load_splits(args.dataset, val_fraction=0.1, margin=None)
+    (s, t, e), (vs, vt, ve) = rows(train), rows(val)
+    if args.limit:
+        s, t, e = s[: args.limit], t[: args.limit], e[: args.limit]
+    torch.manual_seed(0)
+    net = NPNet(NPNetConfig(**{**TOY_SHAPES, **ARCHS[args.arch]})).train()
+    opt = torch.optim.AdamW(net.parameters(), args.lr, weight_decay=0.01)
+    identity = ((vt - vs) ** 2).mean().item()
+    mean_residual = ((vt - vs - (t - s).mean(0)) ** 2).mean().item()
+    for epoch in range(args.epochs):
+        start, order, total = time.time(), torch.randperm(len(s)), 0.0
+        for b in range(0, len(s), 64):
+            j = order[b : b + 64]
+            loss = ((net(s[j], e[j]) - t[j]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(j)
+        with torch.no_grad():
+            net.eval()
+            val_mse = ((net(vs, ve) - vt) ** 2).mean().item()
+            net.train()
+        print(f"epoch {epoch} train {total / len(s):.4f} val {val_mse:.4f} (identity "
+              f"{identity:.4f}, mean-residual {mean_residual:.4f}) {time.time() - start:.0f}s "
+              f"rows {len(s)}", flush=True)  # fmt: skip
+    net.eval().save_pretrained(args.out)
+
+
+def train_reward(args: argparse.Namespace) -> None:
+    toy = Toy()
+    torch.manual_seed(0)
+    net = NPNet(NPNetConfig(**{**TOY_SHAPES, **ARCHS["unet"]})).train()
+    with torch.no_grad():  # start at identity-plus-SVD with a live residual path
+        net.beta.fill_(1.0)
+        net.residual.unet.conv_out.weight.zero_()
+        net.residual.unet.conv_out.bias.zero_()
+    opt = torch.optim.AdamW(net.parameters(), args.lr, weight_decay=0.01)
+    prompts, batch, history = sample_prompts(20000, 7, "train"), 32, []
+    for it in range(args.iters):
+        ps = prompts[it * batch : (it + 1) * batch]
+        x = seed_noise(list(range(5_000_000 + it * batch, 5_000_000 + (it + 1) * batch)))
+        cond, uncond = toy.embed(ps)
+        golden = net(x, cond)
+        ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
+        move = ((golden - x) ** 2).flatten(1).sum(1) / (x**2).flatten(1).sum(1)
+        value = reward(toy.differentiable_images(golden, cond, uncond, args.steps), ps)
+        loss = -value.mean() + args.penalty * (100 * ((ratio - 1) ** 2).mean() + move.mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(value.mean().item())
+        if it % 5 == 0:
+            line = f"iter {it} surrogate {np.mean(history[-5:]):.3f} norm ratio {ratio.mean():.3f}"
+            print(f"{line} relative move {move.mean().sqrt():.3f}", flush=True)
+    net.eval().save_pretrained(args.out)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    toy, net = Toy(), NPNet.from_pretrained(args.net).eval()
+    chosen = samples(args.split, args.per_type, args.n)
+    prompts, kinds = [p for p, _, _ in chosen], np.array([k for *_, k in chosen])
+    x = seed_noise([s for _, s, _ in chosen])
+    with torch.no_grad():
+        golden = net(x, toy.embed(prompts)[0])
+    ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
+    arms = {
+        "standard": toy.scores(x, prompts),
+        "golden": toy.scores(golden, prompts),
+        "norm-matched": toy.scores(x * ratio[:, None, None, None], prompts),
+    }
+    print(f"{args.name} on {args.split} ({len(chosen)} samples): golden/standard norm ratio "
+          f"{ratio.mean():.3f} (sd {ratio.std():.3f})")  # fmt: skip
+    for m, metric in enumerate(("soft", "correct")):
+        for a, b in (
+            ("golden", "standard"),
+            ("norm-matched", "standard"),
+            ("golden", "norm-matched"),
+        ):
+            diff = arms[a][m] - arms[b][m]
+            p = wilcoxon(arms[a][m], arms[b][m]).pvalue if diff.any() else 1.0
+            low, high = np.percentile(
+                [diff[np.random.default_rng(i).integers(len(diff), size=len(diff))].mean()
+                 for i in range(2000)], [2.5, 97.5])  # fmt: skip
+            per = " ".join(f"{k}:{diff[kinds == k].mean():+.3f}" for k in TYPES)
+            print(f"{metric:7s} {a} - {b}: {diff.mean():+.4f} [{low:+.4f}, {high:+.4f}] "
+                  f"p {p:.2g} | {per}")  # fmt: skip
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train-mse")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--arch", choices=sorted(ARCHS), default="unet")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--limit", type=int, default=0)
+    p = sub.add_parser("train-reward")
+    p.add_argument("out", type=Path)
+    p.add_argument("--iters", type=int, default=150)
+    p.add_argument("--penalty", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=10)
+    p = sub.add_parser("evaluate")
+    p.add_argument("net", type=Path)
+    p.add_argument("name")
+    p.add_argument("--split", choices=("validation", "heldout"), default="validation")
+    p.add_argument("--per-type", type=int, default=32)
+    p.add_argument("--n", type=int, default=1024)
+    args = parser.parse_args()
+    {"train-mse": train_mse, "train-reward": train_reward, "evaluate": evaluate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from spatial_fixtures import (
 )
 
 from golden_noise import NPNet
+from golden_noise.demo.config import TOY_NPNET
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet.config import NEW_SHAPE_UNET, default_architecture
 from golden_noise.npnet.unet_branch import UNetResidualBranch
@@ -40,15 +41,7 @@ TIMM_FRACTION = 0.8
 # at 224, which takes minutes here.
 SMALL_TIMM = {
     "residual_kind": "timm",
-    "backbone": "vit_tiny_patch16_224",
-    "backbone_kwargs": {
-        "img_size": 16,
-        "patch_size": 4,
-        "embed_dim": 64,
-        "depth": 2,
-        "num_heads": 2,
-    },
-    "backbone_input_size": 16,
+    **{k: TOY_NPNET[k] for k in ("backbone", "backbone_kwargs", "backbone_input_size")},
 }
 
 

@@ -89,6 +89,8 @@ def test_the_prompt_acts_through_cross_attention_differently_at_each_position(br
         for attention in cross:
             attention.to_out[0].weight.zero_()
             attention.to_out[0].bias.zero_()
+        # zero weights and bias make every attn2 output exactly 0, so the rest of the network
+        # sees identical tensors in the same batch: exact on any CPU
         torch.testing.assert_close(branch(x, first), branch(x, second), rtol=0, atol=0)
 
 

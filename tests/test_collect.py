@@ -210,25 +210,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _accelerate(*args: str) -> subprocess.CompletedProcess:
-    command = [str(VENV_BIN / "accelerate"), "launch", *args]
+def _launch_two_processes(*script: str) -> subprocess.CompletedProcess:
+    """`accelerate launch` of `script` as two CPU processes (`--multi_gpu`: a real 2-rank group)."""
+    command = [str(VENV_BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--main_process_port", str(_free_port()), *script]
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
 
 
 def test_two_accelerate_processes_build_the_same_dataset_as_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     run_job(str(one), 6, 2)
-    launched = _accelerate(
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        str(_free_port()),
-        str(JOB),
-        str(two),
-        "6",
-        "2",
-    )
+    launched = _launch_two_processes(str(JOB), str(two), "6", "2")
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert {p.name[:6] for p in list_shards(two / ROWS_DIR)} == {"r00000", "r00001"}
     single, double = _rows_by_key(one), _rows_by_key(two)
@@ -317,17 +309,8 @@ def test_cli_collect_under_accelerate_launch_builds_the_one_process_dataset(sd, 
     common += ["--seeds-per-prompt", "2", "--no-progress"]
     single = CliRunner().invoke(app, ["collect", *common, "--out", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output
-    launched = _accelerate(
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        str(_free_port()),
-        str(VENV_BIN / "golden-noise"),
-        "collect",
-        *common,
-        "--out",
-        str(tmp_path / "two"),
+    launched = _launch_two_processes(
+        str(VENV_BIN / "golden-noise"), "collect", *common, "--out", str(tmp_path / "two")
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert {p.name[:6] for p in list_shards(tmp_path / "two" / ROWS_DIR)} == {"r00000", "r00001"}

@@ -8,15 +8,12 @@ import tiny_pipelines
 import torch
 from references import ddim_round_trip_by_hand, plain_soft_score
 
-from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
-from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import (
     CollectionSampler,
     LocalSearchTeacher,
     RedenoiseTeacher,
-    Rows,
     SamplerSettings,
     get_teacher,
 )
@@ -28,18 +25,7 @@ PROMPTS = ["a red circle", "two blue squares", "a green triangle"]
 
 @pytest.fixture(scope="module")
 def setup():
-    pipe = tiny_pipelines.build_sd()
-    adapter = adapter_for(pipe)
-    seeds = [3, 4, 5]
-    source = adapter.initial_noise(
-        3, None, None, [torch.Generator().manual_seed(s) for s in seeds], torch.float32
-    )
-    rows = Rows(PROMPTS, [0, 1, 2], seeds, source, adapter.call_kwargs(PROMPTS))
-    # A continuous score of the image itself, so every candidate gets a distinct value.
-    sampler = CollectionSampler(
-        pipe, get_scorer("toy-soft"), SamplerSettings(steps=2), batch_size=5
-    )
-    return pipe, rows, sampler
+    return tiny_pipelines.sd_teacher_setup(PROMPTS)
 
 
 class _Brightness(Scorer):

@@ -13,11 +13,8 @@ import tiny_pipelines
 import torch
 from diffusers import DDIMScheduler
 
-from golden_noise.adapters import adapter_for
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import (
-    CollectionSampler,
     EvolutionTeacher,
     RewardGradientTeacher,
     Rows,
@@ -141,15 +138,7 @@ def test_evolution_rejects_bad_options(options, message) -> None:
 
 @pytest.fixture(scope="module")
 def tiny():
-    pipe = tiny_pipelines.build_sd()
-    adapter = adapter_for(pipe)
-    seeds = [3, 4, 5]
-    source = adapter.initial_noise(
-        3, None, None, [torch.Generator().manual_seed(s) for s in seeds], torch.float32
-    )
-    rows = Rows(PROMPTS, [0, 1, 2], seeds, source, adapter.call_kwargs(PROMPTS))
-    sampler = CollectionSampler(pipe, get_scorer("toy-soft"), SamplerSettings(steps=2), 5)
-    return pipe, rows, sampler
+    return tiny_pipelines.sd_teacher_setup(PROMPTS)
 
 
 def _images_by_hand(pipe, rows: Rows, latents: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,10 @@ from transformers import (
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+from golden_noise.adapters import adapter_for
 from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.scorers.registry import get_scorer
+from golden_noise.teachers import CollectionSampler, Rows, SamplerSettings
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -470,3 +473,17 @@ def make_identity(net: NPNet) -> NPNet:
         for tensor in (net.alpha, net.beta, net.svd.mlp4[2].weight, net.svd.mlp4[2].bias):
             tensor.zero_()
     return net
+
+
+def sd_teacher_setup(prompts: list[str]) -> tuple:
+    """A tiny SD pipeline, teacher `Rows` of `prompts` (seeds 3, 4, ...) and a 2-step
+    collection sampler scored by toy-soft: a continuous score of the image itself, so every
+    candidate gets a distinct value."""
+    pipe = build_sd()
+    adapter = adapter_for(pipe)
+    seeds = list(range(3, 3 + len(prompts)))
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    source = adapter.initial_noise(len(prompts), None, None, generators, torch.float32)
+    rows = Rows(prompts, list(range(len(prompts))), seeds, source, adapter.call_kwargs(prompts))
+    sampler = CollectionSampler(pipe, get_scorer("toy-soft"), SamplerSettings(steps=2), 5)
+    return pipe, rows, sampler

@@ -29,8 +29,12 @@ def demo(
         ),
     ] = False,
     threads: Annotated[
-        int, typer.Option(help="Torch CPU threads (1 is fastest for the toy's small ops).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            help="Torch CPU threads (default: torch's, one per core; the demo's batched "
+            "generation runs 1.7x faster on 2 idle cores than on 1; use 1 beside other jobs)."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """The whole method offline on the toy world, ending in a report of whether it helped."""
@@ -44,7 +48,8 @@ def demo(
     from golden_noise.toy import load_npnet, load_pipeline
     from golden_noise.validate import integer
 
-    torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
+    if threads is not None:
+        torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
     quiet_library_bars()
     console = Console(stderr=True)
     try:

@@ -316,3 +316,21 @@ def test_import_authors_cli_refuses_mixed_shapes(tmp_path: Path) -> None:
         "import-authors", npz, jsonl, "--out", tmp_path / "npd", "--pipeline", "toy"
     )
     assert_refused(code, output, "2_2.npz: latents of shape (4, 16, 16)")
+
+
+# --- train --objective reward ----------------------------------------------------------------
+REWARD_OPTIONS = {
+    "unknown reward": (["--reward", "hpsv9"], "reward must be one of 'toy-surrogate'; got 'hpsv9'"),
+    "stay_close -1": (["--stay-close", "-1"], "stay_close must be at least 0; got -1.0"),
+    "reward_steps 0": (["--reward-steps", "0"], "reward_steps must be at least 1; got 0"),
+}
+
+
+@pytest.mark.parametrize("args, message", REWARD_OPTIONS.values(), ids=REWARD_OPTIONS.keys())
+def test_train_reward_options_refused(args: list, message: str, tmp_path: Path) -> None:
+    """Checked before any data or pipeline is read (a dataset collected without its pipeline
+    is refused in test_train_reward.py)."""
+    code, output = run_cli(
+        "train", tmp_path, "--out", tmp_path / "run", "--objective", "reward", *args
+    )
+    assert_refused(code, output, message)

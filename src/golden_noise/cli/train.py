@@ -29,6 +29,12 @@ TRAINING = ConfigOptions(
         "log_with": "auto (TensorBoard if installed), tensorboard or none.",
         "cpu": "Train on the CPU even when a GPU exists.",
         "progress": "Hide the progress bar.",
+        "objective": "mse (regress the dataset's targets, the paper's) or reward (train through "
+        "the dataset's pipeline on a differentiable reward).",
+        "reward": "Reward objective: differentiable reward (toy-surrogate).",
+        "stay_close": "Reward objective: weight of the penalty keeping the output a standard "
+        "Gaussian near its input.",
+        "reward_steps": "Reward objective: sampler steps per image (default: the dataset's).",
     },
 )
 # The architecture beyond the dataset's shapes; a flag not given keeps the trainer's choice.
@@ -109,8 +115,17 @@ def train_command(
         print_json(asdict(result))
         return
     last = result.history[-1] if result.history else {}
+    if config.objective == "reward":
+        baselines = (
+            f"reward {last.get('val_reward', float('nan')):.5f}, identity "
+            f"{last.get('val_reward_identity', float('nan')):.5f}"
+        )
+    else:
+        baselines = (
+            f"identity {last.get('val_identity', float('nan')):.5f}, mean residual "
+            f"{last.get('val_mean_residual', float('nan')):.5f}"
+        )
     Console().print(
-        f"done: best val loss {result.best_val_loss:.5f} (last: identity "
-        f"{last.get('val_identity', float('nan')):.5f}, mean residual "
-        f"{last.get('val_mean_residual', float('nan')):.5f}); weights in {config.out / 'best'}"
+        f"done: best val loss {result.best_val_loss:.5f} (last: {baselines}); "
+        f"weights in {config.out / 'best'}"
     )

@@ -9,7 +9,7 @@ from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.evolution import EvolutionTeacher
 from golden_noise.teachers.local_search import LocalSearchTeacher
 from golden_noise.teachers.redenoise import RedenoiseTeacher
-from golden_noise.teachers.reward_gradient import REWARDS, RewardGradientTeacher
+from golden_noise.teachers.reward_gradient import RewardGradientTeacher
 from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
 
 TEACHERS: dict[str, type[Teacher]] = {
@@ -32,7 +32,6 @@ __all__ = [
     "CollectionSampler",
     "EvolutionTeacher",
     "LocalSearchTeacher",
-    "REWARDS",
     "RedenoiseTeacher",
     "RewardGradientTeacher",
     "Rows",

@@ -19,26 +19,14 @@ two generations to score.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.sampler import CollectionSampler
-
-Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
-
-
-def _toy_surrogate() -> Reward:
-    from golden_noise.toy.surrogate import reward
-
-    return reward
-
-
-# Differentiable rewards by name: images [B, 3, H, W] in [0, 1] and prompts -> [B].
-REWARDS: dict[str, Callable[[], Reward]] = {"toy-surrogate": _toy_surrogate}
 
 
 class RewardGradientTeacher(Teacher):
@@ -49,16 +37,12 @@ class RewardGradientTeacher(Teacher):
     def __init__(
         self, reward: str = "toy-surrogate", ascent_steps: int = 2, ascent_size: float = 3.0
     ) -> None:
-        if reward not in REWARDS:
-            raise GoldenNoiseError(
-                f"unknown differentiable reward {reward!r}; expected one of {', '.join(REWARDS)}"
-            )
+        self.reward = load_reward(reward)
         if isinstance(ascent_steps, bool) or not isinstance(ascent_steps, int) or ascent_steps < 1:
             raise GoldenNoiseError(f"ascent_steps must be an integer >= 1; got {ascent_steps!r}")
         if not math.isfinite(ascent_size) or ascent_size <= 0:
             raise GoldenNoiseError(f"ascent_size must be a positive number; got {ascent_size}")
         self.reward_name = reward
-        self.reward = REWARDS[reward]()
         self.ascent_steps = ascent_steps
         self.ascent_size = ascent_size
 

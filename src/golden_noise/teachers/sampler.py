@@ -86,12 +86,16 @@ def _check_seeds(latents: torch.Tensor, seeds: Sequence[int]) -> None:
 
 
 class CollectionSampler:
-    """Generates and scores the image of each (noise, prompt) row, `batch_size` at a time."""
+    """Generates and scores the image of each (noise, prompt) row, `batch_size` at a time.
+
+    `scorer` may be None for a sampler that only generates (training through the sampler on
+    a differentiable reward); `score` then refuses.
+    """
 
     def __init__(
         self,
         pipe: Any,
-        scorer: Scorer,
+        scorer: Scorer | None,
         settings: SamplerSettings | None = None,
         batch_size: int = 64,
     ) -> None:
@@ -173,4 +177,6 @@ class CollectionSampler:
         seeds: Sequence[int],
     ) -> torch.Tensor:
         """The scorer's value of each row's image, float32 `[B]` on CPU."""
+        if self.scorer is None:
+            raise GoldenNoiseError("this sampler was built without a scorer; it cannot score")
         return self.scorer.score(self.images(latents, call_kwargs, seeds), list(prompts))

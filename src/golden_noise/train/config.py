@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.rewards import REWARDS
 from golden_noise.validate import choice, flag, integer, number
 
 MANIFEST_MARGIN = "manifest"
@@ -28,6 +29,12 @@ class TrainConfig:
     `init_from` starts from an existing NPNet (fine-tuning); `backbone_pretrained` loads timm
     weights for the residual backbone from the local cache (True) or a file path.
     `checkpoint_every` adds mid-epoch checkpoints every that many optimizer steps.
+
+    `objective`: "mse" regresses the dataset's targets (the paper); "reward" ignores them and
+    trains NPNet through the dataset's own pipeline to raise the differentiable `reward`
+    (a `golden_noise.rewards` name) of its images, with `stay_close` weighting the penalty
+    that keeps its output a standard Gaussian near its input (`train.objectives`);
+    `reward_steps` sampler steps per training image (None: the collection sampler's).
     """
 
     dataset: Path
@@ -54,6 +61,10 @@ class TrainConfig:
     log_with: Literal["auto", "tensorboard", "none"] = "auto"
     cpu: bool = False
     progress: bool = True
+    objective: Literal["mse", "reward"] = "mse"
+    reward: str = "toy-surrogate"
+    stay_close: float = 0.3
+    reward_steps: int | None = None
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -78,6 +89,11 @@ class TrainConfig:
         choice("log_with", self.log_with, ("auto", "tensorboard", "none"))
         for name in ("cpu", "progress"):
             flag(name, getattr(self, name))
+        choice("objective", self.objective, ("mse", "reward"))
+        choice("reward", self.reward, tuple(REWARDS))
+        number("stay_close", self.stay_close, 0)
+        if self.reward_steps is not None:
+            integer("reward_steps", self.reward_steps, 1, 1000)  # schedulers have 1000 timesteps
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

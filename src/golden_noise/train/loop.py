@@ -2,10 +2,10 @@
 
 `train()` reads top to bottom like accelerate's examples (complete_nlp_example.py): build,
 `prepare`, resume with `load_state`, iterate, `save_state`; helpers sit below it. Text
-embeddings come from the dataset's cache; no text encoder is loaded. Every epoch ends with a
-validation pass that prints NPNet's loss beside two baselines (identity: predict the source;
-mean residual: source + the train set's mean target-source difference), then writes `last/`,
-`best/` (by validation loss) in `save_pretrained` form, the metrics, and a checkpoint.
+embeddings come from the dataset's cache. What a batch's loss is, and what validation
+reports beside it, is the objective's (`train.objectives`: the paper's MSE to the target,
+or a reward through the sampler). Every epoch ends with a validation pass, then writes
+`last/`, `best/` (by validation loss) in `save_pretrained` form, the metrics, and a checkpoint.
 
 Nothing non-finite is kept: a loss or validation loss that is NaN or infinite stops the run
 with a GoldenNoiseError before the step is applied or anything is saved, and weights are
@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from golden_noise.atomic import atomic_directory, recover_directory
 from golden_noise.dataset import load_splits
@@ -36,6 +35,7 @@ from golden_noise.distributed import make_accelerator
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
 from golden_noise.train.model import build_npnet, check_fits, load_backbone_weights
+from golden_noise.train.objectives import KeyedRows, Objective, build_objective
 from golden_noise.train.state import (
     EpochShuffleSampler,
     TrainProgress,
@@ -92,13 +92,15 @@ def train(config: TrainConfig) -> TrainResult:
 
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     train_loader = DataLoader(
-        train_set,
+        KeyedRows(train_set),
         batch_size=config.batch_size,
         sampler=EpochShuffleSampler(len(train_set), config.seed),
         drop_last=True,
         num_workers=config.num_workers,
     )
-    val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=config.num_workers)
+    val_loader = DataLoader(
+        KeyedRows(val_set), batch_size=config.batch_size, num_workers=config.num_workers
+    )
     steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
     scheduler = get_scheduler(
         config.lr_scheduler,
@@ -113,9 +115,7 @@ def train(config: TrainConfig) -> TrainResult:
     progress = _resume(
         accelerator, config, _run_record(accelerator, config, net, train_set, val_set)
     )
-    if progress.mean_residual is None:
-        progress.mean_residual = _mean_residual(train_set, accelerator, config.batch_size).cpu()
-    mean_residual = progress.mean_residual.to(accelerator.device)
+    objective = build_objective(config, train_set, accelerator, progress)
     accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
     accelerator.print(
         f"training NPNet on {len(train_set)} pairs ({len(train_set.prompt_indices)} prompts), "
@@ -134,9 +134,9 @@ def train(config: TrainConfig) -> TrainResult:
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         loader.set_epoch(epoch)  # accelerate passes it on to the sampler; a fresh loader says 0
         batches_before, started = progress.batches_in_epoch, time.perf_counter()
-        for source, target, embeds in loader:
+        for batch in loader:
             with accelerator.accumulate(net):
-                loss = F.mse_loss(net(source, embeds).float(), target)
+                loss = objective.loss(net, batch, epoch)
                 _stop_unless_finite(accelerator, loss, f"train loss at epoch {epoch + 1}", config)
                 accelerator.backward(loss)
                 optimizer.step()
@@ -153,7 +153,7 @@ def train(config: TrainConfig) -> TrainResult:
         elapsed = time.perf_counter() - started
         train_loss = _global_mean(accelerator, progress.epoch_loss_sum) / progress.batches_in_epoch
         done = progress.batches_in_epoch - batches_before
-        metrics = _evaluate(net, val_loader, mean_residual, accelerator)
+        metrics = _evaluate(net, val_loader, objective, accelerator)
         _stop_unless_finite(
             accelerator, torch.tensor(metrics["val_loss"]), f"val loss at epoch {epoch + 1}", config
         )
@@ -172,8 +172,7 @@ def train(config: TrainConfig) -> TrainResult:
         accelerator.log(row, step=progress.global_step)
         accelerator.print(
             f"epoch {epoch + 1}/{config.epochs}: train {train_loss:.5f} | "
-            f"val {metrics['val_loss']:.5f} (identity {metrics['val_identity']:.5f}, "
-            f"mean residual {metrics['val_mean_residual']:.5f})"
+            + objective.describe(metrics)
         )
         improved = progress.best_val_loss is None or metrics["val_loss"] < progress.best_val_loss
         if improved:
@@ -288,40 +287,16 @@ def _trackers(choice: str) -> list[str]:
     return []
 
 
-def _mean_residual(dataset: Any, accelerator: Any, batch_size: int) -> torch.Tensor:
-    """Mean of target - source over the train split, each process summing its own share."""
-    share = Subset(
-        dataset, range(accelerator.process_index, len(dataset), accelerator.num_processes)
-    )
-    total = torch.zeros(
-        dataset.manifest.latent_shape, dtype=torch.float64, device=accelerator.device
-    )
-    for source, target, _ in DataLoader(share, batch_size=batch_size):
-        total += (target - source).to(accelerator.device, torch.float64).sum(0)
-    return (accelerator.reduce(total, reduction="sum") / len(dataset)).float()
-
-
-def _evaluate(
-    net: Any, loader: Any, mean_residual: torch.Tensor, accelerator: Any
-) -> dict[str, float]:
-    """Per-row MSE of NPNet and of both baselines, averaged over the whole validation split."""
+def _evaluate(net: Any, loader: Any, objective: Objective, accelerator: Any) -> dict[str, float]:
+    """The objective's per-row validation columns, averaged over the whole validation split."""
     net.eval()
     rows = []
     with torch.no_grad():
-        for source, target, embeds in loader:
-            golden = net(source, embeds)
-            errors = torch.stack(
-                [
-                    ((golden.float() - target) ** 2).mean((1, 2, 3)),
-                    ((source - target) ** 2).mean((1, 2, 3)),
-                    ((source + mean_residual - target) ** 2).mean((1, 2, 3)),
-                ],
-                dim=1,
-            )
-            rows.append(accelerator.gather_for_metrics(errors))
+        for batch in loader:
+            rows.append(accelerator.gather_for_metrics(objective.validation_rows(net, batch)))
     net.train()
     means = torch.cat(rows).double().mean(0).tolist()
-    return dict(zip(("val_loss", "val_identity", "val_mean_residual"), means, strict=True))
+    return dict(zip(objective.columns, means, strict=True))
 
 
 def _global_mean(accelerator: Any, value: float) -> float:

@@ -1,9 +1,15 @@
-"""The training recipe of the shipped toy pipeline: its defaults reproduce the shipped weights.
+"""The training recipes of the shipped toy pipeline and reward model: their defaults
+reproduce the shipped weights.
 
 Kept free of heavy imports so the CLI can show these defaults without loading torch.
 """
 
 from dataclasses import dataclass
+
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.validate import integer
+
+CHUNK = 256  # images drawn and saved together by the reward-model fit
 
 
 @dataclass
@@ -23,3 +29,25 @@ class ToyRecipe:
     ema_decay: float = 0.999
     checkpoint_every: int = 250
     threads: int | None = None  # torch threads; None: the faster of 1 and 2, re-measured
+
+
+@dataclass(frozen=True)
+class RewardRecipe:
+    """How the shipped reward model was fitted (saved as `reward_recipe.json`)."""
+
+    images: int = 20480
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    width: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        integer("images", self.images, 2 * CHUNK)
+        for name in ("epochs", "batch_size", "width"):
+            integer(name, getattr(self, name), 1)
+        integer("seed", self.seed, 0)
+        if self.width % 8:
+            raise GoldenNoiseError(
+                f"width must be a multiple of 8 (GroupNorm of 8 groups); got {self.width}"
+            )

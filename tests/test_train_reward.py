@@ -65,21 +65,26 @@ def toy_npd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def identity_net(toy_npd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The text-injection NPNet alone (`golden = x + (2 sigmoid(alpha) - 1) t`, a per-prompt
-    per-channel edit) at alpha 0, so it starts as the identity: every gain is measured from
-    the source's own reward, and this small net learns the same way from any initialisation
-    (measured: +0.08 to +0.10 after 6 epochs from three)."""
+    """The text-injection NPNet alone, `golden = x + (2 sigmoid(alpha) - 1) t` with
+    `t = GroupNorm(x) (1 + scale(c)) + shift(c)`, started as the identity by scale -1, shift 0
+    and alpha 10 (factor ~1): every gain is measured from the source's own reward, and the
+    per-prompt per-channel scale and shift get a gradient from the first step (at alpha 0
+    they get none, and learning there swings with the noise drawn). Measured after 6 epochs
+    at lr 1e-4 with five noise sequences: +0.09 to +1.01."""
     folder = tmp_path_factory.mktemp("identity")
-    torch.manual_seed(0)
     net = build_npnet(DatasetManifest.load(toy_npd), {"use_svd": False, "use_residual": False})
     with torch.no_grad():
-        net.alpha.zero_()
+        net.alpha.fill_(10.0)
+        linear = net.text.norm.linear
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.bias[: net.config.channels] = -1.0
     net.save_pretrained(folder)
     return folder
 
 
 def reward_config(dataset: Path, out: Path, start: Path, **overrides) -> TrainConfig:
-    settings = dict(batch_size=8, objective="reward", npnet={}, init_from=str(start))
+    settings = dict(batch_size=8, lr=1e-4, objective="reward", npnet={}, init_from=str(start))
     return small_config(dataset, out, **{**settings, **overrides})
 
 
@@ -107,7 +112,7 @@ def rows_of(dataset, order: list[int]) -> tuple[torch.Tensor, ...]:
 def test_reward_training_raises_the_surrogate_reward_of_the_saved_net(
     toy_npd: Path, identity_net: Path, tmp_path: Path
 ) -> None:
-    result = train(reward_config(toy_npd, tmp_path / "run", identity_net, epochs=6, lr=3e-3))
+    result = train(reward_config(toy_npd, tmp_path / "run", identity_net, epochs=6))
     _, val_set = load_splits(toy_npd, val_fraction=0.25)
     source, _, embeds, keys = rows_of(val_set, list(range(len(val_set))))
     texts = val_set.prompts()
@@ -118,9 +123,10 @@ def test_reward_training_raises_the_surrogate_reward_of_the_saved_net(
         standard = surrogate(images_by_hand(source, prompts), prompts).mean().item()
         learned = surrogate(images_by_hand(golden, prompts), prompts).mean().item()
     last = result.history[-1]
-    # Measured: +0.08 to +0.10 over the identity from three initialisations. A net that
-    # follows the reward's sign the wrong way, or learns nothing, stays at or below it.
-    assert learned > standard + 0.04, (learned, standard, result.history)
+    # Measured: +0.09 to +1.01 over the identity with five noise sequences (this run's
+    # seed: +0.37; the noise is the same on every CPU, float round-off moves it ~1e-6). A
+    # net that follows the reward's sign the wrong way, or learns nothing, stays at or below.
+    assert learned > standard + 0.05, (learned, standard, result.history)
     # The loop's validation is the same pipeline and reward on another batch split:
     # float32 round-off through 2 DDIM steps and the VAE is ~1e-6; 1e-3 leaves margin.
     assert last["val_reward"] == pytest.approx(learned, abs=1e-3)

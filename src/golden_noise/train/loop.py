@@ -1,8 +1,8 @@
 """Stage II: train NPNet on a Noise Prompt Dataset with accelerate (1 process or many).
 
 `train()` reads top to bottom like accelerate's examples (complete_nlp_example.py): build,
-`prepare`, resume with `load_state`, iterate, `save_state`; helpers sit below it. Text
-embeddings come from the dataset's cache. What a batch's loss is, and what validation
+`prepare`, resume with `load_state`, iterate, `save_state`; helpers sit below it. NPNet's
+text embeddings come from the dataset's cache. What a batch's loss is, and what validation
 reports beside it, is the objective's (`train.objectives`: the paper's MSE to the target,
 or a reward through the sampler). Every epoch ends with a validation pass, then writes
 `last/`, `best/` (by validation loss) in `save_pretrained` form, the metrics, and a checkpoint.

@@ -228,7 +228,7 @@ def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> Rewar
         guidance=recorded["guidance"],
         scheduler=recorded.get("scheduler", "ddim"),
     )
-    sampler = CollectionSampler(pipe, None, settings, batch_size=config.batch_size)
+    sampler = CollectionSampler(pipe, None, settings)
     return RewardObjective(
         sampler,
         reward,

@@ -262,6 +262,10 @@ def test_a_resumed_reward_run_draws_the_same_noise_as_an_uninterrupted_one(
         load_file(tmp_path / name / "last" / "model.safetensors") for name in ("whole", "resumed")
     ]
     assert all(torch.equal(ends[0][k], ends[1][k]) for k in ends[0])
+    for change in ({"stay_close": 0.5}, {"reward_steps": 1}, {"objective": "mse"}):
+        other = reward_config(toy_npd, tmp_path / "whole", identity_net, epochs=3, **change)
+        with pytest.raises(GoldenNoiseError, match=f"{next(iter(change))}: run"):
+            train(other)  # the reward settings take part in the resume check
 
 
 def test_two_processes_match_one_on_the_reward_objective(

@@ -320,7 +320,10 @@ def test_import_authors_cli_refuses_mixed_shapes(tmp_path: Path) -> None:
 
 # --- train --objective reward ----------------------------------------------------------------
 REWARD_OPTIONS = {
-    "unknown reward": (["--reward", "hpsv9"], "reward must be one of 'toy-surrogate'"),
+    "unknown reward": (
+        ["--reward", "hpsv9"],
+        "reward must be one of 'toy-reward-model', 'toy-surrogate'",
+    ),
     "stay_close -1": (["--stay-close", "-1"], "stay_close must be at least 0; got -1.0"),
     "reward_steps 0": (["--reward-steps", "0"], "reward_steps must be at least 1; got 0"),
 }

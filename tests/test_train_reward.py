@@ -87,7 +87,10 @@ def identity_net(toy_npd: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def reward_config(dataset: Path, out: Path, start: Path, **overrides) -> TrainConfig:
-    settings = dict(batch_size=8, lr=1e-4, objective="reward", npnet={}, init_from=str(start))
+    settings = dict(
+        batch_size=8, lr=1e-4, objective="reward", reward="toy-surrogate", no_harm=0.0,
+        npnet={}, init_from=str(start),
+    )  # fmt: skip
     return small_config(dataset, out, **{**settings, **overrides})
 
 
@@ -149,7 +152,9 @@ def test_stay_close_penalty_by_hand() -> None:
 def test_one_batch_loss_equals_the_reward_and_penalty_computed_by_hand(
     toy_npd: Path, tmp_path: Path
 ) -> None:
-    config = reward_config(toy_npd, tmp_path / "run", tmp_path, init_from=None, stay_close=0.7)
+    config = reward_config(
+        toy_npd, tmp_path / "run", tmp_path, init_from=None, stay_close=0.7, no_harm=1.5
+    )
     train_set, _ = load_splits(toy_npd, val_fraction=0.25)
     objective = build_objective(config, train_set, make_accelerator(cpu=True), TrainProgress())
     assert isinstance(objective, RewardObjective)
@@ -174,13 +179,16 @@ def test_one_batch_loss_equals_the_reward_and_penalty_computed_by_hand(
     with torch.no_grad():
         g = net(x, embeds)
         rewards = surrogate(images_by_hand(g, prompts), prompts).double()
+        baseline = surrogate(images_by_hand(x, prompts), prompts).double()
     g, x = g.double(), x.double()
     terms = []
     for i in range(len(items)):
         norm_x, norm_g = x[i].norm(), g[i].norm()
         terms.append(100 * (norm_g / norm_x - 1) ** 2 + ((g[i] - x[i]) ** 2).sum() / norm_x**2)
-    expected = (-rewards + 0.7 * torch.stack(terms)).mean()
+    shortfall = torch.relu(baseline - rewards)
+    expected = (-rewards + 0.7 * torch.stack(terms) + 1.5 * shortfall).mean()
     assert (torch.stack(terms) > 0.05).all()  # the penalty matters in this comparison
+    assert (shortfall > 0.05).any()  # so does the no-harm hinge
     # same float32 graphs; the hand penalty is float64 (~1e-6 apart)
     assert loss.item() == pytest.approx(expected.item(), abs=1e-4)
 
@@ -279,6 +287,7 @@ def test_two_processes_match_one_on_the_reward_objective(
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
         str(_free_port()), str(Path(sys.executable).with_name("golden-noise")), "train",
         str(toy_npd), "--out", str(tmp_path / "two"), "--objective", "reward", "--epochs", "1",
+        "--reward", "toy-surrogate", "--no-harm", "0",
         "--batch-size", "8", "--lr", "1e-4", "--unfiltered", "--val-fraction", "0.25",
         "--init-from", str(identity_net), "--log-with", "none", "--no-progress",
     ]  # fmt: skip
@@ -296,21 +305,22 @@ def test_cli_trains_with_the_reward_options(toy_npd: Path, identity_net: Path, t
     result = CliRunner().invoke(
         app,
         ["train", str(toy_npd), "--out", str(out), "--objective", "reward", "--reward",
-         "toy-surrogate", "--stay-close", "0.5", "--reward-steps", "1", "--epochs", "1",
+         "toy-surrogate", "--stay-close", "0.5", "--no-harm", "1.5", "--reward-steps", "1",
+         "--epochs", "1",
          "--batch-size", "8", "--val-fraction", "0.25", "--unfiltered", "--init-from",
          str(identity_net), "--log-with", "none", "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     recorded = json.loads((out / "train_config.json").read_text())
     assert (recorded["objective"], recorded["reward"]) == ("reward", "toy-surrogate")
-    assert (recorded["stay_close"], recorded["reward_steps"]) == (0.5, 1)
+    assert (recorded["stay_close"], recorded["no_harm"], recorded["reward_steps"]) == (0.5, 1.5, 1)
     assert "val_reward" in (out / "metrics.csv").read_text().splitlines()[0]
     assert "reward" in result.output and "identity" in result.output
 
 
 def test_unknown_reward_is_one_error_naming_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(
-        GoldenNoiseError, match="reward must be one of 'toy-surrogate'.*; got 'hps'"
+        GoldenNoiseError, match="reward must be one of .*'toy-surrogate'.*; got 'hps'"
     ):
         TrainConfig(dataset=tmp_path, out=tmp_path / "run", objective="reward", reward="hps")
     with pytest.raises(GoldenNoiseError, match="unknown differentiable reward 'hps'; expected one"):

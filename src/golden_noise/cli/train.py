@@ -31,9 +31,11 @@ TRAINING = ConfigOptions(
         "progress": "Hide the progress bar.",
         "objective": "mse (regress the dataset's targets, the paper's) or reward (train through "
         "the dataset's pipeline on a differentiable reward).",
-        "reward": "Reward objective: differentiable reward (toy-surrogate).",
+        "reward": "Reward objective: differentiable reward (toy-reward-model, toy-surrogate).",
         "stay_close": "Reward objective: weight of the penalty keeping the output a standard "
         "Gaussian near its input.",
+        "no_harm": "Reward objective: weight of each row's shortfall below its input noise's "
+        "reward.",
         "reward_steps": "Reward objective: sampler steps per image (default: the dataset's).",
     },
 )

@@ -33,8 +33,10 @@ class TrainConfig:
     `objective`: "mse" regresses the dataset's targets (the paper); "reward" ignores them and
     trains NPNet through the dataset's own pipeline to raise the differentiable `reward`
     (a `golden_noise.rewards` name) of its images, with `stay_close` weighting the penalty
-    that keeps its output a standard Gaussian near its input (`train.objectives`);
-    `reward_steps` sampler steps per training image (None: the collection sampler's).
+    that keeps its output a standard Gaussian near its input (`train.objectives`) and
+    `no_harm` weighting the shortfall below the input noise's own reward (a net that helps
+    most prompts by hurting a few is penalised row by row); `reward_steps` sampler steps per
+    training image (None: the collection sampler's).
     """
 
     dataset: Path
@@ -62,8 +64,9 @@ class TrainConfig:
     cpu: bool = False
     progress: bool = True
     objective: Literal["mse", "reward"] = "mse"
-    reward: str = "toy-surrogate"
+    reward: str = "toy-reward-model"
     stay_close: float = 0.3
+    no_harm: float = 2.0
     reward_steps: int | None = None
 
     def __post_init__(self) -> None:
@@ -92,6 +95,7 @@ class TrainConfig:
         choice("objective", self.objective, ("mse", "reward"))
         choice("reward", self.reward, tuple(REWARDS))
         number("stay_close", self.stay_close, 0)
+        number("no_harm", self.no_harm, 0)
         if self.reward_steps is not None:
             integer("reward_steps", self.reward_steps, 1, 1000)  # schedulers have 1000 timesteps
 

@@ -121,7 +121,13 @@ def stay_close_penalty(golden: torch.Tensor, noise: torch.Tensor) -> torch.Tenso
 
 
 class RewardObjective(Objective):
-    """`-reward(image(g), prompt) + stay_close * stay_close_penalty(g, x)`, `g = net(x, c)`.
+    """Per row, with `g = net(x, c)` and `r(z)` the reward of the image from noise z:
+    `-r(g) + no_harm * max(r(x) - r(g), 0) + stay_close * stay_close_penalty(g, x)`.
+
+    The no-harm term exists because one shared map learns the change that helps the majority
+    of prompts first: on the toy, without it, the net added what pair and counting prompts
+    need and took single prompts' soft score from 0.80 to 0.70 (validation, 100 steps); with
+    it (weight 2) no prompt type fell. It costs one more (gradient-free) generation per row.
 
     Each training row gets fresh standard Gaussian noise x, drawn from a generator seeded by
     (run seed, epoch, prompt index, row seed): every epoch sees new noise, a resumed run or
@@ -140,12 +146,13 @@ class RewardObjective(Objective):
         prompts: dict[int, str],
         *,
         stay_close: float,
+        no_harm: float,
         seed: int,
         height: int | None = None,
         width: int | None = None,
     ) -> None:
         self.sampler, self.reward, self.prompts = sampler, reward, prompts
-        self.stay_close, self.seed = stay_close, seed
+        self.stay_close, self.no_harm, self.seed = stay_close, no_harm, seed
         self.height, self.width = height, width
 
     def noise(self, keys: torch.Tensor, epoch: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -161,12 +168,18 @@ class RewardObjective(Objective):
     def loss(self, net: Any, batch: Batch, epoch: int) -> torch.Tensor:
         noise = self.noise(batch.keys, epoch, tuple(batch.source.shape[1:]))
         noise = noise.to(batch.source.device)
-        return self._rows(net(noise, batch.embeds).float(), noise, batch.keys)[0].mean()
+        baseline = None
+        if self.no_harm:
+            with torch.no_grad():
+                baseline = self.rewards(noise, batch.keys).detach()
+        golden = net(noise, batch.embeds).float()
+        return self._rows(golden, noise, batch.keys, baseline)[0].mean()
 
     def validation_rows(self, net: Any, batch: Batch) -> torch.Tensor:
         """On each row's source noise, so validation is the same every epoch."""
-        loss, reward = self._rows(net(batch.source, batch.embeds).float(), batch.source, batch.keys)
         identity = self.rewards(batch.source, batch.keys)
+        golden = net(batch.source, batch.embeds).float()
+        loss, reward = self._rows(golden, batch.source, batch.keys, identity)
         return torch.stack([loss, reward, identity], dim=1)
 
     def describe(self, metrics: dict[str, float]) -> str:
@@ -183,10 +196,18 @@ class RewardObjective(Objective):
         return self.reward(images.float(), prompts)
 
     def _rows(
-        self, golden: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor
+        self,
+        golden: torch.Tensor,
+        noise: torch.Tensor,
+        keys: torch.Tensor,
+        baseline: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row loss and reward; `baseline` is r(x), needed only when no_harm > 0."""
         reward = self.rewards(golden, keys)
-        return -reward + self.stay_close * stay_close_penalty(golden, noise), reward
+        loss = -reward + self.stay_close * stay_close_penalty(golden, noise)
+        if self.no_harm:
+            loss = loss + self.no_harm * torch.relu(baseline - reward)
+        return loss, reward
 
 
 def build_objective(
@@ -234,6 +255,7 @@ def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> Rewar
         reward,
         {index: record.text for index, record in train_set.prompts().items()},
         stay_close=config.stay_close,
+        no_harm=config.no_harm,
         seed=config.seed,
         height=recorded.get("height"),
         width=recorded.get("width"),

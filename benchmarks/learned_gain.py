@@ -7,6 +7,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
 
     python benchmarks/learned_gain.py train-mse DATASET OUT --arch unet --epochs 3 --lr 1e-3
     python benchmarks/learned_gain.py train-reward OUT --iters 150 --penalty 0.1 --lr 1e-3
+    python benchmarks/learned_gain.py train-informed OUT --iters 200 --lr 3e-4
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -16,6 +17,10 @@ keeps the last epoch; it prints validation MSE beside the identity and mean-resi
 NPNet's output is sampled through a differentiable 10-step DDIM loop of the toy pipeline and
 the toy's differentiable surrogate (`golden_noise.toy.surrogate`) is maximised, with penalties
 on the output/input norm ratio and on the size of the move.
+`train-informed` is a research probe beyond NPNet: a residual UNet that also reads the
+pipeline's first guided noise prediction for x (one extra denoiser call, "what image will this
+noise become"), trained on the shipped toy reward model with the no-harm hinge of
+`golden-noise train --objective reward`; `evaluate` takes its folder too.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
 
 from golden_noise.dataset.reader import load_splits
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.stats import paired_stats
 from golden_noise.toy import load_pipeline
 from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
+from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
 
@@ -191,13 +198,89 @@ def train_reward(args: argparse.Namespace) -> None:
     net.eval().save_pretrained(args.out)
 
 
+class DenoiserInformed(torch.nn.Module):
+    """golden = x + UNet([x, eps(x)], prompt): eps is the pipeline's guided noise prediction
+    at the first of the evaluation sampler's timesteps (no gradient); conv_out starts at zero,
+    so the net starts as the identity."""
+
+    FILE = "denoiser_informed.safetensors"
+
+    def __init__(self, toy: Toy) -> None:
+        super().__init__()
+        self.toy = toy
+        self.unet = UNet2DConditionModel(
+            sample_size=8, in_channels=8, out_channels=4, block_out_channels=(32, 64),
+            layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+            attention_head_dim=8, norm_num_groups=16,
+        )  # fmt: skip
+        torch.nn.init.zeros_(self.unet.conv_out.weight)
+        torch.nn.init.zeros_(self.unet.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.toy.ddim.set_timesteps(STEPS)
+            t = self.toy.ddim.timesteps[0]
+            eps = self.toy.pipe.unet(
+                torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])
+            ).sample
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + GUIDANCE * (eps_cond - eps_uncond)
+        return x + self.unet(torch.cat([x, eps], 1), 0, encoder_hidden_states=cond).sample
+
+
+def train_informed(args: argparse.Namespace) -> None:
+    toy = Toy()
+    torch.manual_seed(0)
+    net = DenoiserInformed(toy).train()
+    opt = torch.optim.AdamW(net.unet.parameters(), args.lr, weight_decay=0.01)
+    prompts, batch, history = sample_prompts(40000, 7, "train"), 32, []
+    for it in range(args.iters):
+        ps = prompts[it * batch : (it + 1) * batch]
+        x = seed_noise(list(range(7_000_000 + it * batch, 7_000_000 + (it + 1) * batch)))
+        cond, uncond = toy.embed(ps)
+        golden = net(x, cond, uncond)
+        ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
+        move = ((golden - x) ** 2).flatten(1).sum(1) / (x**2).flatten(1).sum(1)
+        value = reward_model(toy.differentiable_images(golden, cond, uncond, args.steps), ps)
+        with torch.no_grad():
+            own = reward_model(toy.differentiable_images(x, cond, uncond, args.steps), ps)
+        loss = (
+            -value.mean()
+            + 2.0 * torch.relu(own - value).mean()
+            + 0.3 * (100 * ((ratio - 1) ** 2).mean() + move.mean())
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append((value - own).mean().item())
+        if it % 5 == 0:
+            print(f"iter {it} reward gain {np.mean(history[-5:]):+.4f} relative move "
+                  f"{move.mean().sqrt():.3f}", flush=True)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_file(net.unet.state_dict(), args.out / DenoiserInformed.FILE)
+
+
+def load_net(path: Path, toy: Toy):
+    """An NPNet folder, or a `train-informed` one (called as net(x, cond, uncond))."""
+    if (path / DenoiserInformed.FILE).is_file():
+        net = DenoiserInformed(toy)
+        net.unet.load_state_dict(load_file(path / DenoiserInformed.FILE))
+        return lambda x, cond, uncond: net.eval()(x, cond, uncond)
+    npnet = NPNet.from_pretrained(path).eval()
+    return lambda x, cond, uncond: npnet(x, cond)
+
+
 def evaluate(args: argparse.Namespace) -> None:
-    toy, net = Toy(), NPNet.from_pretrained(args.net).eval()
+    toy = Toy()
+    net = load_net(args.net, toy)
     chosen = samples(args.split, args.per_type, args.n)
     prompts, kinds = [p for p, _, _ in chosen], np.array([k for *_, k in chosen])
     x = seed_noise([s for _, s, _ in chosen])
     with torch.no_grad():
-        golden = net(x, toy.embed(prompts)[0])
+        golden = torch.cat(
+            [net(x[i : i + 256], *toy.embed(prompts[i : i + 256])) for i in range(0, len(x), 256)]
+        )
     ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
     arms = {
         "standard": toy.scores(x, prompts),
@@ -237,6 +320,11 @@ def main() -> None:
     p.add_argument("--penalty", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=10)
+    p = sub.add_parser("train-informed")
+    p.add_argument("out", type=Path)
+    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--steps", type=int, default=10)
     p = sub.add_parser("evaluate")
     p.add_argument("net", type=Path)
     p.add_argument("name")
@@ -244,7 +332,13 @@ def main() -> None:
     p.add_argument("--per-type", type=int, default=32)
     p.add_argument("--n", type=int, default=1024)
     args = parser.parse_args()
-    {"train-mse": train_mse, "train-reward": train_reward, "evaluate": evaluate}[args.command](args)
+    commands = {
+        "train-mse": train_mse,
+        "train-reward": train_reward,
+        "train-informed": train_informed,
+        "evaluate": evaluate,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

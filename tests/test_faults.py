@@ -44,6 +44,10 @@ def test_evaluate_killed_mid_generation_resumes_to_the_uninterrupted_result(
     tmp_path: Path,
 ) -> None:
     out, images = tmp_path / "killed", tmp_path / "killed" / "images"
+    reference = subprocess.run(
+        _evaluate(tmp_path / "reference"), env=ENV, capture_output=True, text=True
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
     process = subprocess.Popen(
         _evaluate(out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -55,12 +59,14 @@ def test_evaluate_killed_mid_generation_resumes_to_the_uninterrupted_result(
     process.wait()
     written = len(list(images.glob("*.png")))
     assert 0 < written < 24, written  # 8 samples x 3 arms: killed part-way
+    # a kill can land mid-write: plant such a leftover for an image the resume must write
+    lost = sorted(
+        {p.name for p in (tmp_path / "reference" / "images").iterdir()}
+        - {p.name for p in images.iterdir()}
+    )[0]
+    (images / f".tmp-0123456789ab-{lost}").write_bytes(b"half a png")
     resumed = subprocess.run(_evaluate(out), env=ENV, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    reference = subprocess.run(
-        _evaluate(tmp_path / "reference"), env=ENV, capture_output=True, text=True
-    )
-    assert reference.returncode == 0, reference.stderr[-2000:]
     # Images are written whole (temp + rename), the kill leaves no temp file, and the resumed
     # folder scores what the uninterrupted one does: images lost 0, duplicated 0, corrupt 0.
     assert not [p for p in images.iterdir() if p.name.startswith(".")]

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,24 @@ def recover_directory(target: Path) -> None:
     old = target.with_name(target.name + ".old")
     if old.exists() and not target.exists():
         os.replace(old, target)
+
+
+def remove_leftovers_of(targets: Iterable[Path]) -> int:
+    """Delete temp files that interrupted writes to `targets` left behind (any tag).
+
+    For a writer that owns exactly these targets (one process's share of a folder), so it
+    can clean before rewriting them without touching another writer's temp files.
+    """
+    names: dict[Path, set[str]] = {}
+    for target in targets:
+        names.setdefault(Path(target).parent, set()).add(Path(target).name)
+    removed = 0
+    for directory, wanted in names.items():
+        for path in directory.glob(f"{TEMP_PREFIX}*") if directory.is_dir() else ():
+            if path.is_file() and path.name.split("-", 2)[-1] in wanted:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def remove_temp_files(directory: Path, tag: str = "") -> int:

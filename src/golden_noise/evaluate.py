@@ -24,7 +24,12 @@ import torch
 from PIL import Image
 
 from golden_noise.arms import Arm, Sample, generate_arms
-from golden_noise.atomic import atomic_write_json, atomic_write_png, atomic_write_text
+from golden_noise.atomic import (
+    atomic_write_json,
+    atomic_write_png,
+    atomic_write_text,
+    remove_leftovers_of,
+)
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.report import ImageRow, MetricInfo, write_report
 from golden_noise.report.writer import norm_ratios
@@ -81,6 +86,9 @@ def generate_images(
     if not todo:
         return 0
     arms = {n: a for n, a in generation.arms.items() if any(missing(s, n) for s in todo)}
+    # a kill mid-write leaves a hidden temp PNG; this process rewrites those images, so it
+    # removes their leftovers (and only theirs: other processes own other samples)
+    remove_leftovers_of(folder / image_file(s, arm) for s in todo for arm in arms)
     batches = generate_arms(
         generation.pipe, todo, arms, batch_size=generation.batch_size, **generation.call
     )

@@ -92,7 +92,7 @@ def test_every_command_in_the_readme_table_exists_with_help():
 
     table = README.split("## Command line", 1)[1].split("\n\n", 2)[1]
     commands = sorted(set(re.findall(r"`golden-noise ([a-z-]+)", table)) | {"toy-eval"})
-    assert len(commands) == 9, commands
+    assert len(commands) == 10, commands
     for command in commands:
         result = CliRunner().invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, (command, result.output)

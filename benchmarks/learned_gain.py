@@ -42,6 +42,7 @@ from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
+from golden_noise.train.objectives import stay_close_penalty
 
 TOY_SHAPES = dict(
     channels=4, height=8, width=8, text_tokens=16, text_dim=64, family="sd",
@@ -98,18 +99,23 @@ class Toy:
         result = score(np.concatenate(images), prompts)
         return result.soft.numpy(), result.correct.numpy().astype(float)
 
+    def guided_eps(
+        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor
+    ) -> torch.Tensor:
+        """The toy UNet's classifier-free-guided noise prediction at timestep `t`."""
+        eps = self.pipe.unet(
+            torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])
+        ).sample
+        eps_uncond, eps_cond = eps.chunk(2)
+        return eps_uncond + GUIDANCE * (eps_cond - eps_uncond)
+
     def differentiable_images(
         self, x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor, steps: int
     ) -> torch.Tensor:
         """DDIM with CFG written out, so the surrogate's gradient reaches the noise."""
         self.ddim.set_timesteps(steps)
         for t in self.ddim.timesteps:
-            eps = self.pipe.unet(
-                torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])
-            ).sample
-            eps_uncond, eps_cond = eps.chunk(2)
-            eps = eps_uncond + GUIDANCE * (eps_cond - eps_uncond)
-            x = self.ddim.step(eps, t, x, eta=0.0).prev_sample
+            x = self.ddim.step(self.guided_eps(x, t, cond, uncond), t, x, eta=0.0).prev_sample
         images = self.pipe.vae.decode(x / self.pipe.vae.config.scaling_factor).sample
         return (images / 2 + 0.5).clamp(0, 1)
 
@@ -220,12 +226,7 @@ class DenoiserInformed(torch.nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             self.toy.ddim.set_timesteps(STEPS)
-            t = self.toy.ddim.timesteps[0]
-            eps = self.toy.pipe.unet(
-                torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])
-            ).sample
-            eps_uncond, eps_cond = eps.chunk(2)
-            eps = eps_uncond + GUIDANCE * (eps_cond - eps_uncond)
+            eps = self.toy.guided_eps(x, self.toy.ddim.timesteps[0], cond, uncond)
         return x + self.unet(torch.cat([x, eps], 1), 0, encoder_hidden_states=cond).sample
 
 
@@ -240,23 +241,19 @@ def train_informed(args: argparse.Namespace) -> None:
         x = seed_noise(list(range(7_000_000 + it * batch, 7_000_000 + (it + 1) * batch)))
         cond, uncond = toy.embed(ps)
         golden = net(x, cond, uncond)
-        ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
-        move = ((golden - x) ** 2).flatten(1).sum(1) / (x**2).flatten(1).sum(1)
         value = reward_model(toy.differentiable_images(golden, cond, uncond, args.steps), ps)
         with torch.no_grad():
             own = reward_model(toy.differentiable_images(x, cond, uncond, args.steps), ps)
-        loss = (
-            -value.mean()
-            + 2.0 * torch.relu(own - value).mean()
-            + 0.3 * (100 * ((ratio - 1) ** 2).mean() + move.mean())
-        )
+        # the loss of `golden-noise train --objective reward` (stay_close 0.3, no_harm 2)
+        penalty = stay_close_penalty(golden, x)
+        loss = (-value + 2.0 * torch.relu(own - value) + 0.3 * penalty).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append((value - own).mean().item())
         if it % 5 == 0:
-            print(f"iter {it} reward gain {np.mean(history[-5:]):+.4f} relative move "
-                  f"{move.mean().sqrt():.3f}", flush=True)  # fmt: skip
+            print(f"iter {it} reward gain {np.mean(history[-5:]):+.4f} penalty "
+                  f"{penalty.mean():.4f}", flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     save_file(net.unet.state_dict(), args.out / DenoiserInformed.FILE)
 

@@ -36,11 +36,6 @@ def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> 
     order = torch.randperm(len(soft), generator=torch.Generator().manual_seed(recipe.seed))
     n_val = len(soft) // 10
     val, train = order[:n_val], order[n_val:]
-    torch.manual_seed(recipe.seed)
-    model = ToyRewardModel(width=recipe.width)
-    optimizer = torch.optim.AdamW(model.parameters(), recipe.lr, weight_decay=1e-4)
-    steps = recipe.epochs * -(-len(train) // recipe.batch_size)  # one per plan entry
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=steps)
     shuffle = torch.Generator().manual_seed(recipe.seed + 1)
     plan = [
         epoch[start : start + recipe.batch_size]
@@ -49,6 +44,10 @@ def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> 
         )
         for start in range(0, len(epoch), recipe.batch_size)
     ]
+    torch.manual_seed(recipe.seed)
+    model = ToyRewardModel(width=recipe.width)
+    optimizer = torch.optim.AdamW(model.parameters(), recipe.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=len(plan))
     model.train()
     for rows in track(plan, "fit reward model", disable=not progress):
         loss = F.mse_loss(model(_pixels(images[rows]), specs[rows]), soft[rows])
@@ -56,8 +55,7 @@ def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> 
         loss.backward()
         optimizer.step()
         schedule.step()
-    fit = _fit_quality(model, images[val], specs[val], soft[val])
-    model.eval()
+    fit = _fit_quality(model, images[val], specs[val], soft[val])  # leaves it in eval mode
     with atomic_directory(out / "reward_model") as tmp:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "reward_recipe.json", {**asdict(recipe), **fit})

@@ -148,6 +148,39 @@ def test_rerun_resumes_without_regenerating(demo_run):
     assert again["evaluation"]["overall"] == summary["evaluation"]["overall"]
 
 
+def test_evaluation_in_two_processes_matches_the_in_process_one(demo_run, tmp_path):
+    """The CLI's default for the full demo: the held-out evaluation as two accelerate
+    processes that rebuild the stage from the run's folder. Same images bit for bit (each
+    process generates whole batches) and the same statistics as evaluating in-process."""
+    import shutil
+
+    from golden_noise.demo.processes import EvaluationProcesses, evaluate_in_processes
+
+    out, pipe, summary = demo_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "study"))
+    pipe.save_pretrained(tmp_path / "pipe")
+    stats = evaluate_in_processes(copy, EvaluationProcesses(2, 1, tmp_path / "pipe"), False)
+    assert stats == json.loads(json.dumps(summary["evaluation"]))
+    images = sorted((out / "report" / "images").glob("*.png"))
+    assert len(images) == TINY.eval_samples * 4  # standard, golden, norm-matched, teacher
+    for image in images:
+        assert image.read_bytes() == (copy / "report" / "images" / image.name).read_bytes()
+
+
+def test_evaluation_processes_refuse_a_run_without_its_earlier_stages(demo_run, tmp_path):
+    """Checked before any process starts: the message names the missing file."""
+    import shutil
+
+    from golden_noise.demo.processes import EvaluationProcesses, evaluate_in_processes
+
+    out, _, _ = demo_run
+    shutil.copytree(out, tmp_path / "run", ignore=shutil.ignore_patterns("report", "study"))
+    shutil.rmtree(tmp_path / "run" / "npnet")
+    with pytest.raises(GoldenNoiseError, match="npnet/config.json from the demo's earlier"):
+        evaluate_in_processes(tmp_path / "run", EvaluationProcesses(2), False)
+
+
 def test_study_trains_each_variant_and_evaluates_every_sampler(demo_run):
     out, pipe, _ = demo_run
     findings = run_study(out, TINY, pipe, progress=False)

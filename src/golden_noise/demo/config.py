@@ -15,6 +15,7 @@ from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 VALIDATION_SEED_OFFSET = 1_000_000
 EVAL_SEED_OFFSET = 2_000_000
+CONFIG_NAME = "demo_config.json"  # the run's DemoConfig, in its output folder
 
 # A residual backbone sized for 8x8x4 latents: a 2-block ViT on a 16x16 resize (16 tokens),
 # a narrower SVD branch (the folded 16x16 noise matrix has 16 singular values).
@@ -72,6 +73,12 @@ class DemoConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DemoConfig:
+        """The config `to_dict` wrote (JSON turns the teachers' tuples into lists)."""
+        teachers = tuple((name, dict(options)) for name, options in data["teachers"])
+        return cls(**{**data, "teachers": teachers})
 
 
 FULL = DemoConfig(

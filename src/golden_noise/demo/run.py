@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from golden_noise.atomic import atomic_directory, atomic_write_json
-from golden_noise.demo.config import DemoConfig
+from golden_noise.demo.config import CONFIG_NAME, DemoConfig
+from golden_noise.demo.processes import EvaluationProcesses, evaluate_in_processes
 from golden_noise.demo.stages import (
     build_teacher,
     choose_teacher,
     collect_training_pairs,
-    demo_arms,
-    evaluate_arms,
-    heldout_samples,
+    evaluate_stage,
     train_npnet,
 )
 
@@ -55,15 +54,17 @@ def run_demo(
     shipped: Any = None,
     progress: bool = True,
     console: Any = None,
+    processes: EvaluationProcesses | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the demo into `out`; returns the summary also written to summary.json.
 
     `pipe`: the toy pipeline (default: the shipped one), e.g. another toy training run's.
     `shipped`: an NPNet evaluated beside the run's own on the same held-out samples (the CLI
-    passes the shipped toy NPNet when it runs the shipped pipeline).
+    passes the shipped toy NPNet when it runs the shipped pipeline). `processes`: run the
+    held-out evaluation, the demo's longest stage, as that many accelerate processes
+    (they load the pipeline named there, and the shipped NPNet with the shipped pipeline),
+    instead of in this process.
     """
-    from golden_noise.generate import GoldenNoise
-    from golden_noise.npnet import NPNet
     from golden_noise.toy import load_pipeline
 
     out = Path(out)
@@ -72,7 +73,7 @@ def run_demo(
     pipe = pipe if pipe is not None else load_pipeline()
     pipe.set_progress_bar_config(disable=True)
     clock = StageClock()
-    atomic_write_json(out / "demo_config.json", config.to_dict())
+    atomic_write_json(out / CONFIG_NAME, config.to_dict())
 
     with clock.stage("choose teacher (validation)", say):
         chosen, choice = choose_teacher(pipe, config, out / "validation", progress)
@@ -83,23 +84,11 @@ def run_demo(
     with clock.stage("train", say):
         trained = train_npnet(config, out / "npd", out / "train", progress)
     publish_npnet(out / "train" / "best", out / "npnet")
-    golden = GoldenNoise(NPNet.from_pretrained(out / "npnet"), pipe)
     with clock.stage("evaluate (held-out)", say):
-        stats = evaluate_arms(
-            out / "report",
-            heldout_samples(config),
-            pipe,
-            demo_arms(
-                pipe,
-                golden,
-                teacher,
-                config,
-                shipped=GoldenNoise(shipped, pipe) if shipped is not None else None,
-            ),
-            config,
-            {"demo": config.name, "teacher": chosen, "npnet": str(out / "npnet")},
-            progress,
-        )
+        if processes is None:
+            stats = evaluate_stage(out, config, pipe, chosen, shipped, progress)
+        else:
+            stats = evaluate_in_processes(out, processes, progress)
     summary = {
         "config": config.to_dict(),
         "teacher_choice": choice,

@@ -189,11 +189,13 @@ def evaluate_arms(
     config: DemoConfig,
     run: dict[str, Any],
     progress: bool,
-) -> dict[str, Any]:
-    """Generate (batched) and score every arm, write the report; returns the statistics."""
+    accelerator: Any = None,
+) -> dict[str, Any] | None:
+    """Generate (batched) and score every arm, write the report; returns the statistics
+    (None on an accelerate process other than the main one)."""
     generation = Generation(pipe, made, call_kwargs(config), config.generation_batch_size)
     return evaluate(folder, toy_scorers(), samples=samples, generation=generation, run=run,
-                    show_progress=progress)  # fmt: skip
+                    accelerator=accelerator, show_progress=progress)  # fmt: skip
 
 
 def teacher_arm(pipe: Any, teacher: Teacher, config: DemoConfig) -> Arm:
@@ -234,3 +236,26 @@ def demo_arms(
 
 def load_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def evaluate_stage(
+    out: Path,
+    config: DemoConfig,
+    pipe: Any,
+    chosen: str,
+    shipped: Any | None,
+    progress: bool,
+    accelerator: Any = None,
+) -> dict[str, Any] | None:
+    """The held-out evaluation of the run's NPNet (`out/npnet`) beside its controls, the
+    chosen teacher and the `shipped` NPNet; the statistics on the main process, else None."""
+    from golden_noise.generate import GoldenNoise
+    from golden_noise.npnet import NPNet
+
+    golden = GoldenNoise(NPNet.from_pretrained(out / "npnet"), pipe)
+    teacher = build_teacher(chosen, dict(config.teachers)[chosen], config)
+    also = GoldenNoise(shipped, pipe) if shipped is not None else None
+    made = demo_arms(pipe, golden, teacher, config, shipped=also)
+    run = {"demo": config.name, "teacher": chosen, "npnet": str(out / "npnet")}
+    return evaluate_arms(out / "report", heldout_samples(config), pipe, made, config, run,
+                         progress, accelerator)  # fmt: skip

@@ -41,7 +41,7 @@ NEW_SHAPE_UNET: dict[str, Any] = {
 
 SvdVariant = Literal["attention", "mean"]
 TextReduction = Literal["none", "mean", "projection"]
-ResidualKind = Literal["timm", "unet"]
+ResidualKind = Literal["timm", "unet", "prompt-offset"]
 
 
 @dataclass
@@ -55,7 +55,10 @@ class NPNetConfig:
     `residual_kind`: "timm" is the released residual branch (a timm `backbone` on a resized
     copy of the noise); "unet" is a cross-attention UNet at the latent's own resolution that
     reads the prompt's tokens (`npnet.unet_branch`), for prompt-dependent spatial structure;
-    `backbone_kwargs` override the chosen branch's construction arguments.
+    "prompt-offset" draws an offset from the prompt alone, the same for every seed
+    (`npnet.offset_branch`); `backbone_kwargs` override the chosen branch's construction
+    arguments. `keep_norm`: the golden noise is rescaled, per sample, to the input noise's
+    norm, so the net can change the noise's direction but never its temperature.
     """
 
     channels: int = 4
@@ -76,6 +79,7 @@ class NPNetConfig:
     use_svd: bool = True
     use_residual: bool = True
     use_text: bool = True
+    keep_norm: bool = False
     family: str | None = None
 
     def __post_init__(self) -> None:
@@ -89,7 +93,7 @@ class NPNetConfig:
                 f"NPNetConfig.text_tokens x text_dim must be at most {MAX_TEXT_NUMBERS} (the text "
                 f"injection's Linear reads them all); got {self.text_tokens} x {self.text_dim}"
             )
-        for name in ("use_svd", "use_residual", "use_text"):
+        for name in ("use_svd", "use_residual", "use_text", "keep_norm"):
             flag(f"NPNetConfig.{name}", getattr(self, name))
         if not isinstance(self.backbone, str) or not isinstance(self.backbone_kwargs, dict):
             raise GoldenNoiseError(
@@ -106,9 +110,10 @@ class NPNetConfig:
             raise GoldenNoiseError(
                 f"NPNetConfig.svd_variant must be 'attention' or 'mean'; got {self.svd_variant!r}"
             )
-        if self.residual_kind not in ("timm", "unet"):
+        if self.residual_kind not in ("timm", "unet", "prompt-offset"):
             raise GoldenNoiseError(
-                f"NPNetConfig.residual_kind must be 'timm' or 'unet'; got {self.residual_kind!r}"
+                "NPNetConfig.residual_kind must be 'timm', 'unet' or 'prompt-offset'; "
+                f"got {self.residual_kind!r}"
             )
         if self.text_reduction not in ("none", "mean", "projection"):
             raise GoldenNoiseError(

@@ -24,6 +24,11 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm, shaped to broadcast over `[B, C, H, W]`."""
+    return x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+
+
 def _shape(tensor: torch.Tensor) -> str:
     return "[" + ", ".join(str(size) for size in tensor.shape) + "]"
 
@@ -39,9 +44,11 @@ class NPNet(
 
     `golden = SVD(x) + (2*sigmoid(alpha) - 1) * t + beta * r` with `t = TextInjection(x, c)` and
     `r = Residual(x + t)`, exactly the authors' inference forward (with `residual_kind="unet"`
-    the residual also cross-attends to `c`). Ablations: without the SVD branch `SVD(x)` is
-    replaced by `x`; without text `t = 0` (the residual then sees `x` and no prompt);
+    the residual also cross-attends to `c`; a "prompt-offset" residual reads `c` alone, with
+    or without the text injection). Ablations: without the SVD branch `SVD(x)` is replaced by
+    `x`; without text `t = 0` (a "timm" or "unet" residual then sees `x` and no prompt);
     without the residual branch `r = 0`. `alpha` and `beta` always exist (shape `[1]`).
+    With `keep_norm` the result is rescaled per sample to `||x||`.
 
     Runs in float32 whatever the input dtype (the SVD needs it) and returns the noise's dtype
     and device. One prompt (`prompt_embeds` batch 1) may serve a whole batch of noises.
@@ -69,14 +76,22 @@ class NPNet(
         x = noise.to(device=self.alpha.device, dtype=torch.float32)
         golden = self.svd(x) if self.svd is not None else x
         residual_input, condition = x, None
-        if self.text is not None:
+        if self._reads_prompt:
             condition = prompt_embeds.to(device=self.alpha.device, dtype=torch.float32)
+        if self.text is not None:
             t = self.text(x, condition)
             golden = golden + (2 * torch.sigmoid(self.alpha) - 1) * t
             residual_input = x + t
         if self.residual is not None:
             golden = golden + self.beta * self.residual(residual_input, condition)
+        if self.config.keep_norm:
+            golden = golden * (_norms(x) / _norms(golden))
         return golden.to(device=noise.device, dtype=noise.dtype)
+
+    @property
+    def _reads_prompt(self) -> bool:
+        """The text injection reads the prompt; a prompt-offset residual has nothing else."""
+        return self.text is not None or self.config.residual_kind == "prompt-offset"
 
     def _check_inputs(self, noise: torch.Tensor, prompt_embeds: torch.Tensor | None) -> None:
         config = self.config
@@ -94,10 +109,11 @@ class NPNet(
         if not torch.isfinite(noise).all():
             raise GoldenNoiseError("noise contains NaN or Inf values; expected finite values")
         if prompt_embeds is None:
-            if self.text is not None:
+            if self._reads_prompt:
+                built = "use_text=True" if self.text is not None else "a prompt-offset residual"
                 raise GoldenNoiseError(
                     f"prompt_embeds [B, {config.text_tokens}, {config.text_dim}] is required "
-                    "(the net was built with use_text=True); got None"
+                    f"(the net was built with {built}); got None"
                 )
             return
         if not isinstance(prompt_embeds, torch.Tensor) or not prompt_embeds.is_floating_point():

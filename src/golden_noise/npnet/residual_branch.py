@@ -82,10 +82,13 @@ class ResidualBranch(nn.Module):
 
 def build_residual_branch(config: NPNetConfig) -> nn.Module:
     """The residual branch `config.residual_kind` names: `forward(x, prompt_embeds)`."""
+    shape = (config.channels, config.height, config.width, config.text_dim)
     if config.residual_kind == "unet":
         from golden_noise.npnet.unet_branch import UNetResidualBranch
 
-        return UNetResidualBranch(
-            config.channels, config.height, config.width, config.text_dim, config.backbone_kwargs
-        )
+        return UNetResidualBranch(*shape, config.backbone_kwargs)
+    if config.residual_kind == "prompt-offset":
+        from golden_noise.npnet.offset_branch import PromptOffsetBranch
+
+        return PromptOffsetBranch(*shape, config.backbone_kwargs)
     return ResidualBranch(config)

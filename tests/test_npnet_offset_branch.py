@@ -1,0 +1,101 @@
+"""The 'prompt-offset' residual branch and `keep_norm`: what the offset depends on, the norm it
+keeps, save/load, the identity start, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from npnet_reference import tiny_config
+
+from golden_noise import NPNet
+from golden_noise.errors import GoldenNoiseError
+
+OFFSET = {"width": 16, "layers": 1, "heads": 2}
+
+
+def offset_net(**changes: object) -> NPNet:
+    """The offset alone (no SVD, no text injection), weights randomised so it is not zero."""
+    config = tiny_config(
+        residual_kind="prompt-offset",
+        backbone_kwargs=dict(OFFSET),
+        use_svd=False,
+        use_text=False,
+        **changes,
+    )
+    torch.manual_seed(0)
+    net = NPNet(config).eval()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in net.residual.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=gen) * 0.3)
+    return net
+
+
+def inputs(batch: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 4, 8, 8, generator=gen), torch.randn(batch, 5, 16, generator=gen)
+
+
+def test_the_offset_depends_on_the_prompt_and_not_on_the_noise() -> None:
+    net = offset_net()
+    x, c = inputs()
+    other_x, other_c = inputs(seed=1)
+    with torch.no_grad():
+        offset = net(x, c) - x
+        same_prompt = net(other_x, c) - other_x
+        other_prompt = net(x, other_c) - x
+    # g - x recovers the offset up to float32 round-off of the addition (|x| ~ 3): 1e-5
+    assert torch.allclose(offset, same_prompt, atol=1e-5)
+    assert (offset - other_prompt).abs().max() > 0.1
+    # learned position queries: the offset differs across latent positions
+    assert offset[0].std(dim=(1, 2)).min() > 0.01
+
+
+def test_keep_norm_rescales_each_sample_to_the_noise_norm() -> None:
+    net = offset_net(keep_norm=True)
+    x, c = inputs()
+    with torch.no_grad():
+        golden = net(x, c)
+        free = offset_net()(x, c)
+    norms = x.flatten(1).norm(dim=1)
+    # float32 norms of 256 numbers agree to ~1e-6 relative on any CPU; 1e-5 leaves margin
+    assert torch.allclose(golden.flatten(1).norm(dim=1), norms, rtol=1e-5)
+    assert not torch.allclose(free.flatten(1).norm(dim=1), norms, rtol=1e-2)
+    expected = free * (norms / free.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+    assert torch.allclose(golden, expected, atol=1e-5)
+
+
+def test_a_fresh_offset_net_is_the_identity_and_its_head_learns_at_once() -> None:
+    torch.manual_seed(0)
+    config = tiny_config(residual_kind="prompt-offset", backbone_kwargs=dict(OFFSET),
+                         use_svd=False, use_text=False, keep_norm=True)  # fmt: skip
+    net = NPNet(config)
+    x, c = inputs()
+    golden = net(x, c)
+    assert torch.equal(golden, x)
+    golden.square().sum().backward()
+    assert net.residual.head.weight.grad.abs().sum() > 0
+
+
+def test_the_offset_net_round_trips_exactly(tmp_path: Path) -> None:
+    net = offset_net(keep_norm=True)
+    net.save_pretrained(tmp_path)
+    loaded = NPNet.from_pretrained(tmp_path).eval()
+    assert loaded.config.residual_kind == "prompt-offset" and loaded.config.keep_norm
+    x, c = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, c), net(x, c))
+
+
+def test_the_offset_needs_the_prompt_and_valid_sizes() -> None:
+    x, _ = inputs()
+    with pytest.raises(GoldenNoiseError, match="prompt-offset residual"):
+        offset_net()(x, None)
+    with pytest.raises(GoldenNoiseError, match="unknown \\['depth'\\]"):
+        NPNet(tiny_config(residual_kind="prompt-offset", backbone_kwargs={"depth": 2}))
+    with pytest.raises(GoldenNoiseError, match="heads dividing width"):
+        NPNet(tiny_config(residual_kind="prompt-offset", backbone_kwargs={"width": 6}))
+    with pytest.raises(GoldenNoiseError, match="keep_norm"):
+        tiny_config(keep_norm="yes")

@@ -8,6 +8,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py train-mse DATASET OUT --arch unet --epochs 3 --lr 1e-3
     python benchmarks/learned_gain.py train-reward OUT --iters 150 --penalty 0.1 --lr 1e-3
     python benchmarks/learned_gain.py train-informed OUT --iters 200 --lr 3e-4
+    python benchmarks/learned_gain.py prompt-offsets --per-type 4 --iters 60 --threads 2
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -21,6 +22,11 @@ on the output/input norm ratio and on the size of the move.
 pipeline's first guided noise prediction for x (one extra denoiser call, "what image will this
 noise become"), trained on the shipped toy reward model with the no-harm hinge of
 `golden-noise train --objective reward`; `evaluate` takes its folder too.
+`prompt-offsets` asks what a learned net could at best carry without reading the noise: one
+offset per validation prompt, `g = (x + mu_p) * |x| / |x + mu_p|` (the norm kept, so no
+temperature), ascended on the shipped toy reward model over fresh noises, then scored exactly
+on unseen seeds beside its controls: the offsets' shared mean, another prompt's offset, and
+each offset minus the mean.
 """
 
 from __future__ import annotations
@@ -258,6 +264,62 @@ def train_informed(args: argparse.Namespace) -> None:
     save_file(net.unet.state_dict(), args.out / DenoiserInformed.FILE)
 
 
+def keep_norm(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """`x + offset` rescaled per sample to `|x|`."""
+    g = x + offset
+    return g * (x.flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+
+
+def prompt_offsets(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    toy, rng = Toy(), np.random.default_rng(5)
+    prompts = []
+    for kind in TYPES:
+        pool = sorted(prompts_of("validation", kind))
+        prompts += [pool[i] for i in rng.choice(len(pool), args.per_type, replace=False)]
+    n, k = len(prompts), args.k
+    mu = torch.zeros(n, 4, 8, 8, requires_grad=True)
+    optimizer = torch.optim.Adam([mu], lr=args.lr)
+    cond, uncond = toy.embed(prompts)
+    rows = torch.arange(n).repeat_interleave(k)
+    start = time.time()
+    for it in range(args.iters):
+        x = seed_noise(list(range(5_000_000 + it * n * k, 5_000_000 + (it + 1) * n * k)))
+        g = keep_norm(x, mu[rows])
+        images = toy.differentiable_images(g, cond[rows], uncond[rows], args.steps)
+        r = reward_model(images, [prompts[i] for i in rows])
+        loss = -r.mean() + args.stay_close * stay_close_penalty(g, x).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if it % 5 == 0:
+            size = mu.detach().flatten(1).norm(dim=1).mean()
+            print(f"iter {it} reward {r.mean():.4f} |mu| {size:.2f} {time.time() - start:.0f}s",
+                  flush=True)  # fmt: skip
+    mu = mu.detach()
+    rows = torch.arange(n).repeat_interleave(args.seeds)
+    x = seed_noise(list(range(6_000_000, 6_000_000 + len(rows))))
+    texts, kinds = [prompts[i] for i in rows], np.repeat(TYPES, args.per_type)[rows.numpy()]
+    standard = toy.scores(x, texts)
+    mean = mu.mean(0, keepdim=True)
+    arms = {
+        "own offset": mu[rows],
+        "shared mean": mean.expand(len(rows), -1, -1, -1),
+        "another prompt's": mu[torch.roll(torch.arange(n), 1)][rows],
+        "own minus mean": (mu - mean)[rows],
+    }
+    print(f"{n} validation prompts x {args.seeds} unseen seeds; |mu| "
+          f"{mu.flatten(1).norm(dim=1).mean():.2f}, |mean| {mean.norm():.2f}")  # fmt: skip
+    for name, offset in arms.items():
+        arm = toy.scores(keep_norm(x, offset), texts)
+        for m, metric in enumerate(("soft", "correct")):
+            stats = paired_stats(standard[m], arm[m])
+            diff = arm[m] - standard[m]
+            per = " ".join(f"{t}:{diff[kinds == t].mean():+.3f}" for t in TYPES)
+            print(f"{name:17s} {metric:7s} {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
+                  f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
+
+
 def load_net(path: Path, toy: Toy):
     """An NPNet folder, or a `train-informed` one (called as net(x, cond, uncond))."""
     if (path / DenoiserInformed.FILE).is_file():
@@ -322,6 +384,15 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--steps", type=int, default=10)
+    p = sub.add_parser("prompt-offsets")
+    p.add_argument("--per-type", type=int, default=4)
+    p.add_argument("--k", type=int, default=4, help="fresh noises per prompt and step")
+    p.add_argument("--iters", type=int, default=60)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--stay-close", type=float, default=0.3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=32, help="unseen seeds per prompt, scored")
+    p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("evaluate")
     p.add_argument("net", type=Path)
     p.add_argument("name")
@@ -333,6 +404,7 @@ def main() -> None:
         "train-mse": train_mse,
         "train-reward": train_reward,
         "train-informed": train_informed,
+        "prompt-offsets": prompt_offsets,
         "evaluate": evaluate,
     }
     commands[args.command](args)

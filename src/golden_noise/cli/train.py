@@ -48,8 +48,11 @@ ARCHITECTURE = ConfigOptions(
         "svd_variant": "attention (the authors' inference form) or mean (their trainer's).",
         "backbone": "timm model name for the residual branch.",
         "backbone_kwargs": "JSON overrides, e.g. '{\"img_size\": 64}'.",
-        "residual_kind": "timm (released; default for 4x128x128 latents) or unet (cross-attention "
-        "UNet at latent resolution; default for other shapes unless a backbone field is given).",
+        "residual_kind": "timm (released; default for 4x128x128 latents), unet (cross-attention "
+        "UNet at latent resolution; default for other shapes unless a backbone field is given) "
+        "or prompt-offset (an offset from the prompt alone, the same for every seed).",
+        "keep_norm": "Rescale golden noise to the input noise's norm: direction only, never "
+        "temperature.",
         "use_svd": "Ablation: without the SVD branch.",
         "use_residual": "Ablation: without the residual branch.",
         "use_text": "Ablation: without text injection.",

@@ -115,19 +115,26 @@ def rows_of(dataset, order: list[int]) -> tuple[torch.Tensor, ...]:
     return source, target, embeds, torch.tensor([dataset.keys[i] for i in order])
 
 
-def test_reward_training_raises_the_surrogate_reward_of_the_saved_net(
-    toy_npd: Path, identity_net: Path, tmp_path: Path
-) -> None:
-    result = train(reward_config(toy_npd, tmp_path / "run", identity_net, epochs=6))
-    _, val_set = load_splits(toy_npd, val_fraction=0.25)
+def validation_rewards(dataset: Path, net_folder: Path) -> tuple:
+    """The validation rows' source noise, the saved net's golden noise, and the mean surrogate
+    reward of each one's image, computed by hand (the pipeline's own call)."""
+    _, val_set = load_splits(dataset, val_fraction=0.25)
     source, _, embeds, keys = rows_of(val_set, list(range(len(val_set))))
     texts = val_set.prompts()
     prompts = [texts[p].text for p in keys[:, 0].tolist()]
-    net = NPNet.from_pretrained(tmp_path / "run" / "last").eval()
+    net = NPNet.from_pretrained(net_folder).eval()
     with torch.no_grad():
         golden = net(source, embeds)
         standard = surrogate(images_by_hand(source, prompts), prompts).mean().item()
         learned = surrogate(images_by_hand(golden, prompts), prompts).mean().item()
+    return source, golden, standard, learned
+
+
+def test_reward_training_raises_the_surrogate_reward_of_the_saved_net(
+    toy_npd: Path, identity_net: Path, tmp_path: Path
+) -> None:
+    result = train(reward_config(toy_npd, tmp_path / "run", identity_net, epochs=6))
+    source, golden, standard, learned = validation_rewards(toy_npd, tmp_path / "run" / "last")
     last = result.history[-1]
     # Measured: +0.09 to +1.01 over the identity with five noise sequences (this run's
     # seed: +0.37; the noise is the same on every CPU, float round-off moves it ~1e-6). A
@@ -158,15 +165,7 @@ def test_a_prompt_offset_net_learns_offsets_that_raise_the_reward_on_unseen_nois
         toy_npd, tmp_path / "run", None, init_from=None, npnet=offset, epochs=6, lr=1e-2
     )
     train(config)
-    _, val_set = load_splits(toy_npd, val_fraction=0.25)
-    source, _, embeds, keys = rows_of(val_set, list(range(len(val_set))))
-    texts = val_set.prompts()
-    prompts = [texts[p].text for p in keys[:, 0].tolist()]
-    net = NPNet.from_pretrained(tmp_path / "run" / "last").eval()
-    with torch.no_grad():
-        golden = net(source, embeds)
-        standard = surrogate(images_by_hand(source, prompts), prompts).mean().item()
-        learned = surrogate(images_by_hand(golden, prompts), prompts).mean().item()
+    source, golden, standard, learned = validation_rewards(toy_npd, tmp_path / "run" / "last")
     # keep_norm: the same length as the source, so no gain can come from temperature; the
     # float32 norm of 256 numbers is exact to ~1e-6 relative on any CPU
     ratio = golden.flatten(1).norm(dim=1) / source.flatten(1).norm(dim=1)

@@ -79,6 +79,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path) -> N
     run = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "2 process(es), global batch 16" in run.stdout
+    assert run.stdout.count("done: best val loss") == 1  # one summary, not one per rank
     configs = [
         json.loads((tmp_path / r / "last" / "config.json").read_text()) for r in ("one", "two")
     ]

@@ -112,6 +112,10 @@ def train_command(
     except GoldenNoiseError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # every rank trains; one summary is printed
+        return
     if json_output:
         from dataclasses import asdict
 

@@ -9,6 +9,9 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py train-reward OUT --iters 150 --penalty 0.1 --lr 1e-3
     python benchmarks/learned_gain.py train-informed OUT --iters 200 --lr 3e-4
     python benchmarks/learned_gain.py prompt-offsets --per-type 4 --iters 60 --threads 2
+    python benchmarks/learned_gain.py prompt-offsets --split train --counts 18,16,14,16 \
+        --seeds 0 --save offsets.pt --threads 2
+    python benchmarks/learned_gain.py distill offsets.pt OUT
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -26,7 +29,9 @@ noise become"), trained on the shipped toy reward model with the no-harm hinge o
 offset per validation prompt, `g = (x + mu_p) * |x| / |x + mu_p|` (the norm kept, so no
 temperature), ascended on the shipped toy reward model over fresh noises, then scored exactly
 on unseen seeds beside its controls: the offsets' shared mean, another prompt's offset, and
-each offset minus the mean.
+each offset minus the mean. `distill` fits a prompt-offset NPNet (`--residual-kind
+prompt-offset --keep-norm`, no SVD, no text injection) to such offsets by regression, so
+`evaluate` can ask whether the offsets of fitted prompts carry over to other prompts.
 """
 
 from __future__ import annotations
@@ -273,10 +278,12 @@ def keep_norm(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
 def prompt_offsets(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     toy, rng = Toy(), np.random.default_rng(5)
-    prompts = []
-    for kind in TYPES:
-        pool = sorted(prompts_of("validation", kind))
-        prompts += [pool[i] for i in rng.choice(len(pool), args.per_type, replace=False)]
+    counts = [int(c) for c in args.counts.split(",")] if args.counts else [args.per_type] * 4
+    prompts, kinds = [], []
+    for kind, count in zip(TYPES, counts, strict=True):
+        pool = sorted(prompts_of(args.split, kind))
+        prompts += [pool[i] for i in rng.choice(len(pool), count, replace=False)]
+        kinds += [kind] * count
     n, k = len(prompts), args.k
     mu = torch.zeros(n, 4, 8, 8, requires_grad=True)
     optimizer = torch.optim.Adam([mu], lr=args.lr)
@@ -297,9 +304,13 @@ def prompt_offsets(args: argparse.Namespace) -> None:
             print(f"iter {it} reward {r.mean():.4f} |mu| {size:.2f} {time.time() - start:.0f}s",
                   flush=True)  # fmt: skip
     mu = mu.detach()
+    if args.save:
+        torch.save({"prompts": prompts, "offsets": mu}, args.save)
+    if not args.seeds:
+        return
     rows = torch.arange(n).repeat_interleave(args.seeds)
     x = seed_noise(list(range(6_000_000, 6_000_000 + len(rows))))
-    texts, kinds = [prompts[i] for i in rows], np.repeat(TYPES, args.per_type)[rows.numpy()]
+    texts, kinds = [prompts[i] for i in rows], np.array(kinds)[rows.numpy()]
     standard = toy.scores(x, texts)
     mean = mu.mean(0, keepdim=True)
     arms = {
@@ -308,7 +319,7 @@ def prompt_offsets(args: argparse.Namespace) -> None:
         "another prompt's": mu[torch.roll(torch.arange(n), 1)][rows],
         "own minus mean": (mu - mean)[rows],
     }
-    print(f"{n} validation prompts x {args.seeds} unseen seeds; |mu| "
+    print(f"{n} {args.split} prompts x {args.seeds} unseen seeds; |mu| "
           f"{mu.flatten(1).norm(dim=1).mean():.2f}, |mean| {mean.norm():.2f}")  # fmt: skip
     for name, offset in arms.items():
         arm = toy.scores(keep_norm(x, offset), texts)
@@ -318,6 +329,27 @@ def prompt_offsets(args: argparse.Namespace) -> None:
             per = " ".join(f"{t}:{diff[kinds == t].mean():+.3f}" for t in TYPES)
             print(f"{name:17s} {metric:7s} {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
+
+
+def distill(args: argparse.Namespace) -> None:
+    saved = torch.load(args.offsets)
+    toy = Toy()
+    embeds, _ = toy.embed(saved["prompts"])
+    config = NPNetConfig(**TOY_SHAPES, residual_kind="prompt-offset", keep_norm=True,
+                         use_svd=False, use_text=False)  # fmt: skip
+    torch.manual_seed(0)
+    net = NPNet(config)
+    optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
+    unused = torch.zeros(len(embeds), 4, 8, 8)  # the branch reads the prompt only
+    for step in range(args.steps):
+        loss = (net.residual(unused, embeds) - saved["offsets"]).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 300 == 0:
+            print(f"step {step} mse {loss.item():.5f} (offsets' variance "
+                  f"{saved['offsets'].var():.5f})", flush=True)  # fmt: skip
+    net.save_pretrained(args.out)
 
 
 def load_net(path: Path, toy: Toy):
@@ -393,6 +425,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seeds", type=int, default=32, help="unseen seeds per prompt, scored")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--split", choices=("validation", "train"), default="validation")
+    p.add_argument("--counts", default="", help="prompts per type, e.g. 18,16,14,16")
+    p.add_argument("--save", type=Path, default=None, help="write {prompts, offsets} here")
+    p = sub.add_parser("distill")
+    p.add_argument("offsets", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--lr", type=float, default=3e-3)
     p = sub.add_parser("evaluate")
     p.add_argument("net", type=Path)
     p.add_argument("name")
@@ -405,6 +445,7 @@ def main() -> None:
         "train-reward": train_reward,
         "train-informed": train_informed,
         "prompt-offsets": prompt_offsets,
+        "distill": distill,
         "evaluate": evaluate,
     }
     commands[args.command](args)

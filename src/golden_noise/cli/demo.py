@@ -40,7 +40,7 @@ def demo(
         int | None,
         typer.Option(
             help="Accelerate processes for the held-out evaluation, the longest stage "
-            "(default: 2 on a CPU with >= 2 cores, where two 1-thread processes generate 1.26x "
+            "(default: 2 on a CPU with >= 2 cores, where two 1-thread processes generate 1.2x "
             "faster than one 2-thread process; 1 = in this process, the default of --quick, "
             "whose evaluation is shorter than the processes' ~15 s start-up)."
         ),

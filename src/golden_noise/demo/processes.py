@@ -1,8 +1,8 @@
 """The demo's held-out evaluation as several accelerate processes.
 
 The toy's tiny tensors leave a second torch thread half idle: on this project's 2-core CPU,
-two processes of one thread each generate 1.26x the images per second of one process with
-two threads (`benchmarks/demo_timings.py`). The processes are started with `accelerate
+two processes of one thread each generate 1.15-1.26x the images per second of one process with
+two threads (`benchmarks/demo_processes.py`). The processes are started with `accelerate
 launch --multi_gpu` (on CPU the only launch that really starts N ranks, see
 `golden_noise.distributed`) and rebuild the stage from the run's folder: its
 `demo_config.json`, the teacher choice and `npnet/`. Every process writes whole generation

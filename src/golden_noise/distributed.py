@@ -74,3 +74,12 @@ def make_accelerator(*, cpu: bool = False, **kwargs: Any) -> Accelerator:
             "`accelerate launch --multi_gpu` (GPUs or CPU) or torchrun"
         )
     return accelerator
+
+
+def finish(accelerator: Accelerator) -> None:
+    """End a distributed command: every rank waits for the others, then leaves the process
+    group. A rank that exits while another still works (the main one writing a report) can
+    abort in gloo's teardown ("terminate called without an active exception", SIGABRT), which
+    fails a finished run; seen once in CI under `golden-noise evaluate` on 2 CPU processes."""
+    accelerator.wait_for_everyone()
+    accelerator.end_training()

@@ -107,7 +107,7 @@ def collect(
     from rich.console import Console
 
     from golden_noise.collect import collect as run_collect
-    from golden_noise.distributed import make_accelerator
+    from golden_noise.distributed import finish, make_accelerator
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.pipelines import TOY, pipeline_from_spec
     from golden_noise.prompt_sources import read_prompt_source
@@ -156,6 +156,7 @@ def collect(
             progress=progress,
             max_rows=max_rows,
         )
+        finish(accelerator)
     except GoldenNoiseError as exc:
         print_error(exc)
         raise typer.Exit(1) from exc

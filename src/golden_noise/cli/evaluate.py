@@ -88,7 +88,7 @@ def evaluate(
     from rich.console import Console
 
     from golden_noise import arms
-    from golden_noise.distributed import make_accelerator
+    from golden_noise.distributed import finish, make_accelerator
     from golden_noise.errors import GoldenNoiseError
     from golden_noise.evaluate import Generation, weights_digest
     from golden_noise.evaluate import evaluate as run_evaluate
@@ -146,6 +146,7 @@ def evaluate(
             accelerator=accelerator,
             show_progress=progress,
         )
+        finish(accelerator)
     except GoldenNoiseError as error:
         print_error(error)
         raise typer.Exit(2) from None

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from golden_noise.demo.config import CONFIG_NAME, DemoConfig
     from golden_noise.demo.stages import TEACHER_CHOICE, evaluate_stage
-    from golden_noise.distributed import make_accelerator
+    from golden_noise.distributed import finish, make_accelerator
     from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_npnet, load_pipeline
 
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         pipe.set_progress_bar_config(disable=True)
         shipped = load_npnet() if args.pipeline is None else None
         evaluate_stage(args.out, config, pipe, chosen, shipped, args.progress, accelerator)
+        finish(accelerator)
     except GoldenNoiseError as error:
         sys.exit(f"error: {error}")
-    accelerator.wait_for_everyone()
 
 
 def _read_json(path: Path) -> Any:

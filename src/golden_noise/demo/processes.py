@@ -19,7 +19,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from golden_noise.errors import GoldenNoiseError
 
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from golden_noise.demo.config import CONFIG_NAME, DemoConfig
-    from golden_noise.demo.stages import TEACHER_CHOICE, evaluate_stage
+    from golden_noise.demo.stages import TEACHER_CHOICE, evaluate_stage, load_json
     from golden_noise.distributed import finish, make_accelerator
     from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_npnet, load_pipeline
@@ -95,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     quiet_library_bars()
     try:
         accelerator = make_accelerator(cpu=True)
-        config = DemoConfig.from_dict(_read_json(args.out / CONFIG_NAME))
-        chosen = _read_json(args.out / "validation" / TEACHER_CHOICE)["chosen"]
+        config = DemoConfig.from_dict(load_json(args.out / CONFIG_NAME))
+        chosen = load_json(args.out / "validation" / TEACHER_CHOICE)["chosen"]
         pipe = load_pipeline(path=args.pipeline) if args.pipeline else load_pipeline()
         pipe.set_progress_bar_config(disable=True)
         shipped = load_npnet() if args.pipeline is None else None
@@ -104,10 +103,6 @@ def main(argv: list[str] | None = None) -> None:
         finish(accelerator)
     except GoldenNoiseError as error:
         sys.exit(f"error: {error}")
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 if __name__ == "__main__":

@@ -80,6 +80,18 @@ class ResidualBranch(nn.Module):
         return self.upconv(F.interpolate(_as_feature_map(features), self.output_size))
 
 
+def prompt_per_sample(
+    prompt_embeds: torch.Tensor | None, x: torch.Tensor, text_dim: int
+) -> torch.Tensor:
+    """A prompt-reading branch's tokens, one set per noise: one prompt serves the whole batch,
+    and no prompt (an ablation without text) is a single zero token."""
+    if prompt_embeds is None:
+        return x.new_zeros(x.shape[0], 1, text_dim)
+    if prompt_embeds.shape[0] != x.shape[0]:
+        return prompt_embeds.expand(x.shape[0], -1, -1)
+    return prompt_embeds
+
+
 def build_residual_branch(config: NPNetConfig) -> nn.Module:
     """The residual branch `config.residual_kind` names: `forward(x, prompt_embeds)`."""
     shape = (config.channels, config.height, config.width, config.text_dim)

@@ -20,6 +20,7 @@ from diffusers import UNet2DConditionModel
 from torch import nn
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.npnet.residual_branch import prompt_per_sample
 
 # Sized for small latents (two resolutions, cross-attention at both); `backbone_kwargs`
 # override any of these UNet2DConditionModel arguments.
@@ -36,7 +37,6 @@ DEFAULT_UNET: dict[str, Any] = {
 class UNetResidualBranch(nn.Module):
     """`r = UNet(x, t=0, encoder_hidden_states=prompt_embeds)`, at the latent's resolution."""
 
-    attends_to_text = True
     starts_at_zero = True
 
     def __init__(
@@ -68,9 +68,6 @@ class UNetResidualBranch(nn.Module):
 
     def forward(self, x: torch.Tensor, prompt_embeds: torch.Tensor | None) -> torch.Tensor:
         """`x` float32 `[B, C, H, W]`, `prompt_embeds` `[B or 1, L, D]` (None: no prompt)."""
-        if prompt_embeds is None:
-            prompt_embeds = x.new_zeros(x.shape[0], 1, self.text_dim)
-        elif prompt_embeds.shape[0] != x.shape[0]:
-            prompt_embeds = prompt_embeds.expand(x.shape[0], -1, -1)
+        tokens = prompt_per_sample(prompt_embeds, x, self.text_dim)
         timestep = torch.zeros(x.shape[0], device=x.device)
-        return self.unet(x, timestep, encoder_hidden_states=prompt_embeds).sample
+        return self.unet(x, timestep, encoder_hidden_states=tokens).sample

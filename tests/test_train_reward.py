@@ -24,6 +24,7 @@ from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, load_splits
 from golden_noise.distributed import make_accelerator
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.latent_norms import stay_close_penalty
 from golden_noise.npnet import NPNet
 from golden_noise.pipelines import pipeline_from_spec
 from golden_noise.prompt_sources import read_prompt_source
@@ -37,7 +38,6 @@ from golden_noise.train.objectives import (
     KeyedRows,
     RewardObjective,
     build_objective,
-    stay_close_penalty,
 )
 from golden_noise.train.state import EpochShuffleSampler, TrainProgress
 

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, adapter_for
+from golden_noise.latent_norms import latent_norms
 from golden_noise.seeds import seeded_generator
 from golden_noise.teachers.sampler import CollectionSampler
 
@@ -194,11 +195,6 @@ class RecordingSampler(CollectionSampler):
             and type(own) is DDIMScheduler
             and settings(own) == settings(self._scheduler)
         )
-
-
-def latent_norms(latents: torch.Tensor) -> torch.Tensor:
-    """Per-sample L2 norm (float32) of a batch of latents in any layout."""
-    return latents.float().flatten(1).norm(dim=1)
 
 
 @dataclass

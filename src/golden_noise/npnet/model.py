@@ -13,6 +13,7 @@ from torch import nn
 
 from golden_noise.atomic import atomic_write_json, publish, temp_path_for
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.latent_norms import latent_norms, with_norms
 from golden_noise.npnet import released
 from golden_noise.npnet.config import NPNetConfig
 from golden_noise.npnet.residual_branch import build_residual_branch
@@ -22,11 +23,6 @@ from golden_noise.weights import hub_errors, load_strict, read_tensors, resolve_
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def _norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample L2 norm, shaped to broadcast over `[B, C, H, W]`."""
-    return x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
 
 
 def _shape(tensor: torch.Tensor) -> str:
@@ -85,7 +81,7 @@ class NPNet(
         if self.residual is not None:
             golden = golden + self.beta * self.residual(residual_input, condition)
         if self.config.keep_norm:
-            golden = golden * (_norms(x) / _norms(golden))
+            golden = with_norms(golden, latent_norms(x))
         return golden.to(device=noise.device, dtype=noise.dtype)
 
     @property

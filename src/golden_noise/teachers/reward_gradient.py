@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.latent_norms import latent_norms, with_norms
 from golden_noise.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.sampler import CollectionSampler
@@ -56,7 +57,8 @@ class RewardGradientTeacher(Teacher):
     def ascend(self, rows: Rows, sampler: CollectionSampler) -> torch.Tensor:
         """The target noises of `rows` (float32, on the sources' device)."""
         source = rows.source.float()
-        norm = _norms(source)
+        norm = latent_norms(source)
+        size = torch.full_like(norm, self.ascent_size)
         x = source
         for _ in range(self.ascent_steps):
             with torch.enable_grad():  # collection runs under no_grad
@@ -64,8 +66,7 @@ class RewardGradientTeacher(Teacher):
                 images = sampler.differentiable_images(x, rows.call_kwargs, rows.seeds)
                 value = self.reward(images.float(), rows.prompts).sum()
                 (grad,) = torch.autograd.grad(value, x)
-            x = x.detach() + self.ascent_size * grad / _norms(grad).clamp(min=1e-12)
-            x = x * norm / _norms(x)
+            x = with_norms(x.detach() + with_norms(grad, size), norm)
         return x.detach()
 
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
@@ -75,8 +76,3 @@ class RewardGradientTeacher(Teacher):
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         # forward + backward through the sampler ~ 3 forward passes per ascent step
         return (3 * self.ascent_steps + 2) * sampler.settings.model_calls_per_image()
-
-
-def _norms(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample L2 norms, shaped to broadcast against `x`."""
-    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))

@@ -24,13 +24,10 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.latent_norms import stay_close_penalty
 from golden_noise.rewards import Reward, load_reward
 from golden_noise.train.config import TrainConfig
 from golden_noise.train.state import TrainProgress
-
-# Weight of the norm term inside the penalty: a 1% change of norm costs as much as a move of
-# 10% of the norm, so the net cannot buy reward with a temperature change (issue 12's shrink).
-NORM_WEIGHT = 100.0
 
 
 class Batch(NamedTuple):
@@ -104,20 +101,6 @@ class MSEObjective(Objective):
             f"val {metrics['val_loss']:.5f} (identity {metrics['val_identity']:.5f}, "
             f"mean residual {metrics['val_mean_residual']:.5f})"
         )
-
-
-def stay_close_penalty(golden: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Per row: `NORM_WEIGHT (|g|/|x| - 1)^2 + |g - x|^2 / |x|^2` (L2 over all latent dims).
-
-    A reward alone is easy to game. The norm term stops a temperature change (shrinking the
-    noise, which the toy's scorer rewards) from passing for a gain; the move term is a trust
-    region around the input that keeps the output a standard-looking Gaussian, the kind of
-    noise the pipeline was trained on, and limits reward hacking of an imperfect reward.
-    """
-    noise_norm = noise.flatten(1).norm(dim=1)
-    ratio = golden.flatten(1).norm(dim=1) / noise_norm
-    move = (golden - noise).flatten(1).pow(2).sum(1) / noise_norm**2
-    return NORM_WEIGHT * (ratio - 1) ** 2 + move
 
 
 class RewardObjective(Objective):

@@ -1,5 +1,6 @@
-"""The learnable-target teachers (evolution, reward gradient), the differentiable sampler path
-and the toy surrogate reward, each against an independent computation."""
+"""The learnable-target teachers (evolution, reward gradient, prompt offset), the
+differentiable sampler path and the toy surrogate reward, each against an independent
+computation."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from diffusers import DDIMScheduler
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.teachers import (
     EvolutionTeacher,
+    PromptOffsetTeacher,
     RewardGradientTeacher,
     Rows,
     SamplerSettings,
@@ -71,11 +73,11 @@ def _rows(order: list[int]) -> Rows:
     )
 
 
-def _row_candidates(seed: int, prompt_index: int, k: int) -> torch.Tensor:
+def _row_candidates(seed: int, prompt_index: int, k: int, shape=SHAPE) -> torch.Tensor:
     """The documented draw: a generator seeded from SeedSequence([seed, prompt_index])."""
     state = np.random.SeedSequence([seed, prompt_index]).generate_state(1, np.uint64)
     gen = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
-    return torch.randn((k, *SHAPE), generator=gen)
+    return torch.randn((k, *shape), generator=gen)
 
 
 def test_evolution_target_is_the_antithetic_es_step_computed_row_by_row() -> None:
@@ -256,3 +258,90 @@ def test_surrogate_prefers_the_prompted_layout_and_colours() -> None:
     assert float(values[0] - values[1]) == pytest.approx(2 * math.tanh(margin / 8), abs=0.05)
     # recolouring red to green costs the whole red term (~1) and adds green's area (~1)
     assert float(values[0] - values[2]) > 1.5
+
+
+# --- prompt offsets: one fitted shift per prompt -------------------------------------------
+
+
+def _fit_noise(rows: Rows, step: int, k: int) -> torch.Tensor:
+    """The documented fit draw: k noises per prompt from a generator fixed by (step, prompt)."""
+    shape = rows.source.shape[1:]
+    return torch.cat([_row_candidates(step, i, k, shape) for i in rows.prompt_index])
+
+
+def _rescaled(latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    norm = lambda z: z.flatten(1).norm(dim=1)[:, None, None, None]  # noqa: E731
+    return latents * norm(reference) / norm(latents)
+
+
+def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) -> None:
+    pipe, rows, sampler = tiny
+    k, lr = 2, 0.05
+    x = _fit_noise(rows, 0, k)
+    offsets = torch.zeros_like(rows.source, requires_grad=True)
+    golden = _rescaled(x + offsets.repeat_interleave(k, dim=0), x)
+    repeated = Rows(
+        [p for p in PROMPTS for _ in range(k)], [], [], x,
+        {key: v.repeat_interleave(k, dim=0) if torch.is_tensor(v) else v
+         for key, v in rows.call_kwargs.items()},
+    )  # fmt: skip
+    rewards = reward(_images_by_hand(pipe, repeated, golden), repeated.prompts)
+    move = (golden - x).flatten(1).pow(2).sum(1) / x.flatten(1).pow(2).sum(1)
+    loss = (-rewards + 0.3 * move).view(-1, k).mean(dim=1).sum()
+    (grad,) = torch.autograd.grad(loss, offsets)
+    teacher = PromptOffsetTeacher("toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3)
+    found = teacher.offsets(rows, sampler)
+    # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr. Where the gradient is within
+    # round-off of zero the sign may go either way, so those elements are left out
+    step = -lr * grad / (grad.abs() + 1e-8)
+    clear = grad.abs() > 1e-4 * grad.abs().max()
+    assert clear.float().mean() > 0.9
+    torch.testing.assert_close(found[clear], step[clear], rtol=0, atol=1e-6)
+    taught = teacher.teach(rows, sampler)
+    # targets: each source shifted by its prompt's offset, rescaled to the source's norm
+    torch.testing.assert_close(
+        taught.target, _rescaled(rows.source + found, rows.source), rtol=0, atol=1e-6
+    )
+
+
+def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> None:
+    _, rows, sampler = tiny
+    first = PromptOffsetTeacher("toy-surrogate", iters=2, noises=2)
+    taught = first.teach(rows, sampler)
+    # one rescale in float32 on 1,024 numbers: ~1e-7 relative
+    torch.testing.assert_close(
+        taught.target.flatten(1).norm(dim=1), rows.source.flatten(1).norm(dim=1), rtol=1e-5, atol=0
+    )
+    assert (taught.target - rows.source).abs().max() > 0.05
+    # the same prompts in another order with other sources, fitted by a fresh teacher
+    order = [2, 0]
+    other = Rows(
+        [PROMPTS[i] for i in order], order, [21, 22],
+        torch.randn((2, *rows.source.shape[1:]), generator=torch.Generator().manual_seed(9)),
+        {key: v[order] if torch.is_tensor(v) else v for key, v in rows.call_kwargs.items()},
+    )  # fmt: skip
+    second = PromptOffsetTeacher("toy-surrogate", iters=2, noises=2)
+    # the batch size changes float results ~1e-6, which two Adam steps carry at most to
+    # ~1e-4; another prompt's or another step's offset differs by ~lr = 0.05
+    torch.testing.assert_close(
+        second.offsets(other, sampler), first.offsets(rows, sampler)[order], rtol=0, atol=1e-3
+    )
+    # a prompt already fitted is not fitted again: the new rows cost only their scoring
+    before = sampler.images_generated
+    first.teach(other, sampler)
+    assert sampler.images_generated - before == 2 * len(other)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"reward": "hpsv9"}, "unknown differentiable reward 'hpsv9'"),
+        ({"iters": 0}, "prompt-offset iters must be an integer >= 1; got 0"),
+        ({"noises": 1.5}, "prompt-offset noises must be an integer >= 1; got 1.5"),
+        ({"lr": -0.1}, "prompt-offset lr must be a positive number; got -0.1"),
+        ({"stay_close": float("nan")}, "prompt-offset stay_close must be >= 0; got nan"),
+    ],
+)
+def test_prompt_offset_rejects_bad_options(options, message) -> None:
+    with pytest.raises(GoldenNoiseError, match=message):
+        PromptOffsetTeacher(**options)

@@ -64,7 +64,8 @@ def collect(
         str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
     ] = None,
     teacher: Annotated[
-        str, typer.Option(help="redenoise, local-search, evolution or reward-gradient.")
+        str,
+        typer.Option(help="redenoise, local-search, evolution, reward-gradient or prompt-offset."),
     ] = "redenoise",
     scorer: Annotated[
         str, typer.Option(help="Scorer name or name=CHECKPOINT (see golden-noise scorers).")
@@ -79,12 +80,24 @@ def collect(
     pairs: Annotated[int, typer.Option(help="Evolution: antithetic pairs per row.")] = 2,
     step: Annotated[float, typer.Option(help="Evolution: step along the estimate.")] = 8.0,
     reward: Annotated[
-        str, typer.Option(help="Reward-gradient: differentiable reward (toy-surrogate).")
-    ] = "toy-surrogate",
+        str | None,
+        typer.Option(
+            help="Reward-gradient / prompt-offset: differentiable reward "
+            "(default toy-surrogate / toy-reward-model)."
+        ),
+    ] = None,
     ascent_steps: Annotated[int, typer.Option(help="Reward-gradient: ascent steps.")] = 2,
     ascent_size: Annotated[
         float, typer.Option(help="Reward-gradient: norm of each ascent step.")
     ] = 3.0,
+    offset_iters: Annotated[int, typer.Option(help="Prompt-offset: Adam steps per prompt.")] = 60,
+    offset_noises: Annotated[
+        int, typer.Option(help="Prompt-offset: fresh noises per prompt and step.")
+    ] = 4,
+    offset_lr: Annotated[float, typer.Option(help="Prompt-offset: Adam learning rate.")] = 0.05,
+    stay_close: Annotated[
+        float, typer.Option(help="Prompt-offset: weight of the stay-close penalty.")
+    ] = 0.3,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -130,13 +143,23 @@ def collect(
         elif teacher == "evolution":
             teacher_options = {"pairs": pairs, "angle": angle, "step": step}
         elif teacher == "reward-gradient":
+            teacher_options = {"ascent_steps": ascent_steps, "ascent_size": ascent_size}
+        elif teacher == "prompt-offset":
             teacher_options = {
-                "reward": reward,
-                "ascent_steps": ascent_steps,
-                "ascent_size": ascent_size,
+                "iters": offset_iters,
+                "noises": offset_noises,
+                "lr": offset_lr,
+                "stay_close": stay_close,
             }
         else:
             teacher_options = {"candidates": candidates, "angle": angle}
+        if reward is not None:
+            if teacher not in ("reward-gradient", "prompt-offset"):
+                raise GoldenNoiseError(
+                    f"--reward applies to the reward-gradient and prompt-offset teachers; "
+                    f"got --teacher {teacher}"
+                )
+            teacher_options["reward"] = reward
         summary = run_collect(
             pipe,
             texts,

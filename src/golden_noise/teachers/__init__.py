@@ -8,6 +8,7 @@ from golden_noise.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.evolution import EvolutionTeacher
 from golden_noise.teachers.local_search import LocalSearchTeacher
+from golden_noise.teachers.prompt_offset import PromptOffsetTeacher
 from golden_noise.teachers.redenoise import RedenoiseTeacher
 from golden_noise.teachers.reward_gradient import RewardGradientTeacher
 from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
@@ -17,6 +18,7 @@ TEACHERS: dict[str, type[Teacher]] = {
     LocalSearchTeacher.name: LocalSearchTeacher,
     EvolutionTeacher.name: EvolutionTeacher,
     RewardGradientTeacher.name: RewardGradientTeacher,
+    PromptOffsetTeacher.name: PromptOffsetTeacher,
 }
 
 
@@ -32,6 +34,7 @@ __all__ = [
     "CollectionSampler",
     "EvolutionTeacher",
     "LocalSearchTeacher",
+    "PromptOffsetTeacher",
     "RedenoiseTeacher",
     "RewardGradientTeacher",
     "Rows",

@@ -1,0 +1,118 @@
+"""A teacher whose target depends on the prompt only: one fitted offset per prompt.
+
+Issue 12 found that on the toy world golden noise is mostly a prompt-specific shift: one
+offset `mu_p` per prompt, used as `x_T' = (x_T + mu_p) |x_T| / |x_T + mu_p|` (the norm kept,
+so no part of the gain is a temperature change), carries a real gain to unseen seeds, and a
+prompt-offset NPNet can learn it by plain MSE because every row of a prompt has the same
+offset: nothing random for the regression to average away.
+
+`mu_p` is fitted by Adam on a differentiable reward of the pipeline's own images (as ReNO
+does for one noise, arXiv 2406.04312), averaged over `noises` fresh noises per step so that
+it serves any noise, with `stay_close_penalty` as a trust region. Each prompt's fit is its
+own: its noises come from a generator fixed by (step, prompt_index) and its loss term does not
+see other prompts, so the offset is a function of the prompt, whatever batch it lands in (up
+to float round-off), and a resumed run refits the same one. Offsets are kept per process,
+so a prompt's further seeds cost only their scoring.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from golden_noise.errors import GoldenNoiseError
+from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.rewards import load_reward
+from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
+from golden_noise.teachers.local_search import candidate_noise
+from golden_noise.teachers.sampler import CollectionSampler, take_rows
+
+
+class PromptOffsetTeacher(Teacher):
+    """x_T' = x_T shifted by its prompt's fitted offset, at x_T's norm."""
+
+    name = "prompt-offset"
+
+    def __init__(
+        self,
+        reward: str = "toy-reward-model",
+        iters: int = 60,
+        noises: int = 4,
+        lr: float = 0.05,
+        stay_close: float = 0.3,
+    ) -> None:
+        for label, value in (("iters", iters), ("noises", noises)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GoldenNoiseError(
+                    f"prompt-offset {label} must be an integer >= 1; got {value!r}"
+                )
+        if not math.isfinite(lr) or lr <= 0:
+            raise GoldenNoiseError(f"prompt-offset lr must be a positive number; got {lr}")
+        if not math.isfinite(stay_close) or stay_close < 0:
+            raise GoldenNoiseError(f"prompt-offset stay_close must be >= 0; got {stay_close}")
+        self.reward = load_reward(reward)
+        self.reward_name = reward
+        self.iters = iters
+        self.noises = noises
+        self.lr = lr
+        self.stay_close = stay_close
+        self._offsets: dict[int, torch.Tensor] = {}
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "reward": self.reward_name,
+            "iters": self.iters,
+            "noises": self.noises,
+            "lr": self.lr,
+            "stay_close": self.stay_close,
+        }
+
+    def offsets(self, rows: Rows, sampler: CollectionSampler) -> torch.Tensor:
+        """Each row's prompt offset `[B, ...]` (float32, CPU), fitting prompts not seen yet."""
+        first_rows: dict[int, int] = {}
+        for row, index in enumerate(rows.prompt_index):
+            if index not in self._offsets:
+                first_rows.setdefault(index, row)
+        if first_rows:
+            fitted = self._fit(rows, list(first_rows.values()), sampler)
+            self._offsets.update(zip(first_rows, fitted, strict=True))
+        return torch.stack([self._offsets[index] for index in rows.prompt_index])
+
+    def _fit(self, rows: Rows, first_rows: list[int], sampler: CollectionSampler) -> torch.Tensor:
+        k, device = self.noises, rows.source.device
+        shape = rows.source.shape[1:]
+        fit_rows = torch.tensor(first_rows).repeat_interleave(k)
+        call_kwargs = {  # detached: only the offsets learn, whatever made the embeddings
+            key: value.detach() if isinstance(value, torch.Tensor) else value
+            for key, value in take_rows(rows.call_kwargs, fit_rows.to(device)).items()
+        }
+        prompts = [rows.prompts[i] for i in fit_rows.tolist()]
+        seeds = [rows.seeds[i] for i in fit_rows.tolist()]
+        offsets = torch.zeros(len(first_rows), *shape, device=device, requires_grad=True)
+        optimizer = torch.optim.Adam([offsets], lr=self.lr)
+        for step in range(self.iters):
+            x = torch.cat(
+                [candidate_noise(rows.source[0], step, rows.prompt_index[i], k) for i in first_rows]
+            ).to(device)
+            with torch.enable_grad():  # collection runs under no_grad
+                golden = with_norms(x + offsets.repeat_interleave(k, dim=0), latent_norms(x))
+                images = sampler.differentiable_images(golden, call_kwargs, seeds)
+                per_noise = -self.reward(images.float(), prompts).float()
+                per_noise = per_noise + self.stay_close * stay_close_penalty(golden, x)
+                loss = per_noise.view(-1, k).mean(dim=1).sum()  # each prompt its own term
+                optimizer.zero_grad()
+                loss.backward()
+            optimizer.step()
+        return offsets.detach().cpu()
+
+    def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
+        source = rows.source.float()
+        shifted = source + self.offsets(rows, sampler).to(source.device)
+        return score_source_and_target(rows, with_norms(shifted, latent_norms(source)), sampler)
+
+    def model_calls_per_row(self, sampler: CollectionSampler) -> int:
+        # a prompt's first row: its fit (forward + backward ~ 3 forward passes per noise and
+        # step); every row: scoring source and target
+        return (3 * self.iters * self.noises + 2) * sampler.settings.model_calls_per_image()

@@ -9,15 +9,18 @@ offset: nothing random for the regression to average away.
 `mu_p` is fitted by Adam on a differentiable reward of the pipeline's own images (as ReNO
 does for one noise, arXiv 2406.04312), averaged over `noises` fresh noises per step so that
 it serves any noise, with `stay_close_penalty` as a trust region. Each prompt's fit is its
-own: its noises come from a generator fixed by (step, prompt_index) and its loss term does not
-see other prompts, so the offset is a function of the prompt, whatever batch it lands in (up
-to float round-off), and a resumed run refits the same one. Offsets are kept per process,
-so a prompt's further seeds cost only their scoring.
+own: its noises come from a generator fixed by (step, the prompt's text) and its loss term
+does not see other prompts, so the offset is a function of the prompt text, whatever index,
+batch or process it lands in (up to float round-off), and a resumed run refits the same one.
+Offsets are kept per process, so a prompt's further seeds cost only their scoring. Memory:
+a fit backpropagates through the sampler for (prompts in the batch) x `noises` images at once,
+so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import torch
@@ -28,6 +31,11 @@ from golden_noise.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.local_search import candidate_noise
 from golden_noise.teachers.sampler import CollectionSampler, take_rows
+
+
+def text_key(prompt: str) -> int:
+    """A stable integer for a prompt's text (the same in every process and run)."""
+    return zlib.crc32(prompt.encode("utf-8"))
 
 
 class PromptOffsetTeacher(Teacher):
@@ -58,7 +66,7 @@ class PromptOffsetTeacher(Teacher):
         self.noises = noises
         self.lr = lr
         self.stay_close = stay_close
-        self._offsets: dict[int, torch.Tensor] = {}
+        self._offsets: dict[str, torch.Tensor] = {}
 
     def options(self) -> dict[str, Any]:
         return {
@@ -71,14 +79,14 @@ class PromptOffsetTeacher(Teacher):
 
     def offsets(self, rows: Rows, sampler: CollectionSampler) -> torch.Tensor:
         """Each row's prompt offset `[B, ...]` (float32, CPU), fitting prompts not seen yet."""
-        first_rows: dict[int, int] = {}
-        for row, index in enumerate(rows.prompt_index):
-            if index not in self._offsets:
-                first_rows.setdefault(index, row)
+        first_rows: dict[str, int] = {}
+        for row, prompt in enumerate(rows.prompts):
+            if prompt not in self._offsets:
+                first_rows.setdefault(prompt, row)
         if first_rows:
             fitted = self._fit(rows, list(first_rows.values()), sampler)
             self._offsets.update(zip(first_rows, fitted, strict=True))
-        return torch.stack([self._offsets[index] for index in rows.prompt_index])
+        return torch.stack([self._offsets[prompt] for prompt in rows.prompts])
 
     def _fit(self, rows: Rows, first_rows: list[int], sampler: CollectionSampler) -> torch.Tensor:
         k, device = self.noises, rows.source.device
@@ -94,8 +102,9 @@ class PromptOffsetTeacher(Teacher):
         optimizer = torch.optim.Adam([offsets], lr=self.lr)
         for step in range(self.iters):
             x = torch.cat(
-                [candidate_noise(rows.source[0], step, rows.prompt_index[i], k) for i in first_rows]
-            ).to(device)
+                [candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)
+                 for i in range(len(first_rows))]
+            ).to(device)  # fmt: skip
             with torch.enable_grad():  # collection runs under no_grad
                 golden = with_norms(x + offsets.repeat_interleave(k, dim=0), latent_norms(x))
                 images = sampler.differentiable_images(golden, call_kwargs, seeds)

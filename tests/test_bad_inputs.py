@@ -134,6 +134,15 @@ COLLECT = {
     "margin nan": (["--margin", "nan"], ["manifest margin must be a finite number; got nan"]),
     # --w-l nan: a dataset that could never be resumed
     "w-l nan": (["--w-l", "nan"], ["w_l must be a finite number; got nan"]),
+    # --reward with a teacher that has none: silently ignored
+    "reward for re-denoise": (
+        ["--reward", "toy-reward-model"],
+        ["--reward applies to the reward-gradient and prompt-offset teachers", "redenoise"],
+    ),
+    "prompt-offset iters 0": (
+        ["--teacher", "prompt-offset", "--offset-iters", "0"],
+        ["prompt-offset iters must be an integer >= 1; got 0"],
+    ),
 }
 
 

@@ -112,3 +112,11 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch):
     CliRunner().invoke(app, ["collect", "toy:train:2", "--out", "unused", "--steps", "5"])
     assert seen["teacher"].settings.steps == 5  # re-denoise follows --steps unless given
     assert seen["seeds"] == SeedPlan()
+    args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "prompt-offset"]
+    CliRunner().invoke(app, [*args, "--offset-iters", "7", "--offset-lr", "0.2"])
+    assert seen["teacher"].options() == {
+        "reward": "toy-reward-model", "iters": 7, "noises": 4, "lr": 0.2, "stay_close": 0.3,
+    }  # fmt: skip
+    args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "reward-gradient"]
+    CliRunner().invoke(app, [*args, "--reward", "toy-reward-model"])  # not its default
+    assert seen["teacher"].options()["reward"] == "toy-reward-model"

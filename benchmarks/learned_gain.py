@@ -12,6 +12,9 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py prompt-offsets --split train --counts 18,16,14,16 \
         --seeds 0 --save offsets.pt --threads 2
     python benchmarks/learned_gain.py distill offsets.pt OUT
+    python benchmarks/learned_gain.py prompt-offsets --split train --counts 0,28,10,36 \
+        --seeds 0 --iters 30 --lr 0.03 --exclude offsets.pt --init OUT --save more.pt
+    python benchmarks/learned_gain.py distill offsets.pt more.pt OUT2 --init OUT --steps 600
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -32,6 +35,13 @@ on unseen seeds beside its controls: the offsets' shared mean, another prompt's 
 each offset minus the mean. `distill` fits a prompt-offset NPNet (`--residual-kind
 prompt-offset --keep-norm`, no SVD, no text injection) to such offsets by regression, so
 `evaluate` can ask whether the offsets of fitted prompts carry over to other prompts.
+`--exclude` skips prompts already fitted and `--init` starts each new prompt's offset at a
+net's prediction (rounds of fit-then-distill: the new offsets stay consistent with the map
+learned so far instead of picking an arbitrary layout); `distill --init` continues a net on
+all offsets files given. The library's form of the fit is `golden-noise collect --teacher
+prompt-offset` (`golden_noise.teachers.prompt_offset`: the same loss, its noise draws keyed
+by the prompt's text); this script keeps the loop that produced the numbers in
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 from golden_noise.dataset.reader import load_splits
+from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.stats import paired_stats
 from golden_noise.toy import load_pipeline
@@ -53,7 +64,6 @@ from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
-from golden_noise.train.objectives import stay_close_penalty
 
 TOY_SHAPES = dict(
     channels=4, height=8, width=8, text_tokens=16, text_dim=64, family="sd",
@@ -271,23 +281,29 @@ def train_informed(args: argparse.Namespace) -> None:
 
 def keep_norm(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """`x + offset` rescaled per sample to `|x|`."""
-    g = x + offset
-    return g * (x.flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+    return with_norms(x + offset, latent_norms(x))
 
 
 def prompt_offsets(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     toy, rng = Toy(), np.random.default_rng(5)
     counts = [int(c) for c in args.counts.split(",")] if args.counts else [args.per_type] * 4
+    fitted = {p for path in args.exclude for p in torch.load(path)["prompts"]}
     prompts, kinds = [], []
     for kind, count in zip(TYPES, counts, strict=True):
-        pool = sorted(prompts_of(args.split, kind))
+        pool = sorted(set(prompts_of(args.split, kind)) - fitted)
+        count = min(count, len(pool))
         prompts += [pool[i] for i in rng.choice(len(pool), count, replace=False)]
         kinds += [kind] * count
     n, k = len(prompts), args.k
-    mu = torch.zeros(n, 4, 8, 8, requires_grad=True)
-    optimizer = torch.optim.Adam([mu], lr=args.lr)
     cond, uncond = toy.embed(prompts)
+    if args.init:
+        with torch.no_grad():
+            mu = predicted_offsets(NPNet.from_pretrained(args.init).eval(), cond)
+    else:
+        mu = torch.zeros(n, 4, 8, 8)
+    mu.requires_grad_(True)
+    optimizer = torch.optim.Adam([mu], lr=args.lr)
     rows = torch.arange(n).repeat_interleave(k)
     start = time.time()
     for it in range(args.iters):
@@ -331,24 +347,33 @@ def prompt_offsets(args: argparse.Namespace) -> None:
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
 
 
-def distill(args: argparse.Namespace) -> None:
-    saved = torch.load(args.offsets)
-    toy = Toy()
-    embeds, _ = toy.embed(saved["prompts"])
-    config = NPNetConfig(**TOY_SHAPES, residual_kind="prompt-offset", keep_norm=True,
-                         use_svd=False, use_text=False)  # fmt: skip
-    torch.manual_seed(0)
-    net = NPNet(config)
-    optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
+def predicted_offsets(net: NPNet, embeds: torch.Tensor) -> torch.Tensor:
+    """What a prompt-offset NPNet adds to any noise for these prompts (before keep_norm)."""
     unused = torch.zeros(len(embeds), 4, 8, 8)  # the branch reads the prompt only
+    return net.beta * net.residual(unused, embeds)
+
+
+def distill(args: argparse.Namespace) -> None:
+    saved = [torch.load(path) for path in args.offsets]
+    prompts = [p for s in saved for p in s["prompts"]]
+    offsets = torch.cat([s["offsets"] for s in saved])
+    embeds, _ = Toy().embed(prompts)
+    if args.init:
+        net = NPNet.from_pretrained(args.init)
+    else:
+        config = NPNetConfig(**TOY_SHAPES, residual_kind="prompt-offset", keep_norm=True,
+                             use_svd=False, use_text=False)  # fmt: skip
+        torch.manual_seed(0)
+        net = NPNet(config)
+    optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
     for step in range(args.steps):
-        loss = (net.residual(unused, embeds) - saved["offsets"]).square().mean()
+        loss = (predicted_offsets(net, embeds) - offsets).square().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % 300 == 0:
-            print(f"step {step} mse {loss.item():.5f} (offsets' variance "
-                  f"{saved['offsets'].var():.5f})", flush=True)  # fmt: skip
+            print(f"step {step} mse {loss.item():.5f} ({len(prompts)} prompts, offsets' "
+                  f"variance {offsets.var():.5f})", flush=True)  # fmt: skip
     net.save_pretrained(args.out)
 
 
@@ -428,9 +453,12 @@ def main() -> None:
     p.add_argument("--split", choices=("validation", "train"), default="validation")
     p.add_argument("--counts", default="", help="prompts per type, e.g. 18,16,14,16")
     p.add_argument("--save", type=Path, default=None, help="write {prompts, offsets} here")
+    p.add_argument("--exclude", type=Path, nargs="*", default=[], help="offsets files to skip")
+    p.add_argument("--init", type=Path, default=None, help="start at this net's offsets")
     p = sub.add_parser("distill")
-    p.add_argument("offsets", type=Path)
+    p.add_argument("offsets", type=Path, nargs="+")
     p.add_argument("out", type=Path)
+    p.add_argument("--init", type=Path, default=None, help="continue from this net")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=3e-3)
     p = sub.add_parser("evaluate")

@@ -139,20 +139,27 @@ def test_the_released_timm_net_still_starts_with_beta_zero() -> None:
     assert NPNet(tiny_config()).beta.item() == 0.0
 
 
+OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False}
+
+
 @pytest.mark.parametrize(
-    ("shape", "overrides", "expected"),
+    ("shape", "overrides", "teacher", "expected"),
     [
-        ((4, 128, 128), {}, {}),
-        ((4, 8, 8), {}, {"residual_kind": "unet", "backbone_kwargs": NEW_SHAPE_UNET}),
-        ((16, 128, 128), {"use_svd": False}, {"residual_kind": "unet"}),
-        ((4, 8, 8), {"backbone": "vit_tiny_patch16_224"}, {}),
-        ((4, 8, 8), {"residual_kind": "timm"}, {}),
-        ((4, 64, 64), {"backbone_kwargs": {"depth": 1}}, {}),
+        ((4, 128, 128), {}, "redenoise", {}),
+        ((4, 8, 8), {}, None, {"residual_kind": "unet", "backbone_kwargs": NEW_SHAPE_UNET}),
+        ((16, 128, 128), {"use_svd": False}, "local-search", {"residual_kind": "unet"}),
+        ((4, 8, 8), {"backbone": "vit_tiny_patch16_224"}, None, {}),
+        ((4, 8, 8), {"residual_kind": "timm"}, None, {}),
+        ((4, 64, 64), {"backbone_kwargs": {"depth": 1}}, None, {}),
+        ((4, 8, 8), {}, "prompt-offset", OFFSET_NET),
+        ((4, 128, 128), {}, "prompt-offset", OFFSET_NET),
+        ((4, 8, 8), {"residual_kind": "unet"}, "prompt-offset", {}),
     ],
 )
-def test_default_architecture_by_shape(shape, overrides, expected) -> None:
-    """Released shape: released config; other shapes: the UNet unless a residual field is named."""
-    found = default_architecture(shape, overrides)
+def test_default_architecture_by_shape(shape, overrides, teacher, expected) -> None:
+    """Released shape: released config; other shapes: the UNet unless a residual field is
+    named; the prompt-offset teacher's data: the offset net, unless a residual field is named."""
+    found = default_architecture(shape, overrides, teacher)
     assert {k: found[k] for k in expected} == expected and (found == {}) == (expected == {})
 
 

@@ -163,7 +163,7 @@ class NPNetConfig:
 
 
 def default_architecture(
-    latent_shape: tuple[int, ...], overrides: dict[str, Any]
+    latent_shape: tuple[int, ...], overrides: dict[str, Any], teacher: str | None = None
 ) -> dict[str, Any]:
     """The residual-branch fields a fresh net gets when the user chose none.
 
@@ -173,7 +173,15 @@ def default_architecture(
     per-channel scale and shift, so it cannot put prompt-dependent structure *where* it
     belongs in the latent (issue 12), while the UNet can. A user who names any residual field
     (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
+    Targets of the prompt-offset teacher are the noise plus a function of the prompt at the
+    noise's norm, so for them, at any shape, the net is exactly that: the prompt-offset branch
+    with `keep_norm`, without the SVD and text-injection branches (flags given still win).
     """
-    if tuple(latent_shape) == RELEASED_LATENT or set(overrides) & set(RESIDUAL_FIELDS):
+    if set(overrides) & set(RESIDUAL_FIELDS):
+        return {}
+    if teacher == "prompt-offset":
+        return {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
+                "use_text": False}  # fmt: skip
+    if tuple(latent_shape) == RELEASED_LATENT:
         return {}
     return {"residual_kind": "unet", "backbone_kwargs": dict(NEW_SHAPE_UNET)}

@@ -45,7 +45,8 @@ def build_npnet(
     """A fresh NPNet sized for the dataset, or a loaded one.
 
     A fresh net's residual branch is `default_architecture`'s unless `overrides` name one:
-    the released configuration for the released latent shape, the UNet branch otherwise.
+    the offset net for the prompt-offset teacher's datasets, else the released configuration
+    for the released latent shape and the UNet branch for other shapes.
     """
     if init_from is not None:
         net = NPNet.from_pretrained(str(init_from), **overrides)
@@ -56,7 +57,7 @@ def build_npnet(
         {
             **shapes_from_manifest(manifest),
             "family": manifest.family,
-            **default_architecture(manifest.latent_shape, overrides),
+            **default_architecture(manifest.latent_shape, overrides, manifest.teacher),
             **overrides,
         }
     )

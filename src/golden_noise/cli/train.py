@@ -50,7 +50,8 @@ ARCHITECTURE = ConfigOptions(
         "backbone_kwargs": "JSON overrides, e.g. '{\"img_size\": 64}'.",
         "residual_kind": "timm (released; default for 4x128x128 latents), unet (cross-attention "
         "UNet at latent resolution; default for other shapes unless a backbone field is given) "
-        "or prompt-offset (an offset from the prompt alone, the same for every seed).",
+        "or prompt-offset (an offset from the prompt alone, the same for every seed; with "
+        "keep_norm and no SVD or text injection, the default for a prompt-offset teacher's data).",
         "keep_norm": "Rescale golden noise to the input noise's norm: direction only, never "
         "temperature.",
         "use_svd": "Ablation: without the SVD branch.",

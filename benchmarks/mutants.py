@@ -54,6 +54,7 @@ COLLECT = ("tests/test_collect.py",)
 TRAIN = ("tests/test_train.py",)
 STATS = ("tests/test_stats.py",)
 TOY = ("tests/test_toy_world.py", "tests/test_scorers.py")
+TEACHERS = ("tests/test_teachers_learnable.py",)
 
 MUTANTS = [
     # The two bugs the audit (issue 16) planted that the suite missed.
@@ -72,6 +73,23 @@ MUTANTS = [
         'scipy_stats.wilcoxon(differences, zero_method="zsplit").pvalue',
         "Wilcoxon counts tied pairs (zsplit) instead of dropping them",
         STATS,
+    ),
+    # the prompt-offset teacher
+    Mutant(
+        "offset_fit_noise_by_position",
+        f"{PKG}/teachers/prompt_offset.py",
+        "candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)",
+        "candidate_noise(rows.source[0], step, i, k)",
+        "a prompt's fit noise depends on its place in the batch, so its offset does too",
+        TEACHERS,
+    ),
+    Mutant(
+        "offset_target_norm",
+        f"{PKG}/teachers/prompt_offset.py",
+        "score_source_and_target(rows, with_norms(shifted, latent_norms(source)), sampler)",
+        "score_source_and_target(rows, shifted, sampler)",
+        "targets keep the offset's extra norm: part of the gain becomes a temperature change",
+        TEACHERS,
     ),
     # npnet
     Mutant(
@@ -233,17 +251,17 @@ MUTANTS = [
     # train
     Mutant(
         "train_loss_target",
-        f"{PKG}/train/loop.py",
-        "loss = F.mse_loss(net(source, embeds).float(), target)",
-        "loss = F.mse_loss(net(source, embeds).float(), source)",
+        f"{PKG}/train/objectives.py",
+        "return F.mse_loss(net(batch.source, batch.embeds).float(), batch.target)",
+        "return F.mse_loss(net(batch.source, batch.embeds).float(), batch.source)",
         "NPNet trained towards the source instead of the target",
         TRAIN,
     ),
     Mutant(
         "train_mean_residual_sign",
-        f"{PKG}/train/loop.py",
-        "((source + mean_residual - target) ** 2).mean((1, 2, 3))",
-        "((source - mean_residual - target) ** 2).mean((1, 2, 3))",
+        f"{PKG}/train/objectives.py",
+        "((source + self.mean_residual - target) ** 2).mean((1, 2, 3))",
+        "((source - self.mean_residual - target) ** 2).mean((1, 2, 3))",
         "mean-residual baseline adds the residual with the wrong sign",
         TRAIN,
     ),

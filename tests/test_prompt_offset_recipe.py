@@ -13,12 +13,38 @@ from golden_noise.collect import SeedPlan, collect
 from golden_noise.dataset import load_splits
 from golden_noise.npnet import NPNet
 from golden_noise.pipelines import pipeline_from_spec
+from golden_noise.progress import LogProgress
 from golden_noise.prompt_sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import CollectionSampler, PromptOffsetTeacher, Rows, SamplerSettings
 from golden_noise.train import train
 
 SETTINGS = SamplerSettings(steps=2, guidance=2.0)
+
+
+def test_collect_reports_the_fit_steps_inside_a_batch(tmp_path: Path, monkeypatch, capsys):
+    """A batch's fit takes minutes on a CPU: the log says which step it is on."""
+    import golden_noise.collect
+
+    monkeypatch.setattr(
+        golden_noise.collect,
+        "make_progress",
+        lambda *columns, disable, extra: LogProgress(interval=0, extra=extra, disable=disable),
+    )
+    collect(
+        pipeline_from_spec("toy", device="cpu"),
+        read_prompt_source("toy:train:2"),
+        tmp_path / "npd",
+        get_scorer("toy-soft"),
+        teacher=PromptOffsetTeacher("toy-surrogate", iters=2, noises=1),
+        sampler=SETTINGS,
+        model="toy",
+        progress=True,
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.endswith("fitting 2 prompt offsets, step 2/2") for line in lines), lines
+    assert lines[-1].startswith("collecting (prompt-offset): 2/2 (100%)")
+    assert "fitting" not in lines[-1]  # the stage clears when the batch is written
 
 
 def test_mse_on_the_teachers_rows_learns_each_prompts_offset(tmp_path: Path) -> None:

@@ -310,7 +310,10 @@ def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) 
 def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> None:
     _, rows, sampler = tiny
     first = PromptOffsetTeacher("toy-surrogate", iters=2, noises=2)
-    taught = first.teach(rows, sampler)
+    statuses: list[str] = []
+    taught = first.teach(dataclasses.replace(rows, status=statuses.append), sampler)
+    # what collect's progress bar shows while the batch's fit runs
+    assert statuses == [f"fitting 3 prompt offsets, step {s}/2" for s in (1, 2)]
     # one rescale in float32 on 1,024 numbers: ~1e-7 relative
     torch.testing.assert_close(
         taught.target.flatten(1).norm(dim=1), rows.source.flatten(1).norm(dim=1), rtol=1e-5, atol=0

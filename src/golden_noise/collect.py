@@ -118,8 +118,11 @@ def _progress(enabled: bool) -> Any:
         TextColumn("{task.fields[rate]:.2f} pairs/s"),
         TextColumn("kept {task.fields[kept]:.0%}"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[stage]}"),
         disable=not enabled,
-        extra=lambda fields: f"kept {fields['kept']:.0%}",
+        extra=lambda fields: ", ".join(
+            part for part in (f"kept {fields['kept']:.0%}", fields["stage"]) if part
+        ),
     )
 
 
@@ -248,7 +251,7 @@ def collect(
     start = time.perf_counter()
     label = f"collecting ({teacher.name})" + (f" rank {rank}/{world}" if world > 1 else "")
     with writer, _progress(progress and is_main) as bar:
-        task = bar.add_task(label, total=len(todo), rate=0.0, kept=0.0)
+        task = bar.add_task(label, total=len(todo), rate=0.0, kept=0.0, stage="")
         for batch in _batches(todo, batch_size):
             index = [p for p, _ in batch]
             seed_list = [s for _, s in batch]
@@ -264,7 +267,10 @@ def collect(
                 [seeded_generator(s) for s in seed_list],
                 dtype,
             ).float()
-            rows = Rows(texts, index, seed_list, source, adapter.call_kwargs(texts, height, width))
+            rows = Rows(
+                texts, index, seed_list, source, adapter.call_kwargs(texts, height, width),
+                status=lambda text: bar.update(task, stage=text),
+            )  # fmt: skip
             taught = teacher.teach(rows, collection)
             writer.add(
                 source=source,
@@ -277,7 +283,8 @@ def collect(
             written += len(batch)
             kept += int((taught.score_source + margin < taught.score_target).sum())
             elapsed = time.perf_counter() - start
-            bar.update(task, advance=len(batch), rate=written / elapsed, kept=kept / written)
+            rate, share = written / elapsed, kept / written
+            bar.update(task, advance=len(batch), rate=rate, kept=share, stage="")
     seconds = time.perf_counter() - start
     barrier()
     table = RowTable.load(out, writer.manifest)

@@ -9,7 +9,8 @@ same thing whichever teacher made them; the manifest records the teacher's name 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -17,15 +18,24 @@ import torch
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 
 
+def _silent(text: str) -> None:
+    """The default `Rows.status`: nobody is watching."""
+
+
 @dataclass
 class Rows:
-    """A batch of rows being collected; `source` is x_T (float32, unit variance)."""
+    """A batch of rows being collected; `source` is x_T (float32, unit variance).
+
+    `status(text)` tells whoever collects what a teacher is doing inside the batch (collect
+    shows it in its progress bar), for teachers whose one batch takes minutes.
+    """
 
     prompts: list[str]
     prompt_index: list[int]
     seeds: list[int]
     source: torch.Tensor
     call_kwargs: dict[str, Any]
+    status: Callable[[str], None] = field(default=_silent, repr=False)
 
     def __len__(self) -> int:
         return len(self.prompts)

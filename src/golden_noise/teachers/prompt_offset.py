@@ -101,6 +101,7 @@ class PromptOffsetTeacher(Teacher):
         offsets = torch.zeros(len(first_rows), *shape, device=device, requires_grad=True)
         optimizer = torch.optim.Adam([offsets], lr=self.lr)
         for step in range(self.iters):
+            rows.status(f"fitting {len(first_rows)} prompt offsets, step {step + 1}/{self.iters}")
             x = torch.cat(
                 [candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)
                  for i in range(len(first_rows))]

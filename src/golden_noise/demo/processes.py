@@ -12,7 +12,6 @@ batches (`golden_noise.evaluate`), so the images are those of an in-process eval
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -36,7 +35,7 @@ class EvaluationProcesses:
 def evaluate_in_processes(out: Path, processes: EvaluationProcesses, progress: bool) -> dict:
     """Run the demo's evaluation stage in `processes`; returns its statistics."""
     from golden_noise.demo.config import CONFIG_NAME
-    from golden_noise.demo.stages import TEACHER_CHOICE
+    from golden_noise.demo.stages import TEACHER_CHOICE, load_json
     from golden_noise.report.writer import METRICS_NAME
 
     for needed in (CONFIG_NAME, f"validation/{TEACHER_CHOICE}", "npnet/config.json"):
@@ -64,7 +63,7 @@ def evaluate_in_processes(out: Path, processes: EvaluationProcesses, progress: b
             "messages are above); re-run to resume, or with --processes 1 to evaluate in this "
             "process"
         )
-    return json.loads((out / "report" / METRICS_NAME).read_text())["summary"]
+    return load_json(out / "report" / METRICS_NAME)["summary"]
 
 
 def _free_port() -> int:

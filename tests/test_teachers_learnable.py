@@ -294,14 +294,23 @@ def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) 
     (grad,) = torch.autograd.grad(loss, offsets)
     teacher = PromptOffsetTeacher("toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3)
     found = teacher.offsets(rows, sampler)
-    # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr. Where the gradient is within
-    # round-off of zero the sign may go either way, so those elements are left out
+    # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr: its sign follows the hand
+    # gradient wherever that is clearly non-zero (here every element is above 1e-4 of the
+    # largest). Its size depends on round-off only through 1e-8 / |g|: the two gradients
+    # differ by float round-off (~1e-6 of the largest, on any CPU), which moves the step by
+    # < 1e-7 where |g| > 1e-3 of the largest (measured 6e-8; at 1e-4 it was 7e-7, too close
+    # to the bound), so the size is checked there (99.7% of elements here)
     step = -lr * grad / (grad.abs() + 1e-8)
     clear = grad.abs() > 1e-4 * grad.abs().max()
     assert clear.float().mean() > 0.9
-    torch.testing.assert_close(found[clear], step[clear], rtol=0, atol=1e-6)
+    assert torch.equal(found.sign()[clear], step.sign()[clear])
+    sized = grad.abs() > 1e-3 * grad.abs().max()
+    assert sized.float().mean() > 0.9
+    torch.testing.assert_close(found[sized], step[sized], rtol=0, atol=1e-6)
     taught = teacher.teach(rows, sampler)
-    # targets: each source shifted by its prompt's offset, rescaled to the source's norm
+    # targets: each source shifted by its prompt's offset, rescaled to the source's norm; the
+    # same float32 rescale written two ways differs by a few ulps of values below 4 (the
+    # seeds' noise is the same on every CPU; one ulp there is 2.4e-7; measured 2.4e-7)
     torch.testing.assert_close(
         taught.target, _rescaled(rows.source + found, rows.source), rtol=0, atol=1e-6
     )

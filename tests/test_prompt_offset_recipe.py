@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from test_teachers_learnable import _rescaled
 from test_train import small_config
 
 from golden_noise.collect import SeedPlan, collect
@@ -72,9 +73,7 @@ def test_mse_on_the_teachers_rows_learns_each_prompts_offset(tmp_path: Path) -> 
     sampler = CollectionSampler(pipe, None, SETTINGS)
     offsets = teacher.offsets(Rows(prompts, [0] * len(rows), [0] * len(rows), fresh, {}), sampler)
     assert sampler.images_generated == 0
-    norms = fresh.flatten(1).norm(dim=1)[:, None, None, None]
-    shifted = fresh + offsets
-    expected = shifted * norms / shifted.flatten(1).norm(dim=1)[:, None, None, None]
+    expected = _rescaled(fresh + offsets, fresh)
     with torch.no_grad():
         net = NPNet.from_pretrained(tmp_path / "run" / "last").eval()
         golden = net(fresh, embeds)

@@ -55,12 +55,13 @@ import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from golden_noise.dataset.reader import load_splits
+from golden_noise.dataset.reader import NoisePromptDataset, load_splits
 from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.stats import paired_stats
 from golden_noise.toy import load_pipeline
 from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
+from golden_noise.toy.reward_model import load_reward_model, spec_vector
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
@@ -87,8 +88,9 @@ STEPS, GUIDANCE = 20, 2.0  # the toy's default sampler (evaluation)
 class Toy:
     """The shipped toy pipeline with a DDIM sampler, prompt embeddings cached."""
 
-    def __init__(self) -> None:
-        self.pipe = load_pipeline()
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.pipe = load_pipeline(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
         self.ddim = DDIMScheduler.from_config(self.pipe.scheduler.config)
@@ -100,7 +102,7 @@ class Toy:
         for p in prompts:
             if p not in self._embeds:
                 with torch.no_grad():
-                    cond, uncond = self.pipe.encode_prompt(p, "cpu", 1, True)
+                    cond, uncond = self.pipe.encode_prompt(p, self.device, 1, True)
                 self._embeds[p] = (cond[0], uncond[0])
         pairs = [self._embeds[p] for p in prompts]
         return torch.stack([c for c, _ in pairs]), torch.stack([u for _, u in pairs])
@@ -251,6 +253,60 @@ class DenoiserInformed(torch.nn.Module):
         return x + self.unet(torch.cat([x, eps], 1), 0, encoder_hidden_states=cond).sample
 
 
+def direct(args: argparse.Namespace) -> None:
+    """The direct reward objective at scale: fresh train prompts (all four types in turn) and
+    fresh noise every step, the loss of `golden-noise train --objective reward` on the toy reward
+    model, NPNet = x + UNet residual at the input's norm (no SVD, no text injection), starting
+    at the identity. Checkpoints at the fractions of `--minutes` given go into one file."""
+    device = torch.device(args.device)
+    toy = Toy(args.device)
+    model = load_reward_model().to(device)
+    pool = sorted({p for kind in TYPES for p in prompts_of("train", kind)})
+    toy.embed(pool)
+    specs = {p: spec_vector(p).to(device) for p in pool}
+    widths = [int(w) for w in args.widths.split(",")]
+    config = NPNetConfig(**TOY_SHAPES, residual_kind="unet", keep_norm=True, use_svd=False,
+                         use_text=False, backbone_kwargs=dict(block_out_channels=widths,
+                         norm_num_groups=16, attention_head_dim=8))  # fmt: skip
+    torch.manual_seed(args.seed)
+    net = NPNet(config).to(device).train()
+    with torch.no_grad():
+        net.beta.fill_(1.0)
+        net.residual.unet.conv_out.weight.zero_()
+        net.residual.unet.conv_out.bias.zero_()
+    opt = torch.optim.AdamW(net.parameters(), args.lr, weight_decay=0.0)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    saves = sorted(float(f) * args.minutes * 60 for f in args.save_at.split(","))
+    checkpoints, history, start, it = {}, [], time.time(), 0
+    while saves:
+        if time.time() - start >= saves[0]:
+            while saves and time.time() - start >= saves[0]:
+                saves.pop(0)
+            checkpoints[it] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            torch.save({"config": config.to_dict(), "checkpoints": checkpoints}, args.out)
+            print(f"saved step {it} ({len(checkpoints)} checkpoints)", flush=True)
+            continue
+        ps = sample_prompts(args.batch, args.seed * 10_000_000 + it, "train")
+        cond, uncond = toy.embed(ps)
+        spec = torch.stack([specs[p] for p in ps])
+        x = torch.randn((len(ps), 4, 8, 8), generator=generator, device=device)
+        with torch.no_grad():
+            own = model(toy.differentiable_images(x, cond, uncond, args.steps), spec)
+        golden = net(x, cond)
+        value = model(toy.differentiable_images(golden, cond, uncond, args.steps), spec)
+        penalty = stay_close_penalty(golden, x)
+        loss = (-value + args.no_harm * torch.relu(own - value) + args.stay_close * penalty).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(torch.stack([(value - own).mean(), penalty.mean()]).detach())
+        it += 1
+        if it % args.log_every == 0:
+            gain, pen = torch.stack(history[-args.log_every :]).mean(0).tolist()
+            print(f"step {it} {time.time() - start:.0f}s reward gain {gain:+.4f} penalty "
+                  f"{pen:.4f}", flush=True)  # fmt: skip
+
+
 def train_informed(args: argparse.Namespace) -> None:
     toy = Toy()
     torch.manual_seed(0)
@@ -347,6 +403,25 @@ def prompt_offsets(args: argparse.Namespace) -> None:
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
 
 
+def dataset_offsets(args: argparse.Namespace) -> None:
+    """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows for
+    `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
+    orthogonal to a fixed offset (cosine ~ 1/16 at 4x8x8), so with x . mu = 0 the scale is
+    x' . x / |x|^2 and mu = x' |x|^2 / (x' . x) - x (off by ~2% of x per row; a prompt's rows
+    are averaged)."""
+    data = NoisePromptDataset(args.dataset)
+    texts, found = data.prompts(), {}
+    for item, (prompt, _) in enumerate(data.keys):
+        x, target, _ = data[item]
+        mu = target * (x * x).sum() / (target * x).sum() - x
+        found.setdefault(texts[prompt].text, []).append(mu)
+    prompts = sorted(found)
+    offsets = torch.stack([torch.stack(found[p]).mean(0) for p in prompts])
+    torch.save({"prompts": prompts, "offsets": offsets}, args.out)
+    print(f"{len(prompts)} prompts from {len(data)} rows; mean |mu| "
+          f"{offsets.flatten(1).norm(dim=1).mean():.2f}")  # fmt: skip
+
+
 def predicted_offsets(net: NPNet, embeds: torch.Tensor) -> torch.Tensor:
     """What a prompt-offset NPNet adds to any noise for these prompts (before keep_norm)."""
     unused = torch.zeros(len(embeds), 4, 8, 8)  # the branch reads the prompt only
@@ -378,7 +453,14 @@ def distill(args: argparse.Namespace) -> None:
 
 
 def load_net(path: Path, toy: Toy):
-    """An NPNet folder, or a `train-informed` one (called as net(x, cond, uncond))."""
+    """An NPNet folder, a `train-informed` one (called as net(x, cond, uncond)), or `FILE@STEP`:
+    a checkpoint of a `direct` run."""
+    if "@" in path.name:
+        file, step = str(path).rsplit("@", 1)
+        saved = torch.load(file)
+        npnet = NPNet(NPNetConfig.from_dict(saved["config"]))
+        npnet.load_state_dict(saved["checkpoints"][int(step)])
+        return lambda x, cond, uncond: npnet.eval()(x, cond)
     if (path / DenoiserInformed.FILE).is_file():
         net = DenoiserInformed(toy)
         net.unet.load_state_dict(load_file(path / DenoiserInformed.FILE))
@@ -436,6 +518,19 @@ def main() -> None:
     p.add_argument("--penalty", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=10)
+    p = sub.add_parser("direct")
+    p.add_argument("out", type=Path, help="a .pt file: {config, checkpoints: {step: state}}")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--minutes", type=float, default=8.0)
+    p.add_argument("--save-at", default="0.25,0.5,1", help="fractions of --minutes")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--widths", default="32,64", help="the residual UNet's block widths")
+    p.add_argument("--no-harm", type=float, default=1.0)
+    p.add_argument("--stay-close", type=float, default=0.3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=25)
     p = sub.add_parser("train-informed")
     p.add_argument("out", type=Path)
     p.add_argument("--iters", type=int, default=200)
@@ -455,6 +550,9 @@ def main() -> None:
     p.add_argument("--save", type=Path, default=None, help="write {prompts, offsets} here")
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="offsets files to skip")
     p.add_argument("--init", type=Path, default=None, help="start at this net's offsets")
+    p = sub.add_parser("dataset-offsets")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("out", type=Path)
     p = sub.add_parser("distill")
     p.add_argument("offsets", type=Path, nargs="+")
     p.add_argument("out", type=Path)
@@ -471,8 +569,10 @@ def main() -> None:
     commands = {
         "train-mse": train_mse,
         "train-reward": train_reward,
+        "direct": direct,
         "train-informed": train_informed,
         "prompt-offsets": prompt_offsets,
+        "dataset-offsets": dataset_offsets,
         "distill": distill,
         "evaluate": evaluate,
     }

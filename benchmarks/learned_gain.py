@@ -15,6 +15,8 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py prompt-offsets --split train --counts 0,28,10,36 \
         --seeds 0 --iters 30 --lr 0.03 --exclude offsets.pt --init OUT --save more.pt
     python benchmarks/learned_gain.py distill offsets.pt more.pt OUT2 --init OUT --steps 600
+    python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
+    python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -24,6 +26,10 @@ keeps the last epoch; it prints validation MSE beside the identity and mean-resi
 NPNet's output is sampled through a differentiable 10-step DDIM loop of the toy pipeline and
 the toy's differentiable surrogate (`golden_noise.toy.surrogate`) is maximised, with penalties
 on the output/input norm ratio and on the size of the move.
+`direct` is the same loss as `golden-noise train --objective reward` at GPU scale (fresh train
+prompts and noise every step, checkpoints at fractions of a wall-clock budget in one file;
+`evaluate A.pt@STEP` takes one). `dataset-offsets` recovers the offsets of a `collect --teacher
+prompt-offset` dataset from its rows for `distill`.
 `train-informed` is a research probe beyond NPNet: a residual UNet that also reads the
 pipeline's first guided noise prediction for x (one extra denoiser call, "what image will this
 noise become"), trained on the shipped toy reward model with the no-harm hinge of

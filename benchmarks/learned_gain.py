@@ -361,7 +361,7 @@ def prompt_offsets(args: argparse.Namespace) -> None:
     cond, uncond = toy.embed(prompts)
     if args.init:
         with torch.no_grad():
-            mu = predicted_offsets(NPNet.from_pretrained(args.init).eval(), cond)
+            mu = NPNet.from_pretrained(args.init).prompt_offsets(cond)
     else:
         mu = torch.zeros(n, 4, 8, 8)
     mu.requires_grad_(True)
@@ -428,12 +428,6 @@ def dataset_offsets(args: argparse.Namespace) -> None:
           f"{offsets.flatten(1).norm(dim=1).mean():.2f}")  # fmt: skip
 
 
-def predicted_offsets(net: NPNet, embeds: torch.Tensor) -> torch.Tensor:
-    """What a prompt-offset NPNet adds to any noise for these prompts (before keep_norm)."""
-    unused = torch.zeros(len(embeds), 4, 8, 8)  # the branch reads the prompt only
-    return net.beta * net.residual(unused, embeds)
-
-
 def distill(args: argparse.Namespace) -> None:
     saved = [torch.load(path) for path in args.offsets]
     prompts = [p for s in saved for p in s["prompts"]]
@@ -448,7 +442,7 @@ def distill(args: argparse.Namespace) -> None:
         net = NPNet(config)
     optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
     for step in range(args.steps):
-        loss = (predicted_offsets(net, embeds) - offsets).square().mean()
+        loss = (net.prompt_offsets(embeds) - offsets).square().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

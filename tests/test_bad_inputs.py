@@ -139,6 +139,11 @@ COLLECT = {
         ["--reward", "toy-reward-model"],
         ["--reward applies to the reward-gradient and prompt-offset teachers", "redenoise"],
     ),
+    # --offset-init with a teacher that fits no offsets: silently ignored
+    "offset-init for re-denoise": (
+        ["--offset-init", "runs/po/last"],
+        ["--offset-init applies to the prompt-offset teacher", "redenoise"],
+    ),
     "prompt-offset iters 0": (
         ["--teacher", "prompt-offset", "--offset-iters", "0"],
         ["prompt-offset iters must be an integer >= 1; got 0"],

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from golden_noise.cli import app
 from golden_noise.cli.options import ConfigOptions, with_options
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.npnet import NPNetConfig
+from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.train import TrainConfig
 
 
@@ -86,7 +86,7 @@ def test_train_has_an_option_for_every_config_field(tmp_path, monkeypatch):
     assert "--no-progress" in options and "--no-no-svd" not in options
 
 
-def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch):
+def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_path):
     import golden_noise.collect
     import golden_noise.pipelines
     from golden_noise.collect import SeedPlan
@@ -117,6 +117,11 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch):
     assert seen["teacher"].options() == {
         "reward": "toy-reward-model", "iters": 7, "noises": 4, "lr": 0.2, "stay_close": 0.3,
     }  # fmt: skip
+    config = NPNetConfig(channels=4, height=8, width=8, text_tokens=16, text_dim=64,
+                         residual_kind="prompt-offset", use_svd=False, use_text=False)  # fmt: skip
+    NPNet(config).save_pretrained(tmp_path / "po")
+    CliRunner().invoke(app, [*args, "--offset-init", str(tmp_path / "po")])
+    assert seen["teacher"].options()["init"] == str(tmp_path / "po")
     args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "reward-gradient"]
     CliRunner().invoke(app, [*args, "--reward", "toy-reward-model"])  # not its default
     assert seen["teacher"].options()["reward"] == "toy-reward-model"

@@ -16,6 +16,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from golden_noise.errors import GoldenNoiseError
+from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.teachers import (
     EvolutionTeacher,
     PromptOffsetTeacher,
@@ -346,6 +347,57 @@ def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> Non
     before = sampler.images_generated
     first.teach(other, sampler)
     assert sampler.images_generated - before == 2 * len(other)
+
+
+def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset") -> None:
+    """A prompt-offset NPNet for the tiny pipeline's prompts, saved at `path`; its head is
+    drawn at random, so its offsets are far from zero (a fresh head is zero)."""
+    tokens, dim = sampler.adapter.text_shape()
+    config = NPNetConfig(
+        channels=shape[0], height=shape[1], width=shape[2], text_tokens=tokens, text_dim=dim,
+        residual_kind=residual_kind, keep_norm=True, use_svd=False, use_text=False, svd_heads=1,
+    )  # fmt: skip
+    torch.manual_seed(3)
+    net = NPNet(config)
+    if residual_kind == "prompt-offset":
+        torch.nn.init.normal_(net.residual.head.weight, std=0.05)
+    net.save_pretrained(path)
+
+
+def test_prompt_offset_init_starts_each_fit_at_the_nets_offset(tiny, tmp_path) -> None:
+    _, rows, sampler = tiny
+    _saved_offset_net(sampler, tmp_path / "net", rows.source.shape[1:])
+    # the net's offset by its public forward: without keep_norm it returns x + offset
+    plain = NPNet.from_pretrained(tmp_path / "net", keep_norm=False)
+    tokens = sampler.adapter.encode_prompt(rows.prompts).tokens
+    with torch.no_grad():
+        expected = plain(rows.source, tokens) - rows.source
+    assert 0.1 < expected.abs().max() < 2
+    lr = 1e-4
+    teacher = PromptOffsetTeacher(
+        "toy-surrogate", iters=1, noises=2, lr=lr, init=str(tmp_path / "net")
+    )
+    assert teacher.options()["init"] == str(tmp_path / "net")
+    found = teacher.offsets(rows, sampler)
+    # one Adam step moves each element by lr |g| / (|g| + 1e-8) <= lr from where the fit
+    # started; `plain(x) - x` and the step add round-off of a few ulps of the offsets, which
+    # are below 2 (one ulp there is at most 2.4e-7 on any CPU; measured 2e-7)
+    difference = (found - expected).abs()
+    assert difference.max() <= lr + 1e-6
+    assert difference.max() > lr / 2  # and the fit did take its step
+
+
+def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_path) -> None:
+    _, rows, sampler = tiny
+    _saved_offset_net(sampler, tmp_path / "unet", rows.source.shape[1:], residual_kind="unet")
+    with pytest.raises(GoldenNoiseError, match="prompt offsets need a net whose output is noise"):
+        PromptOffsetTeacher("toy-surrogate", init=str(tmp_path / "unet"))
+    _saved_offset_net(sampler, tmp_path / "other", shape=(4, 8, 8))
+    teacher = PromptOffsetTeacher("toy-surrogate", iters=1, noises=2, init=str(tmp_path / "other"))
+    with pytest.raises(
+        GoldenNoiseError, match=r"made for latents \[4, 8, 8\]; this pipeline's are \[4, 16, 16\]"
+    ):
+        teacher.offsets(rows, sampler)
 
 
 @pytest.mark.parametrize(

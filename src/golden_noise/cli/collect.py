@@ -98,6 +98,13 @@ def collect(
     stay_close: Annotated[
         float, typer.Option(help="Prompt-offset: weight of the stay-close penalty.")
     ] = 0.3,
+    offset_init: Annotated[
+        str | None,
+        typer.Option(
+            help="Prompt-offset: start each prompt's fit at this prompt-offset NPNet's offset "
+            "(a save_pretrained folder), so new offsets stay consistent with it."
+        ),
+    ] = None,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -150,9 +157,14 @@ def collect(
                 "noises": offset_noises,
                 "lr": offset_lr,
                 "stay_close": stay_close,
+                "init": offset_init,
             }
         else:
             teacher_options = {"candidates": candidates, "angle": angle}
+        if offset_init is not None and teacher != "prompt-offset":
+            raise GoldenNoiseError(
+                f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"
+            )
         if reward is not None:
             if teacher not in ("reward-gradient", "prompt-offset"):
                 raise GoldenNoiseError(

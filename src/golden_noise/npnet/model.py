@@ -84,6 +84,24 @@ class NPNet(
             golden = with_norms(golden, latent_norms(x))
         return golden.to(device=noise.device, dtype=noise.dtype)
 
+    def prompt_offsets(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """`[B, C, H, W]`: what a prompt-offset net adds to any noise (before `keep_norm`), so
+        that a teacher can start each prompt's fit where this net already is."""
+        config = self.config
+        offset_only = self.svd is None and self.text is None and self.residual is not None
+        if not offset_only or config.residual_kind != "prompt-offset":
+            raise GoldenNoiseError(
+                "prompt offsets need a net whose output is noise + offset: residual_kind "
+                "'prompt-offset', no SVD branch, no text injection; got residual_kind "
+                f"{config.residual_kind!r}, use_residual {config.use_residual}, use_svd "
+                f"{config.use_svd}, use_text {config.use_text}"
+            )
+        shape = (len(prompt_embeds), config.channels, config.height, config.width)
+        unused = torch.zeros(shape, device=self.alpha.device)  # the branch reads the prompt only
+        self._check_inputs(unused, prompt_embeds)
+        condition = prompt_embeds.to(device=self.alpha.device, dtype=torch.float32)
+        return self.beta * self.residual(unused, condition)
+
     @property
     def _reads_prompt(self) -> bool:
         """The text injection reads the prompt; a prompt-offset residual has nothing else."""

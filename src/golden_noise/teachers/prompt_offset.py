@@ -12,7 +12,14 @@ it serves any noise, with `stay_close_penalty` as a trust region. Each prompt's 
 own: its noises come from a generator fixed by (step, the prompt's text) and its loss term
 does not see other prompts, so the offset is a function of the prompt text, whatever index,
 batch or process it lands in (up to float round-off), and a resumed run refits the same one.
-Offsets are kept per process, so a prompt's further seeds cost only their scoring. Memory:
+Offsets are kept per process, so a prompt's further seeds cost only their scoring.
+
+`init` (a prompt-offset NPNet) starts each prompt's fit at that net's offset for it instead
+of zero. Fitted from zero, each prompt gets one of the many layouts that serve it, and
+offsets chosen that way for 768 prompts were too unrelated for one net to hold (session 6:
+worse than 64); started from a net's prediction, new prompts' offsets stay consistent with
+the map learned so far (session 5's best net: rounds of fit-from-prediction, then `train`).
+Memory:
 a fit backpropagates through the sampler for (prompts in the batch) x `noises` images at once,
 so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).
 """
@@ -50,6 +57,7 @@ class PromptOffsetTeacher(Teacher):
         noises: int = 4,
         lr: float = 0.05,
         stay_close: float = 0.3,
+        init: str | None = None,
     ) -> None:
         for label, value in (("iters", iters), ("noises", noises)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -66,16 +74,19 @@ class PromptOffsetTeacher(Teacher):
         self.noises = noises
         self.lr = lr
         self.stay_close = stay_close
+        self.init = init
+        self._init_net = None if init is None else _offset_net(init)
         self._offsets: dict[str, torch.Tensor] = {}
 
     def options(self) -> dict[str, Any]:
-        return {
+        options = {
             "reward": self.reward_name,
             "iters": self.iters,
             "noises": self.noises,
             "lr": self.lr,
             "stay_close": self.stay_close,
         }
+        return options if self.init is None else {**options, "init": self.init}
 
     def offsets(self, rows: Rows, sampler: CollectionSampler) -> torch.Tensor:
         """Each row's prompt offset `[B, ...]` (float32, CPU), fitting prompts not seen yet."""
@@ -98,7 +109,8 @@ class PromptOffsetTeacher(Teacher):
         }
         prompts = [rows.prompts[i] for i in fit_rows.tolist()]
         seeds = [rows.seeds[i] for i in fit_rows.tolist()]
-        offsets = torch.zeros(len(first_rows), *shape, device=device, requires_grad=True)
+        offsets = self._start([rows.prompts[i] for i in first_rows], sampler, shape)
+        offsets = offsets.to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([offsets], lr=self.lr)
         for step in range(self.iters):
             rows.status(f"fitting {len(first_rows)} prompt offsets, step {step + 1}/{self.iters}")
@@ -117,6 +129,22 @@ class PromptOffsetTeacher(Teacher):
             optimizer.step()
         return offsets.detach().cpu()
 
+    def _start(
+        self, prompts: list[str], sampler: CollectionSampler, shape: torch.Size
+    ) -> torch.Tensor:
+        """Where each prompt's fit begins: zero, or the `init` net's offset for it."""
+        if self._init_net is None:
+            return torch.zeros(len(prompts), *shape)
+        net = self._init_net.to(sampler.adapter.device)
+        made_for = (net.config.channels, net.config.height, net.config.width)
+        if tuple(shape) != made_for:
+            raise GoldenNoiseError(
+                f"prompt-offset init {self.init} was made for latents {list(made_for)}; "
+                f"this pipeline's are {list(shape)}"
+            )
+        with torch.no_grad():
+            return net.prompt_offsets(sampler.adapter.encode_prompt(prompts).tokens).float()
+
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
         source = rows.source.float()
         shifted = source + self.offsets(rows, sampler).to(source.device)
@@ -126,3 +154,13 @@ class PromptOffsetTeacher(Teacher):
         # a prompt's first row: its fit (forward + backward ~ 3 forward passes per noise and
         # step); every row: scoring source and target
         return (3 * self.iters * self.noises + 2) * sampler.settings.model_calls_per_image()
+
+
+def _offset_net(path: str) -> Any:
+    """The NPNet at `path`, which must be a prompt-offset net (checked on a dummy prompt)."""
+    from golden_noise.npnet import NPNet
+
+    net = NPNet.from_pretrained(path)
+    config = net.config
+    net.prompt_offsets(torch.zeros(1, config.text_tokens, config.text_dim))
+    return net

@@ -414,7 +414,8 @@ def dataset_offsets(args: argparse.Namespace) -> None:
     `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
     orthogonal to a fixed offset (cosine ~ 1/16 at 4x8x8), so with x . mu = 0 the scale is
     x' . x / |x|^2 and mu = x' |x|^2 / (x' . x) - x (off by ~2% of x per row; a prompt's rows
-    are averaged)."""
+    are averaged). `--sample N` keeps N prompts drawn at random, `--counts` so many of each type
+(seed 0)."""
     data = NoisePromptDataset(args.dataset)
     texts, found = data.prompts(), {}
     for item, (prompt, _) in enumerate(data.keys):
@@ -422,6 +423,15 @@ def dataset_offsets(args: argparse.Namespace) -> None:
         mu = target * (x * x).sum() / (target * x).sum() - x
         found.setdefault(texts[prompt].text, []).append(mu)
     prompts = sorted(found)
+    if args.sample:
+        chosen = np.random.default_rng(0).choice(len(prompts), args.sample, replace=False)
+        prompts = [prompts[i] for i in sorted(chosen)]
+    if args.counts:
+        rng, kept = np.random.default_rng(0), []
+        for kind, count in zip(TYPES, args.counts.split(","), strict=True):
+            pool = [p for p in prompts if parse(p).prompt_type == kind]
+            kept += [pool[i] for i in sorted(rng.choice(len(pool), int(count), replace=False))]
+        prompts = kept
     offsets = torch.stack([torch.stack(found[p]).mean(0) for p in prompts])
     torch.save({"prompts": prompts, "offsets": offsets}, args.out)
     print(f"{len(prompts)} prompts from {len(data)} rows; mean |mu| "
@@ -553,6 +563,8 @@ def main() -> None:
     p = sub.add_parser("dataset-offsets")
     p.add_argument("dataset", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--sample", type=int, default=0, help="keep this many prompts at random")
+    p.add_argument("--counts", default="", help="or this many of each type, e.g. 18,16,14,16")
     p = sub.add_parser("distill")
     p.add_argument("offsets", type=Path, nargs="+")
     p.add_argument("out", type=Path)

@@ -15,13 +15,12 @@ batch or process it lands in (up to float round-off), and a resumed run refits t
 Offsets are kept per process, so a prompt's further seeds cost only their scoring.
 
 `init` (a prompt-offset NPNet) starts each prompt's fit at that net's offset for it instead
-of zero. Fitted from zero, each prompt gets one of the many layouts that serve it, and
-offsets chosen that way for 768 prompts were too unrelated for one net to hold (session 6:
-worse than 64); started from a net's prediction, new prompts' offsets stay consistent with
-the map learned so far (session 5's best net: rounds of fit-from-prediction, then `train`).
-Memory:
-a fit backpropagates through the sampler for (prompts in the batch) x `noises` images at once,
-so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).
+of zero: fitted from zero, a prompt gets one of the many layouts that serve it; started from
+a net's prediction, it gets the one nearest what the net already maps it to. Rounds of
+fit-from-prediction, then training, made the toy's best net so far (session 5).
+
+Memory: a fit backpropagates through the sampler for (prompts in the batch) x `noises` images
+at once, so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ import torch
 
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.npnet import NPNet
 from golden_noise.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.local_search import candidate_noise
@@ -156,10 +156,8 @@ class PromptOffsetTeacher(Teacher):
         return (3 * self.iters * self.noises + 2) * sampler.settings.model_calls_per_image()
 
 
-def _offset_net(path: str) -> Any:
+def _offset_net(path: str) -> NPNet:
     """The NPNet at `path`, which must be a prompt-offset net (checked on a dummy prompt)."""
-    from golden_noise.npnet import NPNet
-
     net = NPNet.from_pretrained(path)
     config = net.config
     net.prompt_offsets(torch.zeros(1, config.text_tokens, config.text_dim))

@@ -451,8 +451,13 @@ def distill(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         net = NPNet(config)
     optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
+    weights = torch.ones(len(prompts))
+    if args.balance:  # each prompt type weighs the same in the loss, however many it has
+        kinds = [parse(p).prompt_type for p in prompts]
+        weights = torch.tensor([len(prompts) / (len(TYPES) * kinds.count(k)) for k in kinds])
     for step in range(args.steps):
-        loss = (net.prompt_offsets(embeds) - offsets).square().mean()
+        per_prompt = (net.prompt_offsets(embeds) - offsets).square().mean((1, 2, 3))
+        loss = (weights * per_prompt).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -569,6 +574,7 @@ def main() -> None:
     p.add_argument("offsets", type=Path, nargs="+")
     p.add_argument("out", type=Path)
     p.add_argument("--init", type=Path, default=None, help="continue from this net")
+    p.add_argument("--balance", action="store_true", help="weigh prompt types equally")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=3e-3)
     p = sub.add_parser("evaluate")

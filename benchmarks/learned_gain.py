@@ -411,11 +411,11 @@ def prompt_offsets(args: argparse.Namespace) -> None:
 
 def dataset_offsets(args: argparse.Namespace) -> None:
     """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows for
-        `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
-        orthogonal to a fixed offset (cosine ~ 1/16 at 4x8x8), so with x . mu = 0 the scale is
-        x' . x / |x|^2 and mu = x' |x|^2 / (x' . x) - x (off by ~2% of x per row; a prompt's rows
-        are averaged). `--sample N` keeps N prompts drawn at random, `--counts` so many of each type
-    (seed 0)."""
+    `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
+    orthogonal to a fixed offset (cosine ~ 1/16 at 4x8x8), so with x . mu = 0 the scale is
+    x' . x / |x|^2 and mu = x' |x|^2 / (x' . x) - x (off by ~2% of x per row; a prompt's rows
+    are averaged). `--sample N` keeps N prompts drawn at random, `--counts` so many of each
+    type (seed 0)."""
     data = NoisePromptDataset(args.dataset)
     texts, found = data.prompts(), {}
     for item, (prompt, _) in enumerate(data.keys):

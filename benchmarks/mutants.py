@@ -84,6 +84,14 @@ MUTANTS = [
         TEACHERS,
     ),
     Mutant(
+        "offset_init_ignored",
+        f"{PKG}/teachers/prompt_offset.py",
+        "        if self._init_net is None:\n            return torch.zeros",
+        "        if True:\n            return torch.zeros",
+        "--offset-init is recorded but every fit starts from zero again",
+        TEACHERS,
+    ),
+    Mutant(
         "offset_target_norm",
         f"{PKG}/teachers/prompt_offset.py",
         "score_source_and_target(rows, with_norms(shifted, latent_norms(source)), sampler)",

@@ -350,8 +350,9 @@ def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> Non
 
 
 def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset") -> None:
-    """A prompt-offset NPNet for the tiny pipeline's prompts, saved at `path`; its head is
-    drawn at random, so its offsets are far from zero (a fresh head is zero)."""
+    """An offset-only NPNet (prompt-offset residual by default) for the tiny pipeline's
+    prompts, saved at `path`; a prompt-offset head is drawn at random, so its offsets are far
+    from zero (a fresh head is zero)."""
     tokens, dim = sampler.adapter.text_shape()
     config = NPNetConfig(
         channels=shape[0], height=shape[1], width=shape[2], text_tokens=tokens, text_dim=dim,

@@ -84,9 +84,9 @@ class NPNet(
             golden = with_norms(golden, latent_norms(x))
         return golden.to(device=noise.device, dtype=noise.dtype)
 
-    def prompt_offsets(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
-        """`[B, C, H, W]`: what a prompt-offset net adds to any noise (before `keep_norm`), so
-        that a teacher can start each prompt's fit where this net already is."""
+    def check_prompt_offset_net(self) -> None:
+        """Raise unless this net's output is the noise plus an offset read from the prompt
+        alone, the only kind whose offsets `prompt_offsets` can give."""
         config = self.config
         offset_only = self.svd is None and self.text is None and self.residual is not None
         if not offset_only or config.residual_kind != "prompt-offset":
@@ -96,6 +96,12 @@ class NPNet(
                 f"{config.residual_kind!r}, use_residual {config.use_residual}, use_svd "
                 f"{config.use_svd}, use_text {config.use_text}"
             )
+
+    def prompt_offsets(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """`[B, C, H, W]`: what a prompt-offset net adds to any noise (before `keep_norm`), so
+        that a teacher can start each prompt's fit where this net already is."""
+        self.check_prompt_offset_net()
+        config = self.config
         shape = (len(prompt_embeds), config.channels, config.height, config.width)
         unused = torch.zeros(shape, device=self.alpha.device)  # the branch reads the prompt only
         self._check_inputs(unused, prompt_embeds)

@@ -157,8 +157,7 @@ class PromptOffsetTeacher(Teacher):
 
 
 def _offset_net(path: str) -> NPNet:
-    """The NPNet at `path`, which must be a prompt-offset net (checked on a dummy prompt)."""
+    """The NPNet at `path`, which must be a prompt-offset net."""
     net = NPNet.from_pretrained(path)
-    config = net.config
-    net.prompt_offsets(torch.zeros(1, config.text_tokens, config.text_dim))
+    net.check_prompt_offset_net()
     return net

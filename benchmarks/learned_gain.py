@@ -285,9 +285,9 @@ def direct(args: argparse.Namespace) -> None:
     saves = sorted(float(f) * args.minutes * 60 for f in args.save_at.split(","))
     checkpoints, history, start, it = {}, [], time.time(), 0
     while saves:
-        if time.time() - start >= saves[0]:
-            while saves and time.time() - start >= saves[0]:
-                saves.pop(0)
+        elapsed = time.time() - start
+        if elapsed >= saves[0]:  # one checkpoint for every save time a slow step passed
+            saves = [at for at in saves if at > elapsed]
             checkpoints[it] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             torch.save({"config": config.to_dict(), "checkpoints": checkpoints}, args.out)
             print(f"saved step {it} ({len(checkpoints)} checkpoints)", flush=True)

@@ -71,6 +71,7 @@ from golden_noise.toy.reward_model import load_reward_model, spec_vector
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
+from golden_noise.train.objectives import reward_loss
 
 TOY_SHAPES = dict(
     channels=4, height=8, width=8, text_tokens=16, text_dim=64, family="sd",
@@ -301,7 +302,7 @@ def direct(args: argparse.Namespace) -> None:
         golden = net(x, cond)
         value = model(toy.differentiable_images(golden, cond, uncond, args.steps), spec)
         penalty = stay_close_penalty(golden, x)
-        loss = (-value + args.no_harm * torch.relu(own - value) + args.stay_close * penalty).mean()
+        loss = reward_loss(value, golden, x, own, args.stay_close, args.no_harm).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -329,7 +330,7 @@ def train_informed(args: argparse.Namespace) -> None:
             own = reward_model(toy.differentiable_images(x, cond, uncond, args.steps), ps)
         # the loss of `golden-noise train --objective reward` (stay_close 0.3, no_harm 2)
         penalty = stay_close_penalty(golden, x)
-        loss = (-value + 2.0 * torch.relu(own - value) + 0.3 * penalty).mean()
+        loss = reward_loss(value, golden, x, own, 0.3, 2.0).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -187,10 +187,23 @@ class RewardObjective(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row loss and reward; `baseline` is r(x), needed only when no_harm > 0."""
         reward = self.rewards(golden, keys)
-        loss = -reward + self.stay_close * stay_close_penalty(golden, noise)
-        if self.no_harm:
-            loss = loss + self.no_harm * torch.relu(baseline - reward)
-        return loss, reward
+        return reward_loss(reward, golden, noise, baseline, self.stay_close, self.no_harm), reward
+
+
+def reward_loss(
+    reward: torch.Tensor,
+    golden: torch.Tensor,
+    noise: torch.Tensor,
+    baseline: torch.Tensor | None,
+    stay_close: float,
+    no_harm: float,
+) -> torch.Tensor:
+    """Per row: `-r(g) + stay_close * stay_close_penalty(g, x) + no_harm * max(r(x) - r(g), 0)`
+    (`baseline` is r(x), needed only when no_harm > 0)."""
+    loss = -reward + stay_close * stay_close_penalty(golden, noise)
+    if no_harm:
+        loss = loss + no_harm * torch.relu(baseline - reward)
+    return loss
 
 
 def build_objective(

@@ -11,11 +11,12 @@ from tiny_pipelines import build_sd, make_identity, tiny_npnet
 from golden_noise import arms
 from golden_noise.arms import make_samples
 from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import Generation, evaluate, image_file, weights_digest
+from golden_noise.evaluate import Generation, evaluate, image_file
 from golden_noise.generate import GoldenNoise
 from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.scorers import get_scorer
 from golden_noise.teachers import RedenoiseTeacher
+from golden_noise.weights import weights_digest
 
 PROMPTS = [
     "a red circle",

@@ -349,7 +349,7 @@ def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> Non
     assert sampler.images_generated - before == 2 * len(other)
 
 
-def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset") -> None:
+def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset", seed=3) -> None:
     """An offset-only NPNet (prompt-offset residual by default) for the tiny pipeline's
     prompts, saved at `path`; a prompt-offset head is drawn at random, so its offsets are far
     from zero (a fresh head is zero)."""
@@ -358,7 +358,7 @@ def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset") -> No
         channels=shape[0], height=shape[1], width=shape[2], text_tokens=tokens, text_dim=dim,
         residual_kind=residual_kind, keep_norm=True, use_svd=False, use_text=False, svd_heads=1,
     )  # fmt: skip
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     net = NPNet(config)
     if residual_kind == "prompt-offset":
         torch.nn.init.normal_(net.residual.head.weight, std=0.05)
@@ -386,6 +386,21 @@ def test_prompt_offset_init_starts_each_fit_at_the_nets_offset(tiny, tmp_path) -
     difference = (found - expected).abs()
     assert difference.max() <= lr + 1e-6
     assert difference.max() > lr / 2  # and the fit did take its step
+
+
+def test_prompt_offset_init_is_recorded_by_content_not_only_by_path(tiny, tmp_path) -> None:
+    """The options go into the dataset's manifest, which a resume must match: a net
+    retrained in place under the same path starts the fits elsewhere, so it must differ."""
+    _, rows, sampler = tiny
+    shape, path = rows.source.shape[1:], tmp_path / "net"
+    _saved_offset_net(sampler, path, shape)
+    first = PromptOffsetTeacher("toy-surrogate", init=str(path)).options()
+    _saved_offset_net(sampler, path, shape)  # saved again, same weights: the same record
+    assert PromptOffsetTeacher("toy-surrogate", init=str(path)).options() == first
+    _saved_offset_net(sampler, path, shape, seed=4)
+    retrained = PromptOffsetTeacher("toy-surrogate", init=str(path)).options()
+    assert retrained["init"] == first["init"]
+    assert retrained["init_sha256"] != first["init_sha256"]
 
 
 def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_path) -> None:

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from golden_noise.arms import Arm, Sample, generate_arms
@@ -289,15 +288,6 @@ def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None
         f"{folder} holds images made with other settings ({', '.join(changed)}); evaluate "
         "into a new --out, or delete that folder to regenerate"
     )
-
-
-def weights_digest(module: Any) -> str:
-    """sha256 of a module's weights: the same path may hold a retrained NPNet."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _my_share(

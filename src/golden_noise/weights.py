@@ -5,12 +5,15 @@ strictly. The one door to the Hugging Face hub for a single file is here too.
   offline-aware); every hub failure becomes one error that says what was wanted.
 - `read_tensors`: safetensors, or `torch.load(weights_only=True)` (never full unpickling:
   a checkpoint is data, not code).
+- `weights_digest`: sha256 of a module's weights, for records that must notice a net
+  retrained in place under the same path.
 - `load_strict`: a strict `load_state_dict` whose error lists every missing, unexpected and
   mis-shaped key and refuses NaN/Inf weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,3 +151,12 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: Path 
             f"checkpoint {source} holds NaN or infinite weights in {_listed(broken)}"
         )
     module.load_state_dict(state, strict=True)
+
+
+def weights_digest(module: Any) -> str:
+    """sha256 of a module's weights (names and bytes): the same path may hold a retrained net."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()

@@ -90,13 +90,14 @@ def evaluate(
     from golden_noise import arms
     from golden_noise.distributed import finish, make_accelerator
     from golden_noise.errors import GoldenNoiseError
-    from golden_noise.evaluate import Generation, weights_digest
+    from golden_noise.evaluate import Generation
     from golden_noise.evaluate import evaluate as run_evaluate
     from golden_noise.generate import GoldenNoise
     from golden_noise.pipelines import TOY, pipeline_from_spec
     from golden_noise.prompt_sources import read_prompts_and_groups
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
+    from golden_noise.weights import weights_digest
 
     console = Console(stderr=True)
     try:

@@ -38,6 +38,7 @@ from golden_noise.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.local_search import candidate_noise
 from golden_noise.teachers.sampler import CollectionSampler, take_rows
+from golden_noise.weights import weights_digest
 
 
 def text_key(prompt: str) -> int:
@@ -86,7 +87,10 @@ class PromptOffsetTeacher(Teacher):
             "lr": self.lr,
             "stay_close": self.stay_close,
         }
-        return options if self.init is None else {**options, "init": self.init}
+        if self._init_net is None:
+            return options
+        # the digest too: a net retrained in place would resume the dataset from other offsets
+        return {**options, "init": self.init, "init_sha256": weights_digest(self._init_net)}
 
     def offsets(self, rows: Rows, sampler: CollectionSampler) -> torch.Tensor:
         """Each row's prompt offset `[B, ...]` (float32, CPU), fitting prompts not seen yet."""

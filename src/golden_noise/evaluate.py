@@ -6,7 +6,8 @@ For every prompt and seed each arm starts from the same seeded noise (`golden_no
 gain that rescaling alone gives), and an optional "teacher" the target NPNet learns from.
 Images are written once under `images/` (atomically; existing files are kept, so an
 interrupted run resumes) and listed in `index.jsonl`, so they can be re-scored later without
-the pipeline. Scores feed `golden_noise.stats.compare_arms` and the report. With
+the pipeline. Scores feed `golden_noise.stats.compare_arms` and the report, beside each arm's
+diversity among a prompt's seeds (`golden_noise.diversity`). With
 `accelerate launch`, samples are split across processes and the main process writes one
 report.
 """
@@ -29,6 +30,7 @@ from golden_noise.atomic import (
     atomic_write_text,
     remove_leftovers_of,
 )
+from golden_noise.diversity import compare_diversity, prompt_diversity
 from golden_noise.errors import GoldenNoiseError
 from golden_noise.report import ImageRow, MetricInfo, write_report
 from golden_noise.report.writer import norm_ratios
@@ -242,6 +244,7 @@ def evaluate(
     order = {(s.prompt_index, s.seed): i for i, s in enumerate(samples)}
     rows = sorted(rows, key=lambda r: (order[r.sample], arm_names.index(r.arm)))
     summary = summarize(rows, scorers, resamples)
+    summary["diversity"] = compare_diversity(prompt_diversity(folder, rows), resamples=resamples)
     metrics = [MetricInfo(s.name, s.scale, s.higher_is_better) for s in scorers]
     write_report(folder, rows, metrics, summary, run)
     return summary

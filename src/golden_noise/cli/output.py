@@ -52,20 +52,24 @@ def print_json(data: Any) -> None:
 
 
 def overall_table(summary: dict[str, Any]) -> Any:
-    """The overall statistics of `golden_noise.stats.compare_arms`, one line per metric and arm."""
+    """The overall statistics of `golden_noise.stats.compare_arms`, one line per metric and arm,
+    then each arm's diversity among a prompt's seeds (n: prompts; in brackets the ratio)."""
     baseline = summary["baseline"]
     out = table(
         f"{summary['n_samples']} samples; diff = arm - {baseline}",
         ["metric", "arm", baseline, "arm mean", "diff", "95% CI", "W/T/L", "win", "p"],
         left=2,
     )
-    for metric, block in summary["overall"].items():
+    blocks = list(summary["overall"].items())
+    if summary.get("diversity"):
+        blocks.append((summary["diversity"]["metric"], summary["diversity"]))
+    for metric, block in blocks:
         for arm, s in block[f"vs_{baseline}"].items():
             out.add_row(
                 metric,
                 arm,
                 f"{s['mean_baseline']:.4g}",
-                f"{s['mean_arm']:.4g}",
+                f"{s['mean_arm']:.4g}" + (f" ({s['ratio']:.2f}x)" if "ratio" in s else ""),
                 f"{s['mean_diff']:+.3g}",
                 f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
                 f"{s['wins']}/{s['ties']}/{s['losses']}",

@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-if TYPE_CHECKING:
-    from golden_noise.report.rows import MetricInfo
+from golden_noise.report.rows import MetricInfo
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("golden_noise.report", "templates"),
@@ -60,7 +59,7 @@ def table_lines(
                     "higher": metric.higher_is_better,
                     "arm": arm,
                     "mean_baseline": number(s["mean_baseline"]),
-                    "mean_arm": number(s["mean_arm"]),
+                    "mean_arm": number(s["mean_arm"]) + _ratio(s),
                     "difference": f"{number(s['mean_diff'], 3)} "
                     f"[{number(s['ci95_low'], 3)}, {number(s['ci95_high'], 3)}]",
                     "verdict": ("better" if helped else "worse") if significant else "",
@@ -71,6 +70,20 @@ def table_lines(
                 }
             )
     return lines
+
+
+def _ratio(stats: Mapping[str, Any]) -> str:
+    """The mean per-prompt ratio arm / baseline, where the statistic has one (diversity)."""
+    return f" ({stats['ratio']:.2f}x)" if "ratio" in stats else ""
+
+
+def diversity_lines(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The diversity table's lines (none when no prompt had two seeds)."""
+    found = summary.get("diversity")
+    if not found:
+        return []
+    info = MetricInfo(found["metric"], found["scale"])
+    return table_lines({info.name: found}, [info], summary["baseline"])
 
 
 def render_html(
@@ -96,6 +109,8 @@ def render_html(
         has_norm_ratios=has_norm_ratios,
         overall=table_lines(summary["overall"], metrics, baseline),
         groups=[(g, table_lines(b, metrics, baseline)) for g, b in summary["groups"].items()],
+        diversity=diversity_lines(summary),
+        diversity_prompts=(summary.get("diversity") or {}).get("prompts", 0),
         strips=strips,
         n_images=n_images,
         grid_samples=grid_samples,

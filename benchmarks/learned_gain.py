@@ -62,6 +62,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 from golden_noise.dataset.reader import NoisePromptDataset, load_splits
+from golden_noise.diversity import compare_diversity, pairwise_distance
 from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.stats import paired_stats
@@ -114,9 +115,14 @@ class Toy:
         pairs = [self._embeds[p] for p in prompts]
         return torch.stack([c for c, _ in pairs]), torch.stack([u for _, u in pairs])
 
-    @torch.no_grad()
     def scores(self, latents: torch.Tensor, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Exact toy (soft, correct) of the images the pipeline makes from `latents`."""
+        result = score(self.render(latents, prompts), prompts)
+        return result.soft.numpy(), result.correct.numpy().astype(float)
+
+    @torch.no_grad()
+    def render(self, latents: torch.Tensor, prompts: list[str]) -> np.ndarray:
+        """The pipeline's uint8 images `[B, 32, 32, 3]` from `latents`."""
         images = []
         for start in range(0, len(prompts), 256):
             cond, uncond = self.embed(prompts[start : start + 256])
@@ -126,8 +132,7 @@ class Toy:
                 guidance_scale=GUIDANCE, output_type="np",
             ).images  # fmt: skip
             images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
-        result = score(np.concatenate(images), prompts)
-        return result.soft.numpy(), result.correct.numpy().astype(float)
+        return np.concatenate(images)
 
     def guided_eps(
         self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor
@@ -496,11 +501,15 @@ def evaluate(args: argparse.Namespace) -> None:
             [net(x[i : i + 256], *toy.embed(prompts[i : i + 256])) for i in range(0, len(x), 256)]
         )
     ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
-    arms = {
-        "standard": toy.scores(x, prompts),
-        "golden": toy.scores(golden, prompts),
-        "norm-matched": toy.scores(x * ratio[:, None, None, None], prompts),
+    images = {
+        "standard": toy.render(x, prompts),
+        "golden": toy.render(golden, prompts),
+        "norm-matched": toy.render(x * ratio[:, None, None, None], prompts),
     }
+    arms = {}
+    for arm, drawn in images.items():
+        result = score(drawn, prompts)
+        arms[arm] = (result.soft.numpy(), result.correct.numpy().astype(float))
     print(f"{args.name} on {args.split} ({len(chosen)} samples; paired bootstrap 95% interval, "
           "Wilcoxon p, ties dropped): golden/standard norm ratio "
           f"{ratio.mean():.3f} (sd {ratio.std():.3f})")  # fmt: skip
@@ -515,6 +524,17 @@ def evaluate(args: argparse.Namespace) -> None:
             per = " ".join(f"{k}:{diff[kinds == k].mean():+.3f}" for k in TYPES)
             print(f"{metric:7s} {a} - {b}: {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
+    per_prompt = {p: [i for i, q in enumerate(prompts) if q == p] for p in dict.fromkeys(prompts)}
+    per_arm = {
+        arm: {p: pairwise_distance(drawn[rows] / 255.0) for p, rows in per_prompt.items()
+              if len(rows) > 1}
+        for arm, drawn in images.items()
+    }  # fmt: skip
+    found = compare_diversity(per_arm)
+    for arm, stats in found["vs_standard"].items():
+        print(f"diversity {arm} / standard: ratio {stats['ratio']:.3f}, difference "
+              f"{stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, {stats['ci95_high']:+.4f}]"
+              f" p {stats['wilcoxon_p']:.2g} ({found['prompts']} prompts, >= 2 seeds)")  # fmt: skip
 
 
 def main() -> None:

@@ -20,13 +20,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from golden_noise.report.rows import ImageRow
 from golden_noise.stats import BOOTSTRAP_RESAMPLES, paired_stats
+
+if TYPE_CHECKING:
+    from golden_noise.report.rows import ImageRow
 
 SIDE = 64
 METRIC = "pixel-diversity"
@@ -81,3 +83,9 @@ def compare_diversity(
         ratio = float(np.mean(mine / np.maximum(base, 1e-12)))
         versus[arm] = {**paired_stats(base, mine, True, resamples), "ratio": ratio}
     return {"metric": METRIC, "scale": SCALE, "prompts": len(prompts), f"vs_{baseline}": versus}
+
+
+def ratio_label(stats: dict[str, Any]) -> str:
+    """ " (0.92x)": the mean per-prompt ratio shown beside an arm's mean, for statistics that
+    have one (diversity's); "" for the others."""
+    return f" ({stats['ratio']:.2f}x)" if "ratio" in stats else ""

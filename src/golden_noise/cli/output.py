@@ -54,6 +54,8 @@ def print_json(data: Any) -> None:
 def overall_table(summary: dict[str, Any]) -> Any:
     """The overall statistics of `golden_noise.stats.compare_arms`, one line per metric and arm,
     then each arm's diversity among a prompt's seeds (n: prompts; in brackets the ratio)."""
+    from golden_noise.diversity import ratio_label
+
     baseline = summary["baseline"]
     out = table(
         f"{summary['n_samples']} samples; diff = arm - {baseline}",
@@ -69,7 +71,7 @@ def overall_table(summary: dict[str, Any]) -> Any:
                 metric,
                 arm,
                 f"{s['mean_baseline']:.4g}",
-                f"{s['mean_arm']:.4g}" + (f" ({s['ratio']:.2f}x)" if "ratio" in s else ""),
+                f"{s['mean_arm']:.4g}" + ratio_label(s),
                 f"{s['mean_diff']:+.3g}",
                 f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
                 f"{s['wins']}/{s['ties']}/{s['losses']}",

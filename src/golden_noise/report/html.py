@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from golden_noise.diversity import ratio_label
 from golden_noise.report.rows import MetricInfo
 
 _ENVIRONMENT = Environment(
@@ -59,7 +60,7 @@ def table_lines(
                     "higher": metric.higher_is_better,
                     "arm": arm,
                     "mean_baseline": number(s["mean_baseline"]),
-                    "mean_arm": number(s["mean_arm"]) + _ratio(s),
+                    "mean_arm": number(s["mean_arm"]) + ratio_label(s),
                     "difference": f"{number(s['mean_diff'], 3)} "
                     f"[{number(s['ci95_low'], 3)}, {number(s['ci95_high'], 3)}]",
                     "verdict": ("better" if helped else "worse") if significant else "",
@@ -70,11 +71,6 @@ def table_lines(
                 }
             )
     return lines
-
-
-def _ratio(stats: Mapping[str, Any]) -> str:
-    """The mean per-prompt ratio arm / baseline, where the statistic has one (diversity)."""
-    return f" ({stats['ratio']:.2f}x)" if "ratio" in stats else ""
 
 
 def diversity_lines(summary: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -237,6 +237,16 @@ def test_bad_configs_raise_clear_errors(changes, message) -> None:
         NPNet(tiny_config(**changes))
 
 
+def test_svd_heads_are_checked_only_when_there_is_an_svd_branch() -> None:
+    """A 6x6 latent's SVD rank (12) is not a multiple of the default 8 heads; without the
+    SVD branch the heads are unused and must not stop an offset or UNet net."""
+    common = {"channels": 4, "height": 6, "width": 6, "text_tokens": 4, "text_dim": 8}
+    with pytest.raises(GoldenNoiseError, match="svd_heads must divide the SVD rank"):
+        NPNetConfig(**common, residual_kind="prompt-offset")
+    config = NPNetConfig(**common, residual_kind="prompt-offset", use_svd=False, use_text=False)
+    assert NPNet(config).config.svd_heads == 8
+
+
 def test_config_round_trips_through_a_dict() -> None:
     config = tiny_config(text_reduction="mean", svd_variant="mean", use_residual=False)
     assert NPNetConfig.from_dict(config.to_dict()) == config

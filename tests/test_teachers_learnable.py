@@ -356,7 +356,7 @@ def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset", seed=
     tokens, dim = sampler.adapter.text_shape()
     config = NPNetConfig(
         channels=shape[0], height=shape[1], width=shape[2], text_tokens=tokens, text_dim=dim,
-        residual_kind=residual_kind, keep_norm=True, use_svd=False, use_text=False, svd_heads=1,
+        residual_kind=residual_kind, keep_norm=True, use_svd=False, use_text=False,
     )  # fmt: skip
     torch.manual_seed(seed)
     net = NPNet(config)

@@ -126,7 +126,7 @@ class NPNetConfig:
                 f"'projection'; got text_reduction={self.text_reduction!r}, "
                 f"text_reduction_dim={self.text_reduction_dim}"
             )
-        if self.svd_rank % self.svd_heads:
+        if self.use_svd and self.svd_rank % self.svd_heads:  # heads of a branch that exists
             raise GoldenNoiseError(
                 f"NPNetConfig.svd_heads must divide the SVD rank fold*min(height, width) = "
                 f"{self.svd_rank}; got svd_heads={self.svd_heads}"

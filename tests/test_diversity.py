@@ -54,6 +54,8 @@ def test_each_arm_is_paired_with_standard_prompt_by_prompt(tmp_path) -> None:
     assert same["mean_diff"] == pytest.approx(-(1.0 + 51 / 255) / 2)
     assert copy["ratio"] == 1.0 and copy["ties"] == 2
     assert compare_diversity({"standard": {}, "golden": {}}) is None
+    flat = compare_diversity({"standard": {"p": 0.0}, "golden": {"p": 0.1}}, resamples=100)
+    assert np.isnan(flat["vs_standard"]["golden"]["ratio"])  # no spread to compare with
 
 
 def test_large_images_are_resized_without_changing_the_distance(tmp_path) -> None:

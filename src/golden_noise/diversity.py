@@ -80,12 +80,13 @@ def compare_diversity(
         if arm == baseline:
             continue
         mine = np.array([values[p] for p in prompts])
-        ratio = float(np.mean(mine / np.maximum(base, 1e-12)))
+        varied = base > 0  # a prompt whose standard images are all alike has no ratio
+        ratio = float(np.mean(mine[varied] / base[varied])) if varied.any() else float("nan")
         versus[arm] = {**paired_stats(base, mine, True, resamples), "ratio": ratio}
     return {"metric": METRIC, "scale": SCALE, "prompts": len(prompts), f"vs_{baseline}": versus}
 
 
 def ratio_label(stats: dict[str, Any]) -> str:
-    """ " (0.92x)": the mean per-prompt ratio shown beside an arm's mean, for statistics that
-    have one (diversity's); "" for the others."""
+    """The mean per-prompt ratio shown beside an arm's mean, e.g. ' (0.92x)', for statistics
+    that have one (diversity's); '' for the others."""
     return f" ({stats['ratio']:.2f}x)" if "ratio" in stats else ""

@@ -93,6 +93,12 @@ TYPES = ("single", "pair", "counting", "position")
 STEPS, GUIDANCE = 20, 2.0  # the toy's default sampler (evaluation)
 
 
+def soft_and_correct(images: np.ndarray, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact toy (soft, correct) of uint8 images, as float arrays."""
+    result = score(images, prompts)
+    return result.soft.numpy(), result.correct.numpy().astype(float)
+
+
 class Toy:
     """The shipped toy pipeline with a DDIM sampler, prompt embeddings cached."""
 
@@ -117,8 +123,7 @@ class Toy:
 
     def scores(self, latents: torch.Tensor, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Exact toy (soft, correct) of the images the pipeline makes from `latents`."""
-        result = score(self.render(latents, prompts), prompts)
-        return result.soft.numpy(), result.correct.numpy().astype(float)
+        return soft_and_correct(self.render(latents, prompts), prompts)
 
     @torch.no_grad()
     def render(self, latents: torch.Tensor, prompts: list[str]) -> np.ndarray:
@@ -506,10 +511,7 @@ def evaluate(args: argparse.Namespace) -> None:
         "golden": toy.render(golden, prompts),
         "norm-matched": toy.render(x * ratio[:, None, None, None], prompts),
     }
-    arms = {}
-    for arm, drawn in images.items():
-        result = score(drawn, prompts)
-        arms[arm] = (result.soft.numpy(), result.correct.numpy().astype(float))
+    arms = {arm: soft_and_correct(drawn, prompts) for arm, drawn in images.items()}
     print(f"{args.name} on {args.split} ({len(chosen)} samples; paired bootstrap 95% interval, "
           "Wilcoxon p, ties dropped): golden/standard norm ratio "
           f"{ratio.mean():.3f} (sd {ratio.std():.3f})")  # fmt: skip

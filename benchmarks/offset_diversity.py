@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from learned_gain import Toy, keep_norm, seed_noise
+from learned_gain import Toy, keep_norm, seed_noise, soft_and_correct
 
 from golden_noise.diversity import pairwise_distance
 from golden_noise.npnet import NPNet
 from golden_noise.stats import paired_stats
-from golden_noise.toy.scorer import score
 
 
 def main() -> None:
@@ -56,8 +55,7 @@ def main() -> None:
 
     def measured(latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         images = toy.render(latents, texts)
-        result = score(images, texts)
-        return result.soft.numpy(), result.correct.numpy().astype(float), spread(images)
+        return *soft_and_correct(images, texts), spread(images)
 
     soft0, correct0, spread0 = measured(x)
     print(f"{n} prompts x {seeds} seeds; standard soft {soft0.mean():.4f}, correct "
@@ -87,9 +85,8 @@ def main() -> None:
     if args.teacher:
         eps = torch.randn((3, *x.shape), generator=torch.Generator().manual_seed(123))
         images = np.stack([toy.render(x * math.cos(0.5) + e * math.sin(0.5), texts) for e in eps])
-        scored = [score(drawn, texts) for drawn in images]
-        soft = np.stack([r.soft.numpy() for r in scored])
-        correct = np.stack([r.correct.numpy().astype(float) for r in scored])
+        scored = [soft_and_correct(drawn, texts) for drawn in images]
+        soft, correct = np.stack([s for s, _ in scored]), np.stack([c for _, c in scored])
         best, pick = soft.argmax(axis=0), np.arange(len(texts))
         report(f"local search, best of 3 at angle 0.5 (cos {math.cos(0.5):.3f})",
                soft[best, pick], correct[best, pick], spread(images[best, pick]))  # fmt: skip

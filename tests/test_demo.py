@@ -8,6 +8,8 @@ arms equal to one-image arms, resuming without regenerating, the study's arms an
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,6 +168,15 @@ def test_evaluation_in_two_processes_matches_the_in_process_one(demo_run, tmp_pa
     assert len(images) == TINY.eval_samples * 4  # standard, golden, norm-matched, teacher
     for image in images:
         assert image.read_bytes() == (copy / "report" / "images" / image.name).read_bytes()
+
+
+def test_the_evaluation_worker_starts_without_a_double_import_warning():
+    """`python -m golden_noise.demo.processes` imports the package first; if the package had
+    already imported the module, runpy warns on every worker's start (shown in every full
+    demo's output), and the module's globals exist twice."""
+    command = [sys.executable, "-W", "error::RuntimeWarning", "-m", "golden_noise.demo.processes"]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-500:]
 
 
 def test_evaluation_processes_refuse_a_run_without_its_earlier_stages(demo_run, tmp_path):

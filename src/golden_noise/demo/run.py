@@ -13,11 +13,10 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from golden_noise.atomic import atomic_directory, atomic_write_json
 from golden_noise.demo.config import CONFIG_NAME, DemoConfig
-from golden_noise.demo.processes import EvaluationProcesses, evaluate_in_processes
 from golden_noise.demo.stages import (
     build_teacher,
     choose_teacher,
@@ -25,6 +24,9 @@ from golden_noise.demo.stages import (
     evaluate_stage,
     train_npnet,
 )
+
+if TYPE_CHECKING:  # imported where used: the worker runs as `python -m ...processes`
+    from golden_noise.demo.processes import EvaluationProcesses
 
 SUMMARY = "summary.json"
 
@@ -88,6 +90,8 @@ def run_demo(
         if processes is None:
             stats = evaluate_stage(out, config, pipe, chosen, shipped, progress)
         else:
+            from golden_noise.demo.processes import evaluate_in_processes
+
             stats = evaluate_in_processes(out, processes, progress)
     summary = {
         "config": config.to_dict(),

@@ -8,7 +8,13 @@ from PIL import Image
 from tiny_pipelines import build_sd, tiny_npnet
 
 from golden_noise import arms
-from golden_noise.diversity import SIDE, compare_diversity, pairwise_distance, prompt_diversity
+from golden_noise.diversity import (
+    SIDE,
+    compare_diversity,
+    pairwise_distance,
+    prompt_diversity,
+    ratio_label,
+)
 from golden_noise.evaluate import Generation, evaluate
 from golden_noise.generate import GoldenNoise
 from golden_noise.report import ImageRow
@@ -56,6 +62,8 @@ def test_each_arm_is_paired_with_standard_prompt_by_prompt(tmp_path) -> None:
     assert compare_diversity({"standard": {}, "golden": {}}) is None
     flat = compare_diversity({"standard": {"p": 0.0}, "golden": {"p": 0.1}}, resamples=100)
     assert np.isnan(flat["vs_standard"]["golden"]["ratio"])  # no spread to compare with
+    assert ratio_label(flat["vs_standard"]["golden"]) == " (no ratio)"
+    assert ratio_label(same) == " (0.00x)" and ratio_label({"mean_arm": 1.0}) == ""
 
 
 def test_large_images_are_resized_without_changing_the_distance(tmp_path) -> None:

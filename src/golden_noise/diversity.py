@@ -89,4 +89,6 @@ def compare_diversity(
 def ratio_label(stats: dict[str, Any]) -> str:
     """The mean per-prompt ratio shown beside an arm's mean, e.g. ' (0.92x)', for statistics
     that have one (diversity's); '' for the others."""
-    return f" ({stats['ratio']:.2f}x)" if "ratio" in stats else ""
+    if "ratio" not in stats:
+        return ""
+    return f" ({stats['ratio']:.2f}x)" if np.isfinite(stats["ratio"]) else " (no ratio)"

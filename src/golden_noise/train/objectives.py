@@ -187,20 +187,21 @@ class RewardObjective(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row loss and reward; `baseline` is r(x), needed only when no_harm > 0."""
         reward = self.rewards(golden, keys)
-        return reward_loss(reward, golden, noise, baseline, self.stay_close, self.no_harm), reward
+        penalty = stay_close_penalty(golden, noise)
+        return reward_loss(reward, penalty, baseline, self.stay_close, self.no_harm), reward
 
 
 def reward_loss(
     reward: torch.Tensor,
-    golden: torch.Tensor,
-    noise: torch.Tensor,
+    penalty: torch.Tensor,
     baseline: torch.Tensor | None,
     stay_close: float,
     no_harm: float,
 ) -> torch.Tensor:
-    """Per row: `-r(g) + stay_close * stay_close_penalty(g, x) + no_harm * max(r(x) - r(g), 0)`
-    (`baseline` is r(x), needed only when no_harm > 0)."""
-    loss = -reward + stay_close * stay_close_penalty(golden, noise)
+    """Per row: `-r(g) + stay_close * penalty + no_harm * max(r(x) - r(g), 0)`, `penalty`
+    being `stay_close_penalty(g, x)` (passed in, so a caller that also logs it computes it
+    once) and `baseline` r(x), needed only when no_harm > 0."""
+    loss = -reward + stay_close * penalty
     if no_harm:
         loss = loss + no_harm * torch.relu(baseline - reward)
     return loss

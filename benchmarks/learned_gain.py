@@ -62,7 +62,7 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 from golden_noise.dataset.reader import NoisePromptDataset, load_splits
-from golden_noise.diversity import compare_diversity, pairwise_distance
+from golden_noise.diversity import compare_diversity, diversity_by_prompt
 from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.stats import paired_stats
@@ -526,13 +526,9 @@ def evaluate(args: argparse.Namespace) -> None:
             per = " ".join(f"{k}:{diff[kinds == k].mean():+.3f}" for k in TYPES)
             print(f"{metric:7s} {a} - {b}: {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
-    per_prompt = {p: [i for i, q in enumerate(prompts) if q == p] for p in dict.fromkeys(prompts)}
-    per_arm = {
-        arm: {p: pairwise_distance(drawn[rows] / 255.0) for p, rows in per_prompt.items()
-              if len(rows) > 1}
-        for arm, drawn in images.items()
-    }  # fmt: skip
-    found = compare_diversity(per_arm)
+    found = compare_diversity(
+        {arm: diversity_by_prompt(drawn / 255.0, prompts) for arm, drawn in images.items()}
+    )
     for arm, stats in found["vs_standard"].items():
         print(f"diversity {arm} / standard: ratio {stats['ratio']:.3f}, difference "
               f"{stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, {stats['ci95_high']:+.4f}]"

@@ -102,8 +102,8 @@ MUTANTS = [
     Mutant(
         "diversity_pools_prompts",
         f"{PKG}/diversity.py",
-        "files[row.arm, row.prompt].append",
-        'files[row.arm, ""].append',
+        "rows[prompt].append(index)",
+        'rows[""].append(index)',
         "diversity compares images of different prompts, so any prompt mix looks diverse",
         ("tests/test_diversity.py",),
     ),

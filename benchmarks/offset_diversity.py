@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from learned_gain import Toy, keep_norm, seed_noise, soft_and_correct
 
-from golden_noise.diversity import pairwise_distance
+from golden_noise.diversity import diversity_by_prompt
 from golden_noise.npnet import NPNet
 from golden_noise.stats import paired_stats
 
@@ -49,9 +49,8 @@ def main() -> None:
     x = seed_noise(list(range(6_000_000, 6_000_000 + len(rows))))
 
     def spread(images: np.ndarray) -> np.ndarray:
-        return np.array(
-            [pairwise_distance(images[p * seeds : (p + 1) * seeds] / 255.0) for p in range(n)]
-        )
+        found = diversity_by_prompt(images / 255.0, texts)
+        return np.array([found[prompt] for prompt in prompts])
 
     def measured(latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         images = toy.render(latents, texts)

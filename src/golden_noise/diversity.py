@@ -52,16 +52,30 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(image, dtype=np.float32) / 255.0
 
 
+def diversity_by_prompt(images: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, float]:
+    """`{prompt: diversity}` of one arm's images (float, same shape; `prompts[i]` is the
+    prompt of `images[i]`), for every prompt with >= 2 of them."""
+    rows: dict[str, list[int]] = defaultdict(list)
+    for index, prompt in enumerate(prompts):
+        rows[prompt].append(index)
+    return {
+        prompt: pairwise_distance(np.stack([images[i] for i in indices]))
+        for prompt, indices in rows.items()
+        if len(indices) >= 2
+    }
+
+
 def prompt_diversity(folder: Path, rows: Sequence[ImageRow]) -> dict[str, dict[str, float]]:
     """`{arm: {prompt: diversity}}` for every prompt with >= 2 seeds, read from `folder`."""
-    files: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    by_arm: dict[str, list[ImageRow]] = defaultdict(list)
     for row in rows:
-        files[row.arm, row.prompt].append(Path(folder) / row.file)
-    found: dict[str, dict[str, float]] = defaultdict(dict)
-    for (arm, prompt), paths in files.items():
-        if len(paths) >= 2:
-            found[arm][prompt] = pairwise_distance(np.stack([_pixels(p) for p in paths]))
-    return dict(found)
+        by_arm[row.arm].append(row)
+    return {
+        arm: diversity_by_prompt(
+            [_pixels(Path(folder) / row.file) for row in mine], [row.prompt for row in mine]
+        )
+        for arm, mine in by_arm.items()
+    }
 
 
 def compare_diversity(

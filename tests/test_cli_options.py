@@ -122,6 +122,8 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_pat
     NPNet(config).save_pretrained(tmp_path / "po")
     CliRunner().invoke(app, [*args, "--offset-init", str(tmp_path / "po")])
     assert seen["teacher"].options()["init"] == str(tmp_path / "po")
+    CliRunner().invoke(app, [*args, "--offset-modes", "3"])
+    assert seen["teacher"].options()["modes"] == 3
     args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "reward-gradient"]
     CliRunner().invoke(app, [*args, "--reward", "toy-reward-model"])  # not its default
     assert seen["teacher"].options()["reward"] == "toy-reward-model"

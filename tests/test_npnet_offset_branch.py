@@ -15,11 +15,11 @@ from golden_noise.errors import GoldenNoiseError
 OFFSET = {"width": 16, "layers": 1, "heads": 2}
 
 
-def offset_net(**changes: object) -> NPNet:
+def offset_net(modes: int = 1, **changes: object) -> NPNet:
     """The offset alone (no SVD, no text injection), weights randomised so it is not zero."""
     config = tiny_config(
         residual_kind="prompt-offset",
-        backbone_kwargs=dict(OFFSET),
+        backbone_kwargs={**OFFSET, "modes": modes},
         use_svd=False,
         use_text=False,
         **changes,
@@ -79,8 +79,26 @@ def test_a_fresh_offset_net_is_the_identity_and_its_head_learns_at_once() -> Non
     assert net.residual.head.weight.grad.abs().sum() > 0
 
 
-def test_the_offset_net_round_trips_exactly(tmp_path: Path) -> None:
-    net = offset_net(keep_norm=True)
+def test_each_noise_takes_the_mode_it_leans_toward() -> None:
+    net = offset_net(modes=3)
+    x, c = inputs(batch=64)
+    with torch.no_grad():
+        modes = net.prompt_offsets(c)
+        shift = net(x, c) - x
+    assert modes.shape == (64, 3, 4, 8, 8)
+    # by hand, row by row: the mode with the largest x . m / |m|
+    chosen = [
+        max(range(3), key=lambda k, i=i: float((x[i] * modes[i, k]).sum() / modes[i, k].norm()))
+        for i in range(64)
+    ]
+    assert set(chosen) == {0, 1, 2}  # every mode serves some of the noises
+    # g - x recovers the offset up to float32 round-off of the addition (|x| ~ 3): 1e-5
+    assert torch.allclose(shift, modes[torch.arange(64), chosen], atol=1e-5)
+
+
+@pytest.mark.parametrize("modes", [1, 3])
+def test_the_offset_net_round_trips_exactly(tmp_path: Path, modes: int) -> None:
+    net = offset_net(modes=modes, keep_norm=True)
     net.save_pretrained(tmp_path)
     loaded = NPNet.from_pretrained(tmp_path).eval()
     assert loaded.config.residual_kind == "prompt-offset" and loaded.config.keep_norm
@@ -97,5 +115,7 @@ def test_the_offset_needs_the_prompt_and_valid_sizes() -> None:
         NPNet(tiny_config(residual_kind="prompt-offset", backbone_kwargs={"depth": 2}))
     with pytest.raises(GoldenNoiseError, match="heads dividing width"):
         NPNet(tiny_config(residual_kind="prompt-offset", backbone_kwargs={"width": 6}))
+    with pytest.raises(GoldenNoiseError, match="heads and modes, with heads dividing width"):
+        NPNet(tiny_config(residual_kind="prompt-offset", backbone_kwargs={"modes": 0}))
     with pytest.raises(GoldenNoiseError, match="keep_norm"):
         tiny_config(keep_norm="yes")

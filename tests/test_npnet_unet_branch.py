@@ -146,6 +146,13 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
     ("shape", "overrides", "teacher", "expected"),
     [
         ((4, 128, 128), {}, "redenoise", {}),
+        (
+            (4, 8, 8),
+            {},
+            ("prompt-offset", {"modes": 4}),
+            {**OFFSET_NET, "backbone_kwargs": {"modes": 4}},
+        ),
+        ((4, 8, 8), {}, ("prompt-offset", {"modes": 1}), OFFSET_NET),
         ((4, 8, 8), {}, None, {"residual_kind": "unet", "backbone_kwargs": NEW_SHAPE_UNET}),
         ((16, 128, 128), {"use_svd": False}, "local-search", {"residual_kind": "unet"}),
         ((4, 8, 8), {"backbone": "vit_tiny_patch16_224"}, None, {}),
@@ -158,8 +165,10 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
 )
 def test_default_architecture_by_shape(shape, overrides, teacher, expected) -> None:
     """Released shape: released config; other shapes: the UNet unless a residual field is
-    named; the prompt-offset teacher's data: the offset net, unless a residual field is named."""
-    found = default_architecture(shape, overrides, teacher)
+    named; the prompt-offset teacher's data: the offset net (with the teacher's modes), unless
+    a residual field is named."""
+    teacher, options = teacher if isinstance(teacher, tuple) else (teacher, None)
+    found = default_architecture(shape, overrides, teacher, options)
     assert {k: found[k] for k in expected} == expected and (found == {}) == (expected == {})
 
 

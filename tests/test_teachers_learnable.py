@@ -278,6 +278,15 @@ def _rescaled(latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return latents * norm(reference) / norm(latents)
 
 
+def _leaned_toward(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+    """Row by row, the mode with the largest cosine to the noise (independent of `route`)."""
+    picked = []
+    for noise, options in zip(x, modes, strict=True):
+        cosines = [float((noise * m).sum() / m.norm()) for m in options]
+        picked.append(options[max(range(len(cosines)), key=cosines.__getitem__)])
+    return torch.stack(picked)
+
+
 def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) -> None:
     pipe, rows, sampler = tiny
     k, lr = 2, 0.05
@@ -294,7 +303,7 @@ def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) 
     loss = (-rewards + 0.3 * move).view(-1, k).mean(dim=1).sum()
     (grad,) = torch.autograd.grad(loss, offsets)
     teacher = PromptOffsetTeacher("toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3)
-    found = teacher.offsets(rows, sampler)
+    (found,) = teacher.offsets(rows, sampler).unbind(1)  # one mode
     # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr: its sign follows the hand
     # gradient wherever that is clearly non-zero (here every element is above 1e-4 of the
     # largest). Its size depends on round-off only through 1e-8 / |g|: the two gradients
@@ -343,10 +352,29 @@ def test_prompt_offset_is_a_function_of_the_prompt_not_of_the_batch(tiny) -> Non
     torch.testing.assert_close(
         second.offsets(other, sampler), first.offsets(rows, sampler)[order], rtol=0, atol=1e-3
     )
+    assert first.offsets(rows, sampler).shape == (3, 1, *rows.source.shape[1:])
     # a prompt already fitted is not fitted again: the new rows cost only their scoring
     before = sampler.images_generated
     first.teach(other, sampler)
     assert sampler.images_generated - before == 2 * len(other)
+
+
+def test_prompt_offset_modes_shift_each_source_by_the_mode_it_leans_toward(tiny) -> None:
+    _, rows, sampler = tiny
+    assert "modes" not in PromptOffsetTeacher("toy-surrogate").options()  # old datasets resume
+    teacher = PromptOffsetTeacher("toy-surrogate", iters=2, noises=4, modes=3)
+    assert teacher.options()["modes"] == 3
+    offsets = teacher.offsets(rows, sampler)
+    assert offsets.shape == (len(rows), 3, *rows.source.shape[1:])
+    # three different starts (random directions keyed by the prompt's text), so three offsets
+    assert torch.cdist(offsets[0].flatten(1), offsets[0].flatten(1)).triu(1).max() > 0.5
+    chosen = _leaned_toward(rows.source, offsets)
+    assert not torch.equal(chosen, offsets[:, 0])  # some source leans toward another mode
+    taught = teacher.teach(rows, sampler)
+    # the same float32 rescale written two ways: a few ulps of values below 4 (see above)
+    torch.testing.assert_close(
+        taught.target, _rescaled(rows.source + chosen, rows.source), rtol=0, atol=1e-6
+    )
 
 
 def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset", seed=3) -> None:
@@ -379,7 +407,7 @@ def test_prompt_offset_init_starts_each_fit_at_the_nets_offset(tiny, tmp_path) -
         "toy-surrogate", iters=1, noises=2, lr=lr, init=str(tmp_path / "net")
     )
     assert teacher.options()["init"] == str(tmp_path / "net")
-    found = teacher.offsets(rows, sampler)
+    (found,) = teacher.offsets(rows, sampler).unbind(1)  # one mode
     # one Adam step moves each element by lr |g| / (|g| + 1e-8) <= lr from where the fit
     # started; `plain(x) - x` and the step add round-off of a few ulps of the offsets, which
     # are below 2 (one ulp there is at most 2.4e-7 on any CPU; measured 2e-7)
@@ -414,6 +442,12 @@ def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_pa
         GoldenNoiseError, match=r"made for latents \[4, 8, 8\]; this pipeline's are \[4, 16, 16\]"
     ):
         teacher.offsets(rows, sampler)
+    _saved_offset_net(sampler, tmp_path / "one", rows.source.shape[1:])
+    teacher = PromptOffsetTeacher(
+        "toy-surrogate", iters=1, noises=2, init=str(tmp_path / "one"), modes=2
+    )
+    with pytest.raises(GoldenNoiseError, match="offers 1 offset mode.s. per prompt; this teacher"):
+        teacher.offsets(rows, sampler)
 
 
 @pytest.mark.parametrize(
@@ -424,6 +458,7 @@ def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_pa
         ({"noises": 1.5}, "prompt-offset noises must be an integer >= 1; got 1.5"),
         ({"lr": -0.1}, "prompt-offset lr must be a positive number; got -0.1"),
         ({"stay_close": float("nan")}, "prompt-offset stay_close must be >= 0; got nan"),
+        ({"modes": 0}, "prompt-offset modes must be an integer >= 1; got 0"),
     ],
 )
 def test_prompt_offset_rejects_bad_options(options, message) -> None:

@@ -105,6 +105,13 @@ def collect(
             "(a save_pretrained folder), so new offsets stay consistent with it."
         ),
     ] = None,
+    offset_modes: Annotated[
+        int,
+        typer.Option(
+            help="Prompt-offset: offsets per prompt; each noise takes the one it leans toward "
+            "(several keep the prompt's variety where one large offset draws one picture)."
+        ),
+    ] = 1,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -158,6 +165,7 @@ def collect(
                 "lr": offset_lr,
                 "stay_close": stay_close,
                 "init": offset_init,
+                "modes": offset_modes,
             }
         else:
             teacher_options = {"candidates": candidates, "angle": angle}

@@ -163,7 +163,10 @@ class NPNetConfig:
 
 
 def default_architecture(
-    latent_shape: tuple[int, ...], overrides: dict[str, Any], teacher: str | None = None
+    latent_shape: tuple[int, ...],
+    overrides: dict[str, Any],
+    teacher: str | None = None,
+    teacher_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The residual-branch fields a fresh net gets when the user chose none.
 
@@ -175,13 +178,16 @@ def default_architecture(
     (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
     Targets of the prompt-offset teacher are the noise plus a function of the prompt at the
     noise's norm, so for them, at any shape, the net is exactly that: the prompt-offset branch
-    with `keep_norm`, without the SVD and text-injection branches (flags given still win).
+    with `keep_norm`, without the SVD and text-injection branches (flags given still win),
+    with as many modes as the teacher fitted.
     """
     if set(overrides) & set(RESIDUAL_FIELDS):
         return {}
     if teacher == "prompt-offset":
-        return {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
-                "use_text": False}  # fmt: skip
+        offset_net = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
+                      "use_text": False}  # fmt: skip
+        modes = (teacher_options or {}).get("modes", 1)
+        return {**offset_net, "backbone_kwargs": {"modes": modes}} if modes > 1 else offset_net
     if tuple(latent_shape) == RELEASED_LATENT:
         return {}
     return {"residual_kind": "unet", "backbone_kwargs": dict(NEW_SHAPE_UNET)}

@@ -98,15 +98,16 @@ class NPNet(
             )
 
     def prompt_offsets(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
-        """`[B, C, H, W]`: what a prompt-offset net adds to any noise (before `keep_norm`), so
-        that a teacher can start each prompt's fit where this net already is."""
+        """`[B, K, C, H, W]`: the offsets a prompt-offset net chooses from for each prompt
+        (`K` its modes, 1 unless built with more; before `keep_norm`), so that a teacher can
+        start each prompt's fit where this net already is."""
         self.check_prompt_offset_net()
         config = self.config
         shape = (len(prompt_embeds), config.channels, config.height, config.width)
         unused = torch.zeros(shape, device=self.alpha.device)  # the branch reads the prompt only
         self._check_inputs(unused, prompt_embeds)
         condition = prompt_embeds.to(device=self.alpha.device, dtype=torch.float32)
-        return self.beta * self.residual(unused, condition)
+        return self.beta * self.residual.offsets(unused, condition)
 
     @property
     def _reads_prompt(self) -> bool:

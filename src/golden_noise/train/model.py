@@ -57,7 +57,9 @@ def build_npnet(
         {
             **shapes_from_manifest(manifest),
             "family": manifest.family,
-            **default_architecture(manifest.latent_shape, overrides, manifest.teacher),
+            **default_architecture(
+                manifest.latent_shape, overrides, manifest.teacher, manifest.teacher_options
+            ),
             **overrides,
         }
     )

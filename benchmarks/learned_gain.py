@@ -15,6 +15,8 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py prompt-offsets --split train --counts 0,28,10,36 \
         --seeds 0 --iters 30 --lr 0.03 --exclude offsets.pt --init OUT --save more.pt
     python benchmarks/learned_gain.py distill offsets.pt more.pt OUT2 --init OUT --steps 600
+    python benchmarks/learned_gain.py prompt-offsets --prompts P.txt --modes 4 --k 8 --lr 0.1 \
+        --stay-close 0.03 --seeds 0 --save modes.pt
     python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
     python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
@@ -41,6 +43,9 @@ on unseen seeds beside its controls: the offsets' shared mean, another prompt's 
 each offset minus the mean. `distill` fits a prompt-offset NPNet (`--residual-kind
 prompt-offset --keep-norm`, no SVD, no text injection) to such offsets by regression, so
 `evaluate` can ask whether the offsets of fitted prompts carry over to other prompts.
+`--modes K` fits K offsets per prompt, each noise shifted by the one it leans toward most
+(`golden_noise.npnet.offset_branch.route`, as the library's teacher and net do), and `distill`
+then pairs predicted with fitted modes in whichever order fits best (`matched_mse`).
 `--exclude` skips prompts already fitted and `--init` starts each new prompt's offset at a
 net's prediction (rounds of fit-then-distill: the new offsets stay consistent with the map
 learned so far instead of picking an arbitrary layout); `distill --init` continues a net on
@@ -53,6 +58,7 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -65,6 +71,7 @@ from golden_noise.dataset.reader import NoisePromptDataset, load_splits
 from golden_noise.diversity import compare_diversity, diversity_by_prompt
 from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.npnet.offset_branch import leaning, route
 from golden_noise.stats import paired_stats
 from golden_noise.toy import load_pipeline
 from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
@@ -361,37 +368,52 @@ def prompt_offsets(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     toy, rng = Toy(), np.random.default_rng(5)
     counts = [int(c) for c in args.counts.split(",")] if args.counts else [args.per_type] * 4
-    fitted = {p for path in args.exclude for p in torch.load(path)["prompts"]}
+    fitted = {p for path in args.exclude for p in load_offsets(path)["prompts"]}
     prompts, kinds = [], []
+    if args.prompts:  # a file, one prompt per line, instead of a draw from the split
+        prompts = args.prompts.read_text(encoding="utf-8").splitlines()
+        kinds = [parse(p).prompt_type for p in prompts]
     for kind, count in zip(TYPES, counts, strict=True):
         pool = sorted(set(prompts_of(args.split, kind)) - fitted)
-        count = min(count, len(pool))
+        count = 0 if args.prompts else min(count, len(pool))
         prompts += [pool[i] for i in rng.choice(len(pool), count, replace=False)]
         kinds += [kind] * count
-    n, k = len(prompts), args.k
+    n, k, modes = len(prompts), args.k, args.modes
     cond, uncond = toy.embed(prompts)
     if args.init:
         with torch.no_grad():
             mu = NPNet.from_pretrained(args.init).prompt_offsets(cond)
-    else:
-        mu = torch.zeros(n, 4, 8, 8)
+    elif modes == 1:
+        mu = torch.zeros(n, 1, 4, 8, 8)
+    else:  # small random directions, so that the noises split between the modes
+        torch.manual_seed(0)
+        mu = torch.randn(n, modes, 4, 8, 8)
+        mu = mu / mu.flatten(2).norm(dim=2)[..., None, None, None]
     mu.requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=args.lr)
     rows = torch.arange(n).repeat_interleave(k)
+    texts = [prompts[i] for i in rows]
     start = time.time()
     for it in range(args.iters):
         x = seed_noise(list(range(5_000_000 + it * n * k, 5_000_000 + (it + 1) * n * k)))
-        g = keep_norm(x, mu[rows])
-        images = toy.differentiable_images(g, cond[rows], uncond[rows], args.steps)
-        r = reward_model(images, [prompts[i] for i in rows])
-        loss = -r.mean() + args.stay_close * stay_close_penalty(g, x).mean()
         optimizer.zero_grad()
-        loss.backward()
+        rewards, chosen = [], []
+        for c in range(0, len(rows), 64):  # gradients summed over chunks: bounded memory
+            part = slice(c, c + 64)
+            offsets = mu[rows[part]]
+            g = keep_norm(x[part], route(x[part], offsets))
+            images = toy.differentiable_images(g, cond[rows[part]], uncond[rows[part]], args.steps)
+            r = reward_model(images, texts[part])
+            penalty = stay_close_penalty(g, x[part])
+            ((-r.sum() + args.stay_close * penalty.sum()) / len(rows)).backward()
+            rewards.append(r.detach())
+            chosen.append(leaning(x[part], offsets.detach()))
         optimizer.step()
         if it % 5 == 0:
-            size = mu.detach().flatten(1).norm(dim=1).mean()
-            print(f"iter {it} reward {r.mean():.4f} |mu| {size:.2f} {time.time() - start:.0f}s",
-                  flush=True)  # fmt: skip
+            size = mu.detach().flatten(2).norm(dim=2).mean()
+            use = torch.bincount(torch.cat(chosen), minlength=modes).tolist()
+            print(f"iter {it} reward {torch.cat(rewards).mean():.4f} |mu| {size:.2f} modes used "
+                  f"{use} {time.time() - start:.0f}s", flush=True)  # fmt: skip
     mu = mu.detach()
     if args.save:
         torch.save({"prompts": prompts, "offsets": mu}, args.save)
@@ -404,14 +426,14 @@ def prompt_offsets(args: argparse.Namespace) -> None:
     mean = mu.mean(0, keepdim=True)
     arms = {
         "own offset": mu[rows],
-        "shared mean": mean.expand(len(rows), -1, -1, -1),
+        "shared mean": mean.expand(len(rows), -1, -1, -1, -1),
         "another prompt's": mu[torch.roll(torch.arange(n), 1)][rows],
         "own minus mean": (mu - mean)[rows],
     }
-    print(f"{n} {args.split} prompts x {args.seeds} unseen seeds; |mu| "
-          f"{mu.flatten(1).norm(dim=1).mean():.2f}, |mean| {mean.norm():.2f}")  # fmt: skip
-    for name, offset in arms.items():
-        arm = toy.scores(keep_norm(x, offset), texts)
+    size, mean_size = (m.flatten(2).norm(dim=2).mean() for m in (mu, mean))
+    print(f"{n} prompts x {args.seeds} unseen seeds; |mu| {size:.2f}, |mean| {mean_size:.2f}")
+    for name, offsets in arms.items():
+        arm = toy.scores(keep_norm(x, route(x, offsets)), texts)
         for m, metric in enumerate(("soft", "correct")):
             stats = paired_stats(standard[m], arm[m])
             diff = arm[m] - standard[m]
@@ -443,22 +465,42 @@ def dataset_offsets(args: argparse.Namespace) -> None:
             pool = [p for p in prompts if parse(p).prompt_type == kind]
             kept += [pool[i] for i in sorted(rng.choice(len(pool), int(count), replace=False))]
         prompts = kept
-    offsets = torch.stack([torch.stack(found[p]).mean(0) for p in prompts])
+    offsets = torch.stack([torch.stack(found[p]).mean(0) for p in prompts])[:, None]
     torch.save({"prompts": prompts, "offsets": offsets}, args.out)
     print(f"{len(prompts)} prompts from {len(data)} rows; mean |mu| "
-          f"{offsets.flatten(1).norm(dim=1).mean():.2f}")  # fmt: skip
+          f"{offsets.flatten(2).norm(dim=2).mean():.2f}")  # fmt: skip
+
+
+def load_offsets(path: Path) -> dict:
+    """An offsets file of `prompt-offsets --save` as `{prompts, offsets [n, K, 4, 8, 8]}`
+    (files from before modes hold `[n, 4, 8, 8]`: one mode)."""
+    saved = torch.load(path)
+    if saved["offsets"].dim() == 4:
+        saved["offsets"] = saved["offsets"][:, None]
+    return saved
+
+
+def matched_mse(predicted: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
+    """Per prompt, the mean squared error of `[n, K, ...]` offsets under the pairing of
+    predicted and fitted modes that fits best (modes have no order)."""
+    k = predicted.shape[1]
+    cost = (predicted.flatten(2)[:, :, None] - fitted.flatten(2)[:, None]).square().mean(3)
+    pairings = torch.tensor(list(itertools.permutations(range(k))))
+    return cost[:, torch.arange(k).expand_as(pairings), pairings].mean(2).min(1).values
 
 
 def distill(args: argparse.Namespace) -> None:
-    saved = [torch.load(path) for path in args.offsets]
+    saved = [load_offsets(path) for path in args.offsets]
     prompts = [p for s in saved for p in s["prompts"]]
     offsets = torch.cat([s["offsets"] for s in saved])
     embeds, _ = Toy().embed(prompts)
     if args.init:
         net = NPNet.from_pretrained(args.init)
     else:
+        modes = offsets.shape[1]
         config = NPNetConfig(**TOY_SHAPES, residual_kind="prompt-offset", keep_norm=True,
-                             use_svd=False, use_text=False)  # fmt: skip
+                             use_svd=False, use_text=False,
+                             backbone_kwargs={"modes": modes} if modes > 1 else {})  # fmt: skip
         torch.manual_seed(0)
         net = NPNet(config)
     optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
@@ -467,7 +509,7 @@ def distill(args: argparse.Namespace) -> None:
         kinds = [parse(p).prompt_type for p in prompts]
         weights = torch.tensor([len(prompts) / (len(TYPES) * kinds.count(k)) for k in kinds])
     for step in range(args.steps):
-        per_prompt = (net.prompt_offsets(embeds) - offsets).square().mean((1, 2, 3))
+        per_prompt = matched_mse(net.prompt_offsets(embeds), offsets)
         loss = (weights * per_prompt).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -584,6 +626,8 @@ def main() -> None:
     p.add_argument("--save", type=Path, default=None, help="write {prompts, offsets} here")
     p.add_argument("--exclude", type=Path, nargs="*", default=[], help="offsets files to skip")
     p.add_argument("--init", type=Path, default=None, help="start at this net's offsets")
+    p.add_argument("--modes", type=int, default=1, help="offsets per prompt (routed by noise)")
+    p.add_argument("--prompts", type=Path, default=None, help="fit these (one per line)")
     p = sub.add_parser("dataset-offsets")
     p.add_argument("dataset", type=Path)
     p.add_argument("out", type=Path)

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from learned_gain import Toy, keep_norm, seed_noise, soft_and_correct
+from learned_gain import Toy, keep_norm, load_offsets, seed_noise, soft_and_correct
 
 from golden_noise.diversity import diversity_by_prompt
 from golden_noise.npnet import NPNet
+from golden_noise.npnet.offset_branch import route
 from golden_noise.stats import paired_stats
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     toy = Toy()
-    saved = [torch.load(path) for path in args.offsets]
+    saved = [load_offsets(path) for path in args.offsets]
     prompts = saved[0]["prompts"]
     if any(s["prompts"] != prompts for s in saved):
         raise SystemExit("every offsets file must hold the same prompts in the same order")
@@ -71,15 +72,16 @@ def main() -> None:
         return torch.nn.functional.cosine_similarity(golden.flatten(1), x.flatten(1)).mean()
 
     for path, s in zip(args.offsets, saved, strict=True):
-        golden = keep_norm(x, s["offsets"][rows])
-        size = s["offsets"].flatten(1).norm(dim=1).mean()
-        report(f"{path.name} (|mu| {size:.2f}, cos {cosine(golden):.3f})", *measured(golden))
+        golden = keep_norm(x, route(x, s["offsets"][rows]))
+        size, modes = s["offsets"].flatten(2).norm(dim=2).mean(), s["offsets"].shape[1]
+        name = f"{path.name} ({modes} mode(s), |mu| {size:.2f}, cos {cosine(golden):.3f})"
+        report(name, *measured(golden))
     if args.net is not None:
         cond, _ = toy.embed(prompts)
         with torch.no_grad():
             mu = NPNet.from_pretrained(args.net).prompt_offsets(cond)
         for scale in (float(v) for v in args.scales.split(",")):
-            golden = keep_norm(x, scale * mu[rows])
+            golden = keep_norm(x, scale * route(x, mu[rows]))
             report(f"{args.net.name} x {scale} (cos {cosine(golden):.3f})", *measured(golden))
     if args.teacher:
         eps = torch.randn((3, *x.shape), generator=torch.Generator().manual_seed(123))

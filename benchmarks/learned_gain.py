@@ -387,7 +387,7 @@ def prompt_offsets(args: argparse.Namespace) -> None:
         mu = torch.zeros(n, 1, 4, 8, 8)
     else:  # small random directions, so that the noises split between the modes
         torch.manual_seed(0)
-        mu = torch.randn(n, modes, 4, 8, 8)
+        mu = torch.randn(1 if args.shared_start else n, modes, 4, 8, 8).expand(n, -1, -1, -1, -1)
         mu = mu / mu.flatten(2).norm(dim=2)[..., None, None, None]
     mu.requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=args.lr)
@@ -568,6 +568,13 @@ def evaluate(args: argparse.Namespace) -> None:
             per = " ".join(f"{k}:{diff[kinds == k].mean():+.3f}" for k in TYPES)
             print(f"{metric:7s} {a} - {b}: {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
+    for m, metric in enumerate(("soft", "correct")):  # issue 12: no type down beyond its CI
+        by_type = []
+        for k in TYPES:
+            stats = paired_stats(arms["standard"][m][kinds == k], arms["golden"][m][kinds == k])
+            by_type.append(f"{k} {stats['mean_diff']:+.3f} [{stats['ci95_low']:+.3f}, "
+                           f"{stats['ci95_high']:+.3f}]")  # fmt: skip
+        print(f"{metric:7s} golden - standard by type: " + "; ".join(by_type))
     found = compare_diversity(
         {arm: diversity_by_prompt(drawn / 255.0, prompts) for arm, drawn in images.items()}
     )
@@ -628,6 +635,7 @@ def main() -> None:
     p.add_argument("--init", type=Path, default=None, help="start at this net's offsets")
     p.add_argument("--modes", type=int, default=1, help="offsets per prompt (routed by noise)")
     p.add_argument("--prompts", type=Path, default=None, help="fit these (one per line)")
+    p.add_argument("--shared-start", action="store_true", help="every prompt's modes start alike")
     p = sub.add_parser("dataset-offsets")
     p.add_argument("dataset", type=Path)
     p.add_argument("out", type=Path)

@@ -87,8 +87,8 @@ FULL = DemoConfig(
     collect_rows=512,
     eval_samples=1024,
     epochs=60,
-    study_samples=256,
-    sampler_samples=128,
+    study_samples=1024,
+    sampler_samples=1024,
 )
 
 QUICK = DemoConfig(

@@ -80,8 +80,14 @@ class PromptOffsetBranch(nn.Module):
         self.head = nn.Linear(size, channels * self.modes)
         # Zero head: NPNet starts as the identity with beta = 1, and the head gets a gradient
         # at once (see UNetResidualBranch for why the released beta = 0 start cannot learn).
-        nn.init.zeros_(self.head.weight)
+        # Several modes start as small different offsets instead: zero modes tie, every noise
+        # routes to the first, the others learn the same mean, and whether training ever splits
+        # them then hangs on float rounding (two CPUs: 4.5% and 41% of the identity's error).
         nn.init.zeros_(self.head.bias)
+        if self.modes == 1:
+            nn.init.zeros_(self.head.weight)
+        else:
+            nn.init.normal_(self.head.weight, std=1e-3)
         self.text_dim = text_dim
 
     def forward(self, x: torch.Tensor, prompt_embeds: torch.Tensor | None) -> torch.Tensor:

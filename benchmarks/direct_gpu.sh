@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12, session 6: the direct reward objective at GPU scale, three variants side by side on
+# The direct reward objective at GPU scale (docs/learned-gain.md), three variants side by side on
 # one GPU (each process is launch-bound at toy size), plus a smoke run of the CLI's GPU path.
 # Ran on the lent H200 as: bash benchmarks/direct_gpu.sh MINUTES OUTDIR
 set -uo pipefail

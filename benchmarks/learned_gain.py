@@ -1,6 +1,6 @@
-"""Issue 12's measurements on the toy world: does a *learned* NPNet beat the norm-matched control?
+"""Measurements on the toy world: does a *learned* NPNet beat the norm-matched control?
 
-The research harness that produced the table in benchmarks/README.md ("Learned gain"), kept as
+The research harness behind docs/learned-gain.md and docs/prompt-offsets.md, kept as
 it ran. Datasets come from `golden-noise collect` (commands in the README); this script trains
 NPNets on them and evaluates standard / golden / norm-matched images on the toy's validation
 split (tuning) or on the demo's held-out pairs (reported once):
@@ -568,7 +568,7 @@ def evaluate(args: argparse.Namespace) -> None:
             per = " ".join(f"{k}:{diff[kinds == k].mean():+.3f}" for k in TYPES)
             print(f"{metric:7s} {a} - {b}: {stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, "
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
-    for m, metric in enumerate(("soft", "correct")):  # issue 12: no type down beyond its CI
+    for m, metric in enumerate(("soft", "correct")):  # the target: no type down beyond its CI
         by_type = []
         for k in TYPES:
             stats = paired_stats(arms["standard"][m][kinds == k], arms["golden"][m][kinds == k])

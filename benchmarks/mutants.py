@@ -57,7 +57,7 @@ TOY = ("tests/test_toy_world.py", "tests/test_scorers.py")
 TEACHERS = ("tests/test_teachers_learnable.py",)
 
 MUTANTS = [
-    # The two bugs the audit (issue 16) planted that the suite missed.
+    # The two bugs an audit planted that the suite missed.
     Mutant(
         "collect_resume_seed",
         f"{PKG}/collect.py",

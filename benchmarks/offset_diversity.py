@@ -1,4 +1,4 @@
-"""Per-prompt offsets: how much of their gain is a loss of diversity? (issue 12, session 7)
+"""Per-prompt offsets: how much of their gain is a loss of diversity? (docs/prompt-offsets.md)
 
 Reads offsets saved by `learned_gain.py prompt-offsets --save` (all fitted on the same prompts)
 and scores, on `--seeds` unseen seeds per prompt (6,000,000 on, the prompt-offsets script's

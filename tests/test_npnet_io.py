@@ -173,7 +173,7 @@ def _write_bad_file(kind: str, tmp_path, net) -> object:
         net.save_pretrained(tmp_path)
         (tmp_path / "config.json").write_text(json.dumps({"hidden": 3}))
         path = tmp_path
-    elif kind == "nan-weights":  # what a diverged training run wrote before issue 14
+    elif kind == "nan-weights":  # what a diverged training run wrote before the NaN check
         poisoned = NPNet(net.config)
         poisoned.load_state_dict(net.state_dict())
         with torch.no_grad():

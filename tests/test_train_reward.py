@@ -151,8 +151,8 @@ def test_reward_training_raises_the_surrogate_reward_of_the_saved_net(
 def test_a_prompt_offset_net_learns_offsets_that_raise_the_reward_on_unseen_noise(
     toy_npd: Path, tmp_path: Path
 ) -> None:
-    """The architecture the toy's per-prompt measurement points to (benchmarks/README.md,
-    session 4): an offset drawn from the prompt alone, the noise's norm kept. Trained from
+    """The architecture the toy's per-prompt measurement points to (docs/prompt-offsets.md):
+    an offset drawn from the prompt alone, the noise's norm kept. Trained from
     the identity on the surrogate, its offsets raise the reward of noises it never saw."""
     offset = {
         "residual_kind": "prompt-offset",

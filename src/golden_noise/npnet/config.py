@@ -174,8 +174,9 @@ def default_architecture(
     224x224 resize). Any other shape gets the cross-attention UNet at the latent's own
     resolution (`residual_kind="unet"`): the released branch lets the prompt in only as a
     per-channel scale and shift, so it cannot put prompt-dependent structure *where* it
-    belongs in the latent (issue 12), while the UNet can. A user who names any residual field
-    (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
+    belongs in the latent (docs/learned-gain.md), while the UNet can. A user naming any
+    residual field (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass
+    defaults.
     Targets of the prompt-offset teacher are the noise plus a function of the prompt at the
     noise's norm, so for them, at any shape, the net is exactly that: the prompt-offset branch
     with `keep_norm`, without the SVD and text-injection branches (flags given still win),

@@ -1,7 +1,7 @@
 """A residual branch that draws a prompt-dependent offset of the noise: where the prompt
 wants what, the same for every seed.
 
-Measured on the toy world (benchmarks/README.md, session 4): one learned offset per prompt,
+Measured on the toy world (docs/prompt-offsets.md): one learned offset per prompt,
 added to fresh noise and rescaled to the noise's norm, raised the exact soft score by +0.045
 to +0.062 (two runs, p 0.015 and 3e-5) on unseen seeds, while nets that read the noise
 itself (the released branch, the UNet) learned only a temperature change. The offset is
@@ -16,9 +16,9 @@ adds the branch's output to the noise.
 With `modes` K > 1 the head gives K offsets per prompt and each noise takes the one it
 already leans toward most (`route`: the largest cosine). One offset moves every seed of a
 prompt toward one picture, so a large offset buys its gain with the prompt's variety; K
-offsets keep K layouts and move each seed the least. On the toy world (session 8), 4 modes
+offsets keep K layouts and move each seed the least. On the toy world, 4 modes
 fitted on 16 validation prompts gave +0.082 soft at 1.06x standard's diversity where one
-offset of the same size gave +0.060 at 0.90x (benchmarks/README.md).
+offset of the same size gave +0.060 at 0.90x (docs/prompt-offsets.md).
 """
 
 from __future__ import annotations

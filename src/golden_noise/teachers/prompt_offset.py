@@ -1,6 +1,6 @@
 """A teacher whose target depends on the prompt only: fitted offsets per prompt.
 
-Issue 12 found that on the toy world golden noise is mostly a prompt-specific shift: one
+On the toy world (docs/prompt-offsets.md) golden noise is mostly a prompt-specific shift: one
 offset `mu_p` per prompt, used as `x_T' = (x_T + mu_p) |x_T| / |x_T + mu_p|` (the norm kept,
 so no part of the gain is a temperature change), carries a real gain to unseen seeds, and a
 prompt-offset NPNet can learn it by plain MSE because every row of a prompt has the same
@@ -17,8 +17,8 @@ Offsets are kept per process, so a prompt's further seeds cost only their scorin
 `modes` K > 1 fits K offsets per prompt, each noise shifted by the one it leans toward most
 (`npnet.offset_branch.route`, also during the fit, so each offset serves the noises routed to
 it): one offset moves every seed toward one picture and pays for a large gain with the
-prompt's variety; K keep K layouts (toy, session 8: +0.082 soft at 1.06x standard's
-diversity for 4 modes against +0.060 at 0.90x for one of the same size; benchmarks/README.md).
+prompt's variety; K keep K layouts (toy: +0.082 soft at 1.06x standard's
+diversity for 4 modes against +0.060 at 0.90x for one of the same size; docs/prompt-offsets.md).
 They start as small random directions drawn from the prompt's text, so that the noises split
 between them.
 
@@ -26,7 +26,7 @@ between them.
 offsets for it instead of zero: fitted from zero, a prompt gets one of the many layouts that
 serve it; started from a net's prediction, it gets the one nearest what the net already maps
 it to. Rounds of fit-from-prediction, then training, made the toy's best net so far
-(session 5).
+(docs/prompt-offsets.md).
 
 Memory: a fit backpropagates through the sampler for (prompts in the batch) x `noises` images
 at once, so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).

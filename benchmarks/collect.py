@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from golden_noise.adapters import adapter_for
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.adapters.loading import pipeline_from_spec
+from golden_noise.collection.collect import SeedPlan, collect
 from golden_noise.dataset import DatasetManifest, RowTable
-from golden_noise.pipelines import pipeline_from_spec
-from golden_noise.prompt_sources import read_prompt_source
-from golden_noise.redenoise import RedenoiseSettings, pipeline_dtype, redenoise
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import CollectionSampler, RedenoiseTeacher, SamplerSettings
+from golden_noise.teachers.redenoise_step import RedenoiseSettings, redenoise
 
 
 class DenoiserCalls:
@@ -57,7 +57,7 @@ def batch_one_loop(pipe, prompts, keys, scorer, sampler, settings, out: Path) ->
     """The authors' pattern, one (prompt, seed) at a time; returns kept flags (margin 0)."""
     adapter = adapter_for(pipe)
     collection = CollectionSampler(pipe, scorer, sampler, batch_size=1)
-    dtype = pipeline_dtype(pipe)
+    dtype = adapter.denoiser.dtype
     kept = []
     with (out / "pairs.jsonl").open("w") as log:
         for index, seed in keys:

@@ -21,7 +21,7 @@ def worker(threads: int, batches: int, batch: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from golden_noise.progress import quiet_library_bars
+    from golden_noise.core.progress import quiet_library_bars
     from golden_noise.toy import load_pipeline
 
     quiet_library_bars()

@@ -32,10 +32,10 @@ from rich.table import Table
 from golden_noise.adapters import adapter_for
 from golden_noise.demo import FULL, QUICK, run_demo
 from golden_noise.demo.stages import build_teacher, heldout_samples, sampler_settings, toy_scorers
-from golden_noise.generate import GoldenNoise
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.npnet import NPNet
-from golden_noise.redenoise import pipeline_dtype, redenoise
 from golden_noise.teachers import CollectionSampler, RedenoiseTeacher, Rows
+from golden_noise.teachers.redenoise_step import redenoise
 from golden_noise.toy import load_npnet, load_pipeline
 
 
@@ -69,7 +69,7 @@ def per_batch(pipe, golden: GoldenNoise, batch: int, repeats: int) -> dict[str, 
         tic = time.perf_counter()
         golden.latents(prompts, _generators(seeds))
         times["golden latents (NPNet)"].append(time.perf_counter() - tic)
-        noise = adapter.initial_noise(batch, None, None, _generators(seeds), pipeline_dtype(pipe))
+        noise = adapter.initial_noise(batch, None, None, _generators(seeds), adapter.denoiser.dtype)
         for name, teacher in teachers.items():
             tic = time.perf_counter()
             kwargs = adapter.call_kwargs(prompts)

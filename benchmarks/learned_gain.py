@@ -67,12 +67,12 @@ import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
+from golden_noise.core.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.dataset.reader import NoisePromptDataset, load_splits
-from golden_noise.diversity import compare_diversity, diversity_by_prompt
-from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.evaluation.diversity import compare_diversity, diversity_by_prompt
+from golden_noise.evaluation.stats import paired_stats
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.npnet.offset_branch import leaning, route
-from golden_noise.stats import paired_stats
 from golden_noise.toy import load_pipeline
 from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
 from golden_noise.toy.reward_model import load_reward_model, spec_vector

@@ -4,7 +4,7 @@ Reads offsets saved by `learned_gain.py prompt-offsets --save` (all fitted on th
 and scores, on `--seeds` unseen seeds per prompt (6,000,000 on, the prompt-offsets script's
 own evaluation seeds), the exact soft and correct gain over standard noise of each file's
 own offset at the noise's norm, beside the diversity of each prompt's images
-(`golden_noise.diversity`: mean pairwise RMS pixel distance, as a mean per-prompt ratio to
+(`evaluation.diversity`: mean pairwise RMS pixel distance, as a mean per-prompt ratio to
 standard's). `--teacher` adds the local-search teacher on the same noises (best of 3
 candidates `x cos 0.5 + eps sin 0.5` by exact soft), the reference every gain is measured
 against. `--net NET --scales 1,2` adds a prompt-offset NPNet's offsets scaled at inference.
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from learned_gain import Toy, keep_norm, load_offsets, seed_noise, soft_and_correct
 
-from golden_noise.diversity import diversity_by_prompt
+from golden_noise.evaluation.diversity import diversity_by_prompt
+from golden_noise.evaluation.stats import paired_stats
 from golden_noise.npnet import NPNet
 from golden_noise.npnet.offset_branch import route
-from golden_noise.stats import paired_stats
 
 
 def main() -> None:

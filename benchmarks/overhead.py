@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from golden_noise import GoldenNoise, NPNet, NPNetConfig
 from golden_noise.adapters import adapter_for
-from golden_noise.pipelines import pipeline_from_spec
+from golden_noise.adapters.loading import pipeline_from_spec
 
 # diffusers' unet/config.json of stabilityai/stable-diffusion-xl-base-1.0 (2.567B parameters).
 SDXL_UNET = {

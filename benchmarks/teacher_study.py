@@ -11,7 +11,7 @@ every arm generates one image with the toy sampler and the exact scorer judges i
   then re-standardised (zero mean, unit variance per sample).
 Per arm: fixed (base wrong -> arm correct) and broken counts with an exact sign test, the
 mean soft difference with a bootstrap 95% interval, soft wins/losses with a sign test, and
-the Wilcoxon signed-rank p (golden_noise.stats).
+the Wilcoxon signed-rank p (golden_noise.evaluation.stats).
 
     .venv/bin/python benchmarks/teacher_study.py --rows 1000 --out teacher_study.json
 """
@@ -29,11 +29,11 @@ from rich.progress import track
 from scipy.stats import binomtest
 
 from golden_noise.adapters import adapter_for
-from golden_noise.pipelines import pipeline_from_spec
-from golden_noise.redenoise import RedenoiseSettings, redenoise
+from golden_noise.adapters.loading import pipeline_from_spec
+from golden_noise.evaluation.stats import paired_stats
 from golden_noise.scorers.registry import get_scorer
-from golden_noise.stats import paired_stats
 from golden_noise.teachers import CollectionSampler, SamplerSettings
+from golden_noise.teachers.redenoise_step import RedenoiseSettings, redenoise
 from golden_noise.teachers.sampler import tile_rows
 from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS, sample_prompts, score
 

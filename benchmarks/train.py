@@ -31,9 +31,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from golden_noise.adapters import adapter_for
+from golden_noise.adapters.loading import pipeline_from_spec
 from golden_noise.dataset import DatasetManifest, DatasetWriter, NoisePromptDataset, PromptRecord
 from golden_noise.npnet import NPNet, NPNetConfig
-from golden_noise.pipelines import pipeline_from_spec
 
 SUBJECTS = ["a red cube", "two cats", "a blue ball", "a tall tree", "an old car", "a small boat"]
 PLACES = ["on a table", "in the snow", "at night", "by the sea", "in a forest", "on the moon"]

@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import tiny_pipelines  # noqa: E402
 
-from golden_noise.collect import SeedPlan, collect  # noqa: E402
-from golden_noise.distributed import make_accelerator  # noqa: E402
-from golden_noise.prompt_sources import read_prompt_source  # noqa: E402
+from golden_noise.collection.collect import SeedPlan, collect  # noqa: E402
+from golden_noise.core.distributed import make_accelerator  # noqa: E402
+from golden_noise.prompts.sources import read_prompt_source  # noqa: E402
 from golden_noise.scorers.registry import get_scorer  # noqa: E402
 from golden_noise.teachers import SamplerSettings  # noqa: E402
 

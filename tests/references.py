@@ -7,7 +7,7 @@ library path it checks, so a bug there cannot hide in the expected value.
 import torch
 from diffusers import DDIMScheduler
 
-from golden_noise.redenoise import guided_prediction
+from golden_noise.teachers.redenoise_step import guided_prediction
 from golden_noise.toy.scorer import score as toy_score
 
 

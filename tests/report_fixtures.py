@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from golden_noise.report import ImageRow, MetricInfo
-from golden_noise.stats import compare_arms
+from golden_noise.evaluation.report import ImageRow, MetricInfo
+from golden_noise.evaluation.stats import compare_arms
 
 METRICS = [
     MetricInfo("toy-soft", "0-1, 1 is perfect"),

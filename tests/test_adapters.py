@@ -7,7 +7,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLPipeline
 from tiny_pipelines import BUILDERS, CALL_KWARGS, build_hunyuan_dit, build_sd, build_sdxl
 
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 FAMILY_OF = {"sd": "sd", "sd2": "sd", "sdxl": "sdxl", "hunyuan-dit": "hunyuan-dit"}
 

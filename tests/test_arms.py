@@ -5,11 +5,11 @@ import pytest
 import torch
 from tiny_pipelines import build_sd, tiny_npnet
 
-from golden_noise import arms
-from golden_noise.arms import generate_arms, make_samples
-from golden_noise.generate import GoldenNoise
-from golden_noise.redenoise import RedenoiseSettings, redenoise
+from golden_noise.generation import arms
+from golden_noise.generation.arms import generate_arms, make_samples
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.teachers import RedenoiseTeacher
+from golden_noise.teachers.redenoise_step import RedenoiseSettings, redenoise
 
 PROMPTS = ["a red circle", "two blue squares", "a green cube"]
 CALL = {"num_inference_steps": 2, "guidance_scale": 3.0}

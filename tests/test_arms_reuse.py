@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from diffusers import EulerDiscreteScheduler
 
-from golden_noise import arms
-from golden_noise.arms import RecordingSampler, generate_arms, make_samples
-from golden_noise.generate import GoldenNoise
+from golden_noise.generation import arms
+from golden_noise.generation.arms import RecordingSampler, generate_arms, make_samples
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.scorers import get_scorer
 from golden_noise.teachers import CollectionSampler, SamplerSettings, get_teacher
 from golden_noise.toy import load_npnet, load_pipeline

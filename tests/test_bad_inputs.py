@@ -24,12 +24,12 @@ from tiny_pipelines import build_sd, tiny_npnet
 from typer.testing import CliRunner
 
 from golden_noise.cli import app
-from golden_noise.distributed import launcher_cpu_processes
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.generate import GoldenNoise
+from golden_noise.core.distributed import launcher_cpu_processes
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.npnet import NPNetConfig
-from golden_noise.redenoise import RedenoiseSettings
 from golden_noise.teachers import SamplerSettings
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 from golden_noise.train import TrainConfig
 
 

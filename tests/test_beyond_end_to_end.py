@@ -5,16 +5,17 @@ import pytest
 import torch
 from tiny_pipelines import BEYOND_BUILDERS, CALL_KWARGS
 
-from golden_noise import GoldenNoise, arms
+from golden_noise import GoldenNoise
 from golden_noise.adapters import adapter_for
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.collection.collect import SeedPlan, collect
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.generation import arms
 from golden_noise.npnet import NPNet
-from golden_noise.prompt_sources import read_prompt_source
-from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import RedenoiseTeacher, SamplerSettings
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 from golden_noise.train import TrainConfig, train
 
 # Long T5 embeddings (256-512 tokens) go through the masked-mean text reduction.

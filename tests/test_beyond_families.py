@@ -7,7 +7,7 @@ from tiny_pipelines import BEYOND_BUILDERS, CALL_KWARGS, make_identity, tiny_npn
 
 from golden_noise import GoldenNoise
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet.text_injection import TextInjection
 
 # (latent channels, prompt tokens) of each tiny pipeline; the tokens are the real models'

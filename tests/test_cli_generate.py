@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from golden_noise.cli import app
 from golden_noise.cli.options import parse_seeds
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 
 @pytest.fixture(scope="module")

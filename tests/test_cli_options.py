@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from golden_noise.cli import app
 from golden_noise.cli.options import ConfigOptions, with_options
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.train import TrainConfig
 
@@ -87,11 +87,11 @@ def test_train_has_an_option_for_every_config_field(tmp_path, monkeypatch):
 
 
 def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_path):
-    import golden_noise.collect
-    import golden_noise.pipelines
-    from golden_noise.collect import SeedPlan
-    from golden_noise.redenoise import RedenoiseSettings
+    import golden_noise.adapters.loading
+    import golden_noise.collection.collect
+    from golden_noise.collection.collect import SeedPlan
     from golden_noise.teachers import SamplerSettings
+    from golden_noise.teachers.redenoise_step import RedenoiseSettings
     from golden_noise.toy import DEFAULT_GUIDANCE
 
     seen = {}
@@ -100,8 +100,8 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_pat
         seen.update(kwargs)
         raise GoldenNoiseError("stop here")
 
-    monkeypatch.setattr(golden_noise.pipelines, "pipeline_from_spec", lambda *a, **k: None)
-    monkeypatch.setattr(golden_noise.collect, "collect", fake_collect)
+    monkeypatch.setattr(golden_noise.adapters.loading, "pipeline_from_spec", lambda *a, **k: None)
+    monkeypatch.setattr(golden_noise.collection.collect, "collect", fake_collect)
     args = ["collect", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
     args += ["3", "--sampler", "pipeline", "--steps", "7", "--redenoise-steps", "4", "--w-l", "3"]
     result = CliRunner().invoke(app, args)

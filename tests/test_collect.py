@@ -20,14 +20,14 @@ from typer.testing import CliRunner
 
 from golden_noise.adapters import adapter_for
 from golden_noise.cli import app
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.collection.collect import SeedPlan, collect
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest, RowTable, read_prompts
 from golden_noise.dataset.shards import EMBEDDINGS_DIR, ROWS_DIR, list_shards
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.prompt_sources import read_prompt_source
-from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import LocalSearchTeacher, RedenoiseTeacher, SamplerSettings
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 
 JOB = Path(__file__).parent / "collect_job.py"
 VENV_BIN = Path(sys.executable).parent

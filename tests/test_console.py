@@ -7,8 +7,8 @@ import numpy as np
 from report_fixtures import METRICS, finished_run
 
 from golden_noise.cli.output import overall_table, print_json, stdout_console
-from golden_noise.progress import LogProgress, make_progress, track
-from golden_noise.stats import compare_arms
+from golden_noise.core.progress import LogProgress, make_progress, track
+from golden_noise.evaluation.stats import compare_arms
 
 
 def wide_summary():
@@ -170,7 +170,7 @@ def test_library_bars_are_silenced_off_a_terminal():
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    from golden_noise.progress import quiet_library_bars
+    from golden_noise.core.progress import quiet_library_bars
 
     try:
         quiet_library_bars()  # pytest's stderr is not a terminal

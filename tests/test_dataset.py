@@ -20,6 +20,7 @@ from npd_fixtures import (
     write_synthetic_dataset,
 )
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import (
     DatasetManifest,
     DatasetWriter,
@@ -30,7 +31,6 @@ from golden_noise.dataset import (
     read_prompts,
     split_prompts,
 )
-from golden_noise.errors import GoldenNoiseError
 
 
 def test_round_trip_returns_float32_rows_with_their_prompt_embedding(tmp_path: Path) -> None:

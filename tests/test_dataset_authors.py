@@ -11,9 +11,9 @@ import torch
 from tiny_pipelines import build_sd
 
 from golden_noise.adapters import adapter_for
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import NoisePromptDataset, read_prompts
 from golden_noise.dataset.authors import import_authors
-from golden_noise.errors import GoldenNoiseError
 
 CAPTIONS = {0: "a red cube", 1: "a blue ball", 2: "a red cube", 3: "two cats"}
 SEEDS = {0: 11, 1: 22, 2: 33, 3: 44}

@@ -18,13 +18,13 @@ from diffusers import StableDiffusionPipeline
 from typer.testing import CliRunner
 
 from golden_noise.cli import app
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo import DemoConfig, run_demo, run_study
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from golden_noise.demo.stages import heldout_samples
 from golden_noise.demo.study import ABLATIONS, SAMPLERS
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.generate import GoldenNoise
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.toy import components
 from golden_noise.toy.grammar import split_of

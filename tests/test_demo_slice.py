@@ -84,7 +84,7 @@ def compute_slice(n_samples: int = N_SAMPLES) -> list[dict[str, Any]]:
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The README table's columns (golden vs standard) for the slice, overall and per type."""
-    from golden_noise.stats import compare_arms
+    from golden_noise.evaluation.stats import compare_arms
 
     stat_rows = [
         {

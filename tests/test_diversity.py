@@ -7,17 +7,17 @@ import pytest
 from PIL import Image
 from tiny_pipelines import build_sd, tiny_npnet
 
-from golden_noise import arms
-from golden_noise.diversity import (
+from golden_noise.evaluation.diversity import (
     SIDE,
     compare_diversity,
     pairwise_distance,
     prompt_diversity,
-    ratio_label,
 )
-from golden_noise.evaluate import Generation, evaluate
-from golden_noise.generate import GoldenNoise
-from golden_noise.report import ImageRow
+from golden_noise.evaluation.evaluate import Generation, evaluate
+from golden_noise.evaluation.report import ImageRow
+from golden_noise.evaluation.report.rows import ratio_label
+from golden_noise.generation import arms
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.scorers import get_scorer
 
 

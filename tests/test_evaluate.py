@@ -8,15 +8,15 @@ import torch
 from PIL import Image
 from tiny_pipelines import build_sd, make_identity, tiny_npnet
 
-from golden_noise import arms
-from golden_noise.arms import make_samples
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import Generation, evaluate, image_file
-from golden_noise.generate import GoldenNoise
-from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.weights import weights_digest
+from golden_noise.evaluation.evaluate import Generation, evaluate, image_file
+from golden_noise.generation import arms
+from golden_noise.generation.arms import make_samples
+from golden_noise.generation.generate import GoldenNoise
 from golden_noise.scorers import get_scorer
 from golden_noise.teachers import RedenoiseTeacher
-from golden_noise.weights import weights_digest
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 
 PROMPTS = [
     "a red circle",

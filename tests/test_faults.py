@@ -22,10 +22,10 @@ from npd_fixtures import write_synthetic_dataset
 from safetensors.torch import load_file
 from tiny_pipelines import tiny_npnet
 
-from golden_noise.collect import SeedPlan
+from golden_noise.collection.collect import SeedPlan
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest, NoisePromptDataset, RowTable
 from golden_noise.dataset.shards import list_shards
-from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet
 
 TESTS = Path(__file__).parent
@@ -149,7 +149,7 @@ def _plant_npnet_folder(tmp_path: Path, payload: object) -> None:
 
 
 def _plant_scorer_checkpoint(tmp_path: Path, payload: object) -> None:
-    from golden_noise.weights import read_tensors
+    from golden_noise.core.weights import read_tensors
 
     torch.save({"state_dict": payload}, tmp_path / "scorer.pt")
     read_tensors(tmp_path / "scorer.pt", "state_dict")

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from golden_noise import GoldenNoise
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 # Identity NPNet vs the pipeline's own noise: the SVD round trip U diag(s) Vh in float32
 # leaves ~3e-6 on unit-variance noise; a few tiny denoiser steps and the VAE keep that far

@@ -10,7 +10,7 @@ import torch
 from npnet_reference import tiny_config
 
 from golden_noise import NPNet
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 OFFSET = {"width": 16, "layers": 1, "heads": 2}
 

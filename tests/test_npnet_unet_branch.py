@@ -18,12 +18,12 @@ from spatial_fixtures import (
 )
 
 from golden_noise import NPNet
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.demo.config import TOY_NPNET
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.npnet.config import NEW_SHAPE_UNET, default_architecture
+from golden_noise.npnet.config import NEW_SHAPE_UNET
 from golden_noise.npnet.unet_branch import UNetResidualBranch
 from golden_noise.train import TrainConfig, train
-from golden_noise.train.model import load_backbone_weights
+from golden_noise.train.model import fresh_architecture, load_backbone_weights
 
 # A few-thousand-parameter UNet: two resolutions, cross-attention at both.
 TINY_UNET = {"block_out_channels": [8, 16], "norm_num_groups": 4, "attention_head_dim": 4}
@@ -163,12 +163,12 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
         ((4, 8, 8), {"residual_kind": "unet"}, "prompt-offset", {}),
     ],
 )
-def test_default_architecture_by_shape(shape, overrides, teacher, expected) -> None:
+def test_fresh_architecture_by_shape_and_teacher(shape, overrides, teacher, expected) -> None:
     """Released shape: released config; other shapes: the UNet unless a residual field is
     named; the prompt-offset teacher's data: the offset net (with the teacher's modes), unless
     a residual field is named."""
     teacher, options = teacher if isinstance(teacher, tuple) else (teacher, None)
-    found = default_architecture(shape, overrides, teacher, options)
+    found = fresh_architecture(shape, overrides, teacher, options)
     assert {k: found[k] for k in expected} == expected and (found == {}) == (expected == {})
 
 

@@ -11,12 +11,12 @@ import torch
 from test_teachers_learnable import _leaned_toward, _rescaled
 from test_train import small_config
 
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.adapters.loading import pipeline_from_spec
+from golden_noise.collection.collect import SeedPlan, collect
+from golden_noise.core.progress import LogProgress
 from golden_noise.dataset import load_splits
 from golden_noise.npnet import NPNet
-from golden_noise.pipelines import pipeline_from_spec
-from golden_noise.progress import LogProgress
-from golden_noise.prompt_sources import read_prompt_source
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
 from golden_noise.teachers import CollectionSampler, PromptOffsetTeacher, Rows, SamplerSettings
 from golden_noise.train import train
@@ -26,10 +26,10 @@ SETTINGS = SamplerSettings(steps=2, guidance=2.0)
 
 def test_collect_reports_the_fit_steps_inside_a_batch(tmp_path: Path, monkeypatch, capsys):
     """A batch's fit takes minutes on a CPU: the log says which step it is on."""
-    import golden_noise.collect
+    import golden_noise.collection.collect
 
     monkeypatch.setattr(
-        golden_noise.collect,
+        golden_noise.collection.collect,
         "make_progress",
         lambda *columns, disable, extra: LogProgress(interval=0, extra=extra, disable=disable),
     )

@@ -8,9 +8,9 @@ import pyarrow
 import pyarrow.parquet
 import pytest
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.prompt_sets import PROMPT_SETS, load_prompt_set, url_cache_path
-from golden_noise.prompt_sources import read_prompt_source
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.prompts.sets import PROMPT_SETS, load_prompt_set, url_cache_path
+from golden_noise.prompts.sources import read_prompt_source
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -125,8 +125,8 @@ def test_generate_takes_a_named_set_and_fails_clearly_without_it(hub_cache, tmp_
 
 
 def test_named_set_groups_become_sample_groups(hub_cache, tmp_path):
-    from golden_noise.arms import make_samples
-    from golden_noise.prompt_sources import read_prompts_and_groups
+    from golden_noise.generation.arms import make_samples
+    from golden_noise.prompts.sources import read_prompts_and_groups
 
     texts, groups = read_prompts_and_groups("parti")
     assert groups == ["Abstract", "Animals"]

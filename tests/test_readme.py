@@ -101,7 +101,7 @@ def test_every_command_in_the_readme_table_exists_with_help():
 def test_readme_defaults_are_the_codes():
     """ "AdamW, batch 64, 30 epochs, lr 1e-4 by default"; re-denoise "DDIM, first timestep of a
     10-step schedule, CFG 5.5 -> 1.0, exact inversion"; the toy's "DDIM 20 steps, guidance 2.0"."""
-    from golden_noise.redenoise import RedenoiseSettings
+    from golden_noise.teachers.redenoise_step import RedenoiseSettings
     from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
     from golden_noise.train import TrainConfig
 

@@ -7,8 +7,8 @@ from diffusers import DDIMScheduler
 from references import ddim_round_trip_by_hand
 
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.redenoise import (
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.teachers.redenoise_step import (
     DDIMStepPair,
     RedenoiseSettings,
     guided_prediction,

@@ -6,8 +6,8 @@ from diffusers import LCMScheduler
 from tiny_pipelines import BEYOND_BUILDERS
 
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.redenoise import (
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.teachers.redenoise_step import (
     DDIMStepPair,
     FlowStep,
     RedenoiseSettings,

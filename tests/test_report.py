@@ -12,10 +12,14 @@ import pytest
 from PIL import Image
 from report_fixtures import ARMS, METRICS, PROMPTS, finished_run
 
-from golden_noise.report import write_report
-from golden_noise.report.figures import forest_figure, forest_intervals, norm_ratio_figure
-from golden_noise.report.grid import group_samples
-from golden_noise.stats import compare_arms
+from golden_noise.evaluation.report import write_report
+from golden_noise.evaluation.report.figures import (
+    forest_figure,
+    forest_intervals,
+    norm_ratio_figure,
+)
+from golden_noise.evaluation.report.grid import group_samples
+from golden_noise.evaluation.stats import compare_arms
 
 RUN = {"pipeline": "toy", "npnet": "npnet-dir", "seeds": "0,1"}
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from report_fixtures import METRICS, finished_run
 
-from golden_noise.report import write_report
+from golden_noise.evaluation.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

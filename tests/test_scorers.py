@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers import SCORERS, available_scorers, get_scorer
 from golden_noise.toy import render, sample_prompts
 
@@ -70,7 +70,7 @@ def test_bad_calls_name_what_was_expected():
 
 def test_hub_ids_resolve_offline_from_the_given_cache_dir(tmp_path):
     """A hub id is served from `cache_dir` (huggingface_hub's layout) with HF_HUB_OFFLINE."""
-    from golden_noise.weights import hub_offline, resolve_file
+    from golden_noise.core.weights import hub_offline, resolve_file
 
     assert hub_offline()  # tests/conftest.py sets HF_HUB_OFFLINE=1
     repo = tmp_path / "models--xswu--HPSv2"

@@ -7,7 +7,7 @@ from tiny_scorers import PROMPTS, aesthetic_checkpoint, clip_model_dir, images
 from torchmetrics.functional.multimodal import clip_score
 from transformers import CLIPModel, CLIPProcessor
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers import get_scorer
 from golden_noise.scorers.clip import projected
 

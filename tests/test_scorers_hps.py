@@ -5,7 +5,7 @@ import pytest
 import torch
 from tiny_scorers import PROMPTS, hps_checkpoint, images, register_open_clip_arch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers import get_scorer
 from golden_noise.scorers.preprocess import CLIP_MEAN, CLIP_STD, clip_image_transform
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tiny_scorers import IR_MED, IR_VISION, PROMPTS, imagereward_dir, images
 from transformers import BertTokenizer
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers import get_scorer
 from golden_noise.scorers.imagereward import REWARD_MEAN, REWARD_STD
 from golden_noise.scorers.preprocess import clip_image_transform

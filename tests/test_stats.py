@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.stats import compare_arms, paired_bootstrap_ci, paired_stats, wilcoxon_p
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.evaluation.stats import (
+    compare_arms,
+    paired_bootstrap_ci,
+    paired_stats,
+    wilcoxon_p,
+)
 
 
 def test_hand_example_counts_and_means():
@@ -108,7 +113,7 @@ def test_bootstrap_keeps_pairs_together():
 
 
 def test_bootstrap_needs_two_pairs_and_bounds_memory(monkeypatch):
-    import golden_noise.stats as module
+    import golden_noise.evaluation.stats as module
 
     assert all(np.isnan(paired_bootstrap_ci(np.array([1.0]), np.array([2.0]))))
     tied = paired_bootstrap_ci(np.zeros(5), np.zeros(5))

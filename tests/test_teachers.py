@@ -8,7 +8,7 @@ import tiny_pipelines
 import torch
 from references import ddim_round_trip_by_hand, plain_soft_score
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
 from golden_noise.teachers import (
     CollectionSampler,

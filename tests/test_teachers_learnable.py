@@ -15,7 +15,7 @@ import tiny_pipelines
 import torch
 from diffusers import DDIMScheduler
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.teachers import (
     EvolutionTeacher,

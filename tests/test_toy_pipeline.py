@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from golden_noise.cli import app
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline, render, score
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of, sample_prompts
 from golden_noise.toy.pipeline import WEIGHTS_DIR

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.toy import reward_fit, reward_model
 from golden_noise.toy.recipe import RewardRecipe
 from golden_noise.toy.reward_model import ToyRewardModel, features, spec_vector

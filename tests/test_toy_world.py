@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.toy import parse, render, sample_prompts, score
 from golden_noise.toy.grammar import PROMPT_TYPES, SPLITS, prompts_of, split_of
 from golden_noise.toy.scenes import MIN_GAP, layout, relation_margin

@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from golden_noise.cli import app
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetWriter, PromptRecord, load_splits
-from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.train import TrainConfig, train
 

@@ -101,7 +101,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path: Path) -> N
 
 GUARDED = textwrap.dedent(
     """
-    from golden_noise.distributed import make_accelerator
+    from golden_noise.core.distributed import make_accelerator
     make_accelerator()
     print("started alone")
     """

@@ -19,17 +19,17 @@ from test_train import SMALL_NET, small_config
 from test_train_distributed import ACCELERATE, _env, _free_port
 from typer.testing import CliRunner
 
+from golden_noise.adapters.loading import pipeline_from_spec
 from golden_noise.cli import app
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.collection.collect import SeedPlan, collect
+from golden_noise.core.distributed import make_accelerator
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.latent_norms import stay_close_penalty
 from golden_noise.dataset import DatasetManifest, load_splits
-from golden_noise.distributed import make_accelerator
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.latent_norms import stay_close_penalty
 from golden_noise.npnet import NPNet
-from golden_noise.pipelines import pipeline_from_spec
-from golden_noise.prompt_sources import read_prompt_source
-from golden_noise.rewards import load_reward
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.scorers.registry import get_scorer
+from golden_noise.scorers.rewards import load_reward
 from golden_noise.teachers import SamplerSettings
 from golden_noise.toy.surrogate import reward as surrogate
 from golden_noise.train import TrainConfig, train

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 Generator = torch.Generator | list[torch.Generator] | None
 # What `encode_prompt` returns with guidance in the SDXL and SD3 pipelines, as call keywords.

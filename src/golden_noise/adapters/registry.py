@@ -11,7 +11,7 @@ from golden_noise.adapters.pixart_sigma import PixArtSigmaAdapter
 from golden_noise.adapters.sd3 import StableDiffusion3Adapter
 from golden_noise.adapters.sdxl import StableDiffusionXLAdapter
 from golden_noise.adapters.stable_diffusion import StableDiffusionAdapter
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 ADAPTERS: tuple[type[PipelineAdapter], ...] = (
     StableDiffusionAdapter,

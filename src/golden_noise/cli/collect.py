@@ -14,8 +14,8 @@ import typer
 
 from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import ConfigOptions, PipelineOption, with_options
-from golden_noise.collect import SeedPlan
-from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.collection.collect import SeedPlan
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 from golden_noise.teachers.sampler import SamplerSettings
 
 SEEDS = ConfigOptions(
@@ -133,11 +133,11 @@ def collect(
     """Collect scored noise pairs (source x_T, teacher's target) for training NPNet."""
     from rich.console import Console
 
-    from golden_noise.collect import collect as run_collect
-    from golden_noise.distributed import finish, make_accelerator
-    from golden_noise.errors import GoldenNoiseError
-    from golden_noise.pipelines import TOY, pipeline_from_spec
-    from golden_noise.prompt_sources import read_prompt_source
+    from golden_noise.adapters.loading import builtin_pipeline, pipeline_from_spec
+    from golden_noise.collection.collect import collect as run_collect
+    from golden_noise.core.distributed import finish, make_accelerator
+    from golden_noise.core.errors import GoldenNoiseError
+    from golden_noise.prompts.sources import read_prompt_source
     from golden_noise.scorers.registry import get_scorer
     from golden_noise.teachers import get_teacher
 
@@ -145,11 +145,8 @@ def collect(
         accelerator = make_accelerator(cpu=cpu)
         texts = read_prompt_source(prompts, column)
         pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
-        defaults: dict[str, Any] = {}
-        if pipeline == TOY:
-            from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
-
-            defaults = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+        builtin = builtin_pipeline(pipeline)
+        defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}
         settings = SamplerSettings(**{**defaults, **SAMPLER.values(options)})
         if teacher == "redenoise":
             redenoise = {"steps": settings.steps, **REDENOISE.values(options)}

@@ -52,12 +52,12 @@ def demo(
     from rich.console import Console
 
     from golden_noise.cli.output import stdout_console
+    from golden_noise.core.errors import GoldenNoiseError
+    from golden_noise.core.progress import quiet_library_bars
+    from golden_noise.core.validate import integer
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
     from golden_noise.demo.processes import EvaluationProcesses
-    from golden_noise.errors import GoldenNoiseError
-    from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_npnet, load_pipeline
-    from golden_noise.validate import integer
 
     if threads is not None:
         torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback

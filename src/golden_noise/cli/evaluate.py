@@ -87,22 +87,23 @@ def evaluate(
     """Compare images from standard, golden and norm-matched noise (same prompt and seed)."""
     from rich.console import Console
 
-    from golden_noise import arms
-    from golden_noise.distributed import finish, make_accelerator
-    from golden_noise.errors import GoldenNoiseError
-    from golden_noise.evaluate import Generation
-    from golden_noise.evaluate import evaluate as run_evaluate
-    from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import TOY, pipeline_from_spec
-    from golden_noise.prompt_sources import read_prompts_and_groups
+    from golden_noise.adapters.loading import builtin_pipeline, pipeline_from_spec
+    from golden_noise.core.distributed import finish, make_accelerator
+    from golden_noise.core.errors import GoldenNoiseError
+    from golden_noise.core.weights import weights_digest
+    from golden_noise.evaluation.evaluate import Generation
+    from golden_noise.evaluation.evaluate import evaluate as run_evaluate
+    from golden_noise.generation import arms
+    from golden_noise.generation.generate import GoldenNoise
+    from golden_noise.prompts.sources import read_prompts_and_groups
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
-    from golden_noise.weights import weights_digest
 
     console = Console(stderr=True)
     try:
         accelerator = make_accelerator(cpu=cpu)
-        names = scorers or (TOY_SCORERS if pipeline == TOY else DEFAULT_SCORERS)
+        builtin = builtin_pipeline(pipeline)
+        names = scorers or (builtin.scorers if builtin is not None else DEFAULT_SCORERS)
         built = [
             get_scorer(
                 spec, device=accelerator.device, batch_size=scorer_batch_size, cache_dir=cache_dir

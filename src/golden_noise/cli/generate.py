@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.atomic import atomic_write_png, atomic_write_text
 from golden_noise.cli.app import app, print_error
 from golden_noise.cli.options import (
     GuidanceOption,
@@ -19,12 +18,13 @@ from golden_noise.cli.options import (
     parse_seeds,
     pipeline_call_kwargs,
 )
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.atomic import atomic_write_png, atomic_write_text
+from golden_noise.core.errors import GoldenNoiseError
 
 
 def given_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str]:
     """`--prompt` values, then the prompts of `--prompts` (any `read_prompt_source` source)."""
-    from golden_noise.prompt_sources import read_prompt_source
+    from golden_noise.prompts.sources import read_prompt_source
 
     collected = list(prompts or [])
     if prompts_file is not None:
@@ -79,10 +79,10 @@ def generate(
     from diffusers.utils import make_image_grid
     from rich.console import Console
 
-    from golden_noise import arms
-    from golden_noise.generate import GoldenNoise
-    from golden_noise.pipelines import pipeline_from_spec
-    from golden_noise.progress import track
+    from golden_noise.adapters.loading import pipeline_from_spec
+    from golden_noise.core.progress import track
+    from golden_noise.generation import arms
+    from golden_noise.generation.generate import GoldenNoise
 
     try:
         prompts = given_prompts(prompt, prompts_file)

@@ -47,9 +47,9 @@ def import_authors(
     from rich.console import Console
 
     from golden_noise.adapters import adapter_for
+    from golden_noise.adapters.loading import pipeline_from_spec
+    from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.dataset.authors import import_authors as run_import
-    from golden_noise.errors import GoldenNoiseError
-    from golden_noise.pipelines import pipeline_from_spec
 
     try:
         adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))

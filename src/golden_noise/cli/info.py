@@ -2,8 +2,8 @@
 
 import platform
 
-from golden_noise import __version__
 from golden_noise.cli.app import app
+from golden_noise.core.version import __version__
 
 
 @app.command()

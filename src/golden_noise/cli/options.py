@@ -12,8 +12,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.seeds import check_seed_range
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.seeds import check_seed_range
 
 PipelineOption = Annotated[
     str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
@@ -42,19 +42,20 @@ def pipeline_call_kwargs(
     height: int | None,
     width: int | None,
 ) -> dict[str, Any]:
-    """The pipeline-call arguments the user gave; the toy world's sampler defaults for `toy`.
+    """The pipeline-call arguments the user gave; a built-in pipeline's sampler defaults
+    (the toy world's for `toy`) for what is not given.
 
     Other pipelines keep their own call defaults for whatever is not given.
     """
-    from golden_noise.pipelines import TOY
-    from golden_noise.validate import pipeline_call
+    from golden_noise.adapters.loading import builtin_pipeline
+    from golden_noise.core.validate import pipeline_call
 
     pipeline_call(steps, guidance, height, width)
-    if pipeline == TOY:
-        from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
-
-        steps = DEFAULT_STEPS if steps is None else steps
-        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    builtin = builtin_pipeline(pipeline)
+    if builtin is not None:
+        defaults = builtin.call_defaults()
+        steps = defaults["steps"] if steps is None else steps
+        guidance = defaults["guidance"] if guidance is None else guidance
     given = {
         "num_inference_steps": steps,
         "guidance_scale": guidance,
@@ -85,18 +86,19 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def load_npnet_option(source: str | None, filename: str | None, pipeline: str) -> Any:
-    """The NPNet named by --npnet/--npnet-file, or the toy world's shipped one for `toy`."""
+    """The NPNet named by --npnet/--npnet-file, or a built-in pipeline's shipped one (the toy
+    world's for `toy`)."""
+    from golden_noise.adapters.loading import BUILTIN_PIPELINES, builtin_pipeline
     from golden_noise.npnet import NPNet
-    from golden_noise.pipelines import TOY
 
     if source is not None:
         return NPNet.from_pretrained(source, filename=filename)
-    if pipeline == TOY:
-        from golden_noise.toy import load_npnet
-
-        return load_npnet()
+    builtin = builtin_pipeline(pipeline)
+    if builtin is not None:
+        return builtin.npnet()
+    names = " and ".join(repr(name) for name in BUILTIN_PIPELINES)
     raise GoldenNoiseError(
-        f"--npnet is required for pipeline {pipeline!r} (only 'toy' has a built-in NPNet); e.g. "
+        f"--npnet is required for pipeline {pipeline!r} (only {names} has a built-in NPNet); e.g. "
         "--npnet Klayand/GoldenNoiseModel --npnet-file sdxl.pth"
     )
 

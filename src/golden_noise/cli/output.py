@@ -52,9 +52,9 @@ def print_json(data: Any) -> None:
 
 
 def overall_table(summary: dict[str, Any]) -> Any:
-    """The overall statistics of `golden_noise.stats.compare_arms`, one line per metric and arm,
+    """The overall statistics of `evaluation.stats.compare_arms`, one line per metric and arm,
     then each arm's diversity among a prompt's seeds (n: prompts; in brackets the ratio)."""
-    from golden_noise.diversity import ratio_label
+    from golden_noise.evaluation.report.rows import ratio_label
 
     baseline = summary["baseline"]
     out = table(

@@ -95,7 +95,7 @@ def train_command(
     """Train NPNet on a Noise Prompt Dataset; resumes from OUT's latest checkpoint if any."""
     from rich.console import Console
 
-    from golden_noise.errors import GoldenNoiseError
+    from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.train import train as run_training
 
     try:

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord
 from golden_noise.dataset.writer import DatasetWriter
-from golden_noise.errors import GoldenNoiseError
 
 Encoder = Callable[[list[str]], torch.Tensor]
 _FILE_NAME = re.compile(r"^(\d+)_(\d+)\.npz$")

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from golden_noise.atomic import atomic_write_json
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.validate import number
+from golden_noise.core.atomic import atomic_write_json
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import number
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -38,7 +38,7 @@ IDENTITY_FIELDS = (
 
 
 def _package_version() -> str:
-    from golden_noise import __version__
+    from golden_noise.core.version import __version__
 
     return __version__
 

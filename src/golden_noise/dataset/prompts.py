@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from golden_noise.atomic import atomic_write_text
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.atomic import atomic_write_text
+from golden_noise.core.errors import GoldenNoiseError
 
 PROMPTS_NAME = "prompts.jsonl"
 

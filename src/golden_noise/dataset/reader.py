@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, read_prompts
 from golden_noise.dataset.shards import (
@@ -36,7 +37,6 @@ from golden_noise.dataset.shards import (
     score_columns,
     tensor_shape,
 )
-from golden_noise.errors import GoldenNoiseError
 
 logger = logging.getLogger(__name__)
 

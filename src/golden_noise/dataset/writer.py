@@ -17,7 +17,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from golden_noise.atomic import publish, remove_temp_files, temp_path_for
+from golden_noise.core.atomic import publish, remove_temp_files, temp_path_for
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, write_prompts
 from golden_noise.dataset.shards import (
@@ -36,7 +37,6 @@ from golden_noise.dataset.shards import (
     score_columns,
     shard_name,
 )
-from golden_noise.errors import GoldenNoiseError
 
 Key = tuple[int, int]
 ScoreArray = torch.Tensor | Sequence[float]

@@ -4,9 +4,9 @@ The toy's tiny tensors leave a second torch thread half idle: on this project's 
 two processes of one thread each generate 1.15-1.26x the images per second of one process with
 two threads (`benchmarks/demo_processes.py`). The processes are started with `accelerate
 launch --multi_gpu` (on CPU the only launch that really starts N ranks, see
-`golden_noise.distributed`) and rebuild the stage from the run's folder: its
+`golden_noise.core.distributed`) and rebuild the stage from the run's folder: its
 `demo_config.json`, the teacher choice and `npnet/`. Every process writes whole generation
-batches (`golden_noise.evaluate`), so the images are those of an in-process evaluation.
+batches (`golden_noise.evaluation.evaluate`), so the images are those of an in-process evaluation.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def evaluate_in_processes(out: Path, processes: EvaluationProcesses, progress: b
     """Run the demo's evaluation stage in `processes`; returns its statistics."""
     from golden_noise.demo.config import CONFIG_NAME
     from golden_noise.demo.stages import TEACHER_CHOICE, load_json
-    from golden_noise.report.writer import METRICS_NAME
+    from golden_noise.evaluation.report.writer import METRICS_NAME
 
     for needed in (CONFIG_NAME, f"validation/{TEACHER_CHOICE}", "npnet/config.json"):
         if not (out / needed).is_file():
@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from golden_noise.core.distributed import finish, make_accelerator
+    from golden_noise.core.progress import quiet_library_bars
     from golden_noise.demo.config import CONFIG_NAME, DemoConfig
     from golden_noise.demo.stages import TEACHER_CHOICE, evaluate_stage, load_json
-    from golden_noise.distributed import finish, make_accelerator
-    from golden_noise.progress import quiet_library_bars
     from golden_noise.toy import load_npnet, load_pipeline
 
     torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from golden_noise.atomic import atomic_directory, atomic_write_json
+from golden_noise.core.atomic import atomic_directory, atomic_write_json
 from golden_noise.demo.config import CONFIG_NAME, DemoConfig
 from golden_noise.demo.stages import (
     build_teacher,

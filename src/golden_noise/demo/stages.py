@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from golden_noise import arms
-from golden_noise.arms import Arm, Sample
-from golden_noise.atomic import atomic_write_json
-from golden_noise.collect import SeedPlan, collect
+from golden_noise.collection.collect import SeedPlan, collect
+from golden_noise.core.atomic import atomic_write_json
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, DemoConfig
-from golden_noise.evaluate import Generation, evaluate
-from golden_noise.redenoise import RedenoiseSettings
+from golden_noise.evaluation.evaluate import Generation, evaluate
+from golden_noise.generation import arms
+from golden_noise.generation.arms import Arm, Sample
 from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
+from golden_noise.teachers.redenoise_step import RedenoiseSettings
 
 TEACHER_CHOICE = "teacher_choice.json"
 
@@ -249,7 +249,7 @@ def evaluate_stage(
 ) -> dict[str, Any] | None:
     """The held-out evaluation of the run's NPNet (`out/npnet`) beside its controls, the
     chosen teacher and the `shipped` NPNet; the statistics on the main process, else None."""
-    from golden_noise.generate import GoldenNoise
+    from golden_noise.generation.generate import GoldenNoise
     from golden_noise.npnet import NPNet
 
     golden = GoldenNoise(NPNet.from_pretrained(out / "npnet"), pipe)

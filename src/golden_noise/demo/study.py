@@ -18,8 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from golden_noise import arms
-from golden_noise.arms import Arm, Sample
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.demo.config import DemoConfig
 from golden_noise.demo.run import SUMMARY, publish_npnet
 from golden_noise.demo.stages import (
@@ -31,8 +30,9 @@ from golden_noise.demo.stages import (
     teacher_arm,
     train_npnet,
 )
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.evaluate import image_file
+from golden_noise.evaluation.evaluate import image_file
+from golden_noise.generation import arms
+from golden_noise.generation.arms import Arm, Sample
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "no-svd": {"npnet": {"use_svd": False}},
@@ -83,7 +83,7 @@ def reuse_images(source: Path, target: Path, samples: list[Sample], arms: dict[s
 
 
 def _golden(pipe: Any, folder: Path) -> Any:
-    from golden_noise.generate import GoldenNoise
+    from golden_noise.generation.generate import GoldenNoise
     from golden_noise.npnet import NPNet
 
     return GoldenNoise(NPNet.from_pretrained(folder), pipe)
@@ -179,7 +179,7 @@ def run_study(
     out: Path | str, config: DemoConfig, pipe: Any, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
     """All three parts after a finished demo in `out`; writes `study.json` and returns it."""
-    from golden_noise.atomic import atomic_write_json
+    from golden_noise.core.atomic import atomic_write_json
     from golden_noise.demo.run import StageClock
 
     out = Path(out)

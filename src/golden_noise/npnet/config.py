@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.validate import flag, integer
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import flag, integer
 
 # Upper bounds that keep a typo from allocating tens of GB (svd_mlp_hidden=10**9 asks for
 # 64 GB): each is far above any pipeline's need (latents 128x128x16, text 512x4096).
@@ -165,8 +165,6 @@ class NPNetConfig:
 def default_architecture(
     latent_shape: tuple[int, ...],
     overrides: dict[str, Any],
-    teacher: str | None = None,
-    teacher_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The residual-branch fields a fresh net gets when the user chose none.
 
@@ -177,18 +175,11 @@ def default_architecture(
     belongs in the latent (docs/learned-gain.md), while the UNet can. A user naming any
     residual field (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass
     defaults.
-    Targets of the prompt-offset teacher are the noise plus a function of the prompt at the
-    noise's norm, so for them, at any shape, the net is exactly that: the prompt-offset branch
-    with `keep_norm`, without the SVD and text-injection branches (flags given still win),
-    with as many modes as the teacher fitted.
+    The data's teacher may choose otherwise (`train.model.fresh_architecture`): the model
+    layer knows branches, not teachers.
     """
     if set(overrides) & set(RESIDUAL_FIELDS):
         return {}
-    if teacher == "prompt-offset":
-        offset_net = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
-                      "use_text": False}  # fmt: skip
-        modes = (teacher_options or {}).get("modes", 1)
-        return {**offset_net, "backbone_kwargs": {"modes": modes}} if modes > 1 else offset_net
     if tuple(latent_shape) == RELEASED_LATENT:
         return {}
     return {"residual_kind": "unet", "backbone_kwargs": dict(NEW_SHAPE_UNET)}

@@ -11,15 +11,15 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from golden_noise.atomic import atomic_write_json, publish, temp_path_for
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.latent_norms import latent_norms, with_norms
+from golden_noise.core.atomic import atomic_write_json, publish, temp_path_for
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.latent_norms import latent_norms, with_norms
+from golden_noise.core.weights import hub_errors, load_strict, read_tensors, resolve_file
 from golden_noise.npnet import released
 from golden_noise.npnet.config import NPNetConfig
 from golden_noise.npnet.residual_branch import build_residual_branch
 from golden_noise.npnet.svd_branch import SVDBranch
 from golden_noise.npnet.text_injection import TextInjection
-from golden_noise.weights import hub_errors, load_strict, read_tensors, resolve_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.npnet.residual_branch import prompt_per_sample
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.npnet.branch import prompt_per_sample
 
 # Sized for small latents; `backbone_kwargs` override any of these.
 DEFAULT_OFFSET: dict[str, Any] = {"width": 64, "layers": 2, "heads": 4, "modes": 1}

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet.config import NPNetConfig
 
 # Released prefix -> our module path. `embeeding` (sic) is the authors' key; asagi4/NPNet's

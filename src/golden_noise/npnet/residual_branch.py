@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet.config import NPNetConfig
 
 
@@ -78,18 +78,6 @@ class ResidualBranch(nn.Module):
         """`x` float32 `[B, C, H, W]` -> `[B, C, H, W]`; the prompt reaches it only through `x`."""
         features = self.backbone.forward_features(self.downconv(F.interpolate(x, self.input_size)))
         return self.upconv(F.interpolate(_as_feature_map(features), self.output_size))
-
-
-def prompt_per_sample(
-    prompt_embeds: torch.Tensor | None, x: torch.Tensor, text_dim: int
-) -> torch.Tensor:
-    """A prompt-reading branch's tokens, one set per noise: one prompt serves the whole batch,
-    and no prompt (an ablation without text) is a single zero token."""
-    if prompt_embeds is None:
-        return x.new_zeros(x.shape[0], 1, text_dim)
-    if prompt_embeds.shape[0] != x.shape[0]:
-        return prompt_embeds.expand(x.shape[0], -1, -1)
-    return prompt_embeds
 
 
 def build_residual_branch(config: NPNetConfig) -> nn.Module:

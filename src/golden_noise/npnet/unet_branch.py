@@ -19,8 +19,8 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.npnet.residual_branch import prompt_per_sample
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.npnet.branch import prompt_per_sample
 
 # Sized for small latents (two resolutions, cross-attention at both); `backbone_kwargs`
 # override any of these UNet2DConditionModel arguments.

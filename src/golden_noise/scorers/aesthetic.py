@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from golden_noise.core.weights import load_strict, read_tensors, resolve_file
 from golden_noise.scorers.base import Scorer
 from golden_noise.scorers.clip import projected
 from golden_noise.scorers.heads import RatingMLP
-from golden_noise.weights import load_strict, read_tensors, resolve_file
 
 AESTHETIC_REPO = "camenduru/improved-aesthetic-predictor"
 AESTHETIC_FILE = "sac+logos+ava1-l14-linearMSE.pth"

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 
 class Scorer(ABC):

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.weights import load_strict, read_tensors, resolve_file
 from golden_noise.scorers.base import Scorer
 from golden_noise.scorers.preprocess import clip_image_transform
-from golden_noise.weights import load_strict, read_tensors, resolve_file
 
 HPS_REPO = "xswu/HPSv2"
 

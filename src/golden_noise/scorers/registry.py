@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers.aesthetic import Aesthetic
 from golden_noise.scorers.base import Scorer
 from golden_noise.scorers.clip import CLIPScore, PickScore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.evolution import EvolutionTeacher
 from golden_noise.teachers.local_search import LocalSearchTeacher

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.local_search import row_candidates
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 

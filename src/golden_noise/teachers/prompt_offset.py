@@ -40,15 +40,15 @@ from typing import Any
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.core.weights import weights_digest
 from golden_noise.npnet import NPNet
 from golden_noise.npnet.offset_branch import route
-from golden_noise.rewards import load_reward
+from golden_noise.scorers.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.local_search import candidate_noise
 from golden_noise.teachers.sampler import CollectionSampler, take_rows
-from golden_noise.weights import weights_digest
 
 
 def text_key(prompt: str) -> int:

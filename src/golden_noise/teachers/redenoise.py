@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from golden_noise.redenoise import RedenoiseSettings, redenoise
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
+from golden_noise.teachers.redenoise_step import RedenoiseSettings, redenoise
 from golden_noise.teachers.sampler import CollectionSampler
 
 

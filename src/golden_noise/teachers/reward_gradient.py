@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.latent_norms import latent_norms, with_norms
-from golden_noise.rewards import load_reward
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.latent_norms import latent_norms, with_norms
+from golden_noise.scorers.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.sampler import CollectionSampler
 

@@ -18,10 +18,10 @@ from diffusers import DDIMScheduler
 from PIL import Image
 
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.pipelines import scheduler_swapped
+from golden_noise.adapters.loading import scheduler_swapped
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import integer, number
 from golden_noise.scorers.base import Scorer
-from golden_noise.validate import integer, number
 
 SchedulerChoice = Literal["ddim", "pipeline"]
 

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),

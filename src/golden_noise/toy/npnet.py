@@ -3,7 +3,7 @@
 Reproduce it with `golden-noise demo --out DIR` and copy `DIR/npnet` to `weights/npnet/`.
 """
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet
 from golden_noise.toy.pipeline import WEIGHTS_DIR
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20

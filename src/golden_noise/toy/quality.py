@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from golden_noise.progress import track
-from golden_noise.seeds import seeded_generator
+from golden_noise.core.progress import track
+from golden_noise.core.seeds import seeded_generator
 from golden_noise.toy.grammar import PROMPT_TYPES, parse, prompts_of
 from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from golden_noise.toy.scorer import score

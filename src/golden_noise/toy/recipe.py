@@ -6,8 +6,8 @@ Kept free of heavy imports so the CLI can show these defaults without loading to
 
 from dataclasses import dataclass
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.validate import integer
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import integer
 
 CHUNK = 256  # images drawn and saved together by the reward-model fit
 

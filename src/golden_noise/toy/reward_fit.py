@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from golden_noise.atomic import atomic_directory, atomic_write_json
-from golden_noise.progress import track
+from golden_noise.core.atomic import atomic_directory, atomic_write_json
+from golden_noise.core.progress import track
 from golden_noise.toy.grammar import sample_prompts
 from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline
 from golden_noise.toy.recipe import CHUNK, RewardRecipe

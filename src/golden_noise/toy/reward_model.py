@@ -21,7 +21,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from torch.nn import functional as F
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.toy.grammar import COLOURS, PROMPT_TYPES, SHAPES, parse
 from golden_noise.toy.pipeline import WEIGHTS_DIR
 from golden_noise.toy.scorer import FG_THRESHOLD
@@ -148,6 +148,6 @@ def load_reward_model() -> ToyRewardModel:
 
 
 def reward(images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-    """The shipped reward model's score `[B]`: the `Reward` signature of `golden_noise.rewards`."""
+    """The shipped reward model's score `[B]`: the `Reward` signature of `scorers.rewards`."""
     model = load_reward_model().to(images.device)
     return model.score(images.float(), prompts)

@@ -35,7 +35,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.toy.grammar import COLOURS, SHAPES, parse
 from golden_noise.toy.scenes import SIZE, coverage, relation_margin
 

@@ -25,7 +25,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
-from golden_noise.atomic import atomic_directory, publish, temp_path_for
+from golden_noise.core.atomic import atomic_directory, publish, temp_path_for
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
 from golden_noise.toy.recipe import ToyRecipe

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.rewards import REWARDS
-from golden_noise.validate import choice, flag, integer, number
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import choice, flag, integer, number
+from golden_noise.scorers.rewards import REWARDS
 
 MANIFEST_MARGIN = "manifest"
 # The sampler seeds torch with seed * 1_000_003 + epoch, which must stay below 2**64.
@@ -32,7 +32,7 @@ class TrainConfig:
 
     `objective`: "mse" regresses the dataset's targets (the paper); "reward" ignores them and
     trains NPNet through the dataset's own pipeline to raise the differentiable `reward`
-    (a `golden_noise.rewards` name) of its images, with `stay_close` weighting the penalty
+    (a `golden_noise.scorers.rewards` name) of its images, with `stay_close` weighting the penalty
     that keeps its output a standard Gaussian near its input (`train.objectives`) and
     `no_harm` weighting the shortfall below the input noise's own reward (a net that helps
     most prompts by hurting a few is penalised row by row); `reward_steps` sampler steps per

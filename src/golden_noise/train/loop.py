@@ -28,11 +28,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from golden_noise.atomic import atomic_directory, recover_directory
+from golden_noise.core.atomic import atomic_directory, recover_directory
+from golden_noise.core.distributed import make_accelerator
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import load_splits
 from golden_noise.dataset.manifest import IDENTITY_FIELDS
-from golden_noise.distributed import make_accelerator
-from golden_noise.errors import GoldenNoiseError
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
 from golden_noise.train.model import build_npnet, check_fits, load_backbone_weights
 from golden_noise.train.objectives import KeyedRows, Objective, build_objective
@@ -66,7 +66,7 @@ def train(config: TrainConfig) -> TrainResult:
     from accelerate.utils import tqdm as progress_bar
     from diffusers.optimization import get_scheduler
 
-    from golden_noise.progress import is_terminal
+    from golden_noise.core.progress import is_terminal
 
     out = config.out
     accelerator = make_accelerator(

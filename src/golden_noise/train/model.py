@@ -7,12 +7,37 @@ from typing import Any
 
 import torch
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest
-from golden_noise.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
-from golden_noise.npnet.config import default_architecture
+from golden_noise.npnet.config import RESIDUAL_FIELDS, default_architecture
 
 SHAPE_FIELDS = ("channels", "height", "width", "text_tokens", "text_dim")
+
+# The prompt-offset teacher's targets are the noise plus a function of the prompt at the
+# noise's norm, so for its data, at any shape, the net is exactly that: the prompt-offset
+# branch with `keep_norm`, without the SVD and text-injection branches.
+OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
+              "use_text": False}  # fmt: skip
+
+
+def fresh_architecture(
+    latent_shape: tuple[int, ...],
+    overrides: dict[str, Any],
+    teacher: str | None = None,
+    teacher_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The residual-branch fields a fresh net gets for data made by `teacher`.
+
+    The model layer picks by shape (`npnet.config.default_architecture`); here, where the
+    data's teacher is known, the prompt-offset teacher's data get the offset net (flags given
+    still win) with as many modes as the teacher fitted. A user who names any residual field
+    gets exactly what they asked for.
+    """
+    if teacher == "prompt-offset" and not set(overrides) & set(RESIDUAL_FIELDS):
+        modes = (teacher_options or {}).get("modes", 1)
+        return {**OFFSET_NET, "backbone_kwargs": {"modes": modes}} if modes > 1 else OFFSET_NET
+    return default_architecture(latent_shape, overrides)
 
 
 def shapes_from_manifest(manifest: DatasetManifest) -> dict[str, int]:
@@ -44,7 +69,7 @@ def build_npnet(
 ) -> NPNet:
     """A fresh NPNet sized for the dataset, or a loaded one.
 
-    A fresh net's residual branch is `default_architecture`'s unless `overrides` name one:
+    A fresh net's residual branch is `fresh_architecture`'s unless `overrides` name one:
     the offset net for the prompt-offset teacher's datasets, else the released configuration
     for the released latent shape and the UNet branch for other shapes.
     """
@@ -57,7 +82,7 @@ def build_npnet(
         {
             **shapes_from_manifest(manifest),
             "family": manifest.family,
-            **default_architecture(
+            **fresh_architecture(
                 manifest.latent_shape, overrides, manifest.teacher, manifest.teacher_options
             ),
             **overrides,

@@ -23,9 +23,9 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.latent_norms import stay_close_penalty
-from golden_noise.rewards import Reward, load_reward
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.latent_norms import stay_close_penalty
+from golden_noise.scorers.rewards import Reward, load_reward
 from golden_noise.train.config import TrainConfig
 from golden_noise.train.state import TrainProgress
 
@@ -223,7 +223,7 @@ def build_objective(
 
 def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> RewardObjective:
     """The collection pipeline and sampler named by the dataset's manifest, frozen."""
-    from golden_noise.pipelines import pipeline_from_spec
+    from golden_noise.adapters.loading import pipeline_from_spec
     from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
 
     manifest = train_set.manifest

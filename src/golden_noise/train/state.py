@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch.utils.data import Sampler
 
-from golden_noise.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.core.errors import GoldenNoiseError
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_JSON = "progress.json"

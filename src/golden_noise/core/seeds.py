@@ -2,7 +2,7 @@
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 # One command's seed list: a million images is already days of generation; more is a typo

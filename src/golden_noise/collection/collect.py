@@ -19,12 +19,12 @@ import torch
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from golden_noise.adapters import adapter_for
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.progress import make_progress
+from golden_noise.core.seeds import seeded_generator
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
 from golden_noise.dataset.manifest import MANIFEST_NAME
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.progress import make_progress
 from golden_noise.scorers.base import Scorer
-from golden_noise.seeds import seeded_generator
 from golden_noise.teachers import (
     CollectionSampler,
     RedenoiseTeacher,
@@ -110,7 +110,7 @@ def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
 
 
 def _progress(enabled: bool) -> Any:
-    """A bar on a terminal; a line every 30 s in a log (`golden_noise.progress`)."""
+    """A bar on a terminal; a line every 30 s in a log (`golden_noise.core.progress`)."""
     return make_progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -194,7 +194,7 @@ def collect(
 ) -> CollectSummary:
     """Collect every missing (prompt, seed) row of the plan into the dataset at `out`.
 
-    `accelerator`: pass one (from `golden_noise.distributed.make_accelerator`) to split the
+    `accelerator`: pass one (from `golden_noise.core.distributed.make_accelerator`) to split the
     rows between its processes; `max_rows` stops this process after that many rows (a
     budgeted run; re-running continues).
     """

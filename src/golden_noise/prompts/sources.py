@@ -16,8 +16,8 @@ import csv
 import json
 from pathlib import Path
 
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.prompt_sets import PROMPT_SETS, load_prompt_set
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.prompts.sets import PROMPT_SETS, load_prompt_set
 
 DEFAULT_COLUMNS = ("prompt", "caption", "text")
 
@@ -88,6 +88,14 @@ def _read_hub(spec: str, column: str | None) -> list[str]:
         raise GoldenNoiseError(f"cannot load hub dataset {spec!r}: {exc}") from exc
     name = _pick_column(list(table.column_names), column, f"hub dataset {spec!r}")
     return [str(v) for v in table[name]]
+
+
+def prompt_group(prompt: str) -> str | None:
+    """The group a prompt belongs to by its text when its source names none: the toy world's
+    prompt type for a toy prompt, else None."""
+    from golden_noise.toy.grammar import prompt_type
+
+    return prompt_type(prompt)
 
 
 def read_prompt_source(source: str | Path, column: str | None = None) -> list[str]:

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 FILE_STEM = "<file>"  # `group` value: the prompt's group is its file's name (HPDv2's styles)
 
@@ -96,7 +96,7 @@ def url_cache_path(prompt_set: PromptSet, cache_dir: Path | None) -> Path:
 
 
 def _offline() -> bool:
-    from golden_noise.weights import hub_offline
+    from golden_noise.core.weights import hub_offline
 
     return hub_offline()
 

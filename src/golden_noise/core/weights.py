@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from torch import nn
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 _HUB_ERRORS = (HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled)
 _MAX_LISTED = 12

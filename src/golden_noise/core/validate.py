@@ -12,7 +12,7 @@ import math
 from collections.abc import Collection
 from typing import Any
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 if TYPE_CHECKING:
-    from golden_noise.report.rows import ImageRow, MetricInfo
+    from golden_noise.evaluation.report.rows import ImageRow, MetricInfo
 
 OVERALL = "overall"
 DPI = 100

@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from golden_noise.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from golden_noise.report.figures import (
+from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.evaluation.report.figures import (
     forest_figure,
     norm_ratio_figure,
     png_bytes,
     strip_figure,
 )
-from golden_noise.report.grid import grid_samples, group_samples, render_grid_png
-from golden_noise.report.html import Picture, render_html
-from golden_noise.report.rows import ImageRow, MetricInfo
+from golden_noise.evaluation.report.grid import grid_samples, group_samples, render_grid_png
+from golden_noise.evaluation.report.html import Picture, render_html
+from golden_noise.evaluation.report.rows import ImageRow, MetricInfo
 
 METRICS_NAME = "metrics.json"
 CSV_NAME = "images.csv"
@@ -122,7 +122,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Write metrics.json, images.csv, report.html, its pictures and grid.png into `folder`.
 
-    `summary` is `golden_noise.stats.compare_arms`' result; `run` describes the run
+    `summary` is `golden_noise.evaluation.stats.compare_arms`' result; `run` describes the run
     (pipeline, NPNet, prompts, seeds, ...). Every picture on the page is also a PNG beside
     it: forest.png, norm_ratio.png (when rows carry norm ratios) and strip-<group>.png
     (the first `strip_samples` samples of each group). grid.png shows the first

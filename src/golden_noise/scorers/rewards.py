@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 Reward = Callable[[torch.Tensor, Sequence[str]], torch.Tensor]
 

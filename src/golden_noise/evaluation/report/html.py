@@ -13,11 +13,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from golden_noise.diversity import ratio_label
-from golden_noise.report.rows import MetricInfo
+from golden_noise.evaluation.report.rows import MetricInfo, ratio_label
 
 _ENVIRONMENT = Environment(
-    loader=PackageLoader("golden_noise.report", "templates"),
+    loader=PackageLoader("golden_noise.evaluation.report", "templates"),
     autoescape=True,
     undefined=StrictUndefined,  # a misspelt variable fails loudly instead of printing nothing
     trim_blocks=True,

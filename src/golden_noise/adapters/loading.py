@@ -1,20 +1,23 @@
 """Loaded diffusers pipelines: the one place that turns a `--pipeline` spec into one, and
 the one way to run a call with another scheduler.
 
-A spec is "toy" (the embedded toy world's trained pipeline, shipped in the package), a local
-folder written by `save_pretrained`, or a hub id.
+A spec is a built-in pipeline (`BUILTIN_PIPELINES`: "toy", the embedded toy world's trained
+pipeline, shipped in the package), a local folder written by `save_pretrained`, or a hub id.
+A built-in pipeline also brings what a run needs to use it without further flags: its
+sampler's defaults, its NPNet, and the scorers that judge its images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 TOY = "toy"
 
@@ -42,6 +45,48 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@dataclass(frozen=True)
+class BuiltinPipeline:
+    """A pipeline shipped in the package, and what a run needs to use it.
+
+    `load(device, dtype)`; `call_defaults()`: its sampler's `{"steps", "guidance"}`;
+    `npnet()`: its shipped NPNet; `scorers`: the comma-separated scorers that judge it.
+    """
+
+    load: Callable[[str | torch.device, torch.dtype | None], Any]
+    call_defaults: Callable[[], dict[str, Any]]
+    npnet: Callable[[], Any]
+    scorers: str
+
+
+def _toy_pipeline(device: str | torch.device, dtype: torch.dtype | None) -> Any:
+    from golden_noise.toy import load_pipeline
+
+    return load_pipeline(device=device, dtype=dtype or torch.float32)
+
+
+def _toy_call_defaults() -> dict[str, Any]:
+    from golden_noise.toy import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+    return {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+
+
+def _toy_npnet() -> Any:
+    from golden_noise.toy import load_npnet
+
+    return load_npnet()
+
+
+BUILTIN_PIPELINES: dict[str, BuiltinPipeline] = {
+    TOY: BuiltinPipeline(_toy_pipeline, _toy_call_defaults, _toy_npnet, "toy-soft,toy-correct"),
+}
+
+
+def builtin_pipeline(spec: str) -> BuiltinPipeline | None:
+    """The built-in pipeline `spec` names, or None for a folder or hub id."""
+    return BUILTIN_PIPELINES.get(spec)
+
+
 def pipeline_from_spec(
     spec: str = TOY,
     *,
@@ -54,10 +99,8 @@ def pipeline_from_spec(
     """
     torch_dtype = resolve_dtype(dtype)
     device = device or default_device()
-    if spec == TOY:
-        from golden_noise.toy import load_pipeline as load_toy_pipeline
-
-        return load_toy_pipeline(device=device, dtype=torch_dtype or torch.float32)
+    if spec in BUILTIN_PIPELINES:
+        return BUILTIN_PIPELINES[spec].load(device, torch_dtype)
     # Loading in the dtype (rather than casting after) keeps the modules diffusers pins to
     # float32 in float32.
     return _from_pretrained(spec, torch_dtype).to(device)

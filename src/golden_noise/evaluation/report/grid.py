@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
-    from golden_noise.report.rows import ImageRow
+    from golden_noise.evaluation.report.rows import ImageRow
 
 CELL = 256  # images are shown at most this many pixels wide and high
 LABEL_WIDTH = 320

@@ -21,19 +21,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, adapter_for
-from golden_noise.latent_norms import latent_norms
-from golden_noise.seeds import seeded_generator
+from golden_noise.core.latent_norms import latent_norms
+from golden_noise.core.seeds import seeded_generator
+from golden_noise.prompts.sources import prompt_group
 from golden_noise.teachers.sampler import CollectionSampler
 
 if TYPE_CHECKING:
-    from golden_noise.generate import GoldenNoise
     from golden_noise.teachers import Teacher
+
+
+class GoldenLatents(Protocol):
+    """What the golden arms need of a net (`generation.generate.GoldenNoise`): its latents."""
+
+    def latents(
+        self,
+        prompt: list[str],
+        /,
+        *,
+        height: int | None,
+        width: int | None,
+        latents: torch.Tensor,
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -50,12 +64,11 @@ def make_samples(
     prompts: Sequence[str], seeds: Sequence[int], groups: Sequence[str | None] | None = None
 ) -> list[Sample]:
     """Prompt-major (prompt, seed) samples, each in its prompt's group: `groups[i]` when
-    given (e.g. a benchmark set's category), else the toy world's prompt type if any."""
-    from golden_noise.toy.grammar import prompt_type
-
+    given (e.g. a benchmark set's category), else the source's own group if any
+    (`prompts.sources.prompt_group`: the toy world's prompt type)."""
     tags = list(groups) if groups is not None else [None] * len(prompts)
     return [
-        Sample(index, prompt, seed, tags[index] or prompt_type(prompt))
+        Sample(index, prompt, seed, tags[index] or prompt_group(prompt))
         for index, prompt in enumerate(prompts)
         for seed in seeds
     ]
@@ -81,7 +94,7 @@ class Batch:
     def prompts(self) -> list[str]:
         return [s.prompt for s in self.samples]
 
-    def golden(self, net: GoldenNoise) -> torch.Tensor:
+    def golden(self, net: GoldenLatents) -> torch.Tensor:
         """`net`'s golden latents for this batch, in the pipeline's `latents=` form."""
         if id(net) not in self._golden:
             height, width = self.size
@@ -100,12 +113,12 @@ def standard() -> Arm:
     return lambda batch: batch.adapter.pipeline_latents(batch.noise)
 
 
-def golden(net: GoldenNoise) -> Arm:
+def golden(net: GoldenLatents) -> Arm:
     """NPNet's golden version of exactly the noise the standard arm starts from."""
     return lambda batch: batch.golden(net)
 
 
-def norm_matched(net: GoldenNoise) -> Arm:
+def norm_matched(net: GoldenLatents) -> Arm:
     """The seed's noise, direction unchanged, rescaled per sample to `net`'s golden norm.
 
     Golden minus this arm is what the net's change of direction adds. Norms are taken on the
@@ -129,8 +142,8 @@ def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
     the images it made on the way (the seed's own noise, every candidate) are handed to the
     batch, so neither this arm's image nor the standard arm's is generated again.
     """
-    from golden_noise.redenoise import redenoise
     from golden_noise.teachers import RedenoiseTeacher, Rows
+    from golden_noise.teachers.redenoise_step import redenoise
 
     def start(batch: Batch) -> torch.Tensor:
         adapter, source = batch.adapter, batch.noise.float()

@@ -6,7 +6,9 @@ place below them, and none of them imports another.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,11 @@ class ImageRow:
     def sample(self) -> tuple[int, int]:
         """What pairs images across arms: the same prompt and the same seed."""
         return (self.prompt_index, self.seed)
+
+
+def ratio_label(stats: dict[str, Any]) -> str:
+    """The mean per-prompt ratio shown beside an arm's mean, e.g. ' (0.92x)', for statistics
+    that have one (diversity's); '' for the others."""
+    if "ratio" not in stats:
+        return ""
+    return f" ({stats['ratio']:.2f}x)" if math.isfinite(stats["ratio"]) else " (no ratio)"

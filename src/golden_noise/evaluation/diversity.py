@@ -9,7 +9,7 @@ session 7). So every evaluation reports, per arm, how different a prompt's image
 
 Metric: for each prompt with at least two seeds, the mean pairwise RMS distance between its
 images (RGB in [0, 1], resized to at most `SIDE` px a side so that megapixel images cost
-little); each arm is paired with standard prompt by prompt (`golden_noise.stats`), and the
+little); each arm is paired with standard prompt by prompt (`evaluation.stats`), and the
 mean per-prompt ratio arm / standard is given beside. A pixel distance is a crude proxy:
 it sees layout, colour and count changes (what the toy's teacher changes) and is blind to
 perceptual sameness that LPIPS or DreamSim would catch; it needs no weights.
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from golden_noise.stats import BOOTSTRAP_RESAMPLES, paired_stats
+from golden_noise.evaluation.stats import BOOTSTRAP_RESAMPLES, paired_stats
 
 if TYPE_CHECKING:
-    from golden_noise.report.rows import ImageRow
+    from golden_noise.evaluation.report.rows import ImageRow
 
 SIDE = 64
 METRIC = "pixel-diversity"
@@ -98,11 +98,3 @@ def compare_diversity(
         ratio = float(np.mean(mine[varied] / base[varied])) if varied.any() else float("nan")
         versus[arm] = {**paired_stats(base, mine, True, resamples), "ratio": ratio}
     return {"metric": METRIC, "scale": SCALE, "prompts": len(prompts), f"vs_{baseline}": versus}
-
-
-def ratio_label(stats: dict[str, Any]) -> str:
-    """The mean per-prompt ratio shown beside an arm's mean, e.g. ' (0.92x)', for statistics
-    that have one (diversity's); '' for the others."""
-    if "ratio" not in stats:
-        return ""
-    return f" ({stats['ratio']:.2f}x)" if np.isfinite(stats["ratio"]) else " (no ratio)"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0

@@ -64,9 +64,9 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
 )
 
 from golden_noise.adapters import adapter_for
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.pipelines import scheduler_swapped
-from golden_noise.validate import integer, number
+from golden_noise.adapters.loading import scheduler_swapped
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import integer, number
 
 InversionMode = Literal["exact", "authors"]
 TimestepSpacing = Literal["leading", "trailing", "linspace"]

@@ -21,10 +21,11 @@ import torch
 from torch.nn import functional as F
 
 from golden_noise.adapters import PipelineAdapter, adapter_for, is_known_family
-from golden_noise.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.seeds import seeded_generator
+from golden_noise.core.validate import integer
+from golden_noise.generation.arms import generate_arms, golden, make_samples, standard
 from golden_noise.npnet import NPNet
-from golden_noise.seeds import seeded_generator
-from golden_noise.validate import integer
 
 
 @dataclass
@@ -135,13 +136,12 @@ class GoldenNoise:
         **pipe_kwargs: Any,
     ) -> list[Comparison]:
         """Standard and golden images for every (prompt, seed), prompt-major, from the same
-        seeded noise (`golden_noise.arms.generate_arms`, `batch_size` images per call).
+        seeded noise (`generation.arms.generate_arms`, `batch_size` images per call).
 
         `pipe_kwargs` go to every pipeline call (e.g. `num_inference_steps`,
         `guidance_scale`, `negative_prompt`, `height`).
         """
-        from golden_noise.arms import generate_arms, golden, make_samples, standard
-        from golden_noise.progress import track
+        from golden_noise.core.progress import track
 
         samples = make_samples([prompts] if isinstance(prompts, str) else prompts, seeds)
         arms = {"standard": standard(), "golden": golden(self)}

@@ -1,13 +1,13 @@
 """Did golden noise help? Standard vs golden (vs control, teacher) images on a prompt set, scored.
 
-For every prompt and seed each arm starts from the same seeded noise (`golden_noise.arms`):
+For every prompt and seed each arm starts from the same seeded noise (`generation.arms`):
 "standard" is the seed's own noise, "golden" NPNet's edit of exactly that noise,
 "norm-matched" the seed's noise rescaled to the golden noise's norm (the control for a
 gain that rescaling alone gives), and an optional "teacher" the target NPNet learns from.
 Images are written once under `images/` (atomically; existing files are kept, so an
 interrupted run resumes) and listed in `index.jsonl`, so they can be re-scored later without
-the pipeline. Scores feed `golden_noise.stats.compare_arms` and the report, beside each arm's
-diversity among a prompt's seeds (`golden_noise.diversity`). With
+the pipeline. Scores feed `stats.compare_arms` and the report, beside each arm's
+diversity among a prompt's seeds (`golden_noise.evaluation.diversity`). With
 `accelerate launch`, samples are split across processes and the main process writes one
 report.
 """
@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from golden_noise.arms import Arm, Sample, generate_arms
-from golden_noise.atomic import (
+from golden_noise.core.atomic import (
     atomic_write_json,
     atomic_write_png,
     atomic_write_text,
     remove_leftovers_of,
 )
-from golden_noise.diversity import compare_diversity, prompt_diversity
-from golden_noise.errors import GoldenNoiseError
-from golden_noise.report import ImageRow, MetricInfo, write_report
-from golden_noise.report.writer import norm_ratios
-from golden_noise.stats import BOOTSTRAP_RESAMPLES, compare_arms
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
+from golden_noise.evaluation.report import ImageRow, MetricInfo, write_report
+from golden_noise.evaluation.report.writer import norm_ratios
+from golden_noise.evaluation.stats import BOOTSTRAP_RESAMPLES, compare_arms
+from golden_noise.generation.arms import Arm, Sample, generate_arms
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -76,7 +76,7 @@ def generate_images(
     Samples with any missing image are regenerated under the arms that miss one (batched);
     existing files are kept. Each PNG carries its arm's norm ratio for the report.
     """
-    from golden_noise.progress import track
+    from golden_noise.core.progress import track
 
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -114,7 +114,7 @@ def score_images(
     show_progress: bool = True,
 ) -> list[ImageRow]:
     """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks."""
-    from golden_noise.progress import track
+    from golden_noise.core.progress import track
 
     rows = [
         ImageRow(s.prompt_index, s.prompt, s.seed, arm, image_file(s, arm), s.group)

@@ -1,0 +1,1 @@
+"""Stage I driver (`collection.collect`): prompts x seeds -> scored, filtered pairs in an NPD."""

@@ -1,4 +1,4 @@
-"""Per-sample norms of latents: one place for the norm-keeping that issue 12 is about.
+"""Per-sample norms of latents: one place for the norm-keeping that the norm control is about.
 
 A gain bought by changing the noise's norm is a temperature change, not golden noise, so
 NPNet's `keep_norm`, the norm-preserving teachers and the reward objective's penalty all
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 # Weight of the norm term inside the penalty: a 1% change of norm costs as much as a move of
-# 10% of the norm, so the net cannot buy reward with a temperature change (issue 12's shrink).
+# 10% of the norm, so the net cannot buy reward with a temperature change (the toy's shrink).
 NORM_WEIGHT = 100.0
 
 

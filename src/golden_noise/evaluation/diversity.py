@@ -4,8 +4,8 @@ A start noise can raise every preference score by making all seeds draw the same
 shrinking the noise does it (which is why the norm-matched arm exists), and so does a large
 prompt-specific offset at the noise's own norm, which no norm control catches. On the toy
 world a per-prompt offset that matches the local-search teacher's soft gain leaves a third
-of standard noise's diversity, where the teacher keeps all of it (benchmarks/README.md,
-session 7). So every evaluation reports, per arm, how different a prompt's images are.
+of standard noise's diversity, where the teacher keeps all of it (docs/prompt-offsets.md).
+So every evaluation reports, per arm, how different a prompt's images are.
 
 Metric: for each prompt with at least two seeds, the mean pairwise RMS distance between its
 images (RGB in [0, 1], resized to at most `SIDE` px a side so that megapixel images cost

@@ -18,6 +18,7 @@ from diffusers import DDIMScheduler
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.teachers import (
+    CollectionSampler,
     EvolutionTeacher,
     PromptOffsetTeacher,
     RewardGradientTeacher,
@@ -145,14 +146,14 @@ def tiny():
     return tiny_pipelines.sd_teacher_setup(PROMPTS)
 
 
-def _images_by_hand(pipe, rows: Rows, latents: torch.Tensor) -> torch.Tensor:
+def _images_by_hand(pipe, rows: Rows, latents: torch.Tensor, steps: int = 2) -> torch.Tensor:
     """The pipeline's own undecorated call with a DDIM scheduler, gradients on."""
     ddim = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False, thresholding=False)
     original, pipe.scheduler = pipe.scheduler, ddim
     try:
         with torch.enable_grad():
             return type(pipe).__call__.__wrapped__(
-                pipe, **rows.call_kwargs, latents=latents, num_inference_steps=2,
+                pipe, **rows.call_kwargs, latents=latents, num_inference_steps=steps,
                 guidance_scale=5.5, output_type="pt",
             ).images  # fmt: skip
     finally:
@@ -287,8 +288,16 @@ def _leaned_toward(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
     return torch.stack(picked)
 
 
-def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) -> None:
+@pytest.mark.parametrize(
+    ("fit_steps", "images_per_call"),
+    [(None, None), (1, 2)],  # the sampler's 2 steps in one call; 1 step, a prompt per call
+)
+def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(
+    tiny, fit_steps, images_per_call
+) -> None:
     pipe, rows, sampler = tiny
+    if images_per_call is not None:  # the fit sums its gradient over calls of k images
+        sampler = CollectionSampler(pipe, sampler.scorer, sampler.settings, images_per_call)
     k, lr = 2, 0.05
     x = _fit_noise(rows, 0, k)
     offsets = torch.zeros_like(rows.source, requires_grad=True)
@@ -298,11 +307,14 @@ def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(tiny) 
         {key: v.repeat_interleave(k, dim=0) if torch.is_tensor(v) else v
          for key, v in rows.call_kwargs.items()},
     )  # fmt: skip
-    rewards = reward(_images_by_hand(pipe, repeated, golden), repeated.prompts)
+    hand_steps = fit_steps or sampler.settings.steps
+    rewards = reward(_images_by_hand(pipe, repeated, golden, hand_steps), repeated.prompts)
     move = (golden - x).flatten(1).pow(2).sum(1) / x.flatten(1).pow(2).sum(1)
     loss = (-rewards + 0.3 * move).view(-1, k).mean(dim=1).sum()
     (grad,) = torch.autograd.grad(loss, offsets)
-    teacher = PromptOffsetTeacher("toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3)
+    teacher = PromptOffsetTeacher(
+        "toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3, fit_steps=fit_steps
+    )
     (found,) = teacher.offsets(rows, sampler).unbind(1)  # one mode
     # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr: its sign follows the hand
     # gradient wherever that is clearly non-zero (here every element is above 1e-4 of the
@@ -462,6 +474,7 @@ def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_pa
         ({"lr": -0.1}, "prompt-offset lr must be a positive number; got -0.1"),
         ({"stay_close": float("nan")}, "prompt-offset stay_close must be >= 0; got nan"),
         ({"modes": 0}, "prompt-offset modes must be an integer >= 1; got 0"),
+        ({"fit_steps": 0}, "prompt-offset fit_steps must be an integer >= 1; got 0"),
     ],
 )
 def test_prompt_offset_rejects_bad_options(options, message) -> None:

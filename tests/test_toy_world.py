@@ -1,6 +1,7 @@
 """The toy world's grammar, renderer and exact scorer, checked against ground truth."""
 
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from PIL import Image
 from scipy import ndimage
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.prompts.sources import read_prompt_source
 from golden_noise.toy import parse, render, sample_prompts, score
 from golden_noise.toy.grammar import PROMPT_TYPES, SPLITS, prompts_of, split_of
 from golden_noise.toy.scenes import MIN_GAP, layout, relation_margin
@@ -47,6 +49,23 @@ def test_sample_prompts_deterministic_balanced():
     assert all(split_of(p) == "heldout" for p in a if parse(p).prompt_type != "single")
     with pytest.raises(GoldenNoiseError, match="split"):
         sample_prompts(4, 0, "test")
+
+
+def test_every_prompt_of_a_split_once_balanced_prefixes():
+    """`toy:train:all`: each train prompt exactly once (an independent enumeration: every
+    type's pool), and a prefix holds the types in turn until the small ones run out."""
+    every = read_prompt_source("toy:train:all")
+    pools = {t: set(prompts_of("train", t)) for t in PROMPT_TYPES}
+    assert sorted(every) == sorted(set().union(*pools.values()))
+    assert len(every) == len(set(every)) == sum(map(len, pools.values()))
+    assert [parse(p).prompt_type for p in every[:8]] == list(PROMPT_TYPES) * 2
+    head = Counter(parse(p).prompt_type for p in every[:256])
+    assert head["single"] == len(pools["single"]) and head["counting"] == len(pools["counting"])
+    assert abs(head["pair"] - head["position"]) <= 1
+    assert read_prompt_source("toy:train:all:1") != every  # the seed shuffles within types
+    assert sorted(read_prompt_source("toy:train:all:1")) == sorted(every)
+    with pytest.raises(GoldenNoiseError, match="toy:SPLIT:all"):
+        read_prompt_source("toy:train:every")
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,13 @@ def collect(
             "(a save_pretrained folder), so new offsets stay consistent with it."
         ),
     ] = None,
+    offset_fit_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Prompt-offset: sampler steps of the fit (default: --steps); fewer make the fit "
+            "cheaper, the rows are still scored at --steps."
+        ),
+    ] = None,
     offset_modes: Annotated[
         int,
         typer.Option(
@@ -163,6 +170,7 @@ def collect(
                 "stay_close": stay_close,
                 "init": offset_init,
                 "modes": offset_modes,
+                "fit_steps": offset_fit_steps,
             }
         else:
             teacher_options = {"candidates": candidates, "angle": angle}

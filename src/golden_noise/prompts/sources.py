@@ -5,6 +5,7 @@ Accepted sources:
 - `prompts.csv` (header row) or `prompts.jsonl` (one object per line): the `column` given, or
   the first of "prompt", "caption", "text" present;
 - `toy:SPLIT:N[:SEED]`: N prompts drawn from the toy world's SPLIT (train, validation, heldout);
+  `toy:SPLIT:all[:SEED]` every prompt of the split once, the types in turn while each lasts;
 - a named benchmark set: drawbench, pickapic, hpdv2, geneval, parti (see `prompt_sets`);
 - a hub dataset id `owner/name[:split]` with `column` (needs the `prompts` extra: datasets).
 Identical prompts are kept once (first occurrence), so a prompt's index names one text.
@@ -64,12 +65,18 @@ def _read_jsonl(path: Path, column: str | None) -> list[str]:
 
 
 def _read_toy(spec: str) -> list[str]:
-    from golden_noise.toy.grammar import sample_prompts
+    from golden_noise.toy.grammar import every_prompt, sample_prompts
 
     parts = spec.split(":")
-    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[2:]):
-        raise GoldenNoiseError(f"expected toy:SPLIT:N[:SEED] (e.g. toy:train:1000); got {spec!r}")
+    count_ok = len(parts) in (3, 4) and (parts[2].isdigit() or parts[2] == "all")
+    if not count_ok or not all(p.isdigit() for p in parts[3:]):
+        raise GoldenNoiseError(
+            f"expected toy:SPLIT:N[:SEED] or toy:SPLIT:all[:SEED] (e.g. toy:train:1000); "
+            f"got {spec!r}"
+        )
     seed = int(parts[3]) if len(parts) == 4 else 0
+    if parts[2] == "all":
+        return every_prompt(parts[1], seed)
     return sample_prompts(int(parts[2]), seed, parts[1])
 
 

@@ -28,8 +28,11 @@ serve it; started from a net's prediction, it gets the one nearest what the net 
 it to. Rounds of fit-from-prediction, then training, made the toy's best net so far
 (docs/prompt-offsets.md).
 
-Memory: a fit backpropagates through the sampler for (prompts in the batch) x `noises` images
-at once, so `collect --batch-size` bounds it (toy: 384 images took 21 GB on a CPU).
+A batch's new prompts are fitted together, their gradients summed chunk by chunk: each chunk
+holds whole prompts and at most the sampler's batch of images (`collect
+--generation-batch-size`), so memory stays bounded however many prompts a batch brings.
+`fit_steps` runs the fit through a coarser sampler than the one that scores the rows: the
+fit's cost is iters x noises x fit_steps denoiser passes (x 3 for the backward) a prompt.
 """
 
 from __future__ import annotations
@@ -71,8 +74,12 @@ class PromptOffsetTeacher(Teacher):
         stay_close: float = 0.3,
         init: str | None = None,
         modes: int = 1,
+        fit_steps: int | None = None,
     ) -> None:
-        for label, value in (("iters", iters), ("noises", noises), ("modes", modes)):
+        counts = [("iters", iters), ("noises", noises), ("modes", modes)]
+        if fit_steps is not None:
+            counts.append(("fit_steps", fit_steps))
+        for label, value in counts:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GoldenNoiseError(
                     f"prompt-offset {label} must be an integer >= 1; got {value!r}"
@@ -89,6 +96,7 @@ class PromptOffsetTeacher(Teacher):
         self.stay_close = stay_close
         self.init = init
         self.modes = modes
+        self.fit_steps = fit_steps
         self._init_net = None if init is None else _offset_net(init)
         self._offsets: dict[str, torch.Tensor] = {}
 
@@ -100,8 +108,11 @@ class PromptOffsetTeacher(Teacher):
             "lr": self.lr,
             "stay_close": self.stay_close,
         }
-        if self.modes != 1:  # only then: datasets made before modes existed still resume
+        # only when set: datasets made before these options existed still resume
+        if self.modes != 1:
             options["modes"] = self.modes
+        if self.fit_steps is not None:
+            options["fit_steps"] = self.fit_steps
         if self._init_net is None:
             return options
         # the digest too: a net retrained in place would resume the dataset from other offsets
@@ -132,21 +143,28 @@ class PromptOffsetTeacher(Teacher):
         offsets = self._start([rows.prompts[i] for i in first_rows], sampler, shape)
         offsets = offsets.to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([offsets], lr=self.lr)
+        # Whole prompts per chunk, at most the sampler's batch of images: the graph through
+        # the sampler is held for one chunk at a time, and the summed gradient is the same.
+        per_chunk = max(1, sampler.batch_size // k)
         for step in range(self.iters):
             rows.status(f"fitting {len(first_rows)} prompt offsets, step {step + 1}/{self.iters}")
             x = torch.cat(
                 [candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)
                  for i in range(len(first_rows))]
             ).to(device)  # fmt: skip
-            with torch.enable_grad():  # collection runs under no_grad
-                shift = route(x, offsets.repeat_interleave(k, dim=0))
-                golden = with_norms(x + shift, latent_norms(x))
-                images = sampler.differentiable_images(golden, call_kwargs, seeds)
-                per_noise = -self.reward(images.float(), prompts).float()
-                per_noise = per_noise + self.stay_close * stay_close_penalty(golden, x)
-                loss = per_noise.view(-1, k).mean(dim=1).sum()  # each prompt its own term
-                optimizer.zero_grad()
-                loss.backward()
+            optimizer.zero_grad()
+            for first in range(0, len(first_rows), per_chunk):
+                part = slice(first * k, (first + per_chunk) * k)
+                with torch.enable_grad():  # collection runs under no_grad
+                    mine = offsets[first : first + per_chunk].repeat_interleave(k, dim=0)
+                    shift = route(x[part], mine)
+                    golden = with_norms(x[part] + shift, latent_norms(x[part]))
+                    images = sampler.differentiable_images(
+                        golden, take_rows(call_kwargs, part), seeds[part], self.fit_steps
+                    )
+                    per_noise = -self.reward(images.float(), prompts[part]).float()
+                    per_noise = per_noise + self.stay_close * stay_close_penalty(golden, x[part])
+                    per_noise.view(-1, k).mean(dim=1).sum().backward()  # each prompt its own
             optimizer.step()
         return offsets.detach().cpu()
 
@@ -184,9 +202,12 @@ class PromptOffsetTeacher(Teacher):
         return score_source_and_target(rows, with_norms(shifted, latent_norms(source)), sampler)
 
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
-        # a prompt's first row: its fit (forward + backward ~ 3 forward passes per noise and
-        # step); every row: scoring source and target
-        return (3 * self.iters * self.noises + 2) * sampler.settings.model_calls_per_image()
+        # a prompt's first row: its fit (forward + backward ~ 3 forward passes per noise, step
+        # and sampler step); every row: scoring source and target
+        settings = sampler.settings
+        per_step = settings.model_calls_per_image() // settings.steps  # 2 with guidance
+        fit = 3 * self.iters * self.noises * (self.fit_steps or settings.steps) * per_step
+        return fit + 2 * settings.model_calls_per_image()
 
 
 def _offset_net(path: str) -> NPNet:

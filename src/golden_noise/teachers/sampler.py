@@ -133,19 +133,31 @@ class CollectionSampler:
         return out
 
     def differentiable_images(
-        self, latents: torch.Tensor, call_kwargs: Mapping[str, Any], seeds: Sequence[int]
+        self,
+        latents: torch.Tensor,
+        call_kwargs: Mapping[str, Any],
+        seeds: Sequence[int],
+        steps: int | None = None,
     ) -> torch.Tensor:
         """Images `[B, 3, H, W]` in [0, 1] as a differentiable function of `latents`.
 
         Runs the pipeline's own sampling loop (its `__call__` without the `no_grad` that
         diffusers wraps it in), so every family's guidance and scheduler are exactly those of
-        `images`, and a reward's gradient flows back to the noise through all steps.
+        `images`, and a reward's gradient flows back to the noise through all steps. `steps`
+        overrides the settings' step count: a fit through the sampler costs steps x iterations,
+        and a coarser sampler often points the same way.
         """
         _check_seeds(latents, seeds)
         call = type(self.pipe).__call__.__wrapped__
         with torch.enable_grad():
             images = self._generate(
-                lambda **kw: call(self.pipe, **kw), latents, call_kwargs, slice(None), seeds, "pt"
+                lambda **kw: call(self.pipe, **kw),
+                latents,
+                call_kwargs,
+                slice(None),
+                seeds,
+                "pt",
+                steps,
             )
         self.images_generated += latents.shape[0]
         return images
@@ -158,12 +170,13 @@ class CollectionSampler:
         rows: slice,
         seeds: Sequence[int],
         output_type: str,
+        steps: int | None = None,
     ) -> Any:
         with scheduler_swapped(self.pipe, self._scheduler):
             return pipe_call(
                 **take_rows(call_kwargs, rows),
                 latents=self.adapter.pipeline_latents(latents.to(self.adapter.denoiser.dtype)),
-                num_inference_steps=self.settings.steps,
+                num_inference_steps=steps or self.settings.steps,
                 guidance_scale=self.settings.guidance,
                 generator=[torch.Generator().manual_seed(int(s)) for s in list(seeds)[rows]],
                 output_type=output_type,

@@ -215,6 +215,20 @@ def sample_prompts(n: int, seed: int, split: str = "train") -> list[str]:
     return [rng.choice(prompts_of(split, PROMPT_TYPES[i % 4])) for i in range(n)]
 
 
+def every_prompt(split: str, seed: int = 0) -> list[str]:
+    """Every prompt of ``split`` once, the four types in turn while each lasts (each type's
+    order shuffled by ``seed``): any prefix is as balanced a mix as the split allows."""
+    _check_choice("split", split, SPLITS)
+    rng = random.Random(seed)
+    pools = []
+    for kind in PROMPT_TYPES:
+        pool = list(prompts_of(split, kind))
+        rng.shuffle(pool)
+        pools.append(pool)
+    longest = max(map(len, pools))
+    return [pool[i] for i in range(longest) for pool in pools if i < len(pool)]
+
+
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise GoldenNoiseError(f"expected {what} in {allowed}, got {value!r}")

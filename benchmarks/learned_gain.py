@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -552,6 +553,7 @@ def evaluate(args: argparse.Namespace) -> None:
         "standard": toy.render(x, prompts),
         "golden": toy.render(golden, prompts),
         "norm-matched": toy.render(x * ratio[:, None, None, None], prompts),
+        "random move": toy.render(random_move(x, golden), prompts),
     }
     arms = {arm: soft_and_correct(drawn, prompts) for arm, drawn in images.items()}
     print(f"{args.name} on {args.split} ({len(chosen)} samples; paired bootstrap 95% interval, "
@@ -561,6 +563,7 @@ def evaluate(args: argparse.Namespace) -> None:
         for a, b in (
             ("golden", "standard"),
             ("norm-matched", "standard"),
+            ("random move", "standard"),
             ("golden", "norm-matched"),
         ):
             stats = paired_stats(arms[b][m], arms[a][m])
@@ -582,6 +585,24 @@ def evaluate(args: argparse.Namespace) -> None:
         print(f"diversity {arm} / standard: ratio {stats['ratio']:.3f}, difference "
               f"{stats['mean_diff']:+.4f} [{stats['ci95_low']:+.4f}, {stats['ci95_high']:+.4f}]"
               f" p {stats['wilcoxon_p']:.2g} ({found['prompts']} prompts, >= 2 seeds)")  # fmt: skip
+    summary = {"net": args.name, "split": args.split, "samples": len(chosen)}
+    for m, metric in enumerate(("soft", "correct")):
+        for arm in ("golden", "norm-matched", "random move"):
+            summary[f"{metric} {arm} - standard"] = float(
+                arms[arm][m].mean() - arms["standard"][m].mean()
+            )
+        golden_vs_norm = paired_stats(arms["norm-matched"][m], arms["golden"][m])
+        summary[f"{metric} golden - norm-matched p"] = float(golden_vs_norm["wilcoxon_p"])
+    summary.update({f"diversity {a}": s["ratio"] for a, s in found["vs_standard"].items()})
+    print("json " + json.dumps(summary))
+
+
+def random_move(x: torch.Tensor, golden: torch.Tensor) -> torch.Tensor:
+    """The same-size random control: each noise moved as far as golden moved it, in a random
+    direction (seeded), at golden's norm: what any move of that size does."""
+    direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    step = (golden - x).flatten(1).norm(dim=1) / direction.flatten(1).norm(dim=1)
+    return with_norms(x + direction * step[:, None, None, None], latent_norms(golden))
 
 
 def main() -> None:

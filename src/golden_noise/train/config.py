@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.validate import choice, flag, integer, number
-from golden_noise.scorers.rewards import REWARDS
 
 MANIFEST_MARGIN = "manifest"
 # The sampler seeds torch with seed * 1_000_003 + epoch, which must stay below 2**64.
@@ -93,6 +92,8 @@ class TrainConfig:
         for name in ("cpu", "progress"):
             flag(name, getattr(self, name))
         choice("objective", self.objective, ("mse", "reward"))
+        from golden_noise.scorers.rewards import REWARDS  # torch: not for `--help`
+
         choice("reward", self.reward, tuple(REWARDS))
         number("stay_close", self.stay_close, 0)
         number("no_harm", self.no_harm, 0)

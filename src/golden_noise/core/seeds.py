@@ -1,8 +1,13 @@
 """The project's seed convention: every (prompt, seed) image starts from a CPU generator."""
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from golden_noise.core.errors import GoldenNoiseError
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
 # One command's seed list: a million images is already days of generation; more is a typo
@@ -25,5 +30,7 @@ def check_seed_range(first: int, last: int) -> None:
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator draws the same noise on any device, so the standard, golden and teacher
     images of one seed share their initial noise everywhere."""
+    import torch  # here, so the CLI's seed parsing does not load it
+
     check_seed_range(seed, seed)
     return torch.Generator(device="cpu").manual_seed(seed)

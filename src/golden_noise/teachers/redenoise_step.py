@@ -50,11 +50,10 @@ For FLUX-schnell, N = its step count (4) gives its sigma_1.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler
@@ -66,57 +65,7 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
 from golden_noise.adapters import adapter_for
 from golden_noise.adapters.loading import scheduler_swapped
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.validate import integer, number
-
-InversionMode = Literal["exact", "authors"]
-TimestepSpacing = Literal["leading", "trailing", "linspace"]
-
-
-@dataclass(frozen=True)
-class RedenoiseSettings:
-    """What the re-denoise teacher does; recorded in the dataset manifest.
-
-    `steps`: length N of the DDIM schedule whose first timestep the step is taken at (the
-    paper's SDXL setting is 10). `repeats`: how many step+inversion rounds (the authors'
-    `T_max`). `timestep_spacing`: None keeps the pipeline's own.
-    """
-
-    steps: int = 10
-    w_l: float = 5.5
-    w_w: float = 1.0
-    repeats: int = 1
-    inversion: InversionMode = "exact"
-    timestep_spacing: TimestepSpacing | None = None
-
-    def __post_init__(self) -> None:
-        integer("re-denoise steps", self.steps, 2, 1000)  # a schedule with a next timestep
-        integer("re-denoise repeats", self.repeats, 1, 100)
-        for name in ("w_l", "w_w"):
-            if number(name, getattr(self, name)) < 1.0:
-                raise GoldenNoiseError(
-                    f"{name} must be >= 1.0 (pipelines skip the unconditional branch below 1, "
-                    f"so smaller scales are not what they seem); got {getattr(self, name)}"
-                )
-        if self.inversion not in ("exact", "authors"):
-            raise GoldenNoiseError(
-                f"inversion must be 'exact' or 'authors'; got {self.inversion!r}"
-            )
-        if self.timestep_spacing not in (None, "leading", "trailing", "linspace"):
-            raise GoldenNoiseError(
-                "timestep_spacing must be 'leading', 'trailing', 'linspace' or None; "
-                f"got {self.timestep_spacing!r}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def model_calls_per_row(self) -> int:
-        """Denoiser evaluations per row (CFG above 1 doubles a call's batch)."""
-        return self.repeats * (_cfg_factor(self.w_l) + _cfg_factor(self.w_w))
-
-
-def _cfg_factor(guidance_scale: float) -> int:
-    return 2 if guidance_scale > 1.0 else 1
+from golden_noise.teachers.settings import InversionMode, RedenoiseSettings, TimestepSpacing
 
 
 class DDIMStepPair:

@@ -8,10 +8,8 @@ encoders never run here.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from diffusers import DDIMScheduler
@@ -20,44 +18,8 @@ from PIL import Image
 from golden_noise.adapters import adapter_for
 from golden_noise.adapters.loading import scheduler_swapped
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.validate import integer, number
 from golden_noise.scorers.base import Scorer
-
-SchedulerChoice = Literal["ddim", "pipeline"]
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """How collection generates images; recorded in the dataset manifest.
-
-    `scheduler="ddim"` builds a DDIM scheduler from the pipeline's config (deterministic, the
-    paper's choice; `clip_sample` off because latents are not images); "pipeline" keeps the
-    pipeline's own (stochastic ones get one generator per row, seeded by the row's seed).
-    Flow-matching pipelines (SD3, FLUX) need "pipeline": their Euler scheduler is
-    deterministic, and DDIM does not apply to them.
-    """
-
-    steps: int = 10
-    guidance: float = 5.5
-    scheduler: SchedulerChoice = "ddim"
-
-    def __post_init__(self) -> None:
-        integer("sampler steps", self.steps, 1, 1000)  # schedulers have 1000 timesteps
-        if number("sampler guidance", self.guidance) < 1.0:
-            raise GoldenNoiseError(
-                f"sampler guidance must be >= 1.0 (pipelines skip CFG below 1); got {self.guidance}"
-            )
-        if self.scheduler not in ("ddim", "pipeline"):
-            raise GoldenNoiseError(
-                f"sampler scheduler must be 'ddim' or 'pipeline'; got {self.scheduler!r}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def model_calls_per_image(self) -> int:
-        """Denoiser evaluations (per image) one generation costs."""
-        return self.steps * (2 if self.guidance > 1.0 else 1)
+from golden_noise.teachers.settings import SamplerSettings
 
 
 def take_rows(call_kwargs: Mapping[str, Any], index: torch.Tensor | slice) -> dict[str, Any]:

@@ -55,16 +55,16 @@ def test_compare_writes_pairs_side_by_sides_and_a_grid(saved, tmp_path):
 
 def test_user_errors_exit_with_a_clear_message(saved, tmp_path):
     no_prompt = _run(saved, "--npnet", str(saved / "npnet"), "--out", str(tmp_path))
-    assert no_prompt.exit_code == 2
+    assert no_prompt.exit_code == 1
     assert "expected at least one prompt" in no_prompt.output
     no_net = _run(saved, "-p", "a cat", "--out", str(tmp_path))
-    assert no_net.exit_code == 2 and "--npnet is required" in no_net.output
+    assert no_net.exit_code == 1 and "--npnet is required" in no_net.output
     nope = str(tmp_path / "nope")
     missing = _run(saved, "--npnet", str(saved / "npnet"), "--prompts", nope, "--out", nope)
-    assert missing.exit_code == 2 and "no such file" in missing.output
+    assert missing.exit_code == 1 and "no such file" in missing.output
     args = ["--npnet", str(saved / "npnet"), "-p", "a cat", "--height", "64"]
     wrong_size = _run(saved, *args, "--out", str(tmp_path))
-    assert wrong_size.exit_code == 2 and "--resize-noise" in wrong_size.output
+    assert wrong_size.exit_code == 1 and "--resize-noise" in wrong_size.output
 
 
 def test_resize_noise_flag_runs_a_net_made_for_another_size(saved, tmp_path):

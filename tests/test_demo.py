@@ -235,7 +235,7 @@ def test_cli_refuses_a_missing_pipeline(tmp_path):
     result = CliRunner().invoke(
         app, ["demo", "--quick", "--out", str(tmp_path / "o"), "--pipeline", str(tmp_path)]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "model_index.json" in result.output
 
 

@@ -178,9 +178,9 @@ def test_cli_evaluates_then_rescores(saved, tmp_path):
 
 def test_cli_user_errors(saved, tmp_path):
     result = cli(saved, tmp_path / "a", "--pipeline", str(saved / "pipe"))
-    assert result.exit_code == 2 and "expected --prompts" in result.output
+    assert result.exit_code == 1 and "expected --prompts" in result.output
     result = cli(saved, tmp_path / "b", "--rescore", "--scorers", "toy-soft,nope")
-    assert result.exit_code == 2 and "unknown scorer 'nope'" in result.output
+    assert result.exit_code == 1 and "unknown scorer 'nope'" in result.output
 
 
 def test_a_folder_made_with_other_settings_is_refused_not_reported_as_new(tmp_path, pipe):

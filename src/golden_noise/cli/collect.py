@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 from golden_noise.cli.options import ConfigOptions, PipelineOption, with_options
 from golden_noise.collection.collect import SeedPlan
 from golden_noise.teachers.redenoise_step import RedenoiseSettings
@@ -148,66 +148,62 @@ def collect(
     from golden_noise.scorers.registry import get_scorer
     from golden_noise.teachers import get_teacher
 
-    try:
-        accelerator = make_accelerator(cpu=cpu)
-        texts = read_prompt_source(prompts, column)
-        pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
-        builtin = builtin_pipeline(pipeline)
-        defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}
-        settings = SamplerSettings(**{**defaults, **SAMPLER.values(options)})
-        if teacher == "redenoise":
-            redenoise = {"steps": settings.steps, **REDENOISE.values(options)}
-            teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
-        elif teacher == "evolution":
-            teacher_options = {"pairs": pairs, "angle": angle, "step": step}
-        elif teacher == "reward-gradient":
-            teacher_options = {"ascent_steps": ascent_steps, "ascent_size": ascent_size}
-        elif teacher == "prompt-offset":
-            teacher_options = {
-                "iters": offset_iters,
-                "noises": offset_noises,
-                "lr": offset_lr,
-                "stay_close": stay_close,
-                "init": offset_init,
-                "modes": offset_modes,
-                "fit_steps": offset_fit_steps,
-            }
-        else:
-            teacher_options = {"candidates": candidates, "angle": angle}
-        if offset_init is not None and teacher != "prompt-offset":
-            raise GoldenNoiseError(
-                f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"
-            )
-        if reward is not None:
-            if teacher not in ("reward-gradient", "prompt-offset"):
-                raise GoldenNoiseError(
-                    f"--reward applies to the reward-gradient and prompt-offset teachers; "
-                    f"got --teacher {teacher}"
-                )
-            teacher_options["reward"] = reward
-        summary = run_collect(
-            pipe,
-            texts,
-            out,
-            get_scorer(scorer),
-            teacher=get_teacher(teacher, **teacher_options),
-            sampler=settings,
-            seeds=SeedPlan(**SEEDS.values(options)),
-            margin=margin,
-            batch_size=batch_size,
-            generation_batch_size=generation_batch_size,
-            rows_per_shard=rows_per_shard,
-            height=height,
-            width=width,
-            model=pipeline,
-            accelerator=accelerator,
-            progress=progress,
-            max_rows=max_rows,
+    accelerator = make_accelerator(cpu=cpu)
+    texts = read_prompt_source(prompts, column)
+    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
+    builtin = builtin_pipeline(pipeline)
+    defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}
+    settings = SamplerSettings(**{**defaults, **SAMPLER.values(options)})
+    if teacher == "redenoise":
+        redenoise = {"steps": settings.steps, **REDENOISE.values(options)}
+        teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
+    elif teacher == "evolution":
+        teacher_options = {"pairs": pairs, "angle": angle, "step": step}
+    elif teacher == "reward-gradient":
+        teacher_options = {"ascent_steps": ascent_steps, "ascent_size": ascent_size}
+    elif teacher == "prompt-offset":
+        teacher_options = {
+            "iters": offset_iters,
+            "noises": offset_noises,
+            "lr": offset_lr,
+            "stay_close": stay_close,
+            "init": offset_init,
+            "modes": offset_modes,
+            "fit_steps": offset_fit_steps,
+        }
+    else:
+        teacher_options = {"candidates": candidates, "angle": angle}
+    if offset_init is not None and teacher != "prompt-offset":
+        raise GoldenNoiseError(
+            f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"
         )
-        finish(accelerator)
-    except GoldenNoiseError as exc:
-        print_error(exc)
-        raise typer.Exit(1) from exc
+    if reward is not None:
+        if teacher not in ("reward-gradient", "prompt-offset"):
+            raise GoldenNoiseError(
+                f"--reward applies to the reward-gradient and prompt-offset teachers; "
+                f"got --teacher {teacher}"
+            )
+        teacher_options["reward"] = reward
+    summary = run_collect(
+        pipe,
+        texts,
+        out,
+        get_scorer(scorer),
+        teacher=get_teacher(teacher, **teacher_options),
+        sampler=settings,
+        seeds=SeedPlan(**SEEDS.values(options)),
+        margin=margin,
+        batch_size=batch_size,
+        generation_batch_size=generation_batch_size,
+        rows_per_shard=rows_per_shard,
+        height=height,
+        width=width,
+        model=pipeline,
+        accelerator=accelerator,
+        progress=progress,
+        max_rows=max_rows,
+    )
+    finish(accelerator)
     if not accelerator.is_main_process:
         return
     if json_output:

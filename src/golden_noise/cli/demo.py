@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 
 
 @app.command()
@@ -52,7 +52,6 @@ def demo(
     from rich.console import Console
 
     from golden_noise.cli.output import stdout_console
-    from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.core.progress import quiet_library_bars
     from golden_noise.core.validate import integer
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
@@ -63,32 +62,28 @@ def demo(
         torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
     quiet_library_bars()
     console = Console(stderr=True)
-    try:
-        cores = os.cpu_count() or 1
-        count = 1 if quick else min(2, cores)
-        if processes is not None:
-            count = integer("processes", processes, 1, 64)
-        workers = None
-        if count > 1:
-            each = threads if threads is not None else max(1, cores // count)
-            workers = EvaluationProcesses(count, each, pipeline)
-        pipe = load_pipeline(path=pipeline) if pipeline is not None else load_pipeline()
-        config = QUICK if quick else FULL
-        # the shipped NPNet is compared only on the pipeline it was made for
-        shipped = load_npnet() if pipeline is None else None
-        summary = run_demo(
-            out,
-            config,
-            pipe=pipe,
-            shipped=shipped,
-            progress=progress,
-            console=console,
-            processes=workers,
-        )
-        findings = run_study(out, config, pipe, progress, console) if study else None
-    except GoldenNoiseError as error:
-        print_error(error)
-        raise typer.Exit(2) from None
+    cores = os.cpu_count() or 1
+    count = 1 if quick else min(2, cores)
+    if processes is not None:
+        count = integer("processes", processes, 1, 64)
+    workers = None
+    if count > 1:
+        each = threads if threads is not None else max(1, cores // count)
+        workers = EvaluationProcesses(count, each, pipeline)
+    pipe = load_pipeline(path=pipeline) if pipeline is not None else load_pipeline()
+    config = QUICK if quick else FULL
+    # the shipped NPNet is compared only on the pipeline it was made for
+    shipped = load_npnet() if pipeline is None else None
+    summary = run_demo(
+        out,
+        config,
+        pipe=pipe,
+        shipped=shipped,
+        progress=progress,
+        console=console,
+        processes=workers,
+    )
+    findings = run_study(out, config, pipe, progress, console) if study else None
     stdout = stdout_console()
     stdout.print(*summary_tables(summary))
     if findings is not None:

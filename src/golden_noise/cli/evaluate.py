@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 from golden_noise.cli.options import (
     GuidanceOption,
     NPNetFileOption,
@@ -100,58 +100,54 @@ def evaluate(
     from golden_noise.teachers import RedenoiseTeacher
 
     console = Console(stderr=True)
-    try:
-        accelerator = make_accelerator(cpu=cpu)
-        builtin = builtin_pipeline(pipeline)
-        names = scorers or (builtin.scorers if builtin is not None else DEFAULT_SCORERS)
-        built = [
-            get_scorer(
-                spec, device=accelerator.device, batch_size=scorer_batch_size, cache_dir=cache_dir
-            )
-            for spec in names.split(",")
-            if spec.strip()
-        ]
-        samples = generation = None
-        run: dict[str, Any] = {"scorers": names}
-        if not rescore:
-            if prompts is None:
-                raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-            texts, groups = read_prompts_and_groups(prompts, column)
-            samples = arms.make_samples(texts, parse_seeds(seeds), groups)
-            call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
-            pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
-            pipe.set_progress_bar_config(disable=True)
-            net = load_npnet_option(npnet, npnet_file, pipeline)
-            golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
-            made = {
-                "standard": arms.standard(),
-                "golden": arms.golden(golden),
-                "norm-matched": arms.norm_matched(golden),
-            }
-            if teacher:
-                made["teacher"] = arms.teacher(RedenoiseTeacher())
-            generation = Generation(pipe, made, call, batch_size)
-            run |= {
-                "pipeline": pipeline,
-                "npnet": npnet or "built-in",
-                "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
-                "prompts": prompts,
-                "seeds": seeds,
-                **call,
-            }
-        summary = run_evaluate(
-            out,
-            built,
-            samples=samples,
-            generation=generation,
-            run=run,
-            accelerator=accelerator,
-            show_progress=progress,
+    accelerator = make_accelerator(cpu=cpu)
+    builtin = builtin_pipeline(pipeline)
+    names = scorers or (builtin.scorers if builtin is not None else DEFAULT_SCORERS)
+    built = [
+        get_scorer(
+            spec, device=accelerator.device, batch_size=scorer_batch_size, cache_dir=cache_dir
         )
-        finish(accelerator)
-    except GoldenNoiseError as error:
-        print_error(error)
-        raise typer.Exit(2) from None
+        for spec in names.split(",")
+        if spec.strip()
+    ]
+    samples = generation = None
+    run: dict[str, Any] = {"scorers": names}
+    if not rescore:
+        if prompts is None:
+            raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
+        texts, groups = read_prompts_and_groups(prompts, column)
+        samples = arms.make_samples(texts, parse_seeds(seeds), groups)
+        call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
+        pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
+        pipe.set_progress_bar_config(disable=True)
+        net = load_npnet_option(npnet, npnet_file, pipeline)
+        golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
+        made = {
+            "standard": arms.standard(),
+            "golden": arms.golden(golden),
+            "norm-matched": arms.norm_matched(golden),
+        }
+        if teacher:
+            made["teacher"] = arms.teacher(RedenoiseTeacher())
+        generation = Generation(pipe, made, call, batch_size)
+        run |= {
+            "pipeline": pipeline,
+            "npnet": npnet or "built-in",
+            "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
+            "prompts": prompts,
+            "seeds": seeds,
+            **call,
+        }
+    summary = run_evaluate(
+        out,
+        built,
+        samples=samples,
+        generation=generation,
+        run=run,
+        accelerator=accelerator,
+        show_progress=progress,
+    )
+    finish(accelerator)
     if summary is not None:
         from golden_noise.cli.output import overall_table, print_json, stdout_console
 

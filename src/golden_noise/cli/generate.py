@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 from golden_noise.cli.options import (
     GuidanceOption,
     NPNetFileOption,
@@ -84,38 +84,32 @@ def generate(
     from golden_noise.generation import arms
     from golden_noise.generation.generate import GoldenNoise
 
-    try:
-        prompts = given_prompts(prompt, prompts_file)
-        samples = arms.make_samples(prompts, parse_seeds(seeds))
-        call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
-        pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
-        pipe.set_progress_bar_config(disable=True)
-        net = load_npnet_option(npnet, npnet_file, pipeline)
-        made = {"golden": arms.golden(GoldenNoise(net, pipe, resize_noise=resize_noise))}
-        if compare:
-            made = {"standard": arms.standard(), **made}
-        out.mkdir(parents=True, exist_ok=True)
-        _write_index(prompts, out / "prompts.txt")
-        batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **call)
-        rows: dict[int, dict[str, list]] = {}  # compare: each prompt's images per arm
-        for batch in track(batches, " vs ".join(made), total=-(-len(samples) // batch_size)):
-            for arm, images in batch.images.items():
-                for sample, image in zip(batch.samples, images, strict=True):
-                    name = f"{sample.prompt_index:03d}-s{sample.seed}"
-                    atomic_write_png(
-                        out / (f"{name}-{arm}.png" if compare else f"{name}.png"), image
-                    )
-                    if compare:
-                        rows.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
-        sides = []  # per prompt, the standard row over the golden row; then all prompts
-        for index, row in rows.items():
-            sides.append(
-                make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(row["golden"]))
-            )
-            atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
-        if sides:
-            atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(sides), cols=1))
-    except GoldenNoiseError as error:
-        print_error(error)
-        raise typer.Exit(2) from None
+    prompts = given_prompts(prompt, prompts_file)
+    samples = arms.make_samples(prompts, parse_seeds(seeds))
+    call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
+    pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    net = load_npnet_option(npnet, npnet_file, pipeline)
+    made = {"golden": arms.golden(GoldenNoise(net, pipe, resize_noise=resize_noise))}
+    if compare:
+        made = {"standard": arms.standard(), **made}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_index(prompts, out / "prompts.txt")
+    batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **call)
+    rows: dict[int, dict[str, list]] = {}  # compare: each prompt's images per arm
+    for batch in track(batches, " vs ".join(made), total=-(-len(samples) // batch_size)):
+        for arm, images in batch.images.items():
+            for sample, image in zip(batch.samples, images, strict=True):
+                name = f"{sample.prompt_index:03d}-s{sample.seed}"
+                atomic_write_png(out / (f"{name}-{arm}.png" if compare else f"{name}.png"), image)
+                if compare:
+                    rows.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
+    sides = []  # per prompt, the standard row over the golden row; then all prompts
+    for index, row in rows.items():
+        sides.append(
+            make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(row["golden"]))
+        )
+        atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
+    if sides:
+        atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(sides), cols=1))
     Console(stderr=True).print(f"wrote {len(samples) * len(made)} images to {out}")

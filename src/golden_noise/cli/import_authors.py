@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 
 
 @app.command("import-authors")
@@ -48,33 +48,28 @@ def import_authors(
 
     from golden_noise.adapters import adapter_for
     from golden_noise.adapters.loading import pipeline_from_spec
-    from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.dataset.authors import import_authors as run_import
 
-    try:
-        adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))
+    adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))
 
-        def encode(texts: list[str]) -> torch.Tensor:
-            with torch.no_grad():
-                return adapter.encode_prompt(texts).tokens.float().cpu()
+    def encode(texts: list[str]) -> torch.Tensor:
+        with torch.no_grad():
+            return adapter.encode_prompt(texts).tokens.float().cpu()
 
-        summary = run_import(
-            npz_dir,
-            jsonl,
-            out,
-            encode,
-            family=adapter.family,
-            model=pipeline,
-            score_names=[name.strip() for name in score_names.split(",") if name.strip()],
-            sampler={"name": "ddim", "steps": steps} if steps else {},
-            w_l=w_l,
-            w_w=w_w,
-            margin=margin,
-            batch_size=batch_size,
-        )
-    except GoldenNoiseError as exc:
-        print_error(exc)
-        raise typer.Exit(1) from exc
+    summary = run_import(
+        npz_dir,
+        jsonl,
+        out,
+        encode,
+        family=adapter.family,
+        model=pipeline,
+        score_names=[name.strip() for name in score_names.split(",") if name.strip()],
+        sampler={"name": "ddim", "steps": steps} if steps else {},
+        w_l=w_l,
+        w_w=w_w,
+        margin=margin,
+        batch_size=batch_size,
+    )
     Console().print(
         f"imported {summary.rows_written} pairs ({summary.rows_already_present} already present) "
         f"over {summary.prompts} prompts into {out}; "

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from golden_noise.cli.app import app, print_error
+from golden_noise.cli.app import app
 from golden_noise.cli.options import ConfigOptions, with_options
 from golden_noise.npnet.config import NPNetConfig
 from golden_noise.train.config import TrainConfig
@@ -95,24 +95,19 @@ def train_command(
     """Train NPNet on a Noise Prompt Dataset; resumes from OUT's latest checkpoint if any."""
     from rich.console import Console
 
-    from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.train import train as run_training
 
-    try:
-        config = TrainConfig(
-            dataset=dataset,
-            margin=None if unfiltered else ("manifest" if margin is None else margin),
-            npnet=ARCHITECTURE.values(options),
-            backbone_pretrained=str(backbone_weights) if backbone_weights else backbone_pretrained,
-            **TRAINING.values(options),
-        )
-        from golden_noise.cli.output import stdout_to_stderr
+    config = TrainConfig(
+        dataset=dataset,
+        margin=None if unfiltered else ("manifest" if margin is None else margin),
+        npnet=ARCHITECTURE.values(options),
+        backbone_pretrained=str(backbone_weights) if backbone_weights else backbone_pretrained,
+        **TRAINING.values(options),
+    )
+    from golden_noise.cli.output import stdout_to_stderr
 
-        with stdout_to_stderr(json_output):
-            result = run_training(config)
-    except GoldenNoiseError as exc:
-        print_error(exc)
-        raise typer.Exit(1) from exc
+    with stdout_to_stderr(json_output):
+        result = run_training(config)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # every rank trains; one summary is printed

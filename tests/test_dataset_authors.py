@@ -131,3 +131,79 @@ def test_import_refuses_npz_files_of_mixed_shapes(tmp_path: Path, encode) -> Non
             npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False,
             score_names=("hpsv2", "pick"),
         )  # fmt: skip
+
+
+# --- what the released collector writes: HPSv2.1 scores, fp16 or fp32 pairs, one row an index --
+def _write_pairs(root: Path, dtype: type, shape=(1, 4, 8, 8), indices=(0, 1)) -> tuple[Path, Path]:
+    npz_dir = root / "latents"
+    npz_dir.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    rows = []
+    for index in indices:
+        # float32 values that float16 cannot hold (a 1e-4 nudge is below fp16's resolution at 1)
+        pair = [(rng.standard_normal(shape) + 1e-4).astype(dtype) for _ in range(2)]
+        np.savez(npz_dir / f"{index}_{index + 5}.npz", pair[0], pair[1], index)
+        scores = {"original_score_list": [0.25], "optimized_score_list": [0.27]}
+        rows.append({"index": index, "seed": index + 5, "caption": f"prompt {index}", **scores})
+    jsonl = root / "SDXL_step_10_training.json"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return npz_dir, jsonl
+
+
+@pytest.mark.parametrize(("dtype", "stored"), [(np.float16, "float16"), (np.float32, "float32")])
+def test_import_keeps_fp16_and_fp32_pairs_at_their_precision(tmp_path, encode, dtype, stored):
+    npz_dir, jsonl = _write_pairs(tmp_path, dtype)
+    import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)
+    data = NoisePromptDataset(tmp_path / "npd")
+    assert data.manifest.latent_dtype == stored and data.manifest.scorer == "hpsv2.1"
+    with np.load(npz_dir / "1_6.npz") as pair:
+        source, target = data[data.keys.index((1, 6))][:2]
+        # Stored at the file's own precision: bit-exact, whichever it was.
+        assert torch.equal(source, torch.from_numpy(pair["arr_0"][0]).float())
+        assert torch.equal(target, torch.from_numpy(pair["arr_1"][0]).float())
+
+
+def test_import_refuses_fp32_pairs_into_an_fp16_dataset(tmp_path, encode):
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16)
+    odd = np.zeros((1, 4, 8, 8), dtype=np.float32)
+    np.savez(npz_dir / "1_6.npz", odd, odd, 1)
+    with pytest.raises(GoldenNoiseError, match=r"1_6\.npz: float32 latents, but the dataset"):
+        import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)
+
+
+def test_import_refuses_duplicate_jsonl_indices(tmp_path, encode):
+    """Before: the second line silently replaced the first."""
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16)
+    lines = jsonl.read_text().splitlines()
+    twin = json.loads(lines[0]) | {"caption": "another prompt"}
+    jsonl.write_text("\n".join([*lines, json.dumps(twin)]) + "\n")
+    with pytest.raises(GoldenNoiseError, match=r"line 3: index 0 appears a second time .*line 1"):
+        import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)
+
+
+def test_import_refuses_latents_of_another_pipeline(tmp_path, encode):
+    """SDXL's 4x128x128 pairs named as the tiny SD pipeline's 4x16x16 ones."""
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16, shape=(1, 4, 128, 128))
+    with pytest.raises(GoldenNoiseError, match=r"shape \(4, 128, 128\), but the pipeline makes"):
+        import_authors(
+            npz_dir, jsonl, tmp_path / "npd", encode, family="sd", latent_shape=(4, 16, 16),
+            progress=False,
+        )  # fmt: skip
+
+
+def test_import_authors_cli_labels_hpsv21_and_checks_the_pipelines_shape(tmp_path):
+    from typer.testing import CliRunner
+
+    from golden_noise.cli import app
+
+    npz_dir, jsonl = _write_pairs(tmp_path / "ok", np.float16)
+    args = ["import-authors", str(npz_dir), str(jsonl), "--pipeline", "toy", "--out"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "npd")])
+    assert result.exit_code == 0, result.output
+    assert NoisePromptDataset(tmp_path / "npd").manifest.scorer == "hpsv2.1"
+
+    npz_dir, jsonl = _write_pairs(tmp_path / "big", np.float16, shape=(1, 4, 128, 128))
+    result = CliRunner().invoke(app, ["import-authors", str(npz_dir), str(jsonl), "--pipeline",
+                                      "toy", "--out", str(tmp_path / "npd2")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "(4, 128, 128), but the pipeline makes (4, 8, 8)" in " ".join(result.output.split())

@@ -28,9 +28,10 @@ def import_authors(
     score_names: Annotated[
         str,
         typer.Option(
-            help="Comma-separated names of the JSONL's score list entries; the first is primary."
+            help="Comma-separated names of the JSONL's score list entries; the first is primary "
+            "(the authors' collector stores HPSv2.1)."
         ),
-    ] = "hpsv2",
+    ] = "hpsv2.1",
     w_l: float = 5.5,
     w_w: float = 1.0,
     margin: Annotated[
@@ -38,6 +39,12 @@ def import_authors(
     ] = 0.0,
     steps: Annotated[
         int | None, typer.Option(help="Sampler steps of the collection, for the manifest.")
+    ] = None,
+    height: Annotated[
+        int | None, typer.Option(help="Image height of the pairs (default: the pipeline's).")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Image width of the pairs (default: the pipeline's).")
     ] = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype for encoding prompts.")] = None,
     batch_size: int = 64,
@@ -64,6 +71,7 @@ def import_authors(
         family=adapter.family,
         model=pipeline,
         score_names=[name.strip() for name in score_names.split(",") if name.strip()],
+        latent_shape=adapter.latent_shape(1, height, width)[1:],
         sampler={"name": "ddim", "steps": steps} if steps else {},
         w_l=w_l,
         w_w=w_w,

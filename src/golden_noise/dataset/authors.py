@@ -3,9 +3,15 @@
 Their collector writes one `{index}_{seed}.npz` per pair (`arr_0` source latent `[1, C, H, W]`,
 `arr_1` target, `arr_2` the prompt index) and a JSONL with one object per prompt:
 `index`, `seed`, `caption`, `original_score_list`, `optimized_score_list` (score lists in
-the order of their scorers; their released run stored HPSv2 only). Identical captions become
-one prompt here, so a prompt's text embedding is computed once and a split by prompt is one.
-Import is resumable: rows already present are skipped.
+the order of their scorers; their released collector stores one score, HPSv2.1:
+`hpsv2.score(..., hps_version="v2.1")`, hence the default name "hpsv2.1"). Identical captions
+become one prompt here, so a prompt's text embedding is computed once and a split by prompt
+is one. Import is resumable: rows already present are skipped.
+
+Latents are kept at the precision they were saved in: the authors' fp16 pipeline writes
+float16 pairs (stored as float16), a float32 run float32 ones (stored as float32; a later
+float32 file is never squeezed into a float16 dataset). The pairs must have the latent shape
+of the pipeline named for the import, so pairs from another model or size are refused.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class ImportSummary:
 def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
     """The authors' per-prompt JSONL by their index, checking each line's fields."""
     records: dict[int, AuthorsRecord] = {}
+    lines_of: dict[int, int] = {}
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -77,7 +84,14 @@ def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
                     f"{path} line {number}: expected {n_scores} scores per list (names given: "
                     f"{n_scores}); found {len(scores)}"
                 )
+        if record.index in records:
+            raise GoldenNoiseError(
+                f"{path} line {number}: index {record.index} appears a second time (first at "
+                f"line {lines_of[record.index]}); each index names one prompt and seed, so the "
+                "file is ambiguous: remove one of the two lines"
+            )
         records[record.index] = record
+        lines_of[record.index] = number
     if not records:
         raise GoldenNoiseError(f"the authors' JSONL {path} holds no rows")
     return records
@@ -105,6 +119,15 @@ def data_shape(array: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in array.shape)
 
 
+def _latent_dtype(array: np.ndarray, path: Path) -> str:
+    """The manifest's latent dtype that holds `array` without loss."""
+    if array.dtype == np.float16:
+        return "float16"
+    if array.dtype in (np.float32, np.float64):
+        return "float32"
+    raise GoldenNoiseError(f"{path}: expected float16 or float32 latents; got {array.dtype}")
+
+
 def import_authors(
     npz_dir: Path | str,
     jsonl: Path | str,
@@ -113,7 +136,8 @@ def import_authors(
     *,
     family: str,
     model: str | None = None,
-    score_names: Sequence[str] = ("hpsv2",),
+    score_names: Sequence[str] = ("hpsv2.1",),
+    latent_shape: Sequence[int] | None = None,
     sampler: dict[str, Any] | None = None,
     w_l: float | None = 5.5,
     w_w: float | None = 1.0,
@@ -127,6 +151,7 @@ def import_authors(
     own encoder, as NPNet sees it); it runs once per distinct caption not cached yet.
     `score_names[0]` becomes the primary score; the rest are stored as extra scorer columns.
     `margin=0.0` records the authors' filter (keep when the target scores higher).
+    `latent_shape`: the `(C, H, W)` the pipeline makes; pairs of another shape are refused.
     """
     npz_dir, out = Path(npz_dir), Path(out)
     if not score_names:
@@ -141,12 +166,19 @@ def import_authors(
     prompts = [PromptRecord(index=i, text=t) for t, i in prompt_of_caption.items()]
 
     first_source, _, _ = _load_pair(files[0])
+    if latent_shape is not None and data_shape(first_source) != tuple(latent_shape):
+        raise GoldenNoiseError(
+            f"{files[0]}: latents of shape {data_shape(first_source)}, but the pipeline makes "
+            f"{tuple(latent_shape)}; these pairs come from another model or image size: name "
+            "the pipeline (and size) that made them"
+        )
     first_text = encode([prompts[0].text])  # also tells the embedding shape
     manifest = DatasetManifest(
         family=family,
         model=model,
         latent_shape=data_shape(first_source),
         text_shape=tuple(first_text.shape[1:]),
+        latent_dtype=_latent_dtype(first_source, files[0]),
         sampler=dict(sampler or {}),
         teacher="redenoise",
         teacher_options={"imported_from": "authors' npz+jsonl"},
@@ -174,6 +206,12 @@ def import_authors(
                         f"{path}: latents of shape {data_shape(source)}, but the dataset (from "
                         f"{files[0].name}) holds {writer.manifest.latent_shape}; import the files "
                         "of each shape into their own dataset"
+                    )
+                if writer.manifest.latent_dtype == "float16" != _latent_dtype(source, path):
+                    raise GoldenNoiseError(
+                        f"{path}: {source.dtype} latents, but the dataset (from "
+                        f"{files[0].name}) stores float16, which would lose their precision; "
+                        "import the float32 files into their own dataset"
                     )
                 record = records.get(index)
                 if record is None:

@@ -12,6 +12,7 @@ dataset stores); `pipeline_latents` turns them into what the pipeline's `latents
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -157,6 +158,27 @@ class PipelineAdapter(ABC):
     def guidance_kwargs(self, scale: float) -> dict[str, float]:
         """Pipeline-call keywords that set the guidance strength (re-denoise varies it)."""
         return {"guidance_scale": scale}
+
+    def no_unconditional_branch(self) -> str | None:
+        """Why this family's guidance is not `uncond + w (text - uncond)` (None: it is).
+
+        Re-denoise weights the two branches itself for w < 1, which pipelines skip.
+        """
+        return None
+
+    def unconditional_kwargs(self, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """`call_kwargs` (from `call_kwargs`) with each prompt tensor replaced by its
+        `negative_` (empty-prompt) twin, so a call without guidance predicts the unconditional
+        branch: the same tensors the pipeline's own CFG batch puts first."""
+        reason = self.no_unconditional_branch()
+        if reason is not None:
+            raise GoldenNoiseError(f"{self.family} has no unconditional branch: {reason}")
+        swapped = dict(call_kwargs)
+        for key, value in call_kwargs.items():
+            twin = call_kwargs.get("negative_" + key)
+            if isinstance(value, torch.Tensor) and isinstance(twin, torch.Tensor):
+                swapped[key] = twin
+        return swapped
 
     @abstractmethod
     def encode_prompt(

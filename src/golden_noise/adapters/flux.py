@@ -50,6 +50,15 @@ class FluxDevAdapter(PipelineAdapter):
     def size_step(self) -> int:
         return self.vae_scale_factor * 2
 
+    def no_unconditional_branch(self) -> str | None:
+        if not self.guidance_embedded:
+            return None
+        return (
+            "FLUX.1-dev is guidance-distilled: its guidance_scale feeds an embedding of one "
+            "conditional prediction, so there is no unconditional prediction to weight and a "
+            "guidance below 1 has no meaning of the form uncond + w (text - uncond)"
+        )
+
     def pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = latents.shape
         return self.pipe._pack_latents(latents, batch, channels, height, width)

@@ -15,7 +15,7 @@ Scheduler settings and why:
 - Both DDIM schedulers are built from the pipeline's scheduler config, so `beta_schedule`,
   `prediction_type`, `steps_offset` and `timestep_spacing` are the model's own.
 - `timestep_spacing` decides the first timestep and can be overridden: SDXL's "leading" with
-  `steps_offset=1` gives 981 at 10-50 steps but 751 at 4 steps; few-step models want
+  `steps_offset=1` gives 981 at 50 steps, 901 at 10 and 751 at 4; few-step models want
   "trailing" (999).
 - `clip_sample` and `thresholding` are forced off: clipping the x0 prediction to [-1, 1]
   at t ~ T destroys latents (they are not images) and cannot be inverted.
@@ -30,6 +30,13 @@ Inversion variants (`inversion=`):
   second timestep instead, so it maps between the wrong pair of noise levels and does not undo
   its own step (round-trip error ~1.6e-2 at 50 steps, ~1.5 at 4).
 In both, the model is evaluated at x_{t-1} with the first timestep t, as the authors do.
+
+Guidance (`w_l`, `w_w`) is `uncond + w (text - uncond)` at any w, as the authors combine it.
+Above 1 that is the pipeline's own CFG; at 1 it is the text branch alone (one evaluation);
+below 1, where pipelines run no CFG, both branches run in one batch, unconditional rows first
+as in the pipeline's CFG batch (`adapter.unconditional_kwargs`), and are combined here. So
+w_w = 0 is Z-Sampling's unconditional inversion. Families whose guidance is not that
+combination (FLUX-dev's embedded guidance) refuse w < 1 (`adapter.no_unconditional_branch`).
 
 Flow-matching families (SD3, FLUX; `adapter.flow_matching`): one Euler step from sigma_0 to
 sigma_1 with guidance `w_l`, `x1 = x0 + (s1 - s0) v`, then its exact inverse with guidance
@@ -200,7 +207,7 @@ def guided_prediction(
     """
     capture = _CapturePrediction.from_config(pipe.scheduler.config)
     capture.capture_timestep = int(timestep)
-    return _captured(pipe, capture, latents, 1, guidance_scale, call_kwargs)
+    return _guided(pipe, capture, latents, 1, guidance_scale, call_kwargs)
 
 
 @torch.no_grad()
@@ -214,8 +221,48 @@ def flow_prediction(
     """A flow-matching pipeline's own guided velocity at its first timestep of an N-step
     call (float32, `[B, C, H, W]`), and that call's first Euler step sigma_0 -> sigma_1."""
     capture = _CaptureFlowPrediction.from_config(pipe.scheduler.config)
-    velocity = _captured(pipe, capture, latents, steps, guidance_scale, call_kwargs)
+    velocity = _guided(pipe, capture, latents, steps, guidance_scale, call_kwargs)
     return velocity, capture.first_step
+
+
+def _guided(
+    pipe: Any,
+    capture: Any,
+    latents: torch.Tensor,
+    steps: int,
+    guidance_scale: float,
+    call_kwargs: Mapping[str, Any],
+) -> torch.Tensor:
+    """`uncond + w (text - uncond)`: the pipeline's CFG for w >= 1; both branches in one
+    batch `[uncond; text]`, combined here, below 1 (where the pipeline runs the text alone)."""
+    if guidance_scale >= 1.0:
+        return _captured(pipe, capture, latents, steps, guidance_scale, call_kwargs)
+    adapter = adapter_for(pipe)
+    both_kwargs = _stacked(adapter.unconditional_kwargs(call_kwargs), call_kwargs)
+    both = _captured(pipe, capture, torch.cat([latents, latents]), steps, 1.0, both_kwargs)
+    uncond, text = both.chunk(2)
+    return uncond + guidance_scale * (text - uncond)
+
+
+def _stacked(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two batches of pipeline kwargs as one: tensors concatenated on the batch axis."""
+    return {
+        key: torch.cat([value, second[key]]) if isinstance(value, torch.Tensor) else value
+        for key, value in first.items()
+    }
+
+
+def check_guidance(pipe: Any, settings: RedenoiseSettings) -> None:
+    """Refuse a guidance below 1 on a family without an unconditional branch, up front."""
+    reason = adapter_for(pipe).no_unconditional_branch()
+    for name in ("w_l", "w_w"):
+        value = getattr(settings, name)
+        if reason is not None and value < 1.0:
+            raise GoldenNoiseError(
+                f"{name}={value} needs an unconditional branch to weight "
+                f"(uncond + w (text - uncond)), and {type(pipe).__name__} here has none: "
+                f"{reason}. Use {name} >= 1"
+            )
 
 
 def _captured(
@@ -258,6 +305,7 @@ def redenoise(
     Row i is conditioned on row i of `call_kwargs` (precomputed embeddings).
     """
     settings = settings or RedenoiseSettings()
+    check_guidance(pipe, settings)
     if adapter_for(pipe).flow_matching:
         x = _flow_redenoise(pipe, latents.float(), call_kwargs, settings)
     else:

@@ -59,6 +59,11 @@ class RedenoiseSettings:
     `steps`: length N of the DDIM schedule whose first timestep the step is taken at (the
     paper's SDXL setting is 10). `repeats`: how many step+inversion rounds (the authors'
     `T_max`). `timestep_spacing`: None keeps the pipeline's own.
+
+    `w_l` (the step's guidance) and `w_w` (the inversion's) may be any finite number: the
+    prediction is `uncond + w (text - uncond)`, as the authors combine it; `w_w = 0` is
+    Z-Sampling's unconditional inversion, the setting the authors say made their released
+    data. Below 1, a family without an unconditional branch (FLUX-dev) is refused at use.
     """
 
     steps: int = 10
@@ -72,11 +77,7 @@ class RedenoiseSettings:
         integer("re-denoise steps", self.steps, 2, 1000)  # a schedule with a next timestep
         integer("re-denoise repeats", self.repeats, 1, 100)
         for name in ("w_l", "w_w"):
-            if number(name, getattr(self, name)) < 1.0:
-                raise GoldenNoiseError(
-                    f"{name} must be >= 1.0 (pipelines skip the unconditional branch below 1, "
-                    f"so smaller scales are not what they seem); got {getattr(self, name)}"
-                )
+            number(name, getattr(self, name))
         if self.inversion not in ("exact", "authors"):
             raise GoldenNoiseError(
                 f"inversion must be 'exact' or 'authors'; got {self.inversion!r}"
@@ -91,9 +92,10 @@ class RedenoiseSettings:
         return dataclasses.asdict(self)
 
     def model_calls_per_row(self) -> int:
-        """Denoiser evaluations per row (CFG above 1 doubles a call's batch)."""
+        """Denoiser evaluations per row (both branches double a call's batch)."""
         return self.repeats * (_cfg_factor(self.w_l) + _cfg_factor(self.w_w))
 
 
 def _cfg_factor(guidance_scale: float) -> int:
-    return 2 if guidance_scale > 1.0 else 1
+    """At w = 1 the combination is the text branch alone; any other w needs both."""
+    return 1 if guidance_scale == 1.0 else 2

@@ -81,6 +81,44 @@ def test_each_arm_starts_from_its_change_of_the_seeds_noise(pipe, monkeypatch):
     assert {arm: len(images) for arm, images in batch.images.items()} == dict.fromkeys(made, 2)
 
 
+def test_random_move_moves_as_far_as_golden_in_a_direction_of_its_own(pipe, monkeypatch):
+    """The same-size control: |move| and norm equal golden's, the direction unrelated to
+    golden's and fixed by the sample's seed alone (the same in a batch of 1 or 3)."""
+    golden = GoldenNoise(tiny_npnet(32), pipe)
+    made = {"standard": arms.standard(), "random move": arms.random_move(golden)}
+    starts = []
+    call = type(pipe).__call__
+
+    def spy(self, *args, **kwargs):
+        starts.append(kwargs["latents"])
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", spy)
+    list(generate_arms(pipe, make_samples(PROMPTS, [5]), made, batch_size=3, **CALL))
+    list(generate_arms(pipe, make_samples(PROMPTS[2:], [5]), made, batch_size=1, **CALL))
+    noise = _noise([5, 5, 5])
+    gold = golden.latents(PROMPTS, latents=noise)
+    moved = starts[1]
+    norm = lambda z: z.flatten(1).norm(dim=1)  # noqa: E731
+    # Float32 sums over 1024 values: the norms agree to ~1e-6 relative on any CPU; 1e-4
+    # holds anywhere while a move of another size (or no rescale) is off by > 1e-2.
+    torch.testing.assert_close(norm(moved), norm(gold), rtol=1e-4, atol=0)
+    # as documented: a direction from SeedSequence([0, seed]), golden's move in length, then
+    # golden's norm
+    state = np.random.SeedSequence([0, 5]).generate_state(1, np.uint64)
+    direction = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(
+        int(state[0]) & (2**63 - 1)))  # fmt: skip
+    golden_move = (gold - noise).flatten(1)
+    shifted = noise + direction * (golden_move.norm(dim=1) / direction.norm())[:, None, None, None]
+    expected = shifted * (norm(gold) / norm(shifted))[:, None, None, None]
+    # the same float32 operations in another order: ~1e-6 of values below 5 on any CPU
+    torch.testing.assert_close(moved, expected, rtol=0, atol=1e-5)
+    cosine = torch.nn.functional.cosine_similarity((moved - noise).flatten(1), golden_move)
+    assert cosine.abs().max() < 0.3  # random directions in 1024-D: |cos| ~ 0.03
+    # the third prompt's sample, alone in its batch: the same start (other kernels: 1e-5)
+    torch.testing.assert_close(starts[3][0], moved[2], rtol=0, atol=1e-5)
+
+
 def test_batches_give_the_one_image_calls_images():
     """With an ancestral (stochastic) sampler, so each arm must get the seed's generator."""
     from diffusers import EulerAncestralDiscreteScheduler

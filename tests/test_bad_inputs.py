@@ -154,7 +154,7 @@ COLLECT = {
 @pytest.mark.parametrize("args, named", COLLECT.values(), ids=COLLECT.keys())
 def test_collect_refuses(args: list[str], named: list[str], tmp_path: Path) -> None:
     out = tmp_path / "npd"
-    code, output = run_cli("collect", "toy:train:2", "--out", out, "--no-progress", *args)
+    code, output = run_cli("collect", "-p", "toy:train:2", "--out", out, "--no-progress", *args)
     assert_refused(code, output, *named)
     manifest = out / "manifest.json"
     assert not manifest.exists() or json.loads(manifest.read_text())
@@ -163,7 +163,7 @@ def test_collect_refuses(args: list[str], named: list[str], tmp_path: Path) -> N
 def test_collect_with_another_seed_plan_is_refused(tmp_path: Path) -> None:
     """Before: `--seeds-per-prompt 2` on a dataset made with 1 mixed both plans (11/8 rows)."""
     out = tmp_path / "npd"
-    common = ["collect", "toy:train:2", "--out", out, "--no-progress", "--steps", "2"]
+    common = ["collect", "-p", "toy:train:2", "--out", out, "--no-progress", "--steps", "2"]
     code, output = run_cli(*common, "--redenoise-steps", "2")
     assert code == 0, output
     code, output = run_cli(*common, "--redenoise-steps", "2", "--seeds-per-prompt", "2")

@@ -102,17 +102,17 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_pat
 
     monkeypatch.setattr(golden_noise.adapters.loading, "pipeline_from_spec", lambda *a, **k: None)
     monkeypatch.setattr(golden_noise.collection.collect, "collect", fake_collect)
-    args = ["collect", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
+    args = ["collect", "-p", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
     args += ["3", "--sampler", "pipeline", "--steps", "7", "--redenoise-steps", "4", "--w-l", "3"]
     result = CliRunner().invoke(app, args)
     assert "stop here" in result.output, result.output
     assert seen["seeds"] == SeedPlan(per_prompt=3, distinct=False)
     assert seen["sampler"] == SamplerSettings(7, DEFAULT_GUIDANCE, "pipeline")
     assert seen["teacher"].settings == RedenoiseSettings(steps=4, w_l=3.0)
-    CliRunner().invoke(app, ["collect", "toy:train:2", "--out", "unused", "--steps", "5"])
+    CliRunner().invoke(app, ["collect", "-p", "toy:train:2", "--out", "unused", "--steps", "5"])
     assert seen["teacher"].settings.steps == 5  # re-denoise follows --steps unless given
     assert seen["seeds"] == SeedPlan()
-    args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "prompt-offset"]
+    args = ["collect", "-p", "toy:train:2", "--out", "unused", "--teacher", "prompt-offset"]
     CliRunner().invoke(app, [*args, "--offset-iters", "7", "--offset-lr", "0.2"])
     assert seen["teacher"].options() == {
         "reward": "toy-reward-model", "iters": 7, "noises": 4, "lr": 0.2, "stay_close": 0.3,
@@ -124,6 +124,6 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_pat
     assert seen["teacher"].options()["init"] == str(tmp_path / "po")
     CliRunner().invoke(app, [*args, "--offset-modes", "3"])
     assert seen["teacher"].options()["modes"] == 3
-    args = ["collect", "toy:train:2", "--out", "unused", "--teacher", "reward-gradient"]
+    args = ["collect", "-p", "toy:train:2", "--out", "unused", "--teacher", "reward-gradient"]
     CliRunner().invoke(app, [*args, "--reward", "toy-reward-model"])  # not its default
     assert seen["teacher"].options()["reward"] == "toy-reward-model"

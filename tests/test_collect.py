@@ -291,12 +291,12 @@ def test_cli_collects_from_a_saved_pipeline(sd, tmp_path):
     sd.save_pretrained(tmp_path / "pipe")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red circle\ntwo blue squares\n")
-    args = ["collect", str(prompts), "--out", str(tmp_path / "ds"), "--pipeline"]
+    args = ["collect", "-p", str(prompts), "--out", str(tmp_path / "ds"), "--pipeline"]
     args += [str(tmp_path / "pipe"), "--steps", "2", "--seeds-per-prompt", "2", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "4/4 rows" in result.output
-    bad = CliRunner().invoke(app, ["collect", str(tmp_path / "none.txt"), "--out", "x"])
+    bad = CliRunner().invoke(app, ["collect", "-p", str(tmp_path / "none.txt"), "--out", "x"])
     assert bad.exit_code == 1 and "no such file" in bad.output
 
 
@@ -305,7 +305,7 @@ def test_cli_collect_under_accelerate_launch_builds_the_one_process_dataset(sd, 
     sd.save_pretrained(tmp_path / "pipe")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red circle\ntwo blue squares\na green triangle\n")
-    common = [str(prompts), "--pipeline", str(tmp_path / "pipe"), "--steps", "2"]
+    common = ["-p", str(prompts), "--pipeline", str(tmp_path / "pipe"), "--steps", "2"]
     common += ["--seeds-per-prompt", "2", "--no-progress"]
     single = CliRunner().invoke(app, ["collect", *common, "--out", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output

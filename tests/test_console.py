@@ -2,8 +2,12 @@
 JSON for scripts, and progress as periodic plain lines instead of bar redraws."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 from report_fixtures import METRICS, finished_run
 
 from golden_noise.cli.output import overall_table, print_json, stdout_console
@@ -129,7 +133,7 @@ def test_evaluate_json_prints_only_the_statistics(tmp_path):
     data = json.loads(result.stdout)
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())["summary"]
     assert data["overall"] == json.loads(json.dumps(written["overall"]))
-    assert data["arms"] == ["standard", "golden", "norm-matched"]
+    assert data["arms"] == ["standard", "golden", "norm-matched", "random move"]
 
 
 def test_collect_and_train_json_print_their_summaries(tmp_path):
@@ -142,7 +146,7 @@ def test_collect_and_train_json_print_their_summaries(tmp_path):
     dataset = tmp_path / "npd"
     collected = runner.invoke(
         app,
-        ["collect", "toy:train:8", "--out", str(dataset), "--steps", "2", "--margin", "0",
+        ["collect", "-p", "toy:train:8", "--out", str(dataset), "--steps", "2", "--margin", "0",
          "--no-progress", "--json"],
     )  # fmt: skip
     assert collected.exit_code == 0, collected.output
@@ -166,16 +170,26 @@ def test_collect_and_train_json_print_their_summaries(tmp_path):
     assert "epoch 2/2" in trained.stderr  # the per-epoch lines still reach people
 
 
-def test_library_bars_are_silenced_off_a_terminal():
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    from golden_noise.core.progress import quiet_library_bars
-
-    try:
-        quiet_library_bars()  # pytest's stderr is not a terminal
-        assert not diffusers_logging.is_progress_bar_enabled()
-        assert not transformers_logging.is_progress_bar_enabled()
-    finally:
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
+@pytest.mark.parametrize("verbose", [False, True])
+def test_third_party_lines_stay_out_of_the_console_unless_verbose(verbose):
+    """accelerate's per-epoch checkpoint-rotation warning and diffusers' loading bar: hidden by
+    any command, shown with `golden-noise --verbose COMMAND`."""
+    script = (
+        "import sys\n"
+        "from golden_noise.cli import app\n"
+        f"app([*{['--verbose'] if verbose else []}, 'scorers'], standalone_mode=False)\n"
+        "from accelerate.logging import get_logger\n"
+        "from diffusers.utils import logging as d\n"
+        "from accelerate import PartialState\n"
+        "PartialState(cpu=True)\n"
+        "get_logger('accelerate.accelerator').warning('Deleting 1 checkpoints')\n"
+        "print('bars', d.is_progress_bar_enabled())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("VERBOSITY", "PROGRESS_BARS"))}
+    env.pop("ACCELERATE_LOG_LEVEL", None)
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert ("Deleting 1 checkpoints" in run.stderr) is verbose
+    assert f"bars {verbose}" in run.stdout

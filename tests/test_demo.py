@@ -101,8 +101,10 @@ def test_demo_writes_every_stage_and_the_report(demo_run):
     assert (net.config.height, net.config.width, net.config.text_dim) == (8, 8, 8)
     stats = summary["evaluation"]
     assert stats["n_samples"] == TINY.eval_samples
-    arms = {"standard", "golden", "norm-matched", "teacher"}
+    arms = {"standard", "golden", "norm-matched", "random move", "teacher"}
     assert set(stats["overall"]["toy-soft"]["means"]) == arms
+    # golden is also compared with the norm-matched control itself, pair by pair
+    assert set(stats["overall"]["toy-soft"]["vs_norm-matched"]) == arms - {"norm-matched"}
     ratios = stats["norm_ratio"]
     assert len(ratios["golden"]) == TINY.eval_samples
     # The control is rescaled to the golden norm in float32: equal to ~1e-7 relative.
@@ -165,7 +167,7 @@ def test_evaluation_in_two_processes_matches_the_in_process_one(demo_run, tmp_pa
     stats = evaluate_in_processes(copy, EvaluationProcesses(2, 1, tmp_path / "pipe"), False)
     assert stats == json.loads(json.dumps(summary["evaluation"]))
     images = sorted((out / "report" / "images").glob("*.png"))
-    assert len(images) == TINY.eval_samples * 4  # standard, golden, norm-matched, teacher
+    assert len(images) == TINY.eval_samples * 5  # standard, golden, 2 controls, teacher
     for image in images:
         assert image.read_bytes() == (copy / "report" / "images" / image.name).read_bytes()
 
@@ -253,6 +255,6 @@ def test_demo_arms_add_the_shipped_npnet_beside_the_runs_own():
 
     config = DemoConfig(name="t", validation_rows=1, collect_rows=1, eval_samples=1, epochs=1)
     without = demo_arms(None, object(), None, config)
-    assert list(without) == ["standard", "golden", "norm-matched"]
+    assert list(without) == ["standard", "golden", "norm-matched", "random move"]
     with_shipped = demo_arms(None, object(), None, config, shipped=object())
-    assert list(with_shipped) == ["standard", "golden", "norm-matched", "shipped"]
+    assert list(with_shipped) == ["standard", "golden", "norm-matched", "random move", "shipped"]

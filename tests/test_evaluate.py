@@ -164,8 +164,10 @@ def test_cli_evaluates_then_rescores(saved, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "toy-soft" in result.output and "teacher" in result.output
-    assert "norm-matched" in result.output  # the control arm is there by default
-    assert len(list((out / "images").glob("*.png"))) == 2 * 2 * 4
+    assert "norm-matched" in result.output  # the control arms are there by default
+    assert "random move" in result.output
+    # standard, golden, norm-matched, random move, teacher
+    assert len(list((out / "images").glob("*.png"))) == 2 * 2 * 5
     report = json.loads((out / "metrics.json").read_text())
     assert report["run"]["num_inference_steps"] == 2
     assert report["summary"]["n_samples"] == 4

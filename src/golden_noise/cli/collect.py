@@ -13,7 +13,13 @@ from typing import Annotated, Any
 import typer
 
 from golden_noise.cli.app import app
-from golden_noise.cli.options import ConfigOptions, PipelineOption, with_options
+from golden_noise.cli.options import (
+    ColumnOption,
+    ConfigOptions,
+    PipelineOption,
+    PromptsOption,
+    with_options,
+)
 from golden_noise.collection.collect import SeedPlan
 from golden_noise.teachers.redenoise_step import RedenoiseSettings
 from golden_noise.teachers.sampler import SamplerSettings
@@ -51,18 +57,10 @@ REDENOISE = ConfigOptions(
 @app.command()
 @with_options(SEEDS, SAMPLER, REDENOISE)
 def collect(
-    prompts: Annotated[
-        str,
-        typer.Argument(
-            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], a named set "
-            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset id owner/name[:split]."
-        ),
-    ],
     out: Annotated[Path, typer.Option(help="Dataset directory (created, or resumed).")],
+    prompts: PromptsOption = None,
     pipeline: PipelineOption = "toy",
-    column: Annotated[
-        str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
-    ] = None,
+    column: ColumnOption = None,
     teacher: Annotated[
         str,
         typer.Option(help="redenoise, local-search, evolution, reward-gradient or prompt-offset."),
@@ -144,12 +142,12 @@ def collect(
     from golden_noise.collection.collect import collect as run_collect
     from golden_noise.core.distributed import finish, make_accelerator
     from golden_noise.core.errors import GoldenNoiseError
-    from golden_noise.prompts.sources import read_prompt_source
+    from golden_noise.prompts.sources import read_prompt_sources
     from golden_noise.scorers.registry import get_scorer
     from golden_noise.teachers import get_teacher
 
     accelerator = make_accelerator(cpu=cpu)
-    texts = read_prompt_source(prompts, column)
+    texts = read_prompt_sources(prompts or [], column)[0]
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
     builtin = builtin_pipeline(pipeline)
     defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}

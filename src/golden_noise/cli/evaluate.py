@@ -15,10 +15,12 @@ import typer
 
 from golden_noise.cli.app import app
 from golden_noise.cli.options import (
+    ColumnOption,
     GuidanceOption,
     NPNetFileOption,
     NPNetOption,
     PipelineOption,
+    PromptsOption,
     StepsOption,
     load_npnet_option,
     parse_seeds,
@@ -31,23 +33,14 @@ DEFAULT_SCORERS = "hpsv2.1"
 
 @app.command()
 def evaluate(
-    prompts: Annotated[
-        str | None,
-        typer.Option(
-            help="Prompt source: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], a named set "
-            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset id owner/name[:split] "
-            "(with --column). Not needed with --rescore."
-        ),
-    ] = None,
+    prompts: PromptsOption = None,
     out: Annotated[Path, typer.Option(help="Report folder (created, resumed).")] = Path(
         "golden-noise-eval"
     ),
     pipeline: PipelineOption = "toy",
     npnet: NPNetOption = None,
     npnet_file: NPNetFileOption = None,
-    column: Annotated[
-        str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")
-    ] = None,
+    column: ColumnOption = None,
     seeds: Annotated[str, typer.Option(help="Seeds per prompt, e.g. '0,1,2' or '0-3'.")] = "0",
     scorers: Annotated[
         str | None,
@@ -95,7 +88,7 @@ def evaluate(
     from golden_noise.evaluation.evaluate import evaluate as run_evaluate
     from golden_noise.generation import arms
     from golden_noise.generation.generate import GoldenNoise
-    from golden_noise.prompts.sources import read_prompts_and_groups
+    from golden_noise.prompts.sources import read_prompt_sources
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
 
@@ -115,7 +108,7 @@ def evaluate(
     if not rescore:
         if prompts is None:
             raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-        texts, groups = read_prompts_and_groups(prompts, column)
+        texts, groups = read_prompt_sources(prompts, column)
         samples = arms.make_samples(texts, parse_seeds(seeds), groups)
         call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
         pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
@@ -126,6 +119,7 @@ def evaluate(
             "standard": arms.standard(),
             "golden": arms.golden(golden),
             "norm-matched": arms.norm_matched(golden),
+            "random move": arms.random_move(golden),
         }
         if teacher:
             made["teacher"] = arms.teacher(RedenoiseTeacher())

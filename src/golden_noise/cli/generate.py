@@ -13,25 +13,15 @@ from golden_noise.cli.options import (
     NPNetFileOption,
     NPNetOption,
     PipelineOption,
+    PromptsOption,
     StepsOption,
     load_npnet_option,
     parse_seeds,
     pipeline_call_kwargs,
 )
-from golden_noise.core.atomic import atomic_write_png, atomic_write_text
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
 
-
-def given_prompts(prompts: list[str] | None, prompts_file: str | None) -> list[str]:
-    """`--prompt` values, then the prompts of `--prompts` (any `read_prompt_source` source)."""
-    from golden_noise.prompts.sources import read_prompt_source
-
-    collected = list(prompts or [])
-    if prompts_file is not None:
-        collected += read_prompt_source(prompts_file)
-    if not collected:
-        raise GoldenNoiseError("expected at least one prompt: pass --prompt or --prompts FILE")
-    return collected
+GRID_ROWS = 32  # grid.png: the first samples; NNN-compare.png holds every seed of a prompt
 
 
 def _write_index(prompts: list[str], path: Path) -> None:
@@ -41,17 +31,7 @@ def _write_index(prompts: list[str], path: Path) -> None:
 
 @app.command()
 def generate(
-    prompt: Annotated[
-        list[str] | None, typer.Option("--prompt", "-p", help="A prompt; repeat for more.")
-    ] = None,
-    prompts_file: Annotated[
-        str | None,
-        typer.Option(
-            "--prompts",
-            help="Prompts: .txt (one a line), .csv/.jsonl, toy:SPLIT:N, a named set "
-            "(drawbench, pickapic, hpdv2, geneval, parti) or a hub dataset.",
-        ),
-    ] = None,
+    prompts: PromptsOption = None,
     pipeline: PipelineOption = "toy",
     npnet: NPNetOption = None,
     npnet_file: NPNetFileOption = None,
@@ -63,7 +43,9 @@ def generate(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("golden-noise-images"),
     compare: Annotated[
         bool,
-        typer.Option(help="Also generate from the seed's own noise; write side-by-sides + grid."),
+        typer.Option(
+            help="Also generate from the seed's own noise; draw labelled grids (per prompt, all)."
+        ),
     ] = False,
     resize_noise: Annotated[
         bool,
@@ -76,15 +58,17 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 8,
 ) -> None:
     """Generate images from golden noise (NPNet) with a diffusers pipeline, saved as PNG."""
-    from diffusers.utils import make_image_grid
     from rich.console import Console
 
     from golden_noise.adapters.loading import pipeline_from_spec
     from golden_noise.core.progress import track
+    from golden_noise.evaluation.report.grid import complete_samples, grid_samples, render_grid_png
+    from golden_noise.evaluation.report.rows import ImageRow
     from golden_noise.generation import arms
     from golden_noise.generation.generate import GoldenNoise
+    from golden_noise.prompts.sources import read_prompt_sources
 
-    prompts = given_prompts(prompt, prompts_file)
+    prompts = read_prompt_sources(prompts or [])[0]
     samples = arms.make_samples(prompts, parse_seeds(seeds))
     call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
@@ -96,20 +80,19 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     _write_index(prompts, out / "prompts.txt")
     batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **call)
-    rows: dict[int, dict[str, list]] = {}  # compare: each prompt's images per arm
+    rows: list[ImageRow] = []  # compare: what the report's grid draws
     for batch in track(batches, " vs ".join(made), total=-(-len(samples) // batch_size)):
         for arm, images in batch.images.items():
             for sample, image in zip(batch.samples, images, strict=True):
                 name = f"{sample.prompt_index:03d}-s{sample.seed}"
-                atomic_write_png(out / (f"{name}-{arm}.png" if compare else f"{name}.png"), image)
-                if compare:
-                    rows.setdefault(sample.prompt_index, {}).setdefault(arm, []).append(image)
-    sides = []  # per prompt, the standard row over the golden row; then all prompts
-    for index, row in rows.items():
-        sides.append(
-            make_image_grid(row["standard"] + row["golden"], rows=2, cols=len(row["golden"]))
-        )
-        atomic_write_png(out / f"{index:03d}-compare.png", sides[-1])
-    if sides:
-        atomic_write_png(out / "grid.png", make_image_grid(sides, rows=len(sides), cols=1))
+                file = f"{name}-{arm}.png" if compare else f"{name}.png"
+                atomic_write_png(out / file, image)
+                rows.append(ImageRow(sample.prompt_index, sample.prompt, sample.seed, arm, file))
+    if compare:  # the demo's grid: prompt and seed per row, arm per column, upscaled
+        for index in range(len(prompts)):
+            mine = [row for row in rows if row.prompt_index == index]
+            grid = render_grid_png(out, complete_samples(mine, list(made)), list(made))
+            atomic_write_bytes(out / f"{index:03d}-compare.png", grid)
+        grid = render_grid_png(out, grid_samples(rows, list(made), GRID_ROWS), list(made))
+        atomic_write_bytes(out / "grid.png", grid)
     Console(stderr=True).print(f"wrote {len(samples) * len(made)} images to {out}")

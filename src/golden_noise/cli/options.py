@@ -15,6 +15,17 @@ import typer
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.seeds import check_seed_range
 
+PromptsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--prompts",
+        "-p",
+        help="Prompts, repeatable: a .txt/.csv/.jsonl file, toy:SPLIT:N[:SEED], a named set "
+        "(drawbench, pickapic, hpdv2, geneval, parti), a hub dataset id owner/name[:split], or "
+        "else the prompt itself, e.g. -p 'a red cube'.",
+    ),
+]
+ColumnOption = Annotated[str | None, typer.Option(help="csv/jsonl/hub column holding the prompts.")]
 PipelineOption = Annotated[
     str, typer.Option(help="'toy', a local diffusers pipeline folder, or a hub id.")
 ]

@@ -220,12 +220,14 @@ def demo_arms(
     config: DemoConfig,
     shipped: Any | None = None,
 ) -> dict[str, Arm]:
-    """Standard, golden, the norm-matched control and (optionally) the teacher's own target
-    and the shipped toy NPNet (`shipped`, a GoldenNoise), all on the same samples."""
+    """Standard, golden, its two controls (norm-matched, a random move of golden's size) and
+    (optionally) the teacher's own target and the shipped toy NPNet (`shipped`, a
+    GoldenNoise), all on the same samples."""
     made = {
         "standard": arms.standard(),
         "golden": arms.golden(golden),
         "norm-matched": arms.norm_matched(golden),
+        "random move": arms.random_move(golden),
     }
     if shipped is not None:
         made["shipped"] = arms.golden(shipped)

@@ -9,6 +9,8 @@ from `seeds.seeded_generator(seed)` and hands it to every arm:
 - `norm_matched(net)`: that noise rescaled per sample to the golden noise's L2 norm, a
   control: an NPNet can raise scores by shrinking the noise alone (a lower "temperature"),
   and this arm has exactly that change and nothing else;
+- `random_move(net)`: that noise moved as far as the net moves it, in a random direction, at
+  the golden norm, the control for "any move of that size helps";
 - `teacher(teacher)`: the teacher's target for it (what NPNet learns to imitate).
 
 Batches go to the pipeline as lists of prompts and generators, the way diffusers batches;
@@ -19,16 +21,20 @@ this function.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, adapter_for
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import latent_norms
 from golden_noise.core.seeds import seeded_generator
+from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.prompts.sources import prompt_group
 from golden_noise.teachers.sampler import CollectionSampler
 
@@ -66,6 +72,12 @@ def make_samples(
     """Prompt-major (prompt, seed) samples, each in its prompt's group: `groups[i]` when
     given (e.g. a benchmark set's category), else the source's own group if any
     (`prompts.sources.prompt_group`: the toy world's prompt type)."""
+    repeated = sorted(seed for seed, count in Counter(seeds).items() if count > 1)
+    if repeated:
+        raise GoldenNoiseError(
+            f"seeds must be distinct; {', '.join(map(str, repeated[:5]))} listed more than "
+            f"once in {len(seeds)} seeds (each seed's images would overwrite each other)"
+        )
     tags = list(groups) if groups is not None else [None] * len(prompts)
     return [
         Sample(index, prompt, seed, tags[index] or prompt_group(prompt))
@@ -132,6 +144,36 @@ def norm_matched(net: GoldenLatents) -> Arm:
         return scaled.to(noise.dtype)
 
     return start
+
+
+def random_move(net: GoldenLatents, seed: int = 0) -> Arm:
+    """The seed's noise moved as far as `net` moves it, in a random direction, at the golden
+    norm: a control for "any move of that size helps" (golden minus this arm is what the
+    net's choice of direction adds beyond the size of its move and its norm).
+
+    Each sample's direction comes from a generator keyed by (`seed`, the sample's seed), so
+    it is the same in every batch layout and process.
+    """
+
+    def start(batch: Batch) -> torch.Tensor:
+        noise = batch.adapter.pipeline_latents(batch.noise).float()
+        moved = batch.golden(net).float()
+        directions = torch.stack(
+            [torch.randn(noise.shape[1:], generator=_keyed(seed, s.seed)) for s in batch.samples]
+        ).to(noise.device)
+        shape = (-1, *[1] * (noise.dim() - 1))
+        step = latent_norms(moved - noise) / latent_norms(directions)
+        shifted = noise + directions * step.view(shape)
+        rescaled = shifted * (latent_norms(moved) / latent_norms(shifted)).view(shape)
+        return rescaled.to(batch.noise.dtype)
+
+    return start
+
+
+def _keyed(*key: int) -> torch.Generator:
+    """A CPU generator fixed by integer `key` (any size: hashed by NumPy's SeedSequence)."""
+    state = np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
 
 
 def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
@@ -235,6 +277,7 @@ def generate_arms(
     are made only for (prompt, latents) not already made this batch: a scoring teacher's
     images (see `RecordingSampler`) and any arm that starts where another did are reused.
     """
+    integer("batch_size", batch_size, 1, MAX_BATCH)
     adapter = adapter_for(pipe)
     size = call.get("height"), call.get("width")
     for start in range(0, len(samples), batch_size):

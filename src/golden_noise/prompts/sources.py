@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from golden_noise.core.errors import GoldenNoiseError
@@ -151,3 +152,37 @@ def read_prompts_and_groups(
     if not prompts:
         raise GoldenNoiseError(f"prompt source {spec!r} holds no prompts (empty or blank)")
     return prompts, [groups.get(prompt) for prompt in prompts]
+
+
+def _is_text(spec: str) -> bool:
+    """A `--prompts` value that is the prompt itself: no source, no existing path or prompt file
+    name, and words or a single word without the marks of a path or hub id (`.`, `/`, `~`, `:`)."""
+    path = Path(spec).expanduser()
+    if spec in PROMPT_SETS or spec.startswith("toy:") or path.exists():
+        return False
+    if path.suffix.lower() in (".txt", ".csv", ".jsonl", ".json"):
+        return False
+    return any(c.isspace() for c in spec.strip()) or not any(m in spec for m in "./~:\\")
+
+
+def read_prompt_sources(
+    sources: Sequence[str], column: str | None = None
+) -> tuple[list[str], list[str | None]]:
+    """The prompts (and groups) of every `--prompts` value in turn: each a source above or else
+    the prompt itself (`_is_text`); identical prompts kept once."""
+    found: dict[str, str | None] = {}
+    for spec in sources:
+        pairs = (
+            [(spec.strip(), None)]
+            if _is_text(spec)
+            else zip(*read_prompts_and_groups(spec, column), strict=True)
+        )
+        for text, group in pairs:
+            if text:
+                found.setdefault(text, group)
+    if not found:
+        raise GoldenNoiseError(
+            "expected at least one prompt: --prompts TEXT, or a source (a file, toy:SPLIT:N, a "
+            "named set, a hub id)"
+        )
+    return list(found), list(found.values())

@@ -13,7 +13,7 @@ $run /tmp/direct/B.pt --minutes "$minutes" --widths 48,96 --no-harm 1 >"$out/B.l
 $run /tmp/direct/C.pt --minutes "$minutes" --widths 32,64 --no-harm 0 >"$out/C.log" 2>&1 &
 gn() { python3 -c 'import sys; from golden_noise.cli import app; sys.argv[0] = "golden-noise"; app()' "$@"; }
 {
-  gn collect toy:train:64:0 --out /tmp/npd --teacher local-search --steps 10 --guidance 2 &&
+  gn collect -p toy:train:64:0 --out /tmp/npd --teacher local-search --steps 10 --guidance 2 &&
     gn train /tmp/npd --out /tmp/run --epochs 2 --batch-size 16 &&
     gn evaluate --npnet /tmp/run/last --prompts toy:validation:16:3 --seeds 0-1 \
       --scorers toy-soft,toy-correct --out /tmp/eval

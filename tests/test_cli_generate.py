@@ -9,6 +9,11 @@ from typer.testing import CliRunner
 from golden_noise.cli import app
 from golden_noise.cli.options import parse_seeds
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.evaluation.report.grid import CELL, HEADER, LABEL_WIDTH, PAD
+from golden_noise.prompts.sources import read_prompt_sources
+
+ROW = CELL + PAD
+WIDE = LABEL_WIDTH + 2 * ROW + PAD  # two arms
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def test_golden_images_for_each_prompt_and_seed(saved, tmp_path):
     assert Image.open(out / "001-s4.png").size == (32, 32)
 
 
-def test_compare_writes_pairs_side_by_sides_and_a_grid(saved, tmp_path):
+def test_compare_writes_pairs_and_the_demos_labelled_grids(saved, tmp_path):
     out = tmp_path / "out"
     args = ["--npnet", str(saved / "identity"), "-p", "a red cube", "-p", "a blue ball"]
     result = _run(saved, *args, "--seeds", "0,1", "--compare", "--out", str(out))
@@ -49,8 +54,14 @@ def test_compare_writes_pairs_side_by_sides_and_a_grid(saved, tmp_path):
             golden = np.asarray(Image.open(out / f"{index}-s{seed}-golden.png"), dtype=int)
             # Identity NPNet: same image up to a rounding flip of the 8-bit PNG.
             assert np.abs(standard - golden).max() <= 1
-        assert Image.open(out / f"{index}-compare.png").size == (64, 64)  # 2 seeds x 2 rows
-    assert Image.open(out / "grid.png").size == (64, 128)
+        # the demo's grid: a row per seed (prompt and seed written), a column per arm
+        assert Image.open(out / f"{index}-compare.png").size == (WIDE, HEADER + 2 * ROW + PAD)
+    grid = Image.open(out / "grid.png").convert("RGB")
+    assert grid.size == (WIDE, HEADER + 4 * ROW + PAD)
+    left = LABEL_WIDTH + ROW + PAD  # the first row's golden cell: the image, upscaled
+    cell = grid.crop((left, HEADER, left + CELL, HEADER + CELL))
+    shown = Image.open(out / "000-s0-golden.png").convert("RGB")
+    assert cell.tobytes() == shown.resize((CELL, CELL), Image.Resampling.NEAREST).tobytes()
 
 
 def test_user_errors_exit_with_a_clear_message(saved, tmp_path):
@@ -79,3 +90,14 @@ def test_parse_seeds():
     for bad in ("a", "3-1", " , "):
         with pytest.raises(GoldenNoiseError):
             parse_seeds(bad)
+
+
+def test_prompts_option_takes_sources_and_prompts_alike(tmp_path):
+    listed = tmp_path / "p.txt"
+    listed.write_text("a red cube\n")
+    given = ["a blue ball", str(listed), "cat", "a red cube", "toy:train:1"]
+    texts, _ = read_prompt_sources(given)
+    assert texts[:3] == ["a blue ball", "a red cube", "cat"] and len(texts) == 4
+    for source in ("missing.txt", "prompts.csv", "./missing"):
+        with pytest.raises(GoldenNoiseError, match="no such file"):
+            read_prompt_sources([source])

@@ -48,7 +48,24 @@ def fail(error: BaseException, code: int = 1) -> NoReturn:
 
 
 class _Commands(TyperGroup):
-    """Runs a command and turns any user error that escaped it into `error: ...`, exit 1."""
+    """Runs a command and turns any user error that escaped it into `error: ...`, exit 1;
+    third-party log lines stay out of the console unless `--verbose` (quieted as the command
+    starts, after its `--help` is answered: the libraries load slowly)."""
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        command = super().get_command(ctx, name)
+        if command is not None and command.callback is not None:
+            run = command.callback
+
+            def quieted(*args: Any, **kwargs: Any) -> Any:
+                if not ctx.params.get("verbose"):
+                    from golden_noise.core.progress import quiet_libraries
+
+                    quiet_libraries()
+                return run(*args, **kwargs)
+
+            command.callback = quieted
+        return command
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -67,5 +84,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def main() -> None:
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show third-party log lines and loading bars too."
+    ),
+) -> None:
     """Golden noise for diffusion models: collect, train, generate, evaluate."""

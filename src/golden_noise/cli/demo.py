@@ -52,7 +52,6 @@ def demo(
     from rich.console import Console
 
     from golden_noise.cli.output import stdout_console
-    from golden_noise.core.progress import quiet_library_bars
     from golden_noise.core.validate import integer
     from golden_noise.demo import FULL, QUICK, run_demo, run_study
     from golden_noise.demo.processes import EvaluationProcesses
@@ -60,7 +59,6 @@ def demo(
 
     if threads is not None:
         torch.set_num_threads(integer("threads", threads, 1, 1024))  # 0: a RuntimeError traceback
-    quiet_library_bars()
     console = Console(stderr=True)
     cores = os.cpu_count() or 1
     count = 1 if quick else min(2, cores)

@@ -154,13 +154,29 @@ def track(
             progress.advance(task)
 
 
-def quiet_library_bars() -> None:
-    """Off a terminal, silence diffusers' and transformers' own tqdm bars (pipeline and
-    weight loading), which a log would keep as lines of carriage returns."""
-    if is_terminal():
-        return
+def quiet_libraries() -> None:
+    """Keep third-party lines out of the console (what `golden-noise --verbose` shows): the
+    warnings of accelerate (e.g. "Deleting 1 checkpoints to make room for new checkpoint."
+    every epoch) and timm, diffusers' and transformers' notices and loading bars, the hub's
+    download bars. Environment switches the user set win; child processes inherit them."""
+    import logging
+    import os
+
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    for name in ("accelerate", "timm"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+
+
+QUIET_ENVIRONMENT = {
+    "ACCELERATE_LOG_LEVEL": "error",
+    "DIFFUSERS_VERBOSITY": "error",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}

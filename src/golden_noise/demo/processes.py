@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from golden_noise.core.distributed import finish, make_accelerator
-    from golden_noise.core.progress import quiet_library_bars
+    from golden_noise.core.progress import quiet_libraries
     from golden_noise.demo.config import CONFIG_NAME, DemoConfig
     from golden_noise.demo.stages import TEACHER_CHOICE, evaluate_stage, load_json
     from golden_noise.toy import load_npnet, load_pipeline
 
     torch.set_num_threads(args.threads)
-    quiet_library_bars()
+    quiet_libraries()  # a worker is not started through the CLI's command group
     try:
         accelerator = make_accelerator(cpu=True)
         config = DemoConfig.from_dict(load_json(args.out / CONFIG_NAME))

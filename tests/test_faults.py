@@ -9,6 +9,7 @@ planted pickle in every file of a training checkpoint (test_train.py).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -189,3 +190,367 @@ def test_a_planted_pickle_in_a_file_the_project_reads_never_runs(plant, tmp_path
     with pytest.raises(GoldenNoiseError):
         plant(tmp_path, PlantedPayload(marker))
     assert not marker.exists()
+
+
+# === a refused run leaves the previous one exactly as it was ==================================
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _toy_generation(dtype: str = "float32", batch_size: int = 4):
+    from golden_noise.adapters.loading import builtin_pipeline, pipeline_from_spec
+    from golden_noise.evaluation.evaluate import Generation
+    from golden_noise.generation import arms
+    from golden_noise.generation.generate import GoldenNoise
+
+    pipe = pipeline_from_spec("toy", dtype=dtype, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    golden = GoldenNoise(builtin_pipeline("toy").npnet(), pipe)
+    made = {"standard": arms.standard(), "golden": arms.golden(golden)}
+    return Generation(pipe, made, {"num_inference_steps": 2, "guidance_scale": 2.0}, batch_size)
+
+
+def _evaluate_into(folder: Path, prompts: list[str], generation=None, **kw):
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.generation.arms import make_samples
+    from golden_noise.scorers import get_scorer
+
+    return evaluate(
+        folder, [get_scorer("toy-soft")], samples=make_samples(prompts, [0, 1]),
+        generation=generation or _toy_generation(), run={"prompts": "x"},
+        show_progress=False, resamples=50, **kw,
+    )  # fmt: skip
+
+
+A_PROMPTS, B_PROMPTS = ["a red circle", "a blue square"], ["a green star", "a red square"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("eval") / "a"
+    _evaluate_into(folder, A_PROMPTS)
+    return folder
+
+
+@pytest.fixture
+def previous(evaluated: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(evaluated, tmp_path / "previous"))
+
+
+REFUSALS = {
+    # other prompts: index.jsonl was rewritten with B's prompts before the staleness check,
+    # and --rescore then scored A's images against B's prompts (soft 0.0, exit 0)
+    "other prompts": (lambda f: _evaluate_into(f, B_PROMPTS), "prompts or seeds"),
+    # another dtype: bf16 images were reported in an fp32 report
+    "other dtype": (
+        lambda f: _evaluate_into(f, A_PROMPTS, _toy_generation("bfloat16")),
+        "dtype: 'torch.float32' -> 'torch.bfloat16'",
+    ),
+    "other steps": (
+        lambda f: _evaluate_into(
+            f,
+            A_PROMPTS,
+            type(_toy_generation())(
+                **{**vars(_toy_generation()), "call": {"num_inference_steps": 3}}
+            ),
+        ),
+        "num_inference_steps",
+    ),  # fmt: skip
+    "no scorer": (
+        lambda f: __import__("golden_noise.evaluation.evaluate", fromlist=["x"]).evaluate(
+            f, [], samples=[], generation=_toy_generation()
+        ),
+        "at least one scorer",
+    ),
+}
+
+
+@pytest.mark.parametrize("refused, named", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refused_evaluate_leaves_the_previous_run_exactly_as_it_was(
+    refused, named: str, previous: Path
+) -> None:
+    from golden_noise.evaluation.evaluate import read_index
+
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match=named.replace("(", r"\(").replace("'", "'")):
+        refused(previous)
+    assert _snapshot(previous) == before
+    samples, _ = read_index(previous)
+    assert [s.prompt for s in samples] == [p for p in A_PROMPTS for _ in (0, 1)]
+
+
+def test_images_without_a_record_of_what_made_them_are_not_reused(previous: Path) -> None:
+    """Before: no run.json meant "anything goes": any settings reused the old images."""
+    (previous / "run.json").unlink()
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match="holds images but no record of what made them"):
+        _evaluate_into(previous, A_PROMPTS)
+    assert _snapshot(previous) == before
+
+
+def test_a_truncated_image_is_named(previous: Path) -> None:
+    """Before: PIL's 'image file is truncated' named no file."""
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.scorers import get_scorer
+
+    image = sorted((previous / "images").glob("*.png"))[1]
+    image.write_bytes(image.read_bytes()[:120])
+    with pytest.raises(GoldenNoiseError, match=f"cannot read image {image}"):
+        evaluate(previous, [get_scorer("toy-soft")], show_progress=False, resamples=50)
+
+
+def test_the_same_evaluate_again_resumes(previous: Path) -> None:
+    before = json.loads((previous / "metrics.json").read_text())["summary"]
+    again = _evaluate_into(previous, A_PROMPTS)
+    assert json.dumps(again, sort_keys=True) == json.dumps(before, sort_keys=True)
+
+
+def test_generate_refuses_a_folder_that_holds_images(tmp_path: Path) -> None:
+    """Before: a second generate replaced 000-s0.png and prompts.txt no longer listed the
+    first run's images."""
+    from golden_noise.generation.files import check_new_output
+
+    out = tmp_path / "images"
+    out.mkdir()
+    check_new_output(out, 8)  # an empty folder is fine
+    for name in ("prompts.txt", "000-s0.png", "003-s12-golden.png", "001-compare.png", "grid.png"):
+        (out / name).write_bytes(b"x")
+        with pytest.raises(GoldenNoiseError, match=f"already holds generated images .*{name}"):
+            check_new_output(out, 8)
+        (out / name).unlink()
+    (out / "notes.md").write_text("mine")
+    check_new_output(out, 8)  # files that are not ours are left alone
+
+
+# === resumes record and compare everything that changes the numbers ==========================
+def _collect(out: Path, dtype: str = "float32"):
+    from golden_noise.adapters.loading import pipeline_from_spec
+    from golden_noise.collection.collect import collect
+    from golden_noise.scorers import get_scorer
+    from golden_noise.teachers import SamplerSettings
+
+    pipe = pipeline_from_spec("toy", dtype=dtype, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return collect(pipe, A_PROMPTS, out, get_scorer("toy-soft"),
+                   sampler=SamplerSettings(steps=2, guidance=2.0), progress=False,
+                   batch_size=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("collect") / "npd"
+    _collect(out)
+    return out
+
+
+def test_collect_records_its_dtype_and_refuses_a_resume_in_another(
+    collected: Path, tmp_path: Path
+) -> None:
+    """Before: bf16 rows were mixed with fp32 ones (targets 0.15 apart), exit 0."""
+    import shutil
+
+    out = Path(shutil.copytree(collected, tmp_path / "npd"))
+    assert DatasetManifest.load(out).sampler["dtype"] == "float32"
+    before = _snapshot(out)
+    with pytest.raises(GoldenNoiseError, match="'dtype': 'bfloat16'"):
+        _collect(out, "bfloat16")
+    assert _snapshot(out) == before
+
+
+def test_collect_refuses_to_resume_a_dataset_that_does_not_record_its_dtype(
+    collected: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    out = Path(shutil.copytree(collected, tmp_path / "npd"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["sampler"]["dtype"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GoldenNoiseError, match="does not record the pipeline dtype"):
+        _collect(out)
+    # a dataset from before the record still opens for reading
+    assert len(NoisePromptDataset(out)) == 2
+
+
+SMALL = {
+    "backbone": "vit_tiny_patch16_224",
+    "backbone_kwargs": {"img_size": 32, "patch_size": 8, "depth": 1, "embed_dim": 32,
+                        "num_heads": 2},
+    "backbone_input_size": 32, "svd_hidden": 16, "svd_mlp_hidden": 64,
+}  # fmt: skip
+
+
+def _train_config(data: Path, out: Path, **kw):
+    from golden_noise.train import TrainConfig
+
+    settings = dict(dataset=data, out=out, batch_size=4, epochs=1, lr=1e-3, margin=None,
+                    val_fraction=0.25, npnet=dict(SMALL), log_with="none", progress=False,
+                    cpu=True)  # fmt: skip
+    return TrainConfig(**{**settings, **kw})
+
+
+def test_a_resume_without_train_config_json_cannot_change_the_settings(tmp_path: Path) -> None:
+    """Before: with train_config.json deleted, a resume took any batch size and lr."""
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    train(_train_config(data, tmp_path / "run"))
+    (tmp_path / "run" / "train_config.json").unlink()
+    for changes in ({"batch_size": 2}, {"lr": 0.5}, {}):
+        with pytest.raises(GoldenNoiseError, match="holds checkpoints but no train_config.json"):
+            train(_train_config(data, tmp_path / "run", epochs=2, **changes))
+
+
+# === integrity of the dataset on disk ===================================================
+def _tensor_bytes(path: Path, name: str) -> tuple[int, int]:
+    """Where tensor `name`'s bytes lie in a safetensors file."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    begin, end = json.loads(raw[8 : 8 + size])[name]["data_offsets"]
+    return 8 + size + begin, 8 + size + end
+
+
+def _flip(path: Path, name: str, at: int = 0) -> None:
+    start, _ = _tensor_bytes(path, name)
+    raw = bytearray(path.read_bytes())
+    raw[start + at] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite a shard as an older writer would (no digests): what change() makes of it."""
+    from safetensors.torch import save_file
+
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.fixture
+def npd(tmp_path: Path) -> Path:
+    return write_synthetic_dataset(tmp_path / "npd", n_prompts=4, seeds_per_prompt=4,
+                                   rows_per_shard=4)  # fmt: skip
+
+
+def _first_rows(root: Path) -> Path:
+    return list_shards(root / "rows")[0]
+
+
+DAMAGE = {
+    # flipped bytes in a key column: collect "resumed" to 40 of 32 planned rows, exit 0
+    "flipped seed byte": (lambda r: _flip(_first_rows(r), "seed", 1), "do not match the digest"),
+    "flipped prompt byte": (
+        lambda r: _flip(_first_rows(r), "prompt_index", 2),
+        "do not match the digest",
+    ),
+    "flipped score byte": (
+        lambda r: _flip(_first_rows(r), "score_target", 3),
+        "do not match the digest",
+    ),
+    # a deleted shard: train ran on 24 of 32 rows without a word
+    "deleted shard": (lambda r: _first_rows(r).unlink(), "published shards are missing"),
+    "deleted embeddings": (
+        lambda r: list_shards(r / "embeddings")[0].unlink(),
+        "published shards are missing",
+    ),
+    "copied shard": (
+        lambda r: (r / "rows" / "r00000-000099.safetensors").write_bytes(
+            _first_rows(r).read_bytes()
+        ),
+        "appear more than once",
+    ),
+    "negative seed (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["seed"].__setitem__(0, -5)),
+        "seed must be >= 0",
+    ),
+    "negative prompt (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["prompt_index"].__setitem__(0, -1)),
+        "prompt_index must be >= 0",
+    ),
+    "NaN score (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["score_source"].__setitem__(1, math.nan)),
+        "score_source must be finite",
+    ),
+    "truncated shard": (
+        lambda r: _first_rows(r).write_bytes(_first_rows(r).read_bytes()[:50]),
+        "corrupt shard",
+    ),
+    "unreadable ledger": (
+        lambda r: (r / "ledger-r00000.json").write_text("{"),
+        "cannot read the shard ledger",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage, named", DAMAGE.values(), ids=DAMAGE.keys())
+def test_damage_that_the_columns_show_is_named_when_the_dataset_opens(
+    damage, named: str, npd: Path
+) -> None:
+    damage(npd)
+    with pytest.raises(GoldenNoiseError, match=named):
+        NoisePromptDataset(npd)
+
+
+LATENT_DAMAGE = {
+    "flipped target byte": (
+        lambda r: _flip(_first_rows(r), "target", 5),
+        "contents do not match the digest",
+    ),
+    "flipped embedding byte": (
+        lambda r: _flip(list_shards(r / "embeddings")[0], "embeds", 5),
+        "contents do not match the digest",
+    ),
+    # finite garbage in targets: train exited 0 at loss 1e9 and wrote best/
+    "finite garbage target (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["target"].__setitem__(2, 3e4)),
+        "target latents that are not finite noise of plausible size",
+    ),
+    "zero source (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["source"].__setitem__(0, 0.0)),
+        "source latents that are not finite",
+    ),
+    "inf target (old shard)": (
+        lambda r: _rewrite(_first_rows(r), lambda t: t["target"].__setitem__(1, math.inf)),
+        "target latents that are not finite",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage, named", LATENT_DAMAGE.values(), ids=LATENT_DAMAGE.keys())
+def test_damage_in_the_latents_is_found_before_training(damage, named: str, npd: Path) -> None:
+    damage(npd)
+    data = NoisePromptDataset(npd)  # opening reads keys only: latents are checked in verify
+    with pytest.raises(GoldenNoiseError, match=named):
+        data.verify()
+
+
+def test_train_checks_the_rows_before_its_first_step(npd: Path, tmp_path: Path) -> None:
+    from golden_noise.train import train
+
+    _rewrite(_first_rows(npd), lambda t: t["target"].__setitem__(2, 3e4))
+    with pytest.raises(GoldenNoiseError, match="not finite noise of plausible size"):
+        train(_train_config(npd, tmp_path / "run"))
+    assert not (tmp_path / "run" / "best").exists()
+
+
+def test_a_dataset_from_before_digests_still_opens(npd: Path) -> None:
+    """Shards without digests and a folder without ledgers: what an older collector wrote."""
+    for path in list_shards(npd / "rows") + list_shards(npd / "embeddings"):
+        _rewrite(path, lambda t: None)
+    (npd / "ledger-r00000.json").unlink()
+    data = NoisePromptDataset(npd)
+    data.verify()
+    assert len(data) == 16
+
+
+def test_the_collector_redoes_the_rows_of_a_shard_deleted_on_purpose(npd: Path) -> None:
+    """The advice for a corrupt shard (delete it, run the same collect) works: the writer drops
+    its ledger entry and those rows are missing, so the collector fills them in."""
+    from golden_noise.dataset import DatasetWriter
+
+    _first_rows(npd).unlink()
+    with DatasetWriter(npd, DatasetManifest.load(npd)) as writer:
+        assert len(writer.keys) == 12
+    assert len(NoisePromptDataset(npd)) == 12

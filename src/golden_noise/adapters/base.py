@@ -107,7 +107,11 @@ class PipelineAdapter(ABC):
     def resolve_size(self, height: int | None, width: int | None) -> tuple[int, int]:
         """Fill in the pipeline's default size and refuse sizes the latent grid cannot hold."""
         default_h, default_w = self.default_size()
-        height, width = height or default_h, width or default_w
+        height = default_h if height is None else height
+        width = default_w if width is None else width
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GoldenNoiseError(f"{name} must be an integer >= 1; got {value!r}")
         step = self.size_step
         if height % step or width % step:
             raise GoldenNoiseError(

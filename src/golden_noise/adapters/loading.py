@@ -40,6 +40,26 @@ def resolve_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     return DTYPES[name.lower()]
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch device this machine has, or one error naming what it has."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise GoldenNoiseError(
+            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0'; got {device!r}"
+        ) from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if parsed.index is not None and parsed.index >= count or count == 0:
+            raise GoldenNoiseError(
+                f"device {device!r} is not available: this machine has {count} CUDA devices"
+                + (f" (cuda:0 to cuda:{count - 1})" if count else "; use --device cpu")
+            )
+    elif parsed.type not in ("cpu", "mps", "xpu", "meta"):
+        raise GoldenNoiseError(f"device {device!r} is not supported; use 'cpu' or 'cuda[:N]'")
+    return parsed
+
+
 def default_device() -> str:
     """The first accelerator torch sees, else the CPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -98,7 +118,7 @@ def pipeline_from_spec(
     A local folder never touches the network; a hub id uses the hub cache as usual.
     """
     torch_dtype = resolve_dtype(dtype)
-    device = device or default_device()
+    device = check_device(device or default_device())
     if spec in BUILTIN_PIPELINES:
         return BUILTIN_PIPELINES[spec].load(device, torch_dtype)
     # Loading in the dtype (rather than casting after) keeps the modules diffusers pins to
@@ -118,7 +138,9 @@ def _from_pretrained(spec: str, torch_dtype: torch.dtype | None) -> Any:
     kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
     try:
         return DiffusionPipeline.from_pretrained(spec, **kwargs)
-    except (OSError, ValueError) as error:  # hub/cache misses and bad ids surface as these
+    except Exception as error:  # hub/cache misses, bad ids, repos that need custom code...
+        if isinstance(error, GoldenNoiseError):
+            raise
         raise GoldenNoiseError(
             f"cannot load pipeline {spec!r}: expected 'toy', a local pipeline folder or a hub "
             f"id the hub (or its cache) can serve; {error}"

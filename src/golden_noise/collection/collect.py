@@ -21,7 +21,8 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from golden_noise.adapters import adapter_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import make_progress
-from golden_noise.core.seeds import seeded_generator
+from golden_noise.core.seeds import MAX_SEED, MAX_SEEDS, seeded_generator
+from golden_noise.core.validate import MAX_BATCH, integer, number, pipeline_call
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
 from golden_noise.dataset.manifest import MANIFEST_NAME
 from golden_noise.scorers.base import Scorer
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
 Key = tuple[int, int]
+# One dataset's planned rows: the paper's is 100K; a hundred million is a typo, not a plan.
+MAX_ROWS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,27 @@ class SeedPlan:
     distinct: bool = True
 
     def __post_init__(self) -> None:
-        if self.per_prompt < 1:
+        if isinstance(self.per_prompt, int) and self.per_prompt < 1:
             raise GoldenNoiseError(f"seeds per prompt must be >= 1; got {self.per_prompt}")
-        if self.offset < 0:
+        if isinstance(self.offset, int) and self.offset < 0:
             raise GoldenNoiseError(f"seed offset must be >= 0; got {self.offset}")
+        integer("seeds per prompt", self.per_prompt, 1, MAX_SEEDS)
+        integer("seed offset", self.offset, 0, MAX_SEED)
 
     def keys(self, n_prompts: int) -> list[Key]:
         """Every row, replicate-major: all prompts once before any prompt twice."""
         step = self.per_prompt if self.distinct else 0
+        last = self.offset + max(n_prompts - 1, 0) * step + self.per_prompt - 1
+        if last > MAX_SEED:
+            raise GoldenNoiseError(
+                f"seed offset {self.offset} with {n_prompts} prompts x {self.per_prompt} seeds "
+                f"reaches seed {last}; seeds are stored as int64, at most {MAX_SEED}"
+            )
+        if n_prompts * self.per_prompt > MAX_ROWS:
+            raise GoldenNoiseError(
+                f"{n_prompts} prompts x {self.per_prompt} seeds is {n_prompts * self.per_prompt} "
+                f"rows; at most {MAX_ROWS} per dataset"
+            )
         return [
             (i, self.offset + i * step + j)
             for j in range(self.per_prompt)
@@ -146,7 +162,12 @@ def build_manifest(
         model=model,
         latent_shape=adapter.latent_shape(1, height, width)[1:],
         text_shape=adapter.text_shape(),
-        sampler={**sampler.to_dict(), "height": height, "width": width},
+        sampler={
+            **sampler.to_dict(),
+            "height": height,
+            "width": width,
+            "dtype": str(adapter.denoiser.dtype).removeprefix("torch."),
+        },
         teacher=teacher.name,
         teacher_options=teacher.options(),
         w_l=redenoise.w_l if redenoise else None,
@@ -157,12 +178,24 @@ def build_manifest(
     )
 
 
-def _check_same_seed_plan(out: Path, seeds: SeedPlan) -> None:
+def _check_same_seed_plan(out: Path, seeds: SeedPlan, manifest: DatasetManifest) -> None:
     """Refuse to add another seed plan's rows to a dataset: the seed of row j of prompt i
-    depends on the plan, so two plans mix (11 rows of 8 planned, from per_prompt 1 then 2)."""
+    depends on the plan, so two plans mix (11 rows of 8 planned, from per_prompt 1 then 2).
+
+    The pipeline dtype changes every number (bf16 targets differ from fp32 ones by up to
+    0.15), so a dataset that does not record it cannot be resumed: nothing could tell its
+    rows from this run's."""
     if not (out / MANIFEST_NAME).is_file():
         return
-    recorded = DatasetManifest.load(out).notes.get("seeds")
+    existing = DatasetManifest.load(out)
+    if "dtype" not in existing.sampler:
+        raise GoldenNoiseError(
+            f"{out / MANIFEST_NAME} does not record the pipeline dtype its rows were made with, "
+            f"so they cannot be checked against this run's {manifest.sampler['dtype']}; collect "
+            f'into a new folder, or, if you know it, add "dtype": '
+            f'"{manifest.sampler["dtype"]}" to its "sampler" entry'
+        )
+    recorded = existing.notes.get("seeds")
     if recorded is not None and recorded != seeds.to_dict():
         raise GoldenNoiseError(
             f"{out} was collected with seeds {recorded}; this run asks for {seeds.to_dict()}. "
@@ -202,8 +235,15 @@ def collect(
     teacher = teacher or RedenoiseTeacher()
     sampler_settings = sampler or SamplerSettings()
     seeds = seeds or SeedPlan()
-    if batch_size < 1:
+    if isinstance(batch_size, int) and batch_size < 1:
         raise GoldenNoiseError(f"batch_size must be >= 1; got {batch_size}")
+    integer("batch_size", batch_size, 1, MAX_BATCH)
+    integer("generation_batch_size", generation_batch_size, 1, MAX_BATCH)
+    integer("rows_per_shard", rows_per_shard, 1, MAX_ROWS)
+    if max_rows is not None:
+        integer("max_rows", max_rows, 1, MAX_ROWS)
+    number("margin", margin)
+    pipeline_call(None, None, height, width)  # 0 is no size: not "the default size"
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     is_main = rank == 0
     if accelerator is not None:
@@ -223,7 +263,7 @@ def collect(
         seeds=seeds,
     )
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
-    _check_same_seed_plan(out, seeds)
+    _check_same_seed_plan(out, seeds, manifest)
 
     def barrier() -> None:
         if accelerator is not None:

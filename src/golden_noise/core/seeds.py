@@ -9,7 +9,9 @@ from golden_noise.core.errors import GoldenNoiseError
 if TYPE_CHECKING:
     import torch
 
-MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes
+# torch.Generator.manual_seed takes up to 2**64 - 1, but datasets, indexes and npz names keep
+# seeds as int64: a larger seed would be stored as another number (or not at all).
+MAX_SEED = 2**63 - 1
 # One command's seed list: a million images is already days of generation; more is a typo
 # (0-99999999999) that would only fill memory before anything runs.
 MAX_SEEDS = 1_000_000
@@ -19,7 +21,9 @@ def check_seed_range(first: int, last: int) -> None:
     """Refuse seeds torch cannot take and ranges no run could use, before expanding them."""
     for seed in (first, last):
         if not 0 <= seed <= MAX_SEED:
-            raise GoldenNoiseError(f"seeds must be between 0 and 2**64 - 1; got {seed}")
+            raise GoldenNoiseError(
+                f"seeds must be between 0 and 2**63 - 1 ({MAX_SEED}); got {seed}"
+            )
     if last - first + 1 > MAX_SEEDS:
         raise GoldenNoiseError(
             f"the seed range {first}-{last} has {last - first + 1} seeds; at most {MAX_SEEDS} "

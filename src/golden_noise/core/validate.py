@@ -14,6 +14,10 @@ from typing import Any
 
 from golden_noise.core.errors import GoldenNoiseError
 
+# The most images or rows one call may batch: far above any accelerator's memory, low enough
+# that a typo (--batch-size 10000000) is refused instead of trying to allocate it.
+MAX_BATCH = 65536
+
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """`value` if it is an int within [minimum, maximum]."""

@@ -8,7 +8,6 @@ rows, which is why the collector keeps every row whatever its scores.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.dataset.integrity import check_no_missing_shards, verify_rows
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, read_prompts
 from golden_noise.dataset.shards import (
@@ -38,8 +38,6 @@ from golden_noise.dataset.shards import (
     tensor_shape,
 )
 
-logger = logging.getLogger(__name__)
-
 _REQUIRED = (SOURCE, TARGET, PROMPT_INDEX, SEED, SCORE_SOURCE, SCORE_TARGET)
 
 
@@ -55,6 +53,7 @@ class RowTable:
 
     @classmethod
     def load(cls, root: Path, manifest: DatasetManifest) -> RowTable:
+        check_no_missing_shards(root)
         shards = list_shards(root / ROWS_DIR)
         ids, offsets, parts = [], [], []
         for number, path in enumerate(shards):
@@ -74,19 +73,34 @@ class RowTable:
         common = set.intersection(*(set(p) for p in parts))
         columns = {k: np.concatenate([p[k] for p in parts]) for k in sorted(common)}
         shard_id, offset = np.concatenate(ids), np.concatenate(offsets)
+        _check_values(root, columns, shards, shard_id)
         keys = np.stack([columns[PROMPT_INDEX], columns[SEED]], axis=1)
-        _, first = np.unique(keys, axis=0, return_index=True)
-        first.sort()
-        dropped = len(keys) - len(first)
-        if dropped:
-            logger.warning(
-                "%s: %d rows repeat a (prompt_index, seed) key; keeping the first", root, dropped
+        unique, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            # the writer refuses a key already on disk: a repeat is a copied or damaged shard
+            repeated = [tuple(k) for k in unique[counts > 1].tolist()]
+            mask = np.zeros(len(keys), dtype=bool)
+            for key in unique[counts > 1][:5]:
+                mask |= (keys == key).all(axis=1)
+            where = sorted({shards[int(i)].name for i in shard_id[mask]})
+            raise GoldenNoiseError(
+                f"{root}: {len(repeated)} (prompt_index, seed) keys appear more than once "
+                f"(e.g. {repeated[:5]}, in {', '.join(where[:5])}); each row must be stored "
+                "once: remove the copied or damaged shard"
             )
-        columns = {k: v[first] for k, v in columns.items()}
-        return cls(shards, shard_id[first], offset[first], columns, dropped)
+        return cls(shards, shard_id, offset, columns, 0)
 
     def __len__(self) -> int:
         return len(self.shard_id)
+
+    def verify(self) -> None:
+        """Read every shard whole: digests, and finite latents of plausible size in every row
+        (what `load` cannot see without reading the latents). Once, before training."""
+        rows_of = {
+            path: np.sort(self.offset[self.shard_id == number])
+            for number, path in enumerate(self.shards)
+        }
+        verify_rows(self.shards, rows_of, (SOURCE, TARGET))
 
     def keep_mask(self, margin: float | None, score: str | None) -> np.ndarray:
         """Rows the paper's filter keeps: `score_source + margin < score_target`."""
@@ -104,6 +118,30 @@ class RowTable:
             if len(self)
             else np.ones(0, bool)
         )
+
+
+def _check_values(
+    root: Path, columns: dict[str, np.ndarray], shards: list[Path], shard_id: np.ndarray
+) -> None:
+    """Keys and scores must be what a writer can write: indices and seeds >= 0, scores
+    finite. Anything else is damage, named with its shard."""
+    problems = []
+    for name in (PROMPT_INDEX, SEED):
+        bad = columns[name] < 0
+        if bad.any():
+            problems.append((name, "must be >= 0", bad))
+    for name, values in columns.items():
+        if np.issubdtype(values.dtype, np.floating):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                problems.append((name, "must be finite", bad))
+    if problems:
+        detail = "; ".join(
+            f"{name} {rule}: {int(bad.sum())} rows, e.g. {columns[name][bad][0]!r} in "
+            f"{shards[int(shard_id[bad][0])].name}"
+            for name, rule, bad in problems
+        )
+        raise GoldenNoiseError(f"{root}: rows hold out-of-range values ({detail})")
 
 
 def split_prompts(
@@ -174,12 +212,18 @@ class NoisePromptDataset(Dataset):
         if missing:
             raise GoldenNoiseError(
                 f"{self.root}: {len(missing)} prompts have rows but no cached text embedding "
-                f"(e.g. prompt indices {missing[:10]}); re-run the collector to fill them in"
+                f"(e.g. prompt indices {missing[:10]}); a collect run that was stopped fills "
+                "them in when run again; otherwise the embedding shards are damaged or missing"
             )
         return shards, where
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def verify(self) -> None:
+        """`RowTable.verify`, and the digests of the embedding shards."""
+        self.table.verify()
+        verify_rows(self._embedding_shards, {}, ())
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.dataset.integrity import check_columns
 
 ROWS_DIR = "rows"
 EMBEDDINGS_DIR = "embeddings"
@@ -63,8 +64,9 @@ def open_shard(path: Path) -> Any:
         return safe_open(str(path), framework="pt")
     except (SafetensorError, OSError) as exc:
         raise GoldenNoiseError(
-            f"corrupt shard {path}: expected a complete safetensors file ({exc}); "
-            f"delete it and re-run the collector to regenerate its rows"
+            f"corrupt shard {path}: expected a complete safetensors file ({exc}); restore it "
+            "from a backup, or (for a collected dataset) delete it and run the same collect "
+            "command to collect its rows again"
         ) from exc
 
 
@@ -97,6 +99,7 @@ def read_columns(path: Path, required: Sequence[str]) -> dict[str, torch.Tensor]
                 raise GoldenNoiseError(
                     f"corrupt shard {path}: cannot read {key!r} ({exc})"
                 ) from exc
+    check_columns(path, handle.metadata(), columns)
     return columns
 
 

@@ -19,6 +19,12 @@ from safetensors.torch import save_file
 
 from golden_noise.core.atomic import publish, remove_temp_files, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.dataset.integrity import (
+    DIGEST_KEY,
+    reconcile_ledger,
+    record_shard,
+    shard_metadata,
+)
 from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, write_prompts
 from golden_noise.dataset.shards import (
@@ -133,7 +139,8 @@ class DatasetWriter:
         self._tag = f"r{rank:05d}-"
         for directory in (self.root, self.root / ROWS_DIR, self.root / EMBEDDINGS_DIR):
             remove_temp_files(directory, self._tag)
-        self._keys = present_keys(self.root)
+        reconcile_ledger(self.root, rank)  # shards deleted to be redone: their rows are
+        self._keys = present_keys(self.root)  # missing below, so they are collected again
         self._embedded = embedded_prompts(self.root)
         self._rows: list[dict[str, torch.Tensor]] = []
         self._pending_rows = 0
@@ -295,9 +302,14 @@ class DatasetWriter:
     def _publish(self, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
         target = directory / shard_name(self.rank, next_seq(directory, self.rank))
         temp = temp_path_for(target, self._tag)
+        tensors = {k: v.contiguous() for k, v in tensors.items()}
+        metadata = shard_metadata(tensors)
         try:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(temp))
+            save_file(tensors, str(temp), metadata=metadata)
             publish(temp, target)
+            rows = len(next(iter(tensors.values())))
+            name = target.relative_to(self.root).as_posix()
+            record_shard(self.root, self.rank, name, rows, metadata[DIGEST_KEY])
         except (OSError, SafetensorError) as exc:  # a full disk is a SafetensorError
             raise GoldenNoiseError(f"cannot write shard {target}: {exc}") from exc
         finally:

@@ -30,6 +30,8 @@ from golden_noise.core.atomic import (
     remove_leftovers_of,
 )
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.seeds import MAX_SEED
+from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
 from golden_noise.evaluation.report import ImageRow, MetricInfo, write_report
 from golden_noise.evaluation.report.writer import norm_ratios
@@ -61,6 +63,9 @@ class Generation:
     arms: dict[str, Arm]
     call: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        integer("batch_size", self.batch_size, 1, MAX_BATCH)
 
 
 def image_file(sample: Sample, arm: str) -> str:
@@ -130,11 +135,18 @@ def score_images(
     starts = range(0, len(rows), SCORE_CHUNK)
     for start in track(starts, "scoring", disable=not show_progress):
         chunk = rows[start : start + SCORE_CHUNK]
-        opened = [Image.open(folder / r.file) for r in chunk]
-        for row, image in zip(chunk, opened, strict=True):
-            if NORM_RATIO_KEY in image.text:
-                row.norm_ratio = float(image.text[NORM_RATIO_KEY])
-        images = [image.convert("RGB") for image in opened]
+        images = []
+        for row in chunk:
+            try:
+                with Image.open(folder / row.file) as image:
+                    if NORM_RATIO_KEY in image.text:
+                        row.norm_ratio = float(image.text[NORM_RATIO_KEY])
+                    images.append(image.convert("RGB"))
+            except (OSError, ValueError, SyntaxError) as error:  # PIL's truncated/bad files
+                raise GoldenNoiseError(
+                    f"cannot read image {folder / row.file} ({error}); delete it and run the "
+                    "same evaluate command again to regenerate it"
+                ) from error
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
             for row, value in zip(chunk, scorer.score(images, prompts).tolist(), strict=True):
@@ -159,30 +171,93 @@ def read_index(folder: Path) -> tuple[list[Sample], list[str]]:
             data = json.loads(line)
             arms = arms or data.pop("arms")
             data.pop("arms", None)
-            samples.append(Sample(**data))
-        except (json.JSONDecodeError, TypeError, KeyError) as error:
+            sample = Sample(**data)
+        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as error:
             raise GoldenNoiseError(
                 f"{path} line {number} is not an index entry: {error}"
             ) from error
+        _check_entry(path, number, sample, arms)
+        samples.append(sample)
     if not samples:
         raise GoldenNoiseError(f"{path} lists no samples")
     return samples, arms
 
 
+def _check_entry(path: Path, number: int, sample: Sample, arms: Any) -> None:
+    """An index line names an image file: its numbers must be what the writer wrote."""
+    problem = None
+    index = sample.prompt_index
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        problem = f"prompt_index must be an integer >= 0; got {index!r}"
+    elif isinstance(sample.seed, bool) or not isinstance(sample.seed, int):
+        problem = f"seed must be an integer >= 0; got {sample.seed!r}"
+    elif not 0 <= sample.seed <= MAX_SEED:
+        problem = f"seed must be between 0 and {MAX_SEED}; got {sample.seed!r}"
+    elif not isinstance(sample.prompt, str):
+        problem = f"prompt must be a string; got {sample.prompt!r}"
+    elif not isinstance(arms, list) or not all(isinstance(a, str) for a in arms):
+        problem = f"arms must be a list of names; got {arms!r}"
+    if problem:
+        raise GoldenNoiseError(f"{path} line {number} is not an index entry: {problem}")
+
+
+def read_run_record(folder: Path) -> dict[str, Any]:
+    """`run.json` of an earlier run in `folder` ({} when there is none), or one clear error."""
+    path = Path(folder) / RUN_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GoldenNoiseError(
+            f"cannot read {path} ({error}); it records what made the images there: restore "
+            "it, or evaluate into a new --out"
+        ) from error
+    if not isinstance(data, dict):
+        raise GoldenNoiseError(f"{path} must hold a JSON object; got {type(data).__name__}")
+    return data
+
+
+def _has_images(folder: Path) -> bool:
+    images = folder / IMAGES_DIR
+    return images.is_dir() and any(images.glob("*.png"))
+
+
+def _check_distinct(samples: Sequence[Sample]) -> None:
+    """Two samples of one (prompt_index, seed) would share one image file."""
+    seen: set[tuple[int, int]] = set()
+    for sample in samples:
+        key = (sample.prompt_index, sample.seed)
+        if key in seen:
+            raise GoldenNoiseError(
+                f"sample (prompt_index {key[0]}, seed {key[1]}) is listed twice; expected "
+                "each prompt and seed once"
+            )
+        seen.add(key)
+
+
+CONTROL = "norm-matched"
+
+
 def summarize(
     rows: Sequence[ImageRow], scorers: Sequence[Scorer], resamples: int = BOOTSTRAP_RESAMPLES
 ) -> dict[str, Any]:
-    """Paired statistics of every arm against "standard", overall and per prompt group.
+    """Paired statistics of every arm against "standard", overall and per prompt group, and
+    against the norm-matched control where the run has one (`vs_norm-matched`).
 
     `norm_ratio`: per arm other than standard, each sample's `||start latents|| / ||seed's
     noise||` in row (index.jsonl) order, where its images recorded one.
     """
-    summary = compare_arms(
-        [{"sample": r.sample, "arm": r.arm, "group": r.group, **r.scores} for r in rows],
-        {s.name: s.higher_is_better for s in scorers},
-        baseline="standard",
-        resamples=resamples,
-    )
+    table = [{"sample": r.sample, "arm": r.arm, "group": r.group, **r.scores} for r in rows]
+    metrics = {s.name: s.higher_is_better for s in scorers}
+    summary = compare_arms(table, metrics, baseline="standard", resamples=resamples)
+    if CONTROL in summary["arms"]:  # a gain counts only beyond the norm-matched control
+        control = compare_arms(table, metrics, baseline=CONTROL, resamples=resamples)
+        scopes = [(summary["overall"], control["overall"])]
+        scopes += [(summary["groups"][g], control["groups"][g]) for g in summary["groups"]]
+        for ours, theirs in scopes:
+            for metric, block in ours.items():
+                block[f"vs_{CONTROL}"] = theirs[metric][f"vs_{CONTROL}"]
     return {**summary, "norm_ratio": norm_ratios(rows, "standard")}
 
 
@@ -209,26 +284,33 @@ def evaluate(
         raise GoldenNoiseError(
             "pass both samples and generation to generate, or neither to re-score"
         )
+    if not scorers:
+        raise GoldenNoiseError("expected at least one scorer; got none")
     if samples is None:
         samples, arm_names = read_index(folder)
     else:
         arm_names = list(generation.arms)
         if "standard" not in arm_names:
             raise GoldenNoiseError(f"expected a 'standard' arm to compare against, got {arm_names}")
-        if main:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_index(folder, samples, arm_names)
-    if not scorers:
-        raise GoldenNoiseError("expected at least one scorer; got none")
+        _check_distinct(samples)
+    # Everything is checked before anything is written: a refused run leaves the folder (its
+    # index, run record and report) exactly as the previous run left it.
     if main:  # what generated the images, kept across resumes and re-scores
-        stored = folder / RUN_NAME
-        before = json.loads(stored.read_text()) if stored.is_file() else {}
+        before = read_run_record(folder)
         made_by = before.pop(MADE_BY, None)
         run = {**before, **(run or {})}
         if generation is not None:
             made_by, recorded = _made_by(generation, samples, run), made_by
+            if recorded is None and _has_images(folder):
+                raise GoldenNoiseError(
+                    f"{folder} holds images but no record of what made them ({RUN_NAME} "
+                    f"without {MADE_BY!r}); they cannot be checked against this run: evaluate "
+                    "into a new --out, or delete that folder to regenerate"
+                )
             _refuse_stale_images(folder, recorded, made_by)
-        atomic_write_json(stored, {**run, MADE_BY: made_by} if made_by else run)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_index(folder, samples, arm_names)
+        atomic_write_json(folder / RUN_NAME, {**run, MADE_BY: made_by} if made_by else run)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
@@ -260,6 +342,7 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
         json.dumps(
             {
                 "pipeline": f"{type(pipe).__name__} {getattr(pipe, 'name_or_path', None)}",
+                "dtype": str(getattr(pipe, "dtype", None)),
                 "call": generation.call,
                 "arms": sorted(generation.arms),
                 "run": described,
@@ -277,7 +360,8 @@ def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None
         return
     changed = [
         {"samples_sha256": "prompts or seeds"}.get(k, k)
-        for k in ("pipeline", "arms", "samples_sha256")
+        + (f": {recorded.get(k)!r} -> {now[k]!r}" if k == "dtype" else "")
+        for k in ("pipeline", "dtype", "arms", "samples_sha256")
         if recorded.get(k) != now[k]
     ]
     for section in ("call", "run"):

@@ -8,7 +8,11 @@ Accepted sources:
   `toy:SPLIT:all[:SEED]` every prompt of the split once, the types in turn while each lasts;
 - a named benchmark set: drawbench, pickapic, hpdv2, geneval, parti (see `prompt_sets`);
 - a hub dataset id `owner/name[:split]` with `column` (needs the `prompts` extra: datasets).
-Identical prompts are kept once (first occurrence), so a prompt's index names one text.
+Identical prompts are kept once (first occurrence), so a prompt's index names one text:
+`toy:train:48` draws 48 prompts and keeps the distinct ones (42), as it always has, so a
+dataset collected from that spec keeps its prompts; `toy:SPLIT:all` gives every prompt once.
+A file's UTF-8 byte-order mark is not part of its first prompt. A count is at most
+`MAX_PROMPTS`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.prompts.sets import PROMPT_SETS, load_prompt_set
 
 DEFAULT_COLUMNS = ("prompt", "caption", "text")
+# One command's prompts: the paper's dataset has 100K; ten million is a typo that would only
+# fill memory (toy:train:99999999999 ran for minutes before anything was refused).
+MAX_PROMPTS = 10_000_000
 
 
 def _pick_column(available: list[str], column: str | None, where: str) -> str:
@@ -39,7 +46,7 @@ def _pick_column(available: list[str], column: str | None, where: str) -> str:
 
 
 def _read_csv(path: Path, column: str | None) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames:
             raise GoldenNoiseError(f"{path} is empty: expected a header row and prompts")
@@ -49,7 +56,7 @@ def _read_csv(path: Path, column: str | None) -> list[str]:
 
 def _read_jsonl(path: Path, column: str | None) -> list[str]:
     texts: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -78,7 +85,13 @@ def _read_toy(spec: str) -> list[str]:
     seed = int(parts[3]) if len(parts) == 4 else 0
     if parts[2] == "all":
         return every_prompt(parts[1], seed)
-    return sample_prompts(int(parts[2]), seed, parts[1])
+    count = int(parts[2])
+    if not 1 <= count <= MAX_PROMPTS:
+        raise GoldenNoiseError(
+            f"{spec!r}: the prompt count must be between 1 and {MAX_PROMPTS}; got {count} "
+            f"(toy:{parts[1]}:all gives every prompt of the split once)"
+        )
+    return sample_prompts(count, seed, parts[1])
 
 
 def _read_hub(spec: str, column: str | None) -> list[str]:
@@ -138,7 +151,7 @@ def read_prompts_and_groups(
             elif suffix in (".jsonl", ".json"):
                 texts = _read_jsonl(path, column)
             else:
-                texts = path.read_text(encoding="utf-8").splitlines()
+                texts = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise GoldenNoiseError(f"cannot read prompts from {path}: {exc}") from exc
     elif path.exists() or "/" not in spec or spec.startswith((".", "/", "~")):
@@ -148,6 +161,10 @@ def read_prompts_and_groups(
         )
     else:
         texts = _read_hub(spec, column)
+    if len(texts) > MAX_PROMPTS:
+        raise GoldenNoiseError(
+            f"prompt source {spec!r} holds {len(texts)} prompts; at most {MAX_PROMPTS} per command"
+        )
     prompts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
     if not prompts:
         raise GoldenNoiseError(f"prompt source {spec!r} holds no prompts (empty or blank)")

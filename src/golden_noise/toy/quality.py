@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from golden_noise.core.progress import track
 from golden_noise.core.seeds import seeded_generator
+from golden_noise.core.validate import integer, number
 from golden_noise.toy.grammar import PROMPT_TYPES, parse, prompts_of
 from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from golden_noise.toy.scorer import score
@@ -70,6 +71,10 @@ def measure(
     batch_size: int = 64,
 ) -> Quality:
     """Generate every prompt of ``split`` with seeds ``0..seeds-1`` and score them."""
+    integer("seeds", seeds, 1, 10_000)  # 0 seeds would be a table of NaN rates
+    number("guidance", guidance, 0)
+    integer("steps", steps, 1, 1000)
+    integer("batch_size", batch_size, 1, 65536)
     pipe.set_progress_bar_config(disable=True)
     jobs = [(p, s) for t in PROMPT_TYPES for p in prompts_of(split, t) for s in range(seeds)]
     hits: dict[str, list[bool]] = defaultdict(list)

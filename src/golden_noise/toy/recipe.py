@@ -7,7 +7,7 @@ Kept free of heavy imports so the CLI can show these defaults without loading to
 from dataclasses import dataclass
 
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.validate import integer
+from golden_noise.core.validate import flag, integer, number
 
 CHUNK = 256  # images drawn and saved together by the reward-model fit
 
@@ -30,6 +30,20 @@ class ToyRecipe:
     checkpoint_every: int = 250
     threads: int | None = None  # torch threads; None: the faster of 1 and 2, re-measured
 
+    def __post_init__(self) -> None:
+        integer("seed", self.seed, 0, 2**32 - 1)
+        flag("tiny", self.tiny)
+        for name in ("batch_size", "vae_steps", "unet_steps", "checkpoint_every"):
+            integer(name, getattr(self, name), 1, 10_000_000)
+        integer("warmup_steps", self.warmup_steps, 0)
+        for name in ("vae_lr", "unet_lr"):
+            number(name, getattr(self, name), above=0)
+        number("kl_weight", self.kl_weight, 0)
+        number("cfg_drop", self.cfg_drop, 0, 1)
+        number("ema_decay", self.ema_decay, 0, 1)
+        if self.threads is not None:
+            integer("threads", self.threads, 1, 1024)
+
 
 @dataclass(frozen=True)
 class RewardRecipe:
@@ -47,6 +61,7 @@ class RewardRecipe:
         for name in ("epochs", "batch_size", "width"):
             integer(name, getattr(self, name), 1)
         integer("seed", self.seed, 0)
+        number("lr", self.lr, above=0)
         if self.width % 8:
             raise GoldenNoiseError(
                 f"width must be a multiple of 8 (GroupNorm of 8 groups); got {self.width}"

@@ -164,14 +164,22 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
     """
     path = out / RUN_CONFIG
     record = json.loads(json.dumps(record))  # compare in the form the file holds
-    if not (resuming and path.is_file()):
+    if not resuming:
         if write:
             atomic_write_json(path, record)
         return
+    if not path.is_file():
+        raise GoldenNoiseError(
+            f"{out} holds checkpoints but no {RUN_CONFIG}, the record of the settings that made "
+            "them; resuming could silently change that run (batch size, lr, data). Restore "
+            "that file, or train into a new --out (--init-from starts from its weights)"
+        )
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise GoldenNoiseError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(recorded, dict):
+        raise GoldenNoiseError(f"cannot read {path}: expected a JSON object of settings")
     changed = [
         f"{key}: run {recorded.get(key)!r}, now {value!r}"
         for key, value in record.items()

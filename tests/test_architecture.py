@@ -126,3 +126,15 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         walk(module, [])
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cli_loads_without_torch() -> None:
+    """`golden-noise --help` stays fast: commands import torch, diffusers, timm, transformers and
+    accelerate inside themselves, and option types come from plain settings modules."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "diffusers", "timm", "transformers", "accelerate", "scipy")
+    script = f"import sys, golden_noise.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout

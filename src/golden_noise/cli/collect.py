@@ -20,9 +20,8 @@ from golden_noise.cli.options import (
     PromptsOption,
     with_options,
 )
-from golden_noise.collection.collect import SeedPlan
-from golden_noise.teachers.redenoise_step import RedenoiseSettings
-from golden_noise.teachers.sampler import SamplerSettings
+from golden_noise.collection.plan import SeedPlan
+from golden_noise.teachers.settings import RedenoiseSettings, SamplerSettings
 
 SEEDS = ConfigOptions(
     SeedPlan,

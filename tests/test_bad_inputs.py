@@ -131,7 +131,7 @@ COLLECT = {
     "steps 0": (["--steps", "0"], ["sampler steps must be at least 1; got 0"]),
     "guidance 0": (["--guidance", "0"], ["sampler guidance must be >= 1.0", "got 0.0"]),
     # --margin nan: kept nothing and wrote NaN into manifest.json (invalid JSON)
-    "margin nan": (["--margin", "nan"], ["manifest margin must be a finite number; got nan"]),
+    "margin nan": (["--margin", "nan"], ["margin must be a finite number; got nan"]),
     # --w-l nan: a dataset that could never be resumed
     "w-l nan": (["--w-l", "nan"], ["w_l must be a finite number; got nan"]),
     # --reward with a teacher that has none: silently ignored
@@ -351,3 +351,438 @@ def test_train_reward_options_refused(args: list, message: str, tmp_path: Path) 
         "train", tmp_path, "--out", tmp_path / "run", "--objective", "reward", *args
     )
     assert_refused(code, output, message, args[-1])
+
+
+# === round two: every count bounded, every setting checked where it is made ==================
+def _refused_call(call, *named: str) -> None:
+    with pytest.raises(GoldenNoiseError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message.strip(), message
+    for text in named:
+        assert text in message, (text, message)
+
+
+# --- seeds: what a user types, bounded; int64 is where they are stored ---------------------
+SEED_TEXTS = {
+    # 2**63 and above were accepted, then stored as int64 (overflow, or another number)
+    "2**63": ("9223372036854775808", "2**63 - 1"),
+    "2**64-1": ("18446744073709551615", "2**63 - 1"),
+    "range over int64": ("9223372036854775800-9223372036854775810", "2**63 - 1"),
+    "negative": ("-1", "seeds must be integers or ranges"),
+    "letters": ("abc", "seeds must be integers or ranges"),
+    "descending": ("5-2", "seed range must ascend"),
+    "empty": (",", "expected at least one seed"),
+    "huge range": ("0-1000000", "at most 1000000"),
+    "range with letters": ("0-x", "seeds must be integers or ranges"),
+    "float": ("1.5", "seeds must be integers or ranges"),
+    "blank": ("  ", "expected at least one seed"),
+}
+
+
+@pytest.mark.parametrize("text, named", SEED_TEXTS.values(), ids=SEED_TEXTS.keys())
+def test_seed_lists_refuse(text: str, named: str) -> None:
+    from golden_noise.cli.options import parse_seeds
+
+    _refused_call(lambda: parse_seeds(text), named)
+
+
+SAMPLE_SEEDS = {
+    # "1,1,0-2" said 5 images and left 3: one file per (prompt, seed)
+    "1,1,0-2": ([1, 1, 0, 1, 2], "1 listed more than once"),
+    "0,0": ([0, 0], "0 listed more than once"),
+    "3,4,3": ([3, 4, 3], "3 listed more than once"),
+}
+
+
+@pytest.mark.parametrize("seeds, named", SAMPLE_SEEDS.values(), ids=SAMPLE_SEEDS.keys())
+def test_repeated_seeds_refused(seeds: list[int], named: str) -> None:
+    from golden_noise.generation.arms import make_samples
+
+    _refused_call(lambda: make_samples(["a red circle"], seeds), "seeds must be distinct", named)
+
+
+SEED_PLANS = {
+    "per_prompt 0": ({"per_prompt": 0}, 1, "seeds per prompt must be >= 1; got 0"),
+    "per_prompt True": ({"per_prompt": True}, 1, "seeds per prompt must be an integer"),
+    "per_prompt 2.5": ({"per_prompt": 2.5}, 1, "seeds per prompt must be an integer"),
+    "offset -1": ({"offset": -1}, 1, "seed offset must be >= 0; got -1"),
+    # an offset above int64 was a traceback when the rows were stored
+    "offset 2**63": ({"offset": 2**63}, 1, "seed offset must be at most"),
+    "offset + plan past int64": ({"offset": 2**63 - 2}, 4, "reaches seed 9223372036854775809"),
+    "too many rows": ({"per_prompt": 1000}, 200_000, "at most 100000000 per dataset"),
+}
+
+
+@pytest.mark.parametrize("kw, prompts, named", SEED_PLANS.values(), ids=SEED_PLANS.keys())
+def test_seed_plans_refuse(kw: dict, prompts: int, named: str) -> None:
+    from golden_noise.collection.collect import SeedPlan
+
+    _refused_call(lambda: SeedPlan(**kw).keys(prompts), named)
+
+
+# --- prompt sources ----------------------------------------------------------------------------
+PROMPT_SPECS = {
+    # toy:train:99999999999 built an unbounded list (nothing for 200 s)
+    "toy count 1e11": ("toy:train:99999999999", "between 1 and 10000000"),
+    "toy count 10000001": ("toy:train:10000001", "got 10000001"),
+    "toy count 0": ("toy:train:0", "between 1 and 10000000"),
+    "toy bad split": ("toy:bogus:4", "split"),
+    "toy no count": ("toy:train", "expected toy:SPLIT:N"),
+    "toy negative": ("toy:train:-4", "expected toy:SPLIT:N"),
+    "toy float": ("toy:train:4.5", "expected toy:SPLIT:N"),
+    "toy bad seed": ("toy:train:4:x", "expected toy:SPLIT:N"),
+    "missing file": ("./no-such-prompts.txt", "no such file"),
+    "toy huge with seed": ("toy:heldout:99999999999:3", "between 1 and 10000000"),
+    "toy all bad seed": ("toy:train:all:x", "expected toy:SPLIT:N"),
+}
+
+
+@pytest.mark.parametrize("spec, named", PROMPT_SPECS.values(), ids=PROMPT_SPECS.keys())
+def test_prompt_sources_refuse(spec: str, named: str) -> None:
+    from golden_noise.prompts.sources import read_prompt_source
+
+    _refused_call(lambda: read_prompt_source(spec), named)
+
+
+BOM_FILES = {
+    "txt": ("p.txt", "a red circle\nblue square\n"),
+    "csv": ("p.csv", "prompt\na red circle\nblue square\n"),
+    "jsonl": ("p.jsonl", '{"prompt": "a red circle"}\n{"prompt": "blue square"}\n'),
+    "json": ("p.json", '{"text": "a red circle"}\n{"text": "blue square"}\n'),
+}
+
+
+@pytest.mark.parametrize("name, text", BOM_FILES.values(), ids=BOM_FILES.keys())
+def test_a_byte_order_mark_is_not_part_of_the_first_prompt(
+    name: str, text: str, tmp_path: Path
+) -> None:
+    """Before: '\\ufeffa red circle' went to the text encoder (csv: no 'prompt' column)."""
+    from golden_noise.prompts.sources import read_prompt_source
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_prompt_source(path) == ["a red circle", "blue square"]
+
+
+def test_toy_counts_draws_and_keeps_distinct_prompts_as_documented() -> None:
+    """toy:train:48 gives 42 prompts: the count is of draws, deduplicated (documented, and kept
+    so datasets collected from a spec keep their prompts); :all gives each prompt once."""
+    from golden_noise.prompts import sources
+    from golden_noise.toy.grammar import sample_prompts
+
+    assert "toy:train:48` draws 48 prompts" in sources.__doc__
+    drawn = sources.read_prompt_source("toy:train:48")
+    assert drawn == list(dict.fromkeys(sample_prompts(48, 0, "train")))
+    assert len(drawn) == len(set(drawn))
+
+
+# --- sizes: 0 is no size, not "the default size" -----------------------------------------------
+SIZES = {
+    "height 0": ({"height": 0}, "height must be an integer >= 1; got 0"),
+    "width 0": ({"width": 0}, "width must be an integer >= 1; got 0"),
+    "height -32": ({"height": -32}, "height must be an integer >= 1; got -32"),
+    "width True": ({"width": True}, "width must be an integer >= 1; got True"),
+    "height 31": ({"height": 31}, "got 31x"),
+}
+
+
+@pytest.mark.parametrize("kw, named", SIZES.values(), ids=SIZES.keys())
+def test_adapter_sizes_refuse(kw: dict, named: str) -> None:
+    """Before: `collect --height 0` silently became the default 32."""
+    from golden_noise.adapters import adapter_for
+
+    adapter = adapter_for(build_sd())
+    size = {"height": None, "width": None, **kw}
+    _refused_call(lambda: adapter.resolve_size(size["height"], size["width"]), named)
+
+
+# --- devices -----------------------------------------------------------------------------------
+DEVICES = {
+    "cuda:7": ("cuda:7", "is not available"),
+    "cuda:99": ("cuda:99", "is not available"),
+    "gpu": ("gpu", "must be a torch device"),
+    "cuda:x": ("cuda:x", "must be a torch device"),
+    "empty": ("", "must be a torch device"),
+    "cuda:-1": ("cuda:-1", "must be a torch device"),
+    "cpu:x": ("cpu:x", "must be a torch device"),
+}
+
+
+@pytest.mark.parametrize("device, named", DEVICES.values(), ids=DEVICES.keys())
+def test_devices_refuse(device: str, named: str) -> None:
+    """Before: `generate --device cuda:7` on a machine without it was a traceback."""
+    from golden_noise.adapters.loading import check_device
+
+    _refused_call(lambda: check_device(device), named, repr(device))
+
+
+def test_a_pipeline_repo_with_custom_code_is_one_error(monkeypatch, tmp_path: Path) -> None:
+    """Before: diffusers' error for a repo needing trust_remote_code escaped as a traceback
+    (its code never ran)."""
+    import diffusers
+
+    from golden_noise.adapters import loading
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("this repository contains custom code; pass trust_remote_code=True")
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained", refuse)
+    _refused_call(lambda: loading.pipeline_from_spec("someone/custom", device="cpu"),
+                  "cannot load pipeline 'someone/custom'", "custom code")  # fmt: skip
+
+
+# --- batch sizes: library doors ----------------------------------------------------------------
+BATCHES = {"0": 0, "-3": -3, "-2": -2, "True": True, "2.5": 2.5, "1e9": 10**9}
+
+
+@pytest.mark.parametrize("size", BATCHES.values(), ids=BATCHES.keys())
+def test_generation_batch_sizes_refuse(size: object) -> None:
+    """Before: 0 was a ZeroDivisionError; -3 wrote nothing and said "wrote 1 images"."""
+    from golden_noise.evaluation.evaluate import Generation
+    from golden_noise.generation.arms import generate_arms
+
+    _refused_call(lambda: Generation(None, {}, {}, size), "batch_size must be")
+    _refused_call(lambda: list(generate_arms(build_sd(), [], {}, batch_size=size)), "batch_size")
+
+
+# --- generate and evaluate through the CLI -----------------------------------------------------
+GENERATE_MORE = {
+    "batch-size 0": (["--batch-size", "0"], ["batch_size must be at least 1; got 0"]),
+    "batch-size -3": (["--batch-size", "-3"], ["batch_size must be at least 1; got -3"]),
+    "batch-size 1e7": (["--batch-size", "10000000"], ["batch_size must be at most 65536"]),
+    "seeds 1,1,0-2": (["--seeds", "1,1,0-2"], ["seeds must be distinct", "1 listed more"]),
+    "seeds above int64": (["--seeds", "9223372036854775808"], ["2**63 - 1"]),
+    "device cuda:7": (["--device", "cuda:7"], ["'cuda:7' is not available"]),
+    "device bogus": (["--device", "tpu9"], ["'tpu9'"]),
+    "prompts huge toy": (["--prompts", "toy:train:99999999999"], ["between 1 and 10000000"]),
+    "width 0": (["--width", "0"], ["width must be at least 1; got 0"]),
+    "steps 1001": (["--steps", "1001"], ["steps must be at most 1000"]),
+    "guidance inf": (["--guidance", "inf"], ["guidance must be a finite number"]),
+}
+
+
+@pytest.mark.parametrize("args, named", GENERATE_MORE.values(), ids=GENERATE_MORE.keys())
+def test_generate_refuses_more(args: list[str], named: list[str], tmp_path: Path) -> None:
+    code, output = run_cli("generate", "-p", "a red circle", "--out", tmp_path / "o", *args)
+    assert_refused(code, output, *named)
+    assert not (tmp_path / "o").exists()
+
+
+EVALUATE_MORE = {
+    # 0: ZeroDivisionError; -2: "generate them first (evaluate without --rescore)"
+    "batch-size 0": (["--batch-size", "0"], ["batch_size must be at least 1; got 0"]),
+    "batch-size -2": (["--batch-size", "-2"], ["batch_size must be at least 1; got -2"]),
+    "prompts huge toy": (["--prompts", "toy:train:99999999999"], ["between 1 and 10000000"]),
+    "seeds repeated": (["--seeds", "0,0"], ["seeds must be distinct"]),
+    "height 0": (["--height", "0"], ["height must be at least 1; got 0"]),
+}
+
+
+@pytest.mark.parametrize("args, named", EVALUATE_MORE.values(), ids=EVALUATE_MORE.keys())
+def test_evaluate_refuses_more(args: list[str], named: list[str], tmp_path: Path) -> None:
+    code, output = run_cli(
+        "evaluate", "--prompts", "toy:heldout:1", "--scorers", "toy-soft", "--steps", "2",
+        "--out", tmp_path / "e", "--no-progress", *args,
+    )  # fmt: skip
+    assert_refused(code, output, *named)
+    assert "--rescore" not in output
+    assert not (tmp_path / "e" / "index.jsonl").exists()
+
+
+# --- evaluate --rescore reads an index someone may have edited --------------------------------
+INDEX_ENTRIES = {
+    # a non-integer prompt_index was a ValueError traceback while naming files
+    "prompt_index 'x'": ({"prompt_index": "x"}, "prompt_index must be an integer >= 0"),
+    "prompt_index 1.5": ({"prompt_index": 1.5}, "prompt_index must be an integer >= 0"),
+    "prompt_index -1": ({"prompt_index": -1}, "prompt_index must be an integer >= 0"),
+    "prompt_index true": ({"prompt_index": True}, "prompt_index must be an integer >= 0"),
+    "seed 'a'": ({"seed": "a"}, "seed must be an integer >= 0"),
+    "seed 2**64": ({"seed": 2**64}, "seed must be between 0 and"),
+    "prompt 3": ({"prompt": 3}, "prompt must be a string"),
+    "arms 'x'": ({"arms": "standard"}, "arms must be a list of names"),
+    "unknown key": ({"colour": "red"}, "is not an index entry"),
+    "not an object": (None, "is not an index entry"),
+}
+
+
+@pytest.mark.parametrize("change, named", INDEX_ENTRIES.values(), ids=INDEX_ENTRIES.keys())
+def test_rescore_refuses_a_bad_index_entry(change: dict | None, named: str, tmp_path: Path) -> None:
+    from golden_noise.evaluation.evaluate import read_index
+
+    entry = {"prompt_index": 0, "prompt": "a red circle", "seed": 0, "group": None,
+             "arms": ["standard", "golden"], **(change or {})}  # fmt: skip
+    (tmp_path / "index.jsonl").write_text((json.dumps(entry) if change else "[1, 2]") + "\n")
+    _refused_call(lambda: read_index(tmp_path), "index.jsonl line 1", named)
+    code, output = run_cli("evaluate", "--rescore", "--scorers", "toy-soft", "--out", tmp_path)
+    assert_refused(code, output, named)
+
+
+RUN_RECORDS = {"not JSON": "{oops", "a list": "[1, 2]", "not UTF-8": b"\xff\xfe"}
+
+
+@pytest.mark.parametrize("content", RUN_RECORDS.values(), ids=RUN_RECORDS.keys())
+def test_an_unreadable_run_record_is_one_error(content: object, tmp_path: Path) -> None:
+    """Before: a JSONDecodeError traceback, or (a list) an AttributeError."""
+    path = tmp_path / "run.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, output = run_cli(
+        "evaluate", "--prompts", "toy:heldout:1", "--scorers", "toy-soft", "--steps", "2",
+        "--out", tmp_path, "--no-progress",
+    )  # fmt: skip
+    assert_refused(code, output, str(path))
+    assert not (tmp_path / "index.jsonl").exists()
+
+
+# --- train and its config ------------------------------------------------------------------
+TRAIN_MORE = {
+    # a bogus scheduler name was a ValueError traceback after the data was loaded
+    "lr_scheduler bogus": ({"lr_scheduler": "bogus"}, "lr_scheduler must be one of"),
+    "lr_scheduler ''": ({"lr_scheduler": ""}, "lr_scheduler must be one of"),
+    "lr_scheduler None": ({"lr_scheduler": None}, "lr_scheduler must be one of"),
+    "lr -1": ({"lr": -1.0}, "lr must be greater than 0"),
+    "lr '1e-4'": ({"lr": "1e-4"}, "lr must be a number"),
+    "weight_decay -1": ({"weight_decay": -1.0}, "weight_decay must be at least 0"),
+    "weight_decay nan": ({"weight_decay": math.nan}, "weight_decay must be a finite number"),
+    "epochs 0": ({"epochs": 0}, "epochs must be at least 1"),
+    "epochs 2.5": ({"epochs": 2.5}, "epochs must be an integer"),
+    "batch -1": ({"batch_size": -1}, "batch_size must be at least 1"),
+    "accumulation 0": ({"gradient_accumulation_steps": 0}, "must be at least 1"),
+    "keep 0": ({"keep_checkpoints": 0}, "keep_checkpoints must be at least 1"),
+    "warmup -1": ({"warmup_steps": -1}, "warmup_steps must be at least 0"),
+    "workers -1": ({"num_workers": -1}, "num_workers must be at least 0"),
+    "checkpoint_every -1": ({"checkpoint_every": -1}, "checkpoint_every must be at least 0"),
+    "seed 2**32": ({"seed": 2**32}, "seed must be at most"),
+    "split_seed -1": ({"split_seed": -1}, "split_seed must be at least 0"),
+    "val_fraction 0": ({"val_fraction": 0.0}, "val_fraction must be greater than 0"),
+    "val_fraction nan": ({"val_fraction": math.nan}, "val_fraction must be a finite number"),
+    "margin 'x'": ({"margin": "x"}, "margin must be a number, None or 'manifest'"),
+    "margin inf": ({"margin": math.inf}, "margin must be a finite number"),
+    "mixed fp8": ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+    "objective bogus": ({"objective": "l1"}, "objective must be one of"),
+    "stay_close nan": ({"stay_close": math.nan}, "stay_close must be a finite number"),
+    "no_harm -1": ({"no_harm": -1.0}, "no_harm must be at least 0"),
+    "reward_steps 1001": ({"reward_steps": 1001}, "reward_steps must be at most 1000"),
+    "cpu 'yes'": ({"cpu": "yes"}, "cpu must be true or false"),
+}
+
+
+@pytest.mark.parametrize("changes, message", TRAIN_MORE.values(), ids=TRAIN_MORE.keys())
+def test_train_config_refuses_more(changes: dict, message: str, tmp_path: Path) -> None:
+    _refused_call(lambda: TrainConfig(dataset=tmp_path, out=tmp_path / "run", **changes), message)
+
+
+def test_train_lr_scheduler_bogus_through_the_cli(tmp_path: Path) -> None:
+    code, output = run_cli("train", tmp_path, "--out", tmp_path / "run", "--lr-scheduler", "bogus")
+    assert_refused(code, output, "lr_scheduler must be one of", "'bogus'")
+
+
+def test_train_fp16_on_the_cpu_is_refused_not_recorded(tmp_path: Path) -> None:
+    """Before: accelerate ignored fp16 on the CPU while train_config.json recorded it."""
+    from npd_fixtures import write_synthetic_dataset
+
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=4, seeds_per_prompt=2)
+    config = TrainConfig(dataset=data, out=tmp_path / "run", mixed_precision="fp16", cpu=True,
+                         batch_size=2, epochs=1, log_with="none", progress=False)  # fmt: skip
+    _refused_call(lambda: train(config), "fp16 needs a GPU")
+    assert not (tmp_path / "run" / "train_config.json").exists()
+
+
+# --- the toy world's own commands ------------------------------------------------------------
+TOY_RECIPES = {
+    # --vae-lr nan and --batch-size 0 were tracebacks deep in training
+    "vae_lr nan": ({"vae_lr": math.nan}, "vae_lr must be a finite number"),
+    "vae_lr 0": ({"vae_lr": 0.0}, "vae_lr must be greater than 0"),
+    "unet_lr inf": ({"unet_lr": math.inf}, "unet_lr must be a finite number"),
+    "unet_lr -1": ({"unet_lr": -1.0}, "unet_lr must be greater than 0"),
+    "batch 0": ({"batch_size": 0}, "batch_size must be at least 1; got 0"),
+    "batch -4": ({"batch_size": -4}, "batch_size must be at least 1"),
+    "vae_steps 0": ({"vae_steps": 0}, "vae_steps must be at least 1"),
+    "unet_steps 0": ({"unet_steps": 0}, "unet_steps must be at least 1"),
+    "unet_steps 1e12": ({"unet_steps": 10**12}, "unet_steps must be at most"),
+    "checkpoint_every 0": ({"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+    "warmup -1": ({"warmup_steps": -1}, "warmup_steps must be at least 0"),
+    "kl nan": ({"kl_weight": math.nan}, "kl_weight must be a finite number"),
+    "kl -1": ({"kl_weight": -1.0}, "kl_weight must be at least 0"),
+    "cfg_drop 2": ({"cfg_drop": 2.0}, "cfg_drop must be at most 1"),
+    "ema 1.5": ({"ema_decay": 1.5}, "ema_decay must be at most 1"),
+    "ema nan": ({"ema_decay": math.nan}, "ema_decay must be a finite number"),
+    "threads 0": ({"threads": 0}, "threads must be at least 1"),
+    "seed -1": ({"seed": -1}, "seed must be at least 0"),
+    "tiny 'no'": ({"tiny": "no"}, "tiny must be true or false"),
+}
+
+
+@pytest.mark.parametrize("changes, message", TOY_RECIPES.values(), ids=TOY_RECIPES.keys())
+def test_toy_recipe_refuses(changes: dict, message: str) -> None:
+    from golden_noise.toy.recipe import ToyRecipe
+
+    _refused_call(lambda: ToyRecipe(**changes), message)
+
+
+REWARD_RECIPES = {
+    # --lr -1 failed only after ~60 s of drawing images
+    "lr -1": ({"lr": -1.0}, "lr must be greater than 0"),
+    "lr 0": ({"lr": 0.0}, "lr must be greater than 0"),
+    "lr nan": ({"lr": math.nan}, "lr must be a finite number"),
+    "lr inf": ({"lr": math.inf}, "lr must be a finite number"),
+    "images 10": ({"images": 10}, "images must be at least 512"),
+    "epochs 0": ({"epochs": 0}, "epochs must be at least 1"),
+    "batch 0": ({"batch_size": 0}, "batch_size must be at least 1"),
+    "width 12": ({"width": 12}, "width must be a multiple of 8"),
+}
+
+
+@pytest.mark.parametrize("changes, message", REWARD_RECIPES.values(), ids=REWARD_RECIPES.keys())
+def test_reward_recipe_refuses(changes: dict, message: str) -> None:
+    from golden_noise.toy.recipe import RewardRecipe
+
+    _refused_call(lambda: RewardRecipe(**changes), message)
+
+
+TOY_CLI = {
+    "toy-train vae-lr nan": (["toy-train", "--vae-lr", "nan"], "vae_lr must be a finite"),
+    "toy-train batch 0": (["toy-train", "--batch-size", "0"], "batch_size must be at least 1"),
+    "toy-reward lr -1": (["toy-reward", "--lr", "-1"], "lr must be greater than 0"),
+    # 0 seeds printed a table of NaN rates, exit 0; steps 0 was a traceback; guidance nan ran
+    "toy-eval seeds 0": (["toy-eval", "--seeds", "0"], "seeds must be at least 1; got 0"),
+    "toy-eval seeds -2": (["toy-eval", "--seeds", "-2"], "seeds must be at least 1"),
+    "toy-eval steps 0": (["toy-eval", "--steps", "0"], "steps must be at least 1; got 0"),
+    "toy-eval steps -1": (["toy-eval", "--steps", "-1"], "steps must be at least 1"),
+    "toy-eval guidance nan": (["toy-eval", "--guidance", "nan"], "guidance must be a finite"),
+    "toy-eval guidance -1": (["toy-eval", "--guidance", "-1"], "guidance must be at least 0"),
+}
+
+
+@pytest.mark.parametrize("args, message", TOY_CLI.values(), ids=TOY_CLI.keys())
+def test_toy_commands_refuse(args: list[str], message: str, tmp_path: Path) -> None:
+    out = ["--out", tmp_path / "run"] if args[0] != "toy-eval" else []
+    code, output = run_cli(*args, *out)
+    assert_refused(code, output, message)
+    assert not (tmp_path / "run").exists()
+
+
+# --- collect's own library door ---------------------------------------------------------------
+COLLECT_MORE = {
+    # --height 0 silently became 32
+    "height 0": (["--height", "0"], ["height must be at least 1; got 0"]),
+    "width -8": (["--width", "-8"], ["width must be at least 1; got -8"]),
+    "batch-size 0": (["--batch-size", "0"], ["batch_size must be >= 1; got 0"]),
+    "generation-batch-size 0": (["--generation-batch-size", "0"], ["generation_batch_size"]),
+    "rows-per-shard 0": (["--rows-per-shard", "0"], ["rows_per_shard must be at least 1"]),
+    "max-rows 0": (["--max-rows", "0"], ["max_rows must be at least 1; got 0"]),
+    "seed-offset 2**63": (["--seed-offset", str(2**63)], ["seed offset must be at most"]),
+    "seeds-per-prompt 0": (["--seeds-per-prompt", "0"], ["seeds per prompt must be >= 1"]),
+    "prompts huge": ([], ["between 1 and 10000000"]),
+}
+
+
+@pytest.mark.parametrize("args, named", COLLECT_MORE.values(), ids=COLLECT_MORE.keys())
+def test_collect_refuses_more(args: list[str], named: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "npd"
+    prompts = "toy:train:99999999999" if not args else "toy:train:2"
+    code, output = run_cli("collect", "-p", prompts, "--out", out, "--no-progress", *args)
+    assert_refused(code, output, *named)
+    assert not (out / "manifest.json").exists()

@@ -65,12 +65,14 @@ def generate(
     from golden_noise.evaluation.report.grid import complete_samples, grid_samples, render_grid_png
     from golden_noise.evaluation.report.rows import ImageRow
     from golden_noise.generation import arms
+    from golden_noise.generation.files import check_new_output
     from golden_noise.generation.generate import GoldenNoise
     from golden_noise.prompts.sources import read_prompt_sources
 
     prompts = read_prompt_sources(prompts or [])[0]
     samples = arms.make_samples(prompts, parse_seeds(seeds))
     call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
+    check_new_output(out, batch_size)
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)

@@ -13,6 +13,16 @@ from golden_noise.core.validate import choice, flag, integer, number
 MANIFEST_MARGIN = "manifest"
 # The sampler seeds torch with seed * 1_000_003 + epoch, which must stay below 2**64.
 MAX_SEED = 2**32 - 1
+# diffusers.optimization.SchedulerType's names (listed here: importing diffusers is slow).
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "piecewise_constant",
+)
 
 
 @dataclass
@@ -88,6 +98,7 @@ class TrainConfig:
                 )
             number("margin", self.margin)
         choice("mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
+        choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         choice("log_with", self.log_with, ("auto", "tensorboard", "none"))
         for name in ("cpu", "progress"):
             flag(name, getattr(self, name))

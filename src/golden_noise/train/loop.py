@@ -78,6 +78,11 @@ def train(config: TrainConfig) -> TrainResult:
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if config.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise GoldenNoiseError(
+            "mixed_precision fp16 needs a GPU (on the CPU it would be ignored while the run "
+            "records fp16); use --mixed-precision no or bf16 on the CPU"
+        )
     if config.batch_size % accelerator.num_processes:
         raise GoldenNoiseError(
             f"batch_size {config.batch_size} is the global batch and must divide evenly over "
@@ -211,6 +216,7 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any]:
             f"the validation split is empty (val_fraction {config.val_fraction}, "
             f"{len(train_set.prompt_indices)} train prompts); raise val_fraction or add prompts"
         )
+    train_set.verify()  # digests, finite latents of plausible size: before the first step
     return train_set, val_set
 
 

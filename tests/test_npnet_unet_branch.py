@@ -218,4 +218,4 @@ def test_train_without_architecture_flags_learns_where_the_prompt_puts_the_bump(
 
 def test_pretrained_timm_weights_are_refused_for_the_unet_branch_by_name() -> None:
     with pytest.raises(GoldenNoiseError, match="residual branch is 'unet'.*--residual-kind timm"):
-        load_backbone_weights(NPNet(unet_config()), True)
+        load_backbone_weights(NPNet(unet_config()), "imagenet")

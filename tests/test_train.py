@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from golden_noise.cli import app
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetWriter, PromptRecord, load_splits
-from golden_noise.npnet import NPNet, NPNetConfig
+from golden_noise.npnet import NPNet
 from golden_noise.train import TrainConfig, train
 
 SMALL_NET = {
@@ -193,14 +193,8 @@ def test_ablations_and_the_unfiltered_option_train(dataset: Path, tmp_path: Path
 
 
 def test_bad_inputs_fail_with_clear_errors(dataset: Path, tmp_path: Path) -> None:
-    wrong = NPNet(
-        NPNetConfig(channels=4, height=16, width=16, text_tokens=8, text_dim=16, **SMALL_NET)
-    )
-    wrong.save_pretrained(tmp_path / "wrong")
-    with pytest.raises(
-        GoldenNoiseError, match="does not fit the dataset .* height: dataset 8, NPNet .* 16"
-    ):
-        train(small_config(dataset, tmp_path / "a", init_from=str(tmp_path / "wrong")))
+    # An --init-from NPNet of another shape is fine-tuned, keeping what fits
+    # (test_train_init.py); a shape the user names that the data contradicts is refused.
     with pytest.raises(GoldenNoiseError, match="text_dim: dataset 16, the requested NPNet 32"):
         train(small_config(dataset, tmp_path / "b", npnet={**SMALL_NET, "text_dim": 32}))
     with pytest.raises(GoldenNoiseError, match="one batch needs 16"):
@@ -247,10 +241,10 @@ def test_cli_trains_and_reports_the_baselines(dataset: Path, tmp_path: Path) -> 
         "--backbone-kwargs",
         json.dumps(SMALL_NET["backbone_kwargs"]),
     ]
-    args += ["--backbone-input-size", "32", "--backbone-pretrained"]
+    args += ["--backbone-input-size", "32", "--backbone-init", "random"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "random initialisation (no local pretrained weights" in result.output
+    assert "residual backbone: random initialisation" in result.output
     assert "identity" in result.output and "mean residual" in result.output
     assert (tmp_path / "cli" / "best" / "config.json").is_file()
     bad = CliRunner().invoke(

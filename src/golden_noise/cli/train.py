@@ -18,14 +18,17 @@ from golden_noise.train.config import TrainConfig
 
 TRAINING = ConfigOptions(
     TrainConfig,
-    skip=("dataset", "margin", "npnet", "backbone_pretrained"),
+    skip=("dataset", "margin", "npnet"),
     help={
         "out": "Run directory: last/, best/, checkpoints/, metrics.",
         "batch_size": "Global batch per forward pass (split over processes).",
         "lr_scheduler": "diffusers get_scheduler name.",
         "score": "Filter on this extra scorer's columns.",
         "checkpoint_every": "Also checkpoint every N optimizer steps (0: per epoch).",
-        "init_from": "Fine-tune this NPNet (folder, .pth, hub id).",
+        "init_from": "Fine-tune this NPNet (folder, .pth, hub id); one made for another family "
+        "or text width keeps the tensors that fit and re-initialises (and lists) the rest.",
+        "backbone_init": "Residual backbone start: auto (ImageNet for a Swin, random otherwise), "
+        "imagenet (timm's weights, downloaded if not cached), random, or a weights file.",
         "log_with": "auto (TensorBoard if installed), tensorboard or none.",
         "cpu": "Train on the CPU even when a GPU exists.",
         "progress": "Hide the progress bar.",
@@ -77,16 +80,6 @@ def train_command(
     unfiltered: Annotated[
         bool, typer.Option("--unfiltered", help="Train on every pair, whatever its scores.")
     ] = False,
-    backbone_pretrained: Annotated[
-        bool,
-        typer.Option(
-            "--backbone-pretrained",
-            help="Start the backbone from timm weights in the local cache (never downloads).",
-        ),
-    ] = False,
-    backbone_weights: Annotated[
-        Path | None, typer.Option(help="Start the backbone from this weights file.")
-    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout, nothing else.")
     ] = False,
@@ -101,7 +94,6 @@ def train_command(
         dataset=dataset,
         margin=None if unfiltered else ("manifest" if margin is None else margin),
         npnet=ARCHITECTURE.values(options),
-        backbone_pretrained=str(backbone_weights) if backbone_weights else backbone_pretrained,
         **TRAINING.values(options),
     )
     from golden_noise.cli.output import stdout_to_stderr

@@ -35,8 +35,11 @@ class TrainConfig:
     score_target`; "manifest" uses the collection margin, None trains on every pair (the
     unfiltered ablation). `npnet` overrides NPNetConfig fields (backbone, svd_variant,
     use_svd, use_residual, use_text, text_reduction, ...); shapes come from the manifest.
-    `init_from` starts from an existing NPNet (fine-tuning); `backbone_pretrained` loads timm
-    weights for the residual backbone from the local cache (True) or a file path.
+    `init_from` starts from an existing NPNet (fine-tuning; one made for another family, text
+    width or latent size keeps every tensor that fits and re-initialises the rest).
+    `backbone_init`: how the residual backbone starts: "auto" (ImageNet for a timm Swin trained
+    from scratch, as the authors' trainer; random for every other branch), "imagenet" (timm's
+    pretrained weights, from the hub or its cache), "random", or a weights file.
     `checkpoint_every` adds mid-epoch checkpoints every that many optimizer steps.
 
     `objective`: "mse" regresses the dataset's targets (the paper); "reward" ignores them and
@@ -68,7 +71,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     npnet: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
-    backbone_pretrained: bool | str = False
+    backbone_init: str = "auto"
     log_with: Literal["auto", "tensorboard", "none"] = "auto"
     cpu: bool = False
     progress: bool = True
@@ -100,6 +103,14 @@ class TrainConfig:
         choice("mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
         choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         choice("log_with", self.log_with, ("auto", "tensorboard", "none"))
+        if not isinstance(self.backbone_init, str) or (
+            self.backbone_init not in ("auto", "imagenet", "random")
+            and not Path(self.backbone_init).is_file()
+        ):
+            raise GoldenNoiseError(
+                "backbone_init must be 'auto', 'imagenet', 'random' or a weights file; "
+                f"got {self.backbone_init!r}"
+            )
         for name in ("cpu", "progress"):
             flag(name, getattr(self, name))
         choice("objective", self.objective, ("mse", "reward"))

@@ -34,7 +34,12 @@ from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import load_splits
 from golden_noise.dataset.manifest import IDENTITY_FIELDS
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
-from golden_noise.train.model import build_npnet, check_fits, load_backbone_weights
+from golden_noise.train.model import (
+    build_npnet,
+    check_fits,
+    load_backbone_weights,
+    resolve_backbone_init,
+)
 from golden_noise.train.objectives import KeyedRows, Objective, build_objective
 from golden_noise.train.state import (
     EpochShuffleSampler,
@@ -90,10 +95,14 @@ def train(config: TrainConfig) -> TrainResult:
         )
     set_seed(config.seed)
     train_set, val_set = _load_data(config)
-    net = build_npnet(train_set.manifest, dict(config.npnet), config.init_from)
+    net = build_npnet(
+        train_set.manifest, dict(config.npnet), config.init_from, report=accelerator.print
+    )
     check_fits(net.config, train_set.manifest, "the NPNet")
-    backbone_note = load_backbone_weights(net, config.backbone_pretrained)
-    accelerator.print(backbone_note)
+    backbone_init = resolve_backbone_init(net, config.backbone_init, config.init_from is not None)
+    if latest_checkpoint(out) is None:  # a resumed run's weights come from its checkpoint
+        accelerator.print(load_backbone_weights(net, backbone_init))
+    backbone_note = f"residual backbone: {backbone_init}"
 
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     train_loader = DataLoader(
@@ -117,9 +126,8 @@ def train(config: TrainConfig) -> TrainResult:
         net, optimizer, train_loader, val_loader, scheduler
     )
 
-    progress = _resume(
-        accelerator, config, _run_record(accelerator, config, net, train_set, val_set)
-    )
+    record = _run_record(accelerator, config, net, train_set, val_set)
+    progress = _resume(accelerator, config, {**record, "backbone_init": backbone_init})
     objective = build_objective(config, train_set, accelerator, progress)
     accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
     accelerator.print(

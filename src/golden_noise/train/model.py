@@ -66,15 +66,23 @@ def build_npnet(
     manifest: DatasetManifest,
     overrides: dict[str, Any],
     init_from: str | Path | None = None,
+    report: Any = None,
 ) -> NPNet:
     """A fresh NPNet sized for the dataset, or a loaded one.
 
     A fresh net's residual branch is `fresh_architecture`'s unless `overrides` name one:
     the offset net for the prompt-offset teacher's datasets, else the released configuration
-    for the released latent shape and the UNet branch for other shapes.
+    for the released latent shape and the UNet branch for other shapes. A loaded net whose
+    shapes differ from the dataset's (another family, text width or latent size) is
+    transferred (`transfer_npnet`); `report` (e.g. `print`) is told what was kept.
     """
     if init_from is not None:
         net = NPNet.from_pretrained(str(init_from), **overrides)
+        if {k: getattr(net.config, k) for k in SHAPE_FIELDS} != shapes_from_manifest(manifest):
+            net, note = transfer_npnet(net, manifest, overrides, str(init_from))
+            if report is not None:
+                report(note)
+        net.config.family = manifest.family
         check_fits(net.config, manifest, f"NPNet {init_from}")
         return net.train()
     clash = sorted(set(overrides) & set(SHAPE_FIELDS))
@@ -93,64 +101,110 @@ def build_npnet(
     return NPNet(config)
 
 
-def _cached_timm_file(name: str) -> str | None:
-    """Path of timm's pretrained weights for `name` if already in the local HF cache."""
-    import timm
-    from huggingface_hub import try_to_load_from_cache
+def transfer_npnet(
+    source: NPNet, manifest: DatasetManifest, overrides: dict[str, Any], name: str = "NPNet"
+) -> tuple[NPNet, str]:
+    """`source`'s architecture at the dataset's shapes, with every source tensor whose name and
+    shape fit; the rest (the text injection's Linear for another text width, the SVD MLPs for
+    another latent size, cross-attention to another text width) keep their fresh
+    initialisation. Returns the net and a note naming what was re-initialised.
 
-    try:
-        cfg = timm.models.get_pretrained_cfg(name)
-    except (RuntimeError, ValueError):
-        return None
-    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-    if not hub_id:
-        return None
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        found = try_to_load_from_cache(hub_id, filename)
-        if isinstance(found, str):
-            return found
-    return None
+    The paper's transfer claim (an SDXL NPNet fine-tuned for Hunyuan-DiT on ~600 pairs) rests
+    on this: the noise-side weights carry over, the prompt-side ones are learned anew.
+    """
+    config = NPNetConfig.from_dict(
+        {
+            **source.config.to_dict(),
+            **shapes_from_manifest(manifest),
+            "family": manifest.family,
+            **overrides,
+        }
+    )
+    net = NPNet(config)
+    own, theirs = net.state_dict(), source.state_dict()
+    kept = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(kept, strict=False)
+    fresh = [
+        f"{key} {list(own[key].shape)}"
+        + (f" (source {list(theirs[key].shape)})" if key in theirs else " (not in source)")
+        for key in own
+        if key not in kept
+    ]
+    was = source.config.text_description
+    note = (
+        f"fine-tuning {name} ({was}, latents {source.config.channels}x{source.config.height}x"
+        f"{source.config.width}) on {config.text_description} data (latents "
+        f"{config.channels}x{config.height}x{config.width}): kept {len(kept)} of {len(own)} "
+        f"tensors; re-initialised {len(fresh)}: " + ("; ".join(fresh) or "none")
+    )
+    return net, note
 
 
-def load_backbone_weights(net: NPNet, source: bool | str) -> str:
-    """Load pretrained timm weights into the residual backbone; say what happened.
+# `backbone_init` values besides a weights file's path.
+BACKBONE_INITS = ("auto", "imagenet", "random")
 
-    `source=True` looks in the local Hugging Face cache only (no download); a string is a
-    weights file. Without local weights the backbone stays randomly initialised.
+
+def resolve_backbone_init(net: NPNet, choice: str, fine_tuning: bool) -> str:
+    """What `choice` means for this net: "imagenet", "random", "init_from" or a file path.
+
+    "auto" starts a timm Swin residual branch from ImageNet, as the authors' trainer does
+    (timm `pretrained=True`); every other branch (the UNet, prompt-offset, small ViTs sized
+    for toy latents, which have no pretrained weights) starts random, and a fine-tuned net
+    keeps its source's backbone.
+    """
+    if choice != "auto":
+        return choice
+    if fine_tuning:
+        return "init_from"
+    config = net.config
+    swin = net.residual is not None and config.residual_kind == "timm"
+    return "imagenet" if swin and config.backbone.startswith("swin") else "random"
+
+
+def load_backbone_weights(net: NPNet, init: str) -> str:
+    """Start the residual backbone as `init` (resolved) says; a line saying what it did.
+
+    "imagenet" and a file both go through timm's own pretrained loading
+    (`timm.create_model(name, pretrained=True)`, with `pretrained_cfg_overlay={"file": ...}`
+    for a file), which downloads from the Hugging Face hub when the weights are not cached.
     """
     import timm
 
-    if not source:
-        return "residual backbone: random initialisation"
+    if init == "random":
+        return "residual backbone: random initialisation (backbone_init random)"
+    if init == "init_from":
+        return "residual backbone: from the fine-tuned NPNet"
     if net.residual is None:
         raise GoldenNoiseError(
-            "backbone_pretrained needs the residual branch; the net has use_residual=False"
+            f"backbone_init {init!r} needs the residual branch; the net has use_residual=False"
         )
     if net.config.residual_kind != "timm":
         raise GoldenNoiseError(
-            f"backbone_pretrained loads timm weights, but the net's residual branch is "
+            f"backbone_init {init!r} loads timm weights, but the net's residual branch is "
             f"{net.config.residual_kind!r} (the default for latents other than 4x128x128); "
             "name a timm backbone (--residual-kind timm --backbone NAME) or drop it"
         )
     name = net.config.backbone
-    path = source if isinstance(source, str) else _cached_timm_file(name)
-    if path is None:
-        return (
-            f"residual backbone: random initialisation (no local pretrained weights for timm "
-            f"{name!r} in the Hugging Face cache, and golden-noise never downloads them; pass a "
-            f"weights file to use your own)"
-        )
-    if not Path(path).is_file():
-        raise GoldenNoiseError(f"backbone weights file {path} does not exist")
+    overlay: dict[str, Any] = {}
+    if init != "imagenet":
+        if not Path(init).is_file():
+            raise GoldenNoiseError(f"backbone weights file {init} does not exist")
+        overlay = {"pretrained_cfg_overlay": {"file": str(init)}}
     try:
         pretrained = timm.create_model(
-            name,
-            pretrained=True,
-            pretrained_cfg_overlay={"file": str(path)},
-            **net.config.backbone_kwargs,
+            name, pretrained=True, **overlay, **net.config.backbone_kwargs
         )
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise GoldenNoiseError(f"cannot load timm weights {path} into {name!r}: {exc}") from exc
+    except Exception as exc:  # offline, hub errors, bad files: timm raises many kinds
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if init == "imagenet":
+            raise GoldenNoiseError(
+                f"cannot get ImageNet weights for the residual backbone (timm {name!r}): "
+                f"timm fetches them from the Hugging Face hub, which cannot be reached here, "
+                f"and they are not in its cache ({reason}). Train from a random start with "
+                "--backbone-init random, or give a weights file: --backbone-init PATH"
+            ) from exc
+        raise GoldenNoiseError(f"cannot load timm weights {init} into {name!r}: {reason}") from exc
     with torch.no_grad():
         net.residual.backbone.load_state_dict(pretrained.state_dict())
-    return f"residual backbone: pretrained timm weights from {path}"
+    source = "ImageNet" if init == "imagenet" else str(init)
+    return f"residual backbone: pretrained timm weights ({source})"

@@ -362,3 +362,22 @@ def test_weights_that_are_not_finite_are_never_saved(
         train(small_config(dataset, out, epochs=1))
     assert not (out / "last").exists() and not (out / "best").exists()
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
+
+
+def test_a_training_run_reads_the_manifest_once(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The opened dataset is handed down: the margin, both splits and the model's shapes come
+    from one reading of manifest.json."""
+    from golden_noise.dataset import DatasetManifest
+
+    reads: list[Path] = []
+    load = DatasetManifest.load.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type, root: Path) -> DatasetManifest:
+        reads.append(Path(root))
+        return load(cls, root)
+
+    monkeypatch.setattr(DatasetManifest, "load", classmethod(counted))
+    train(small_config(dataset, tmp_path / "run", epochs=1, margin="manifest"))
+    assert reads == [dataset]

@@ -180,9 +180,10 @@ class NoisePromptDataset(Dataset):
         score: str | None = None,
         prompts: Collection[int] | None = None,
         table: RowTable | None = None,
+        manifest: DatasetManifest | None = None,
     ) -> None:
         self.root = Path(root)
-        self.manifest = DatasetManifest.load(self.root)
+        self.manifest = manifest if manifest is not None else DatasetManifest.load(self.root)
         self.table = table if table is not None else RowTable.load(self.root, self.manifest)
         mask = self.table.keep_mask(margin, score)
         if prompts is not None and len(self.table):
@@ -293,21 +294,23 @@ def load_splits(
     split_seed: int = 0,
     margin: float | None = None,
     score: str | None = None,
+    manifest: DatasetManifest | None = None,
 ) -> tuple[NoisePromptDataset, NoisePromptDataset]:
-    """(train, validation) datasets split by prompt, sharing one scan of the shards.
+    """(train, validation) datasets split by prompt, sharing one scan of the shards and the
+    one reading of `manifest` (read here when not given).
 
     Prompts are split before filtering, so changing the margin (e.g. the unfiltered-pairs
     ablation) keeps the same validation prompts.
     """
     root = Path(root)
-    manifest = DatasetManifest.load(root)
+    manifest = manifest if manifest is not None else DatasetManifest.load(root)
     table = RowTable.load(root, manifest)
     if not len(table):
         raise GoldenNoiseError(f"dataset {root} has no rows: expected shards in {root / ROWS_DIR}")
     train_prompts, val_prompts = split_prompts(
         table.columns[PROMPT_INDEX].tolist(), val_fraction, split_seed
     )
-    common = {"margin": margin, "score": score, "table": table}
+    common = {"margin": margin, "score": score, "table": table, "manifest": manifest}
     return (
         NoisePromptDataset(root, prompts=train_prompts, **common),
         NoisePromptDataset(root, prompts=val_prompts, **common),

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from golden_noise.core.atomic import atomic_directory, recover_directory
 from golden_noise.core.distributed import make_accelerator
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.dataset import load_splits
+from golden_noise.dataset import DatasetManifest, load_splits
 from golden_noise.dataset.manifest import IDENTITY_FIELDS
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
 from golden_noise.train.model import (
@@ -206,12 +206,15 @@ def train(config: TrainConfig) -> TrainResult:
 
 def _load_data(config: TrainConfig) -> tuple[Any, Any]:
     """The train and validation splits, refused when either cannot serve the run."""
+    manifest = DatasetManifest.load(config.dataset)  # the run's one reading of it
+    margin = manifest.margin if config.margin == MANIFEST_MARGIN else config.margin
     train_set, val_set = load_splits(
         config.dataset,
         val_fraction=config.val_fraction,
         split_seed=config.split_seed,
-        margin=_resolve_margin(config),
+        margin=margin,  # type: ignore[arg-type]
         score=config.score,
+        manifest=manifest,
     )
     if len(train_set) < config.batch_size:
         raise GoldenNoiseError(
@@ -316,14 +319,6 @@ def _evaluate(net: Any, loader: Any, objective: Objective, accelerator: Any) -> 
 def _global_mean(accelerator: Any, value: float) -> float:
     tensor = torch.tensor(value, dtype=torch.float64, device=accelerator.device)
     return accelerator.reduce(tensor, reduction="mean").item()
-
-
-def _resolve_margin(config: TrainConfig) -> float | None:
-    if config.margin == MANIFEST_MARGIN:
-        from golden_noise.dataset import DatasetManifest
-
-        return DatasetManifest.load(config.dataset).margin
-    return config.margin  # type: ignore[return-value]
 
 
 def _scalar_config(config: TrainConfig) -> dict[str, Any]:

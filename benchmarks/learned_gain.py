@@ -70,6 +70,7 @@ from safetensors.torch import load_file, save_file
 
 from golden_noise.core.latent_norms import latent_norms, stay_close_penalty, with_norms
 from golden_noise.dataset.reader import NoisePromptDataset, load_splits
+from golden_noise.demo.config import TOY_NPNET
 from golden_noise.evaluation.diversity import compare_diversity, diversity_by_prompt
 from golden_noise.evaluation.stats import paired_stats
 from golden_noise.npnet import NPNet, NPNetConfig
@@ -82,16 +83,13 @@ from golden_noise.toy.scorer import score
 from golden_noise.toy.surrogate import reward
 from golden_noise.train.objectives import reward_loss
 
+SVD = ("svd_hidden", "svd_mlp_hidden", "svd_heads")
 TOY_SHAPES = dict(
     channels=4, height=8, width=8, text_tokens=16, text_dim=64, family="sd",
-    svd_hidden=32, svd_mlp_hidden=128, svd_heads=4,
+    **{k: TOY_NPNET[k] for k in SVD},
 )  # fmt: skip
 ARCHS = {
-    "timm": dict(
-        backbone="vit_tiny_patch16_224",
-        backbone_kwargs=dict(img_size=16, patch_size=4, embed_dim=64, depth=2, num_heads=2),
-        backbone_input_size=16,
-    ),
+    "timm": {k: v for k, v in TOY_NPNET.items() if k not in SVD},  # the demo's toy NPNet
     "unet": dict(
         residual_kind="unet",
         backbone_kwargs=dict(block_out_channels=[32, 64], norm_num_groups=16, attention_head_dim=8),

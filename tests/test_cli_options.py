@@ -102,7 +102,15 @@ def test_collect_builds_its_settings_from_their_dataclasses(monkeypatch, tmp_pat
 
     monkeypatch.setattr(golden_noise.adapters.loading, "pipeline_from_spec", lambda *a, **k: None)
     monkeypatch.setattr(golden_noise.collection.collect, "collect", fake_collect)
-    args = ["collect", "-p", "toy:train:2", "--out", "unused", "--shared-seeds", "--seeds-per-prompt"]
+    args = [
+        "collect",
+        "-p",
+        "toy:train:2",
+        "--out",
+        "unused",
+        "--shared-seeds",
+        "--seeds-per-prompt",
+    ]
     args += ["3", "--sampler", "pipeline", "--steps", "7", "--redenoise-steps", "4", "--w-l", "3"]
     result = CliRunner().invoke(app, args)
     assert "stop here" in result.output, result.output

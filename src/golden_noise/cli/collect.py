@@ -41,13 +41,14 @@ SAMPLER = ConfigOptions(
 REDENOISE = ConfigOptions(
     RedenoiseSettings,
     rename={"steps": "redenoise_steps"},
-    unset=("steps",),
+    unset=("steps", "w_l", "w_w", "inversion"),
     help={
         "steps": "Re-denoise: schedule length whose first timestep is used (= --steps).",
-        "w_l": "Re-denoise: CFG of the DDIM step.",
-        "w_w": "Re-denoise: CFG of the inversion step.",
+        "w_l": "Re-denoise: CFG of the DDIM step [recipe's; default 5.5].",
+        "w_w": "Re-denoise: CFG of the inversion step, any value, 0 unconditional [recipe's; "
+        "default 1.0].",
         "repeats": "Re-denoise: step+inversion rounds.",
-        "inversion": "Re-denoise: exact or authors.",
+        "inversion": "Re-denoise: exact or authors [recipe's; default exact].",
         "timestep_spacing": "Re-denoise: leading, trailing or linspace (default: the pipeline's).",
     },
 )
@@ -64,12 +65,23 @@ def collect(
         str,
         typer.Option(help="redenoise, local-search, evolution, reward-gradient or prompt-offset."),
     ] = "redenoise",
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="default, or authors (the released collector: 50 steps, their inversion, "
+            "w_l 5.5, w_w 0, hpsv2.1, margin 0); options given here override it."
+        ),
+    ] = "default",
     scorer: Annotated[
-        str, typer.Option(help="Scorer name or name=CHECKPOINT (see golden-noise scorers).")
-    ] = "toy-soft",
+        str | None,
+        typer.Option(
+            help="Scorer name or name=CHECKPOINT (see golden-noise scorers) [recipe's; toy-soft]."
+        ),
+    ] = None,
     margin: Annotated[
-        float, typer.Option(help="A pair is kept when score(x_T) + margin < score(x_T').")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="A pair is kept when score(x_T) + margin < score(x_T') [recipe's; 0]."),
+    ] = None,
     candidates: Annotated[int, typer.Option(help="Local search: candidates per row.")] = 4,
     angle: Annotated[
         float, typer.Option(help="Local search / evolution: search angle in radians.")
@@ -139,6 +151,7 @@ def collect(
 
     from golden_noise.adapters.loading import builtin_pipeline, pipeline_from_spec
     from golden_noise.collection.collect import collect as run_collect
+    from golden_noise.collection.recipes import resolve_recipe
     from golden_noise.core.distributed import finish, make_accelerator
     from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.prompts.sources import read_prompt_sources
@@ -150,9 +163,15 @@ def collect(
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
     builtin = builtin_pipeline(pipeline)
     defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}
-    settings = SamplerSettings(**{**defaults, **SAMPLER.values(options)})
+    chosen = resolve_recipe(
+        recipe, SAMPLER.values(options), REDENOISE.values(options), scorer, margin
+    )
+    if recipe != "default" and teacher != "redenoise":
+        raise GoldenNoiseError(f"--recipe {recipe} is a re-denoise recipe; got --teacher {teacher}")
+    scorer, margin = chosen.scorer, chosen.margin
+    settings = SamplerSettings(**{**defaults, **chosen.sampler})
     if teacher == "redenoise":
-        redenoise = {"steps": settings.steps, **REDENOISE.values(options)}
+        redenoise = {"steps": settings.steps, **chosen.redenoise}
         teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
     elif teacher == "evolution":
         teacher_options = {"pairs": pairs, "angle": angle, "step": step}
@@ -196,6 +215,7 @@ def collect(
         height=height,
         width=width,
         model=pipeline,
+        notes={"recipe": chosen.note},
         accelerator=accelerator,
         progress=progress,
         max_rows=max_rows,

@@ -106,6 +106,7 @@ def build_manifest(
     height: int | None,
     width: int | None,
     seeds: SeedPlan,
+    notes: dict[str, Any] | None = None,
 ) -> DatasetManifest:
     """The manifest this collection writes (and checks an existing dataset against)."""
     height, width = adapter.resolve_size(height, width)
@@ -127,7 +128,7 @@ def build_manifest(
         w_w=redenoise.w_w if redenoise else None,
         scorer=scorer.name,
         margin=margin,
-        notes={"seeds": seeds.to_dict()},
+        notes={"seeds": seeds.to_dict(), **(notes or {})},
     )
 
 
@@ -174,6 +175,7 @@ def collect(
     height: int | None = None,
     width: int | None = None,
     model: str | None = None,
+    notes: dict[str, Any] | None = None,
     accelerator: Accelerator | None = None,
     progress: bool = True,
     max_rows: int | None = None,
@@ -181,8 +183,8 @@ def collect(
     """Collect every missing (prompt, seed) row of the plan into the dataset at `out`.
 
     `accelerator`: pass one (from `golden_noise.core.distributed.make_accelerator`) to split the
-    rows between its processes; `max_rows` stops this process after that many rows (a
-    budgeted run; re-running continues).
+    rows between its processes; `notes` go into the manifest (e.g. the recipe); `max_rows`
+    stops this process after that many rows (a budgeted run; re-running continues).
     """
     out = Path(out)
     teacher = teacher or RedenoiseTeacher()
@@ -214,6 +216,7 @@ def collect(
         height=height,
         width=width,
         seeds=seeds,
+        notes=notes,
     )
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
     _check_same_seed_plan(out, seeds, manifest)

@@ -81,7 +81,11 @@ def test_readme_scorer_defaults_are_the_cli_defaults():
     command = next(
         f for name, f in inspect.getmembers(collect_cli, inspect.isfunction) if name == "collect"
     )
-    assert inspect.signature(command).parameters["scorer"].default == "toy-soft"
+    from golden_noise.collection.recipes import RECIPES
+
+    # not given, the scorer is the recipe's: the default recipe's is toy-soft
+    assert inspect.signature(command).parameters["scorer"].default is None
+    assert RECIPES["default"].scorer == "toy-soft"
     assert "`hpsv2.1` (`evaluate`'s default on real pipelines" in README
     assert evaluate_cli.DEFAULT_SCORERS == "hpsv2.1"
     assert evaluate_cli.TOY_SCORERS == "toy-soft,toy-correct"

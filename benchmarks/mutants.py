@@ -60,7 +60,7 @@ MUTANTS = [
     # The two bugs an audit planted that the suite missed.
     Mutant(
         "collect_resume_seed",
-        f"{PKG}/collect.py",
+        f"{PKG}/collection/collect.py",
         "[seeded_generator(s) for s in seed_list]",
         "[seeded_generator(s + (len(todo) < len(plan[rank::world]))) for s in seed_list]",
         "rows written after a resume draw their source noise from seed + 1",
@@ -68,7 +68,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_wilcoxon_zsplit",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "scipy_stats.wilcoxon(differences).pvalue",
         'scipy_stats.wilcoxon(differences, zero_method="zsplit").pvalue',
         "Wilcoxon counts tied pairs (zsplit) instead of dropping them",
@@ -101,7 +101,7 @@ MUTANTS = [
     ),
     Mutant(
         "diversity_pools_prompts",
-        f"{PKG}/diversity.py",
+        f"{PKG}/evaluation/diversity.py",
         "rows[prompt].append(index)",
         'rows[""].append(index)',
         "diversity compares images of different prompts, so any prompt mix looks diverse",
@@ -125,7 +125,7 @@ MUTANTS = [
     ),
     Mutant(
         "train_ignores_teacher_modes",
-        f"{PKG}/npnet/config.py",
+        f"{PKG}/train/model.py",
         'modes = (teacher_options or {}).get("modes", 1)',
         "modes = 1",
         "train builds a one-mode net for a dataset whose teacher fitted several",
@@ -224,7 +224,7 @@ MUTANTS = [
     # redenoise
     Mutant(
         "redenoise_inversion_target",
-        f"{PKG}/redenoise.py",
+        f"{PKG}/teachers/redenoise_step.py",
         'target = self.first_timestep if mode == "exact" else self.second_timestep',
         'target = self.second_timestep if mode == "exact" else self.first_timestep',
         "exact inversion told the wrong timestep",
@@ -232,7 +232,7 @@ MUTANTS = [
     ),
     Mutant(
         "redenoise_clip_sample",
-        f"{PKG}/redenoise.py",
+        f"{PKG}/teachers/redenoise_step.py",
         'overrides: dict[str, Any] = {"clip_sample": False, "thresholding": False}',
         'overrides: dict[str, Any] = {"thresholding": False}',
         "x0 clipping left on (the step is no longer invertible)",
@@ -240,17 +240,17 @@ MUTANTS = [
     ),
     Mutant(
         "redenoise_back_guidance",
-        f"{PKG}/redenoise.py",
-        "back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)",
-        "back = guided_prediction(pipe, denoised, t, settings.w_l, call_kwargs)",
+        f"{PKG}/teachers/redenoise_step.py",
+        "back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs, adapter=adapter)",
+        "back = guided_prediction(pipe, denoised, t, settings.w_l, call_kwargs, adapter=adapter)",
         "inversion uses guidance w_l instead of w_w",
         REDENOISE,
     ),
     Mutant(
         "redenoise_back_timestep",
-        f"{PKG}/redenoise.py",
-        "back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)",
-        "back = guided_prediction(pipe, denoised, pair.second_timestep, settings.w_w, call_kwargs)",  # noqa: E501
+        f"{PKG}/teachers/redenoise_step.py",
+        "back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs, adapter=adapter)",
+        "back = guided_prediction(pipe, denoised, pair.second_timestep, settings.w_w, call_kwargs, adapter=adapter)",  # noqa: E501
         "inversion's prediction evaluated at the second timestep",
         REDENOISE,
     ),
@@ -290,7 +290,7 @@ MUTANTS = [
     # collect
     Mutant(
         "collect_scores_swapped",
-        f"{PKG}/collect.py",
+        f"{PKG}/collection/collect.py",
         "score_source=taught.score_source,",
         "score_source=taught.score_target,",
         "the target's score stored as the source's",
@@ -298,7 +298,7 @@ MUTANTS = [
     ),
     Mutant(
         "collect_seeds_not_distinct",
-        f"{PKG}/collect.py",
+        f"{PKG}/collection/plan.py",
         "step = self.per_prompt if self.distinct else 0",
         "step = 0 if self.distinct else self.per_prompt",
         "every prompt gets the same seeds (distinct plan ignored)",
@@ -332,7 +332,7 @@ MUTANTS = [
     # stats
     Mutant(
         "stats_one_sided",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "scipy_stats.wilcoxon(differences).pvalue",
         'scipy_stats.wilcoxon(differences, alternative="greater").pvalue',
         "one-sided Wilcoxon",
@@ -340,7 +340,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_ci_level",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "confidence_level=confidence,",
         "confidence_level=confidence - 0.05,",
         "bootstrap interval is a 90% one, labelled 95%",
@@ -348,7 +348,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_ci_unpaired",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "paired=True,",
         "paired=False,",
         "bootstrap resamples the two arms separately (pairs broken)",
@@ -356,7 +356,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_ci_of_arm",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "low, high = paired_bootstrap_ci(baseline, arm, resamples=resamples, seed=seed)",
         "low, high = paired_bootstrap_ci(arm, baseline, resamples=resamples, seed=seed)",
         "paired_stats reports the interval of baseline - arm",
@@ -364,7 +364,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_ties_win",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "better = difference > 0 if higher_is_better else difference < 0",
         "better = difference >= 0 if higher_is_better else difference < 0",
         "ties counted as wins",
@@ -372,7 +372,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_compare_direction",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "arm: paired_stats(values[baseline], values[arm], higher, resamples, seed)",
         "arm: paired_stats(values[arm], values[baseline], higher, resamples, seed)",
         "compare_arms reports baseline - arm",
@@ -380,7 +380,7 @@ MUTANTS = [
     ),
     Mutant(
         "stats_compare_direction_flag",
-        f"{PKG}/stats.py",
+        f"{PKG}/evaluation/stats.py",
         "arm: paired_stats(values[baseline], values[arm], higher, resamples, seed)",
         "arm: paired_stats(values[baseline], values[arm], True, resamples, seed)",
         "compare_arms ignores lower-is-better metrics",

@@ -212,3 +212,36 @@ def test_a_folder_made_with_other_settings_is_refused_not_reported_as_new(tmp_pa
         assert (tmp_path / "run.json").read_text() == recorded
     with pytest.raises(GoldenNoiseError, match="at least one scorer"):
         evaluate(tmp_path, [], show_progress=False)
+
+
+def count_adapter_for(monkeypatch) -> list[object]:
+    """Every `adapter_for` call from here on, wherever it was imported (each module binds
+    its own name), recorded with its pipeline."""
+    import sys
+
+    import golden_noise.cli.evaluate  # noqa: F401  (bind its imports before patching)
+    from golden_noise.adapters import adapter_for
+
+    calls: list[object] = []
+
+    def counted(pipe):
+        calls.append(pipe)
+        return adapter_for(pipe)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("golden_noise") and getattr(module, "adapter_for", None) is adapter_for:
+            monkeypatch.setattr(module, "adapter_for", counted)
+    return calls
+
+
+def test_an_evaluate_run_makes_the_pipeline_adapter_once(saved, tmp_path, monkeypatch):
+    """The adapter is made where the pipeline is opened and handed down: the golden net,
+    every arm and the teacher's re-denoise (4 pipeline calls per batch) share it."""
+    calls = count_adapter_for(monkeypatch)
+    result = cli(
+        saved, tmp_path / "eval", "--pipeline", str(saved / "pipe"), "--npnet",
+        str(saved / "npnet"), "--prompts", str(saved / "prompts.txt"), "--seeds", "0-2",
+        "--steps", "2", "--scorers", "toy-soft", "--teacher", "--batch-size", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1

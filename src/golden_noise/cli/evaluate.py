@@ -123,7 +123,7 @@ def evaluate(
         }
         if teacher:
             made["teacher"] = arms.teacher(RedenoiseTeacher())
-        generation = Generation(pipe, made, call, batch_size)
+        generation = Generation(pipe, made, call, batch_size, adapter=golden.adapter)
         run |= {
             "pipeline": pipeline,
             "npnet": npnet or "built-in",

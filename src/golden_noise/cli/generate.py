@@ -76,12 +76,15 @@ def generate(
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)
-    made = {"golden": arms.golden(GoldenNoise(net, pipe, resize_noise=resize_noise))}
+    golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
+    made = {"golden": arms.golden(golden)}
     if compare:
         made = {"standard": arms.standard(), **made}
     out.mkdir(parents=True, exist_ok=True)
     _write_index(prompts, out / "prompts.txt")
-    batches = arms.generate_arms(pipe, samples, made, batch_size=batch_size, **call)
+    batches = arms.generate_arms(
+        pipe, samples, made, batch_size=batch_size, adapter=golden.adapter, **call
+    )
     rows: list[ImageRow] = []  # compare: what the report's grid draws
     for batch in track(batches, " vs ".join(made), total=-(-len(samples) // batch_size)):
         for arm, images in batch.images.items():

@@ -241,7 +241,9 @@ def collect(
         todo = todo[:max_rows]
     barrier()
 
-    collection = CollectionSampler(pipe, scorer, sampler_settings, generation_batch_size)
+    collection = CollectionSampler(
+        pipe, scorer, sampler_settings, generation_batch_size, adapter=adapter
+    )
     dtype = adapter.denoiser.dtype
     written = kept = 0
     start = time.perf_counter()

@@ -41,6 +41,7 @@ from golden_noise.generation.arms import Arm, Sample, generate_arms
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+    from golden_noise.adapters import PipelineAdapter
     from golden_noise.scorers import Scorer
 
 IMAGES_DIR = "images"
@@ -56,13 +57,15 @@ NORM_RATIO_KEY = "golden_noise:norm_ratio"
 class Generation:
     """What makes missing images: a pipeline, its named arms and the settings they share.
 
-    `call` goes to every pipeline call; `batch_size` samples go into one call.
+    `call` goes to every pipeline call; `batch_size` samples go into one call; `adapter` is
+    `pipe`'s, when the caller has made it already (e.g. `GoldenNoise.adapter`).
     """
 
     pipe: Any
     arms: dict[str, Arm]
     call: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
+    adapter: PipelineAdapter | None = None
 
     def __post_init__(self) -> None:
         integer("batch_size", self.batch_size, 1, MAX_BATCH)
@@ -96,7 +99,12 @@ def generate_images(
     # removes their leftovers (and only theirs: other processes own other samples)
     remove_leftovers_of(folder / image_file(s, arm) for s in todo for arm in arms)
     batches = generate_arms(
-        generation.pipe, todo, arms, batch_size=generation.batch_size, **generation.call
+        generation.pipe,
+        todo,
+        arms,
+        batch_size=generation.batch_size,
+        adapter=generation.adapter,
+        **generation.call,
     )
     total = -(-len(todo) // generation.batch_size)
     written = 0

@@ -191,7 +191,7 @@ def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
         adapter, source = batch.adapter, batch.noise.float()
         kwargs = adapter.call_kwargs(batch.prompts, *batch.size)
         if isinstance(teacher, RedenoiseTeacher):
-            target = redenoise(adapter.pipe, source, kwargs, teacher.settings)
+            target = redenoise(adapter.pipe, source, kwargs, teacher.settings, adapter=adapter)
         else:
             samples = batch.samples
             rows = Rows(batch.prompts, [s.prompt_index for s in samples],
@@ -267,6 +267,7 @@ def generate_arms(
     arms: dict[str, Arm],
     *,
     batch_size: int = 8,
+    adapter: PipelineAdapter | None = None,
     **call: Any,
 ) -> Iterator[ArmImages]:
     """Images of every sample under every arm, `batch_size` samples per pipeline call.
@@ -276,9 +277,10 @@ def generate_arms(
     write them out as they come. Every arm's start latents are computed first, then images
     are made only for (prompt, latents) not already made this batch: a scoring teacher's
     images (see `RecordingSampler`) and any arm that starts where another did are reused.
+    `adapter`: `pipe`'s adapter when the caller has one (e.g. `GoldenNoise.adapter`).
     """
     integer("batch_size", batch_size, 1, MAX_BATCH)
-    adapter = adapter_for(pipe)
+    adapter = adapter or adapter_for(pipe)
     size = call.get("height"), call.get("width")
     for start in range(0, len(samples), batch_size):
         chunk = list(samples[start : start + batch_size])

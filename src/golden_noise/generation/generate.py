@@ -43,11 +43,19 @@ class GoldenNoise:
 
     `resize_noise=True` lets a net made for another latent size (the released nets know only
     128x128, i.e. 1024 px) serve this pipeline's size; see `resize_golden` for the
-    approximation it makes. Without it, a size mismatch is an error.
+    approximation it makes. Without it, a size mismatch is an error. `adapter`: `pipe`'s
+    adapter, when the caller has made it already.
     """
 
-    def __init__(self, npnet: NPNet, pipe: Any, *, resize_noise: bool = False) -> None:
-        self.adapter: PipelineAdapter = adapter_for(pipe)
+    def __init__(
+        self,
+        npnet: NPNet,
+        pipe: Any,
+        *,
+        resize_noise: bool = False,
+        adapter: PipelineAdapter | None = None,
+    ) -> None:
+        self.adapter: PipelineAdapter = adapter or adapter_for(pipe)
         self.pipe = pipe
         # NPNet runs in float32 whatever the pipeline's dtype, as the authors run it.
         self.npnet = npnet.to(dtype=torch.float32).eval()
@@ -145,7 +153,9 @@ class GoldenNoise:
 
         samples = make_samples([prompts] if isinstance(prompts, str) else prompts, seeds)
         arms = {"standard": standard(), "golden": golden(self)}
-        batches = generate_arms(self.pipe, samples, arms, batch_size=batch_size, **pipe_kwargs)
+        batches = generate_arms(
+            self.pipe, samples, arms, batch_size=batch_size, adapter=self.adapter, **pipe_kwargs
+        )
         total = -(-len(samples) // batch_size)
         return [
             Comparison(sample.prompt, sample.seed, *pair)

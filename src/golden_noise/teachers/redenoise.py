@@ -21,7 +21,9 @@ class RedenoiseTeacher(Teacher):
         return self.settings.to_dict()
 
     def teach(self, rows: Rows, sampler: CollectionSampler) -> Taught:
-        target = redenoise(sampler.pipe, rows.source, rows.call_kwargs, self.settings)
+        target = redenoise(
+            sampler.pipe, rows.source, rows.call_kwargs, self.settings, adapter=sampler.adapter
+        )
         return score_source_and_target(rows, target, sampler)
 
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:

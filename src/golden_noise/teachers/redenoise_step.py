@@ -69,7 +69,7 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
     FlowMatchEulerDiscreteSchedulerOutput,
 )
 
-from golden_noise.adapters import adapter_for
+from golden_noise.adapters import PipelineAdapter, adapter_for
 from golden_noise.adapters.loading import scheduler_swapped
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.teachers.settings import InversionMode, RedenoiseSettings, TimestepSpacing
@@ -199,15 +199,17 @@ def guided_prediction(
     timestep: int,
     guidance_scale: float,
     call_kwargs: Mapping[str, Any],
+    *,
+    adapter: PipelineAdapter | None = None,
 ) -> torch.Tensor:
     """The pipeline's own guided model output at (`latents`, `timestep`), in float32.
 
     `call_kwargs`: precomputed prompt embeddings and whatever else the pipeline needs (height,
-    width, ...), batched like `latents`.
+    width, ...), batched like `latents`. `adapter`: `pipe`'s adapter, if the caller has it.
     """
     capture = _CapturePrediction.from_config(pipe.scheduler.config)
     capture.capture_timestep = int(timestep)
-    return _guided(pipe, capture, latents, 1, guidance_scale, call_kwargs)
+    return _guided(adapter or adapter_for(pipe), capture, latents, 1, guidance_scale, call_kwargs)
 
 
 @torch.no_grad()
@@ -217,16 +219,19 @@ def flow_prediction(
     steps: int,
     guidance_scale: float,
     call_kwargs: Mapping[str, Any],
+    *,
+    adapter: PipelineAdapter | None = None,
 ) -> tuple[torch.Tensor, FlowStep]:
     """A flow-matching pipeline's own guided velocity at its first timestep of an N-step
     call (float32, `[B, C, H, W]`), and that call's first Euler step sigma_0 -> sigma_1."""
     capture = _CaptureFlowPrediction.from_config(pipe.scheduler.config)
-    velocity = _guided(pipe, capture, latents, steps, guidance_scale, call_kwargs)
+    adapter = adapter or adapter_for(pipe)
+    velocity = _guided(adapter, capture, latents, steps, guidance_scale, call_kwargs)
     return velocity, capture.first_step
 
 
 def _guided(
-    pipe: Any,
+    adapter: PipelineAdapter,
     capture: Any,
     latents: torch.Tensor,
     steps: int,
@@ -236,10 +241,9 @@ def _guided(
     """`uncond + w (text - uncond)`: the pipeline's CFG for w >= 1; both branches in one
     batch `[uncond; text]`, combined here, below 1 (where the pipeline runs the text alone)."""
     if guidance_scale >= 1.0:
-        return _captured(pipe, capture, latents, steps, guidance_scale, call_kwargs)
-    adapter = adapter_for(pipe)
+        return _captured(adapter, capture, latents, steps, guidance_scale, call_kwargs)
     both_kwargs = _stacked(adapter.unconditional_kwargs(call_kwargs), call_kwargs)
-    both = _captured(pipe, capture, torch.cat([latents, latents]), steps, 1.0, both_kwargs)
+    both = _captured(adapter, capture, torch.cat([latents, latents]), steps, 1.0, both_kwargs)
     uncond, text = both.chunk(2)
     return uncond + guidance_scale * (text - uncond)
 
@@ -252,21 +256,21 @@ def _stacked(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, A
     }
 
 
-def check_guidance(pipe: Any, settings: RedenoiseSettings) -> None:
+def check_guidance(adapter: PipelineAdapter, settings: RedenoiseSettings) -> None:
     """Refuse a guidance below 1 on a family without an unconditional branch, up front."""
-    reason = adapter_for(pipe).no_unconditional_branch()
+    reason = adapter.no_unconditional_branch()
     for name in ("w_l", "w_w"):
         value = getattr(settings, name)
         if reason is not None and value < 1.0:
             raise GoldenNoiseError(
                 f"{name}={value} needs an unconditional branch to weight "
-                f"(uncond + w (text - uncond)), and {type(pipe).__name__} here has none: "
+                f"(uncond + w (text - uncond)), and {type(adapter.pipe).__name__} here has none: "
                 f"{reason}. Use {name} >= 1"
             )
 
 
 def _captured(
-    pipe: Any,
+    adapter: PipelineAdapter,
     capture: Any,
     latents: torch.Tensor,
     steps: int,
@@ -274,7 +278,7 @@ def _captured(
     call_kwargs: Mapping[str, Any],
 ) -> torch.Tensor:
     """Run one pipeline call with the `capture` scheduler; its recorded output, unpacked."""
-    adapter = adapter_for(pipe)
+    pipe = adapter.pipe
     with scheduler_swapped(pipe, capture):
         pipe(
             **call_kwargs,
@@ -299,17 +303,21 @@ def redenoise(
     latents: torch.Tensor,
     call_kwargs: Mapping[str, Any],
     settings: RedenoiseSettings | None = None,
+    *,
+    adapter: PipelineAdapter | None = None,
 ) -> torch.Tensor:
     """Re-denoise a batch: x_T [B, C, H, W] -> x_T' (float32, same device).
 
-    Row i is conditioned on row i of `call_kwargs` (precomputed embeddings).
+    Row i is conditioned on row i of `call_kwargs` (precomputed embeddings). `adapter`:
+    `pipe`'s adapter when the caller has one (else it is made here, once per call).
     """
     settings = settings or RedenoiseSettings()
-    check_guidance(pipe, settings)
-    if adapter_for(pipe).flow_matching:
-        x = _flow_redenoise(pipe, latents.float(), call_kwargs, settings)
+    adapter = adapter or adapter_for(pipe)
+    check_guidance(adapter, settings)
+    if adapter.flow_matching:
+        x = _flow_redenoise(adapter, latents.float(), call_kwargs, settings)
     else:
-        x = _ddim_redenoise(pipe, latents.float(), call_kwargs, settings)
+        x = _ddim_redenoise(adapter, latents.float(), call_kwargs, settings)
     if not torch.isfinite(x).all():
         raise GoldenNoiseError(
             "re-denoise produced non-finite latents; expected finite values (check the "
@@ -319,20 +327,29 @@ def redenoise(
 
 
 def _ddim_redenoise(
-    pipe: Any, x: torch.Tensor, call_kwargs: Mapping[str, Any], settings: RedenoiseSettings
+    adapter: PipelineAdapter,
+    x: torch.Tensor,
+    call_kwargs: Mapping[str, Any],
+    settings: RedenoiseSettings,
 ) -> torch.Tensor:
+    pipe = adapter.pipe
     pair = DDIMStepPair(pipe.scheduler.config, settings.steps, settings.timestep_spacing)
     t = pair.first_timestep
     for _ in range(settings.repeats):
-        denoised = pair.step(guided_prediction(pipe, x, t, settings.w_l, call_kwargs), x)
-        back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs)
+        ahead = guided_prediction(pipe, x, t, settings.w_l, call_kwargs, adapter=adapter)
+        denoised = pair.step(ahead, x)
+        back = guided_prediction(pipe, denoised, t, settings.w_w, call_kwargs, adapter=adapter)
         x = pair.invert(back, denoised, settings.inversion)
     return x
 
 
 def _flow_redenoise(
-    pipe: Any, x: torch.Tensor, call_kwargs: Mapping[str, Any], settings: RedenoiseSettings
+    adapter: PipelineAdapter,
+    x: torch.Tensor,
+    call_kwargs: Mapping[str, Any],
+    settings: RedenoiseSettings,
 ) -> torch.Tensor:
+    pipe, steps = adapter.pipe, settings.steps
     if settings.inversion != "exact" or settings.timestep_spacing is not None:
         raise GoldenNoiseError(
             f"{type(pipe).__name__} is flow-matching: its schedule starts at sigma 1 and the "
@@ -341,8 +358,10 @@ def _flow_redenoise(
             f"timestep_spacing={settings.timestep_spacing!r}"
         )
     for _ in range(settings.repeats):
-        velocity, first = flow_prediction(pipe, x, settings.steps, settings.w_l, call_kwargs)
+        velocity, first = flow_prediction(
+            pipe, x, steps, settings.w_l, call_kwargs, adapter=adapter
+        )
         stepped = first.step(velocity, x)
-        back, _ = flow_prediction(pipe, stepped, settings.steps, settings.w_w, call_kwargs)
+        back, _ = flow_prediction(pipe, stepped, steps, settings.w_w, call_kwargs, adapter=adapter)
         x = first.invert(back, stepped)
     return x

@@ -15,7 +15,7 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image
 
-from golden_noise.adapters import adapter_for
+from golden_noise.adapters import PipelineAdapter, adapter_for
 from golden_noise.adapters.loading import scheduler_swapped
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
@@ -51,7 +51,8 @@ class CollectionSampler:
     """Generates and scores the image of each (noise, prompt) row, `batch_size` at a time.
 
     `scorer` may be None for a sampler that only generates (training through the sampler on
-    a differentiable reward); `score` then refuses.
+    a differentiable reward); `score` then refuses. `adapter`: `pipe`'s adapter, when the
+    caller has made it already.
     """
 
     def __init__(
@@ -60,6 +61,8 @@ class CollectionSampler:
         scorer: Scorer | None,
         settings: SamplerSettings | None = None,
         batch_size: int = 64,
+        *,
+        adapter: PipelineAdapter | None = None,
     ) -> None:
         if batch_size < 1:
             raise GoldenNoiseError(f"generation batch_size must be >= 1; got {batch_size}")
@@ -68,7 +71,7 @@ class CollectionSampler:
         self.settings = settings or SamplerSettings()
         self.batch_size = batch_size
         self.images_generated = 0
-        self.adapter = adapter_for(pipe)
+        self.adapter = adapter or adapter_for(pipe)
         if self.settings.scheduler == "ddim" and self.adapter.flow_matching:
             raise GoldenNoiseError(
                 f"{type(pipe).__name__} is a flow-matching pipeline; DDIM cannot sample it. "

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLPipeline
-from tiny_pipelines import BUILDERS, CALL_KWARGS, build_hunyuan_dit, build_sd, build_sdxl
+from tiny_pipelines import (
+    ALL_BUILDERS,
+    BUILDERS,
+    CALL_KWARGS,
+    build_hunyuan_dit,
+    build_sd,
+    build_sdxl,
+)
 
 from golden_noise.adapters import adapter_for
 from golden_noise.core.errors import GoldenNoiseError
@@ -146,3 +153,19 @@ def test_sdxl_prompt_embedding_is_both_encoders_penultimate_states():
             states.append(encoder(ids, output_hidden_states=True).hidden_states[-2])
     expected = torch.cat(states, dim=-1)
     assert torch.equal(adapter_for(pipe).encode_prompt("a red cube").tokens, expected)
+
+
+@pytest.mark.parametrize("name", list(ALL_BUILDERS))
+def test_prompt_embeddings_read_from_call_kwargs_are_encode_prompts(name):
+    """An evaluation batch encodes its prompts once (`call_kwargs`) and hands NPNet the rows
+    read from them: bit for bit what `encode_prompt` gives (the same encoder on the same
+    batch of prompts)."""
+    adapter = adapter_for(ALL_BUILDERS[name]())
+    prompts = ["a red cube", "two blue circles on the left"]
+    read = adapter.prompt_embeddings(adapter.call_kwargs(prompts))
+    encoded = adapter.encode_prompt(prompts)
+    assert torch.equal(read.tokens, encoded.tokens) and read.tokens.dtype == encoded.tokens.dtype
+    if encoded.attention_mask is None:
+        assert read.attention_mask is None
+    else:
+        assert torch.equal(read.attention_mask, encoded.attention_mask)

@@ -245,3 +245,32 @@ def test_an_evaluate_run_makes_the_pipeline_adapter_once(saved, tmp_path, monkey
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(calls) == 1
+
+
+def test_an_evaluation_batch_encodes_its_prompts_once(tmp_path, pipe, monkeypatch):
+    """Two nets (golden and its controls, a second net), and the teacher's re-denoise all
+    condition on one encoding per batch; before, each net and the teacher encoded again."""
+    from golden_noise.adapters.stable_diffusion import StableDiffusionAdapter
+
+    encodes = []
+    for method in ("encode_prompt", "prompt_kwargs"):
+        original = getattr(StableDiffusionAdapter, method)
+
+        def counted(self, prompts, *args, _original=original, **kwargs):
+            encodes.append(list(prompts) if not isinstance(prompts, str) else [prompts])
+            return _original(self, prompts, *args, **kwargs)
+
+        monkeypatch.setattr(StableDiffusionAdapter, method, counted)
+    first, second = GoldenNoise(tiny_npnet(32), pipe), GoldenNoise(tiny_npnet(32), pipe)
+    made = {
+        "standard": arms.standard(),
+        "golden": arms.golden(first),
+        "norm-matched": arms.norm_matched(first),
+        "random move": arms.random_move(first),
+        "second": arms.golden(second),
+        "teacher": arms.teacher(RedenoiseTeacher(RedenoiseSettings(steps=4))),
+    }
+    samples = make_samples(PROMPTS[:2], [0, 1])  # 4 samples, 2 batches of 2
+    evaluate(tmp_path, scorers()[:1], samples=samples, show_progress=False, resamples=50,
+             generation=Generation(pipe, made, CALL, batch_size=2))  # fmt: skip
+    assert encodes == [[PROMPTS[0]] * 2, [PROMPTS[1]] * 2]

@@ -72,6 +72,18 @@ def test_same_seed_same_golden_noise_and_batch_rows_match_single_calls(pipes):
     assert not torch.allclose(batch[0], one)
 
 
+def test_given_embeddings_stand_for_the_encoder_and_must_fit_the_request(pipes):
+    golden = _golden(pipes["sdxl"])
+    prompts = ["a blue ball", "a red cube"]
+    embeddings = golden.adapter.encode_prompt(prompts)
+    own = golden.latents(prompts, [_seeded(1), _seeded(2)])
+    # the same embedding rows and noise through the same kernels: bit-identical on any CPU
+    given = golden.latents(prompts, [_seeded(1), _seeded(2)], embeddings=embeddings)
+    torch.testing.assert_close(given, own, rtol=0, atol=0)
+    with pytest.raises(GoldenNoiseError, match="embeddings hold 2 rows for 1 images"):
+        golden.latents(prompts[0], _seeded(1), embeddings=embeddings)
+
+
 def _standard_and_identity_images(pipe, name, prompt, **call):
     golden = _golden(pipe, identity=True)
     call = {"num_inference_steps": 3, "output_type": "np", **CALL_KWARGS[name], **call}

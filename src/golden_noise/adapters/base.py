@@ -203,6 +203,11 @@ class PipelineAdapter(ABC):
         height, width = self.resolve_size(height, width)
         return {**self.prompt_kwargs(list(prompts)), "height": height, "width": width}
 
+    def prompt_embeddings(self, call_kwargs: Mapping[str, Any]) -> PromptEmbeddings:
+        """What `encode_prompt(prompts)` returns, read from `call_kwargs(prompts)` (its
+        positive rows) instead of running the text encoders again."""
+        return PromptEmbeddings(tokens=call_kwargs["prompt_embeds"])
+
     @abstractmethod
     def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:
         """`prompts` and the empty negative prompt encoded by the pipeline's own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
@@ -38,6 +39,10 @@ class HunyuanDiTAdapter(PipelineAdapter):
             max_sequence_length=BERT_TOKENS,
             text_encoder_index=0,
         )
+        return PromptEmbeddings(tokens=tokens, attention_mask=mask)
+
+    def prompt_embeddings(self, call_kwargs: Mapping[str, Any]) -> PromptEmbeddings:
+        tokens, mask = call_kwargs["prompt_embeds"], call_kwargs["prompt_attention_mask"]
         return PromptEmbeddings(tokens=tokens, attention_mask=mask)
 
     def prompt_kwargs(self, prompts: list[str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from golden_noise.adapters.base import PipelineAdapter, PromptEmbeddings
@@ -48,6 +49,12 @@ class PixArtSigmaAdapter(PipelineAdapter):
             clean_caption=False,
             max_sequence_length=T5_TOKENS,
         )
+        return PromptEmbeddings(
+            tokens=tokens * mask[..., None].to(tokens.dtype), attention_mask=mask
+        )
+
+    def prompt_embeddings(self, call_kwargs: Mapping[str, Any]) -> PromptEmbeddings:
+        tokens, mask = call_kwargs["prompt_embeds"], call_kwargs["prompt_attention_mask"]
         return PromptEmbeddings(
             tokens=tokens * mask[..., None].to(tokens.dtype), attention_mask=mask
         )

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from golden_noise.adapters import PipelineAdapter, adapter_for
+from golden_noise.adapters import PipelineAdapter, PromptEmbeddings, adapter_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import latent_norms
 from golden_noise.core.seeds import seeded_generator
@@ -53,6 +53,7 @@ class GoldenLatents(Protocol):
         height: int | None,
         width: int | None,
         latents: torch.Tensor,
+        embeddings: PromptEmbeddings,
     ) -> torch.Tensor: ...
 
 
@@ -91,7 +92,8 @@ class Batch:
     """A chunk of samples and their seeds' own noise, shared by every arm.
 
     `noise` is unit-variance `[B, C, H, W]` in the denoiser's dtype; `golden` caches each
-    net's edit of it, so the golden and norm-matched arms of one net run it once.
+    net's edit of it, so the golden and norm-matched arms of one net run it once. The prompts
+    are encoded once per batch (`call_kwargs`), for every net and the teacher alike.
     """
 
     samples: list[Sample]
@@ -99,6 +101,7 @@ class Batch:
     noise: torch.Tensor
     size: tuple[int | None, int | None]
     _golden: dict[int, torch.Tensor] = field(default_factory=dict)
+    _call_kwargs: dict[str, Any] | None = None
     # images already made this batch, by (prompt, start latents): what an arm can reuse
     known: dict[tuple[str, bytes], Image.Image] = field(default_factory=dict)
 
@@ -106,12 +109,20 @@ class Batch:
     def prompts(self) -> list[str]:
         return [s.prompt for s in self.samples]
 
+    @property
+    def call_kwargs(self) -> dict[str, Any]:
+        """The prompts encoded (`PipelineAdapter.call_kwargs`), on first use, once."""
+        if self._call_kwargs is None:
+            self._call_kwargs = self.adapter.call_kwargs(self.prompts, *self.size)
+        return self._call_kwargs
+
     def golden(self, net: GoldenLatents) -> torch.Tensor:
         """`net`'s golden latents for this batch, in the pipeline's `latents=` form."""
         if id(net) not in self._golden:
             height, width = self.size
+            embeddings = self.adapter.prompt_embeddings(self.call_kwargs)
             self._golden[id(net)] = net.latents(
-                self.prompts, height=height, width=width, latents=self.noise
+                self.prompts, height=height, width=width, latents=self.noise, embeddings=embeddings
             )
         return self._golden[id(net)]
 
@@ -188,8 +199,7 @@ def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:
     from golden_noise.teachers.redenoise_step import redenoise
 
     def start(batch: Batch) -> torch.Tensor:
-        adapter, source = batch.adapter, batch.noise.float()
-        kwargs = adapter.call_kwargs(batch.prompts, *batch.size)
+        adapter, source, kwargs = batch.adapter, batch.noise.float(), batch.call_kwargs
         if isinstance(teacher, RedenoiseTeacher):
             target = redenoise(adapter.pipe, source, kwargs, teacher.settings, adapter=adapter)
         else:

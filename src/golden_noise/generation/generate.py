@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from golden_noise.adapters import PipelineAdapter, adapter_for, is_known_family
+from golden_noise.adapters import PipelineAdapter, PromptEmbeddings, adapter_for, is_known_family
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.seeds import seeded_generator
 from golden_noise.core.validate import integer
@@ -90,6 +90,7 @@ class GoldenNoise:
         num_images_per_prompt: int = 1,
         negative_prompt: str | list[str] | None = None,
         latents: torch.Tensor | None = None,
+        embeddings: PromptEmbeddings | None = None,
     ) -> torch.Tensor:
         """Unit-variance golden latents for `pipe(prompt, latents=..., generator=...)`.
 
@@ -99,9 +100,13 @@ class GoldenNoise:
         `[B, (H/2)(W/2), 4C]`).
         `negative_prompt` is accepted so the pipeline's keyword arguments can be passed
         unchanged; golden noise depends on the positive prompt only, as in the paper.
+        `embeddings`: `prompt` already encoded (`PipelineAdapter.encode_prompt` or
+        `prompt_embeddings`), one row per image, so the text encoders do not run again.
         """
         _check_request(prompt, num_images_per_prompt, height, width)
-        embeds = self.adapter.encode_prompt(prompt, num_images_per_prompt)
+        embeds = embeddings or self.adapter.encode_prompt(prompt, num_images_per_prompt)
+        if embeddings is not None:
+            _check_embeddings(prompt, num_images_per_prompt, embeddings)
         batch = embeds.batch_size
         if latents is None:
             noise = self.adapter.initial_noise(
@@ -277,3 +282,13 @@ def _check_request(
     for name, value in (("height", height), ("width", width)):
         if value is not None:
             integer(name, value, 1)
+
+
+def _check_embeddings(prompt: Any, num_images_per_prompt: int, embeddings: Any) -> None:
+    """Given embeddings must hold one row per requested image."""
+    rows = (1 if isinstance(prompt, str) else len(prompt)) * num_images_per_prompt
+    if embeddings.batch_size != rows:
+        raise GoldenNoiseError(
+            f"embeddings hold {embeddings.batch_size} rows for {rows} images; expected one "
+            "row per prompt and image"
+        )

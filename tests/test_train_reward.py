@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from accelerate.data_loader import SeedableRandomSampler
 from diffusers import DDIMScheduler
 from npd_fixtures import write_synthetic_dataset
 from safetensors.torch import load_file
@@ -39,7 +40,7 @@ from golden_noise.train.objectives import (
     RewardObjective,
     build_objective,
 )
-from golden_noise.train.state import EpochShuffleSampler, TrainProgress
+from golden_noise.train.state import TrainProgress, shuffle_seed
 
 STEPS, GUIDANCE = 2, 2.0  # the toy dataset's collection sampler
 
@@ -248,7 +249,9 @@ def test_mse_default_is_one_adamw_step_written_by_hand(tmp_path: Path) -> None:
     row = train(config).history[0]
 
     net = NPNet.from_pretrained(start).train()
-    order = list(EpochShuffleSampler(len(train_set), config.seed))  # the loop's row order
+    # the loop's row order: accelerate's seedable sampler at epoch 0
+    sampler = SeedableRandomSampler(range(len(train_set)), data_seed=shuffle_seed(config.seed))
+    order = list(sampler)
     source, target, embeds, _ = rows_of(train_set, order)
     loss = ((net(source, embeds) - target) ** 2).mean()
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -11,7 +11,7 @@ from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.validate import choice, flag, integer, number
 
 MANIFEST_MARGIN = "manifest"
-# The sampler seeds torch with seed * 1_000_003 + epoch, which must stay below 2**64.
+# The sampler seeds torch with shuffle_seed(seed) + epoch, which must stay below 2**64.
 MAX_SEED = 2**32 - 1
 # diffusers.optimization.SchedulerType's names (listed here: importing diffusers is slow).
 LR_SCHEDULERS = (

@@ -42,13 +42,13 @@ from golden_noise.train.model import (
 )
 from golden_noise.train.objectives import KeyedRows, Objective, build_objective
 from golden_noise.train.state import (
-    EpochShuffleSampler,
     TrainProgress,
     checkpoint_configuration,
     claim_run_folder,
     discard_incomplete,
     finite_or_none,
     latest_checkpoint,
+    shuffle_seed,
     write_metrics,
 )
 
@@ -80,7 +80,11 @@ def train(config: TrainConfig) -> TrainResult:
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=_trackers(config.log_with) or None,
         project_config=checkpoint_configuration(out, config.keep_checkpoints),
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        # accelerate's seedable sampler: epoch e's order depends on (seed, e) alone, the same
+        # on every process and after a resume (the loop sets the epoch on each loader)
+        dataloader_config=DataLoaderConfiguration(
+            split_batches=True, use_seedable_sampler=True, data_seed=shuffle_seed(config.seed)
+        ),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     if config.mixed_precision == "fp16" and accelerator.device.type == "cpu":
@@ -108,7 +112,7 @@ def train(config: TrainConfig) -> TrainResult:
     train_loader = DataLoader(
         KeyedRows(train_set),
         batch_size=config.batch_size,
-        sampler=EpochShuffleSampler(len(train_set), config.seed),
+        shuffle=True,
         drop_last=True,
         num_workers=config.num_workers,
     )

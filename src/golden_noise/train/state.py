@@ -19,13 +19,11 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
@@ -78,21 +76,10 @@ class TrainProgress:
         return progress
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation that depends only on (seed, epoch), so a resumed run sees the same order."""
-
-    def __init__(self, length: int, seed: int) -> None:
-        self.length, self.seed, self.epoch = length, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+def shuffle_seed(seed: int) -> int:
+    """accelerate's seedable sampler draws epoch e's order from `data_seed + e`; spacing the
+    runs' seeds this far apart keeps run 1's orders from being run 0's one epoch later."""
+    return seed * 1_000_003
 
 
 def _numbered(out: Path) -> list[tuple[int, Path]]:

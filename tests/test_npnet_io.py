@@ -250,3 +250,22 @@ def test_svd_heads_are_checked_only_when_there_is_an_svd_branch() -> None:
 def test_config_round_trips_through_a_dict() -> None:
     config = tiny_config(text_reduction="mean", svd_variant="mean", use_residual=False)
     assert NPNetConfig.from_dict(config.to_dict()) == config
+
+
+def test_load_strict_lists_every_problem_in_one_error_and_a_bad_shape_only_as_such() -> None:
+    from torch import nn
+
+    from golden_noise.core.weights import load_strict
+
+    module = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state["0.weight"] = torch.zeros(3, 5)  # mis-shaped
+    del state["1.bias"]  # missing
+    state["2.weight"] = torch.zeros(1)  # unexpected
+    with pytest.raises(GoldenNoiseError) as error:
+        load_strict(module, state, "bad.pth")
+    message = str(error.value)
+    assert message.startswith("checkpoint bad.pth does not fit this Sequential; ")
+    assert "missing keys: 1.bias; unexpected keys: 2.weight; " in message
+    assert message.endswith("shape mismatches: 0.weight (expected [3, 2], found [3, 5])")
+    load_strict(module, module.state_dict(), "good.pth")  # a fitting one loads

@@ -124,33 +124,32 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: Path 
         for buffer in sub._non_persistent_buffers_set
     }
     state = {key: value for key, value in state.items() if key not in non_persistent}
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = sorted(
-        f"{key} (expected {list(expected[key].shape)}, found {list(state[key].shape)})"
-        for key in set(expected) & set(state)
-        if expected[key].shape != state[key].shape
-    )
-    problems = [
-        f"{label}: {_listed(keys)}"
-        for label, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatches", mismatched),
-        )
-        if keys
-    ]
-    if problems:
-        raise GoldenNoiseError(
-            f"checkpoint {source} does not fit this {type(module).__name__}; " + "; ".join(problems)
-        )
     broken = sorted(k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all())
     if broken:
         raise GoldenNoiseError(
             f"checkpoint {source} holds NaN or infinite weights in {_listed(broken)}"
         )
-    module.load_state_dict(state, strict=True)
+    expected = {key: value.shape for key, value in module.state_dict().items()}
+    wrong = {key for key, value in state.items() if expected.get(key, value.shape) != value.shape}
+    mismatched = sorted(
+        f"{key} (expected {list(expected[key])}, found {list(state[key].shape)})" for key in wrong
+    )
+    # torch diffs the keys; the mis-shaped ones are left out (torch would raise on them)
+    # and reported as such, not as missing. A refused module is half loaded: callers drop it.
+    keys = module.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=False)
+    problems = [
+        f"{label}: {_listed(sorted(found))}"
+        for label, found in (
+            ("missing keys", set(keys.missing_keys) - wrong),
+            ("unexpected keys", keys.unexpected_keys),
+            ("shape mismatches", mismatched),
+        )
+        if found
+    ]
+    if problems:
+        raise GoldenNoiseError(
+            f"checkpoint {source} does not fit this {type(module).__name__}; " + "; ".join(problems)
+        )
 
 
 def weights_digest(module: Any) -> str:

@@ -38,3 +38,14 @@ def seeded_generator(seed: int) -> torch.Generator:
 
     check_seed_range(seed, seed)
     return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def keyed_generator(*key: int) -> torch.Generator:
+    """A CPU generator fixed by a tuple of integers (row keys, steps, epochs), whatever their
+    size: NumPy's SeedSequence hashes them, so nearby keys give unrelated draws and every
+    process, batch layout and resumed run draws the same noise for the same key."""
+    import numpy as np
+    import torch
+
+    state = np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state[0]) & MAX_SEED)

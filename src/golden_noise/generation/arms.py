@@ -26,14 +26,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import torch
 from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, PromptEmbeddings, adapter_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import latent_norms
-from golden_noise.core.seeds import seeded_generator
+from golden_noise.core.seeds import keyed_generator, seeded_generator
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.prompts.sources import prompt_group
 from golden_noise.teachers.sampler import CollectionSampler
@@ -170,7 +169,10 @@ def random_move(net: GoldenLatents, seed: int = 0) -> Arm:
         noise = batch.adapter.pipeline_latents(batch.noise).float()
         moved = batch.golden(net).float()
         directions = torch.stack(
-            [torch.randn(noise.shape[1:], generator=_keyed(seed, s.seed)) for s in batch.samples]
+            [
+                torch.randn(noise.shape[1:], generator=keyed_generator(seed, s.seed))
+                for s in batch.samples
+            ]
         ).to(noise.device)
         shape = (-1, *[1] * (noise.dim() - 1))
         step = latent_norms(moved - noise) / latent_norms(directions)
@@ -179,12 +181,6 @@ def random_move(net: GoldenLatents, seed: int = 0) -> Arm:
         return rescaled.to(batch.noise.dtype)
 
     return start
-
-
-def _keyed(*key: int) -> torch.Generator:
-    """A CPU generator fixed by integer `key` (any size: hashed by NumPy's SeedSequence)."""
-    state = np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)
-    return torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
 
 
 def teacher(teacher: Teacher, sampler: CollectionSampler | None = None) -> Arm:

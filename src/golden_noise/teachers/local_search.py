@@ -12,18 +12,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.seeds import keyed_generator
 from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 
 
 def candidate_noise(source: torch.Tensor, seed: int, prompt_index: int, k: int) -> torch.Tensor:
     """`k` fresh standard Gaussian draws shaped like one row of `source`, fixed by the row key."""
-    state = np.random.SeedSequence([int(seed), int(prompt_index)]).generate_state(1, np.uint64)
-    generator = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
+    generator = keyed_generator(seed, prompt_index)
     return torch.randn((k, *source.shape), generator=generator, dtype=torch.float32)
 
 

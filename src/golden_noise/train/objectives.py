@@ -18,13 +18,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import stay_close_penalty
+from golden_noise.core.seeds import keyed_generator
 from golden_noise.scorers.rewards import Reward, load_reward
 from golden_noise.train.config import TrainConfig
 from golden_noise.train.state import TrainProgress
@@ -142,9 +142,7 @@ class RewardObjective(Objective):
         """Standard Gaussian `[B, *shape]` (CPU, float32), one generator per row key."""
         rows = []
         for prompt_index, seed in keys.tolist():
-            entropy = [self.seed, epoch, prompt_index, seed]
-            state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)
-            generator = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
+            generator = keyed_generator(self.seed, epoch, prompt_index, seed)
             rows.append(torch.randn(shape, generator=generator))
         return torch.stack(rows)
 

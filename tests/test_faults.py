@@ -403,6 +403,27 @@ def test_a_resume_without_train_config_json_cannot_change_the_settings(tmp_path:
             train(_train_config(data, tmp_path / "run", epochs=2, **changes))
 
 
+def test_a_run_without_checkpoints_is_not_trained_over_with_other_settings(tmp_path: Path) -> None:
+    """Before: with checkpoints/ deleted, a train with another lr silently replaced best/,
+    last/, metrics.jsonl and train_config.json."""
+    import shutil
+
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    run = tmp_path / "run"
+    train(_train_config(data, run))
+    shutil.rmtree(run / "checkpoints")
+    before = _snapshot(run)
+    with pytest.raises(GoldenNoiseError, match=r"other settings .*lr: run 0\.001, now 0\.01"):
+        train(_train_config(data, run, lr=0.01))
+    assert _snapshot(run) == before
+    (run / "train_config.json").unlink()  # weights with no record at all are not trained over
+    with pytest.raises(GoldenNoiseError, match="holds best/, last/ but no train_config.json"):
+        train(_train_config(data, run))
+    assert not (run / "checkpoints").exists()
+
+
 # === integrity of the dataset on disk ===================================================
 def _tensor_bytes(path: Path, name: str) -> tuple[int, int]:
     """Where tensor `name`'s bytes lie in a safetensors file."""

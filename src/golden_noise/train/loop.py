@@ -271,6 +271,11 @@ def _resume(accelerator: Any, config: TrainConfig, record: dict[str, Any]) -> Tr
     claim_run_folder(out, record, resuming=resume_from is not None, write=main)
     accelerator.wait_for_everyone()
     if resume_from is None:
+        if (out / "last").exists():  # the same settings (checked above): the same run again
+            accelerator.print(
+                f"no checkpoint in {out} to resume from: training that same run over, which "
+                "replaces its last/ and best/"
+            )
         return TrainProgress()
     accelerator.project_configuration.iteration = int(resume_from.name.split("_")[-1]) + 1
     try:

@@ -142,25 +142,35 @@ FREE_SETTINGS = frozenset({"out", "dataset", "progress", "num_workers", "log_wit
 
 
 def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: bool) -> None:
-    """Refuse to continue a run in `out` with settings or data other than its own.
+    """Refuse to resume, or start over, a run in `out` with settings or data other than its own.
 
     `record` is what train_config.json holds: every setting and a fingerprint of the train
-    and validation rows (`data`). A fresh folder is claimed by writing it; a resumed run must
-    match it on every field outside `FREE_SETTINGS`, and its file is left as it was. Every
-    rank checks (so all refuse together); only the one with `write` writes.
+    and validation rows (`data`). A fresh folder is claimed by writing it. Whenever `out`
+    already holds a train_config.json (checkpoints or not) the run must match it on every
+    field outside `FREE_SETTINGS`, and its file is left as it was: a resume continues that
+    run, and one with no checkpoint left starts that same run over. Weights (`best/`, `last/`)
+    without any record are never trained over. Every rank checks (so all refuse together);
+    only the one with `write` writes.
     """
     path = out / RUN_CONFIG
     record = json.loads(json.dumps(record))  # compare in the form the file holds
-    if not resuming:
+    if not path.is_file():
+        if resuming:
+            raise GoldenNoiseError(
+                f"{out} holds checkpoints but no {RUN_CONFIG}, the record of the settings that "
+                "made them; resuming could silently change that run (batch size, lr, data). "
+                "Restore that file, or train into a new --out (--init-from starts from its weights)"
+            )
+        weights = [f"{name}/" for name in ("best", "last") if (out / name).exists()]
+        if weights:
+            raise GoldenNoiseError(
+                f"{out} holds {', '.join(weights)} but no {RUN_CONFIG} and no checkpoint: "
+                "training here would overwrite those weights with another run's. Move them "
+                "away, or train into a new --out (--init-from starts from their weights)"
+            )
         if write:
             atomic_write_json(path, record)
         return
-    if not path.is_file():
-        raise GoldenNoiseError(
-            f"{out} holds checkpoints but no {RUN_CONFIG}, the record of the settings that made "
-            "them; resuming could silently change that run (batch size, lr, data). Restore "
-            "that file, or train into a new --out (--init-from starts from its weights)"
-        )
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -173,8 +183,14 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
         if key not in FREE_SETTINGS and recorded.get(key) != value
     ]
     if changed:
+        effect = (
+            "Resuming would change that run"
+            if resuming
+            else "It has no checkpoint left to resume; training here would overwrite its "
+            "best/, last/ and metrics"
+        )
         raise GoldenNoiseError(
             f"{out} holds a training run with other settings or data ({'; '.join(changed)}). "
-            "Resuming would change that run: pass its settings to resume it, or choose a new "
+            f"{effect}: pass its settings to resume it, or choose a new "
             "--out (--init-from starts from its weights)"
         )

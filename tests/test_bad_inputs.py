@@ -332,6 +332,58 @@ def test_import_authors_cli_refuses_mixed_shapes(tmp_path: Path) -> None:
     assert_refused(code, output, "2_2.npz: latents of shape (4, 16, 16)")
 
 
+def _authors_files(tmp_path: Path, names: dict[str, int], seeds: dict[int, int]) -> tuple:
+    """npz files `{name: arr_2 index}` of toy-sized pairs and a JSONL row per `{index: seed}`."""
+    npz = tmp_path / "latents"
+    npz.mkdir()
+    pair = np.zeros((1, 4, 8, 8), dtype=np.float16)
+    for name, index in names.items():
+        np.savez(npz / name, pair, pair, index)
+    scores = {"original_score_list": [0.2], "optimized_score_list": [0.3]}
+    rows = [{"index": i, "seed": seed, "caption": f"p{i}", **scores} for i, seed in seeds.items()]
+    jsonl = tmp_path / "pairs.json"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return npz, jsonl
+
+
+AUTHORS_FILES = {
+    # arr_2 picked the caption: 1_11.npz was stored under p0's caption, exit 0
+    "arr_2 against the name": (
+        {"0_10.npz": 0, "1_11.npz": 0},
+        ["1_11.npz: its name says index 1, but its arr_2 says index 0"],
+    ),
+    # the file name's seed was stored, whatever the JSONL row said
+    "seed against the row": (
+        {"0_10.npz": 0, "1_12.npz": 1},
+        ["1_12.npz: its name says seed 12, but the JSONL row of index 1 says seed 11"],
+    ),
+}
+
+
+@pytest.mark.parametrize("names, named", AUTHORS_FILES.values(), ids=AUTHORS_FILES.keys())
+def test_import_authors_refuses_files_that_contradict(names, named, tmp_path: Path) -> None:
+    npz, jsonl = _authors_files(tmp_path, names, {0: 10, 1: 11})
+    out = tmp_path / "npd"
+    code, output = run_cli(
+        "import-authors", npz, jsonl, "--out", out, "--pipeline", "toy", "--batch-size", "1"
+    )
+    assert_refused(code, output, *named)
+    assert not out.exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_import_authors_refuses_a_batch_size_below_one(size: str, tmp_path: Path) -> None:
+    """Before: 0 was a ValueError traceback after the dataset was begun; -1 imported 0 pairs
+    with exit 0."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0}, {0: 10})
+    out = tmp_path / "npd"
+    code, output = run_cli(
+        "import-authors", npz, jsonl, "--out", out, "--pipeline", "toy", "--batch-size", size
+    )
+    assert_refused(code, output, f"batch_size must be at least 1; got {size}")
+    assert not out.exists()
+
+
 # --- train --objective reward ----------------------------------------------------------------
 REWARD_OPTIONS = {
     "unknown reward": (
@@ -632,6 +684,21 @@ def test_an_unreadable_run_record_is_one_error(content: object, tmp_path: Path) 
     )  # fmt: skip
     assert_refused(code, output, str(path))
     assert not (tmp_path / "index.jsonl").exists()
+
+
+def test_evaluate_never_overwrites_a_users_report_files(tmp_path: Path) -> None:
+    """Before: metrics.json, report.html and images.csv in a folder with no run.json were
+    silently replaced by a new evaluate run's."""
+    mine = {"metrics.json": "{}", "report.html": "<p>mine</p>", "images.csv": "a,b\n"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    code, output = run_cli(
+        "evaluate", "--prompts", "toy:heldout:1", "--scorers", "toy-soft", "--steps", "2",
+        "--out", tmp_path, "--no-progress",
+    )  # fmt: skip
+    assert_refused(code, output, "images.csv, metrics.json, report.html", "no run.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(mine)
+    assert all((tmp_path / name).read_text() == text for name, text in mine.items())
 
 
 # --- train and its config ------------------------------------------------------------------

@@ -28,6 +28,7 @@ import torch
 from rich.progress import Progress
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord
 from golden_noise.dataset.writer import DatasetWriter
@@ -115,6 +116,17 @@ def _load_pair(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     return source, target, int(np.asarray(index).reshape(-1)[0])
 
 
+def _stored_index(path: Path) -> int:
+    """A pair's `arr_2` alone (np.load reads one member of the archive, not the latents)."""
+    try:
+        with np.load(path) as data:
+            return int(np.asarray(data["arr_2"]).reshape(-1)[0])
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        raise GoldenNoiseError(
+            f"{path}: expected an .npz with arr_0 (source), arr_1 (target), arr_2 (index); {exc}"
+        ) from exc
+
+
 def data_shape(array: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in array.shape)
 
@@ -154,12 +166,30 @@ def import_authors(
     `latent_shape`: the `(C, H, W)` the pipeline makes; pairs of another shape are refused.
     """
     npz_dir, out = Path(npz_dir), Path(out)
+    integer("batch_size", batch_size, 1, MAX_BATCH)
     if not score_names:
         raise GoldenNoiseError("score_names must name at least the primary scorer")
     records = read_authors_jsonl(Path(jsonl), len(score_names))
     files = sorted(p for p in npz_dir.rglob("*.npz"))
     if not files:
         raise GoldenNoiseError(f"no .npz files under {npz_dir}")
+    for path in files:  # a name that its arr_2 or its JSONL row contradicts, before any write
+        named = _FILE_NAME.match(path.name)
+        if not named:
+            continue
+        if int(named.group(1)) != (index := _stored_index(path)):
+            raise GoldenNoiseError(
+                f"{path}: its name says index {int(named.group(1))}, but its arr_2 says index "
+                f"{index}; expected the same index (it picks the caption): fix the file name "
+                "or remove the file"
+            )
+        record = records.get(index)
+        if record is not None and int(named.group(2)) != record.seed:
+            raise GoldenNoiseError(
+                f"{path}: its name says seed {int(named.group(2))}, but the JSONL row of index "
+                f"{record.index} says seed {record.seed}; expected one seed per pair: fix the "
+                "file name or the row"
+            )
     prompt_of_caption: dict[str, int] = {}
     for record in sorted(records.values(), key=lambda r: r.index):
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))
@@ -190,7 +220,7 @@ def import_authors(
     written = present = 0
     orphans: list[str] = []
     with (
-        DatasetWriter(out, manifest, prompts=prompts, rows_per_shard=max(batch_size, 1)) as writer,
+        DatasetWriter(out, manifest, prompts=prompts, rows_per_shard=batch_size) as writer,
         Progress(disable=not progress) as bar,
     ):
         task = bar.add_task("importing pairs", total=len(files))

@@ -34,7 +34,15 @@ from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
 from golden_noise.evaluation.report import ImageRow, MetricInfo, write_report
-from golden_noise.evaluation.report.writer import norm_ratios
+from golden_noise.evaluation.report.writer import (
+    CSV_NAME,
+    FOREST_NAME,
+    GRID_NAME,
+    HTML_NAME,
+    METRICS_NAME,
+    NORM_RATIO_NAME,
+    norm_ratios,
+)
 from golden_noise.evaluation.stats import BOOTSTRAP_RESAMPLES, compare_arms
 from golden_noise.generation.arms import Arm, Sample, generate_arms
 
@@ -226,6 +234,29 @@ def read_run_record(folder: Path) -> dict[str, Any]:
     return data
 
 
+# What an evaluate run writes beside run.json (its pictures, strip-<group>.png, included).
+_OUR_FILES = (INDEX_NAME, METRICS_NAME, CSV_NAME, HTML_NAME, GRID_NAME, FOREST_NAME,
+              NORM_RATIO_NAME)  # fmt: skip
+
+
+def _refuse_files_of_another_kind(folder: Path) -> None:
+    """A folder with no run.json is not an evaluate run's: files there that a run would write
+    (a user's metrics.json, report.html, ...) are someone else's, never overwritten."""
+    if not folder.is_dir():
+        return
+    taken = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name in _OUR_FILES or (p.name.startswith("strip-") and p.name.endswith(".png"))
+    )
+    if taken:
+        shown = ", ".join(taken[:4]) + (f" and {len(taken) - 4} more" if len(taken) > 4 else "")
+        raise GoldenNoiseError(
+            f"{folder} holds {shown} but no {RUN_NAME}, so it is not an evaluate run folder; "
+            "evaluating there would overwrite them. Choose a new --out, or move those files"
+        )
+
+
 def _has_images(folder: Path) -> bool:
     images = folder / IMAGES_DIR
     return images.is_dir() and any(images.glob("*.png"))
@@ -315,6 +346,8 @@ def evaluate(
                     f"without {MADE_BY!r}); they cannot be checked against this run: evaluate "
                     "into a new --out, or delete that folder to regenerate"
                 )
+            if not (folder / RUN_NAME).is_file():
+                _refuse_files_of_another_kind(folder)
             _refuse_stale_images(folder, recorded, made_by)
             folder.mkdir(parents=True, exist_ok=True)
             write_index(folder, samples, arm_names)

@@ -611,6 +611,8 @@ GENERATE_MORE = {
     "width 0": (["--width", "0"], ["width must be at least 1; got 0"]),
     "steps 1001": (["--steps", "1001"], ["steps must be at most 1000"]),
     "guidance inf": (["--guidance", "inf"], ["guidance must be a finite number"]),
+    # refused only after prompts.txt was written, which then blocked the corrected rerun
+    "height 64": (["--height", "64"], ["made for sd", "latents 4x16x8 at 64x32 px"]),
 }
 
 
@@ -628,6 +630,9 @@ EVALUATE_MORE = {
     "prompts huge toy": (["--prompts", "toy:train:99999999999"], ["between 1 and 10000000"]),
     "seeds repeated": (["--seeds", "0,0"], ["seeds must be distinct"]),
     "height 0": (["--height", "0"], ["height must be at least 1; got 0"]),
+    # refused after run.json and index.jsonl were written: the rerun at 32 px was then refused
+    # as "holds images made with other settings"
+    "height 64": (["--height", "64"], ["made for sd", "latents 4x16x8 at 64x32 px"]),
 }
 
 
@@ -639,7 +644,7 @@ def test_evaluate_refuses_more(args: list[str], named: list[str], tmp_path: Path
     )  # fmt: skip
     assert_refused(code, output, *named)
     assert "--rescore" not in output
-    assert not (tmp_path / "e" / "index.jsonl").exists()
+    assert not (tmp_path / "e").exists()
 
 
 # --- evaluate --rescore reads an index someone may have edited --------------------------------

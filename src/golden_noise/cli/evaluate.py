@@ -115,6 +115,7 @@ def evaluate(
         pipe.set_progress_bar_config(disable=True)
         net = load_npnet_option(npnet, npnet_file, pipeline)
         golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
+        golden.check_size(call.get("height"), call.get("width"))  # before run.json is written
         made = {
             "standard": arms.standard(),
             "golden": arms.golden(golden),

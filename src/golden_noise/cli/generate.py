@@ -77,6 +77,7 @@ def generate(
     pipe.set_progress_bar_config(disable=True)
     net = load_npnet_option(npnet, npnet_file, pipeline)
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
+    golden.check_size(call.get("height"), call.get("width"))  # before prompts.txt is written
     made = {"golden": arms.golden(golden)}
     if compare:
         made = {"standard": arms.standard(), **made}

@@ -203,22 +203,34 @@ class GoldenNoise:
             f"latents {config.channels}x{config.height}x{config.width})"
         )
 
+    def check_size(self, height: int | None = None, width: int | None = None) -> None:
+        """Refuse an image size this net cannot take, before any image is made or file is
+        written: the size checks `latents` makes once it has the noise (the prompt embedding's
+        shape is checked there)."""
+        noise = torch.empty(self.adapter.latent_shape(1, height, width), device="meta")
+        self._check_fits(noise, None, height, width)
+
     def _check_fits(
         self,
         noise: torch.Tensor,
-        tokens: torch.Tensor,
+        tokens: torch.Tensor | None,
         height: int | None,
         width: int | None,
     ) -> None:
         config = self.npnet.config
         height, width = self.adapter.resolve_size(height, width)
         _, channels, latent_h, latent_w = noise.shape
-        gives = (
-            f"{type(self.pipe).__name__} ({self.adapter.family}) gives prompt embedding "
-            f"{tokens.shape[1]}x{tokens.shape[2]} and latents {channels}x{latent_h}x{latent_w} "
-            f"at {height}x{width} px"
+        text = (
+            "" if tokens is None else f"prompt embedding {tokens.shape[1]}x{tokens.shape[2]} and "
         )
-        text_fits = tuple(tokens.shape[1:]) == (config.text_tokens, config.text_dim)
+        gives = (
+            f"{type(self.pipe).__name__} ({self.adapter.family}) gives {text}"
+            f"latents {channels}x{latent_h}x{latent_w} at {height}x{width} px"
+        )
+        text_fits = tokens is None or tuple(tokens.shape[1:]) == (
+            config.text_tokens,
+            config.text_dim,
+        )
         if not text_fits or channels != config.channels:
             raise GoldenNoiseError(f"this NPNet was made for {self._made_for()}; {gives}")
         if self._needs_resize(noise) and not self.resize_noise:

@@ -675,6 +675,16 @@ def test_rescore_refuses_a_bad_index_entry(change: dict | None, named: str, tmp_
     assert_refused(code, output, named)
 
 
+def test_rescore_refuses_generation_options(tmp_path: Path) -> None:
+    """Before: -p, --steps, --guidance and --seeds given with --rescore were silently ignored."""
+    code, output = run_cli(
+        "evaluate", "--rescore", "--scorers", "toy-soft", "--out", tmp_path, "-p", "toy:heldout:1",
+        "--steps", "3", "--guidance", "2", "--seeds", "0",
+    )  # fmt: skip
+    assert_refused(code, output, "got --prompts, --seeds, --steps, --guidance")
+    assert not list(tmp_path.iterdir())
+
+
 RUN_RECORDS = {"not JSON": "{oops", "a list": "[1, 2]", "not UTF-8": b"\xff\xfe"}
 
 

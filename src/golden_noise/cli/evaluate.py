@@ -31,8 +31,16 @@ TOY_SCORERS = "toy-soft,toy-correct"
 DEFAULT_SCORERS = "hpsv2.1"
 
 
+# What makes images: with --rescore nothing is generated, so giving any of these is a mistake.
+GENERATION_ONLY = (
+    *("prompts", "seeds", "steps", "guidance", "height", "width", "npnet", "npnet_file"),
+    *("column", "teacher", "resize_noise", "dtype", "batch_size"),
+)
+
+
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     prompts: PromptsOption = None,
     out: Annotated[Path, typer.Option(help="Report folder (created, resumed).")] = Path(
         "golden-noise-eval"
@@ -92,6 +100,17 @@ def evaluate(
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
 
+    if rescore:  # typer's click may be its own copy: the source is compared by name
+        given = [
+            "--" + name.replace("_", "-")
+            for name in GENERATION_ONLY
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+        ]
+        if given:
+            raise GoldenNoiseError(
+                f"--rescore scores the images already in --out and generates nothing; expected "
+                f"no generation options with it, got {', '.join(given)}"
+            )
     console = Console(stderr=True)
     accelerator = make_accelerator(cpu=cpu)
     builtin = builtin_pipeline(pipeline)

@@ -359,6 +359,20 @@ def test_collect_records_its_dtype_and_refuses_a_resume_in_another(
     assert _snapshot(out) == before
 
 
+def test_collect_refuses_to_resume_over_a_shard_changed_after_it_was_written(
+    collected: Path, tmp_path: Path
+) -> None:
+    """Before: a shard with a flipped latent byte resumed as "done" (train refused it later)."""
+    import shutil
+
+    out = Path(shutil.copytree(collected, tmp_path / "npd"))
+    _flip(list_shards(out / "rows")[0], "target", at=5)
+    before = _snapshot(out)
+    with pytest.raises(GoldenNoiseError, match="its contents do not match the digest"):
+        _collect(out)
+    assert _snapshot(out) == before
+
+
 def test_collect_refuses_to_resume_a_dataset_that_does_not_record_its_dtype(
     collected: Path, tmp_path: Path
 ) -> None:

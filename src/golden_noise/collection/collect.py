@@ -25,7 +25,9 @@ from golden_noise.core.progress import make_progress
 from golden_noise.core.seeds import seeded_generator
 from golden_noise.core.validate import MAX_BATCH, integer, number, pipeline_call
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
+from golden_noise.dataset.integrity import verify_rows
 from golden_noise.dataset.manifest import MANIFEST_NAME
+from golden_noise.dataset.shards import EMBEDDINGS_DIR, ROWS_DIR, list_shards
 from golden_noise.scorers.base import Scorer
 from golden_noise.teachers import (
     CollectionSampler,
@@ -225,6 +227,11 @@ def collect(
         if accelerator is not None:
             accelerator.wait_for_everyone()
 
+    # A resume counts the rows on disk as done: a shard changed after it was written (every
+    # tensor against its digest, the check train makes) is refused, not taken as done.
+    verify_rows(
+        [*list_shards(Path(out) / ROWS_DIR), *list_shards(Path(out) / EMBEDDINGS_DIR)], {}, ()
+    )
     # Every rank opens its writer (each checks the directory's manifest, so a foreign dataset
     # fails on all ranks at once; only the main rank writes the prompt file) and reads the
     # rows already present *before anyone writes*, so all agree on what is left.

@@ -623,6 +623,18 @@ def test_generate_refuses_more(args: list[str], named: list[str], tmp_path: Path
     assert not (tmp_path / "o").exists()
 
 
+def test_an_overlong_prompt_is_one_warning_line_not_an_error(tmp_path: Path) -> None:
+    """Before: the text encoder kept the first 16 tokens silently (a library's warning, shown
+    only with --verbose)."""
+    long = "a red circle " * 8  # 24 words; the toy encoder keeps 16 tokens
+    code, output = run_cli("generate", "-p", long, "-p", "a blue square", "--steps", "2",
+                           "--out", tmp_path / "o")  # fmt: skip
+    assert code == 0, output
+    warned = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "only the first 16 tokens" in warned[0], output
+    assert "1 prompt(s)" in warned[0] and "error:" not in output
+
+
 EVALUATE_MORE = {
     # 0: ZeroDivisionError; -2: "generate them first (evaluate without --rescore)"
     "batch-size 0": (["--batch-size", "0"], ["batch_size must be at least 1; got 0"]),

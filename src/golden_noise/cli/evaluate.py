@@ -25,6 +25,7 @@ from golden_noise.cli.options import (
     load_npnet_option,
     parse_seeds,
     pipeline_call_kwargs,
+    warn_overlong_prompts,
 )
 
 TOY_SCORERS = "toy-soft,toy-correct"
@@ -135,6 +136,7 @@ def evaluate(
         net = load_npnet_option(npnet, npnet_file, pipeline)
         golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
         golden.check_size(call.get("height"), call.get("width"))  # before run.json is written
+        warn_overlong_prompts(golden.adapter, texts)
         made = {
             "standard": arms.standard(),
             "golden": arms.golden(golden),

@@ -18,6 +18,7 @@ from golden_noise.cli.options import (
     load_npnet_option,
     parse_seeds,
     pipeline_call_kwargs,
+    warn_overlong_prompts,
 )
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
 
@@ -78,6 +79,7 @@ def generate(
     net = load_npnet_option(npnet, npnet_file, pipeline)
     golden = GoldenNoise(net, pipe, resize_noise=resize_noise)
     golden.check_size(call.get("height"), call.get("width"))  # before prompts.txt is written
+    warn_overlong_prompts(golden.adapter, prompts)
     made = {"golden": arms.golden(golden)}
     if compare:
         made = {"standard": arms.standard(), **made}

@@ -214,3 +214,22 @@ def with_options(*groups: ConfigOptions) -> Callable[[Command], Command]:
         return command
 
     return add
+
+
+def warn_overlong_prompts(adapter: Any, prompts: list[str]) -> None:
+    """One console line (ours, shown without --verbose) when prompts are longer than the text
+    encoder takes: the pipeline keeps their first tokens and only its logger would say so."""
+    overlong = adapter.overlong_prompts(list(prompts))
+    if overlong:
+        from rich.console import Console
+        from rich.text import Text
+
+        first = prompts[overlong[0]]
+        Console(stderr=True).print(
+            Text(
+                f"warning: {len(overlong)} prompt(s) are longer than the text encoder takes; "
+                f"only the first {adapter.prompt_token_limit} tokens of each are kept "
+                f"(e.g. #{overlong[0]}: {first[:60]!r})"
+            ),
+            soft_wrap=True,
+        )

@@ -274,3 +274,29 @@ def test_an_evaluation_batch_encodes_its_prompts_once(tmp_path, pipe, monkeypatc
     evaluate(tmp_path, scorers()[:1], samples=samples, show_progress=False, resamples=50,
              generation=Generation(pipe, made, CALL, batch_size=2))  # fmt: skip
     assert encodes == [[PROMPTS[0]] * 2, [PROMPTS[1]] * 2]
+
+
+def test_reuse_copies_another_runs_images_only_when_the_same_settings_made_them(tmp_path, pipe):
+    """`Generation.reuse`: the standard images of an earlier run are copied (never generated)
+    when its record shows the same pipeline, dtype and call; with other call settings they
+    are generated afresh."""
+    samples = make_samples(PROMPTS[:2], [0])
+    first = generation(pipe, tiny_npnet(32))
+    evaluate(tmp_path / "first", scorers(), samples=samples, generation=first,
+             show_progress=False, resamples=100)  # fmt: skip
+
+    def never(batch):
+        raise AssertionError("the reused arm must not be generated")
+
+    made = {"standard": never, "golden": first.arms["golden"]}
+    reuse = (tmp_path / "first", {"standard": "standard"})
+    evaluate(tmp_path / "second", scorers(), samples=samples, show_progress=False,
+             generation=Generation(pipe, made, CALL, reuse=reuse), resamples=100)  # fmt: skip
+    for sample in samples:
+        name = image_file(sample, "standard")
+        copied = (tmp_path / "second" / name).read_bytes()
+        assert copied == (tmp_path / "first" / name).read_bytes()
+    other = {**CALL, "num_inference_steps": 3}
+    with pytest.raises(AssertionError, match="must not be generated"):
+        evaluate(tmp_path / "third", scorers(), samples=samples, show_progress=False,
+                 generation=Generation(pipe, made, other, reuse=reuse), resamples=100)  # fmt: skip

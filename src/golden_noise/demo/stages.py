@@ -190,10 +190,13 @@ def evaluate_arms(
     run: dict[str, Any],
     progress: bool,
     accelerator: Any = None,
+    reuse: tuple[Path, dict[str, str]] | None = None,
 ) -> dict[str, Any] | None:
     """Generate (batched) and score every arm, write the report; returns the statistics
-    (None on an accelerate process other than the main one)."""
-    generation = Generation(pipe, made, call_kwargs(config), config.generation_batch_size)
+    (None on an accelerate process other than the main one). `reuse`: see `Generation`."""
+    generation = Generation(
+        pipe, made, call_kwargs(config), config.generation_batch_size, reuse=reuse
+    )
     return evaluate(folder, toy_scorers(), samples=samples, generation=generation, run=run,
                     accelerator=accelerator, show_progress=progress)  # fmt: skip
 

@@ -14,7 +14,6 @@ regenerating them. Every part resumes: collect, train and evaluate all continue.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from golden_noise.demo.stages import (
     teacher_arm,
     train_npnet,
 )
-from golden_noise.evaluation.evaluate import image_file
 from golden_noise.generation import arms
 from golden_noise.generation.arms import Arm, Sample
 
@@ -72,16 +70,6 @@ def _samples(config: DemoConfig, n: int) -> list[Sample]:
     return heldout_samples(config)[:n]
 
 
-def reuse_images(source: Path, target: Path, samples: list[Sample], arms: dict[str, str]) -> None:
-    """Copy images an earlier evaluation made for an identical arm (`source arm -> target arm`)."""
-    (target / "images").mkdir(parents=True, exist_ok=True)
-    for sample in samples:
-        for old, new in arms.items():
-            src, dst = source / image_file(sample, old), target / image_file(sample, new)
-            if src.is_file() and not dst.is_file():
-                shutil.copyfile(src, dst)
-
-
 def _golden(pipe: Any, folder: Path) -> Any:
     from golden_noise.generation.generate import GoldenNoise
     from golden_noise.npnet import NPNet
@@ -103,9 +91,7 @@ def study_teachers(
     """Each candidate teacher with its own NPNet, in one report (`study/teachers`)."""
     chosen = _demo_summary(out)["teacher_choice"]["chosen"]
     runs, folder, samples = out / "study", out / "study" / "teachers", _samples(config, n)
-    reuse_images(out / "report", folder, samples,
-                 {"standard": "standard", "golden": f"golden-{chosen}",
-                  "teacher": f"teacher-{chosen}"})  # fmt: skip
+    same = {"standard": "standard", "golden": f"golden-{chosen}", "teacher": f"teacher-{chosen}"}
     made: dict[str, Arm] = {"standard": arms.standard()}
     details: dict[str, Any] = {}
     for name, options in config.teachers:
@@ -121,7 +107,8 @@ def study_teachers(
             net, details[name]["trained"] = _trained(config, dataset, runs, name, progress)
         made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
         made[f"teacher-{name}"] = teacher_arm(pipe, teacher, config)
-    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "teachers"}, progress)
+    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "teachers"}, progress,
+                          reuse=(out / "report", same))  # fmt: skip
     return {"details": details, "evaluation": stats}
 
 
@@ -131,7 +118,6 @@ def study_ablations(
     """The demo's net beside one-change variants trained on the same pairs (`study/ablations`)."""
     runs, folder, samples = out / "study", out / "study" / "ablations", _samples(config, n)
     same = {arm: arm for arm in ("standard", "golden", "norm-matched")}
-    reuse_images(out / "report", folder, samples, same)
     full = _golden(pipe, _demo_npnet(out))
     made = {
         "standard": arms.standard(),
@@ -142,7 +128,8 @@ def study_ablations(
     for name, options in ABLATIONS.items():
         net, details[name] = _trained(config, out / "npd", runs, name, progress, **options)
         made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
-    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "ablations"}, progress)
+    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "ablations"}, progress,
+                          reuse=(out / "report", same))  # fmt: skip
     return {"details": details, "evaluation": stats}
 
 
@@ -161,12 +148,11 @@ def study_samplers(
         for name, (cls, overrides) in SAMPLERS.items():
             folder = out / "study" / "samplers" / name
             pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
-            if type(pipe.scheduler) is type(original):
-                reuse_images(out / "report", folder, samples,
-                             {"standard": "standard", "golden": "golden"})  # fmt: skip
-            results[name] = evaluate_arms(
-                folder, samples, pipe, made, config, {"study": "samplers", "sampler": cls}, progress
-            )
+            same = {"standard": "standard", "golden": "golden"}
+            reuse = (out / "report", same) if type(pipe.scheduler) is type(original) else None
+            results[name] = evaluate_arms(folder, samples, pipe, made, config,
+                                          {"study": "samplers", "sampler": cls}, progress,
+                                          reuse=reuse)  # fmt: skip
     finally:
         pipe.scheduler = original
     return results

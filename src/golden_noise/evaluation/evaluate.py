@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,7 +67,10 @@ class Generation:
     """What makes missing images: a pipeline, its named arms and the settings they share.
 
     `call` goes to every pipeline call; `batch_size` samples go into one call; `adapter` is
-    `pipe`'s, when the caller has made it already (e.g. `GoldenNoise.adapter`).
+    `pipe`'s, when the caller has made it already (e.g. `GoldenNoise.adapter`). `reuse`:
+    another evaluation folder and `{its arm: our arm}` for arms that start from the same
+    latents: its images are copied instead of generated, if its record shows the same
+    pipeline, dtype and call settings made them for the same samples.
     """
 
     pipe: Any
@@ -74,6 +78,7 @@ class Generation:
     call: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     adapter: PipelineAdapter | None = None
+    reuse: tuple[Path, dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         integer("batch_size", self.batch_size, 1, MAX_BATCH)
@@ -351,6 +356,8 @@ def evaluate(
             _refuse_stale_images(folder, recorded, made_by)
             folder.mkdir(parents=True, exist_ok=True)
             write_index(folder, samples, arm_names)
+            if generation.reuse is not None:
+                _copy_reused(folder, samples, made_by, *generation.reuse)
         atomic_write_json(folder / RUN_NAME, {**run, MADE_BY: made_by} if made_by else run)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
@@ -392,6 +399,25 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
             default=str,
         )
     )
+
+
+def _copy_reused(
+    folder: Path, samples: Sequence[Sample], made_by: dict, source: Path, arms: dict[str, str]
+) -> None:
+    """Copy `source`'s images of `arms` (theirs -> ours) that this folder lacks, when the
+    same pipeline, dtype and call made them for these samples; else copy nothing."""
+    theirs = read_run_record(source).get(MADE_BY)
+    if theirs is None or any(theirs.get(k) != made_by[k] for k in ("pipeline", "dtype", "call")):
+        return
+    known = {(s.prompt_index, s.prompt, s.seed) for s in read_index(source)[0]}
+    (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    for sample in samples:
+        if (sample.prompt_index, sample.prompt, sample.seed) not in known:
+            continue
+        for old, new in arms.items():
+            src, dst = source / image_file(sample, old), folder / image_file(sample, new)
+            if src.is_file() and not dst.is_file():
+                shutil.copyfile(src, dst)
 
 
 def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None:

@@ -517,6 +517,16 @@ def test_a_byte_order_mark_is_not_part_of_the_first_prompt(
     assert read_prompt_source(path) == ["a red circle", "blue square"]
 
 
+def test_a_prompt_longer_than_a_file_name_is_a_prompt() -> None:
+    """`-p TEXT` with more characters than a file name may have (255 on Linux): the check for a
+    prompt file must not turn the OS's "File name too long" into an error."""
+    from golden_noise.prompts.sources import read_prompt_sources
+
+    text = "a red circle and a blue square " * 12
+    assert len(text) > 300
+    assert read_prompt_sources([text])[0] == [text.strip()]
+
+
 def test_toy_counts_draws_and_keeps_distinct_prompts_as_documented() -> None:
     """toy:train:48 gives 42 prompts: the count is of draws, deduplicated (documented, and kept
     so datasets collected from a spec keep their prompts); :all gives each prompt once."""

@@ -132,7 +132,7 @@ def read_prompts_and_groups(
     spec = str(source)
     path = Path(spec).expanduser()
     groups: dict[str, str | None] = {}  # first occurrence wins, as for the prompts
-    if spec in PROMPT_SETS and not path.exists():
+    if spec in PROMPT_SETS and not _exists(path):
         if column is not None:
             raise GoldenNoiseError(
                 f"prompt set {spec!r} reads its own column ({PROMPT_SETS[spec].column}); "
@@ -143,7 +143,7 @@ def read_prompts_and_groups(
         groups = {text.strip(): group or None for text, group in reversed(grouped)}
     elif spec.startswith("toy:"):
         texts = _read_toy(spec)
-    elif path.is_file():
+    elif _exists(path) and path.is_file():
         suffix = path.suffix.lower()
         try:
             if suffix == ".csv":
@@ -154,7 +154,7 @@ def read_prompts_and_groups(
                 texts = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise GoldenNoiseError(f"cannot read prompts from {path}: {exc}") from exc
-    elif path.exists() or "/" not in spec or spec.startswith((".", "/", "~")):
+    elif _exists(path) or "/" not in spec or spec.startswith((".", "/", "~")):
         raise GoldenNoiseError(
             f"prompt source {spec!r}: expected a .txt/.csv/.jsonl file, toy:SPLIT:N, a named "
             f"set ({', '.join(PROMPT_SETS)}) or a hub dataset id owner/name; no such file"
@@ -171,11 +171,20 @@ def read_prompts_and_groups(
     return prompts, [groups.get(prompt) for prompt in prompts]
 
 
+def _exists(path: Path) -> bool:
+    """`path.exists()`, False where the name cannot be a file (e.g. longer than the system
+    allows: a long prompt given as `-p TEXT`)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _is_text(spec: str) -> bool:
     """A `--prompts` value that is the prompt itself: no source, no existing path or prompt file
     name, and words or a single word without the marks of a path or hub id (`.`, `/`, `~`, `:`)."""
     path = Path(spec).expanduser()
-    if spec in PROMPT_SETS or spec.startswith("toy:") or path.exists():
+    if spec in PROMPT_SETS or spec.startswith("toy:") or _exists(path):
         return False
     if path.suffix.lower() in (".txt", ".csv", ".jsonl", ".json"):
         return False

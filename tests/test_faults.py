@@ -433,9 +433,41 @@ def test_a_run_without_checkpoints_is_not_trained_over_with_other_settings(tmp_p
         train(_train_config(data, run, lr=0.01))
     assert _snapshot(run) == before
     (run / "train_config.json").unlink()  # weights with no record at all are not trained over
-    with pytest.raises(GoldenNoiseError, match="holds best/, last/ but no train_config.json"):
+    with pytest.raises(GoldenNoiseError, match="holds best/, last/, metrics.* but no train_conf"):
         train(_train_config(data, run))
     assert not (run / "checkpoints").exists()
+
+
+def test_a_users_metrics_files_are_not_trained_over(tmp_path: Path) -> None:
+    """Before: a fresh --out holding a user's metrics.csv / metrics.jsonl (no best/, last/)
+    had both replaced by the run's without a word."""
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("user\n")
+    (run / "metrics.jsonl").write_text('{"u": 1}\n')
+    before = _snapshot(run)
+    with pytest.raises(GoldenNoiseError, match="holds metrics.csv, metrics.jsonl but no train_"):
+        train(_train_config(data, run))
+    assert _snapshot(run) == before
+
+
+def test_a_dataset_without_its_manifest_is_not_added_to(tmp_path: Path) -> None:
+    """Before: with manifest.json deleted, a collect with other settings resumed into the
+    folder and wrote a manifest claiming its settings for every row, old rows included."""
+    from npd_fixtures import manifest
+
+    from golden_noise.dataset import DatasetWriter
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=4, seeds_per_prompt=2)
+    (data / "manifest.json").unlink()
+    before = _snapshot(data)
+    with pytest.raises(GoldenNoiseError, match=r"holds \d+ shard\(s\) but no manifest.json"):
+        DatasetWriter(data, manifest())
+    after = {k: v for k, v in _snapshot(data).items() if ".writer-" not in str(k)}
+    assert after == {k: v for k, v in before.items() if ".writer-" not in str(k)}
 
 
 # === integrity of the dataset on disk ===================================================

@@ -285,6 +285,13 @@ class DatasetWriter:
     def _agree(self, manifest: DatasetManifest) -> DatasetManifest:
         """The directory's manifest if it agrees with `manifest` (written if there is none)."""
         if not (self.root / MANIFEST_NAME).exists():
+            made = list_shards(self.root / ROWS_DIR) + list_shards(self.root / EMBEDDINGS_DIR)
+            if made:
+                raise GoldenNoiseError(
+                    f"{self.root} holds {len(made)} shard(s) but no {MANIFEST_NAME}, the record "
+                    "of what made them; adding rows could mix other settings into them. Restore "
+                    "that file, or collect into a new directory"
+                )
             manifest.save(self.root)
             return manifest
         existing = DatasetManifest.load(self.root)

@@ -162,10 +162,11 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
                 "Restore that file, or train into a new --out (--init-from starts from its weights)"
             )
         weights = [f"{name}/" for name in ("best", "last") if (out / name).exists()]
+        weights += [name for name in ("metrics.csv", "metrics.jsonl") if (out / name).exists()]
         if weights:
             raise GoldenNoiseError(
                 f"{out} holds {', '.join(weights)} but no {RUN_CONFIG} and no checkpoint: "
-                "training here would overwrite those weights with another run's. Move them "
+                "training here would overwrite those files with another run's. Move them "
                 "away, or train into a new --out (--init-from starts from their weights)"
             )
         if write:

@@ -31,7 +31,7 @@ from PIL import Image
 
 from golden_noise.adapters import PipelineAdapter, PromptEmbeddings, adapter_for
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.latent_norms import latent_norms
+from golden_noise.core.latent_norms import latent_norms, with_norms
 from golden_noise.core.seeds import keyed_generator, seeded_generator
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.prompts.sources import prompt_group
@@ -174,11 +174,8 @@ def random_move(net: GoldenLatents, seed: int = 0) -> Arm:
                 for s in batch.samples
             ]
         ).to(noise.device)
-        shape = (-1, *[1] * (noise.dim() - 1))
-        step = latent_norms(moved - noise) / latent_norms(directions)
-        shifted = noise + directions * step.view(shape)
-        rescaled = shifted * (latent_norms(moved) / latent_norms(shifted)).view(shape)
-        return rescaled.to(batch.noise.dtype)
+        step = with_norms(directions, latent_norms(moved - noise))
+        return with_norms(noise + step, latent_norms(moved)).to(batch.noise.dtype)
 
     return start
 

@@ -7,6 +7,7 @@ from golden_noise.cli import (  # noqa: F401  (importing a command module regist
     generate,
     import_authors,
     info,
+    merge,
     scorers,
     toy,
     train,

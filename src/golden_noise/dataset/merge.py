@@ -1,0 +1,288 @@
+"""Merge Noise Prompt Datasets into a new one, so one training run regresses onto all of them.
+
+Why: a round of fit-from-prediction collects new prompts (or refits old ones) into a new
+dataset, and the next net must learn every offset found so far, not only the last round's
+(trained on the new rows alone it forgets the first prompts). The same serves collections
+made on several machines. Prompts are matched by text, so one prompt is one prompt in the
+result whichever datasets held it; rows keep their (prompt, seed) identity, and two rows
+with one identity are refused unless `replace` says the later dataset's row wins (a refit).
+
+Every source is verified whole (digests, finite latents of plausible size) before anything
+is written, and the result is written through `DatasetWriter`: digests, ledger and atomic
+shards as any collected dataset, so a killed merge leaves no half shard (run it again into
+a new directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.progress import track
+from golden_noise.core.validate import integer
+from golden_noise.dataset.manifest import DatasetManifest
+from golden_noise.dataset.prompts import PromptRecord, read_prompts
+from golden_noise.dataset.reader import NoisePromptDataset, RowTable
+from golden_noise.dataset.shards import (
+    EMBEDDINGS_DIR,
+    EMBEDS,
+    PROMPT_INDEX,
+    SCORE_SOURCE,
+    SCORE_TARGET,
+    SEED,
+    SOURCE,
+    TARGET,
+    list_shards,
+    open_shard,
+    score_columns,
+)
+from golden_noise.dataset.writer import DatasetWriter
+
+# Sources may differ only in how each round's teacher started (e.g. an offset fit's init).
+_MAY_DIFFER = ("teacher_options",)
+MAX_ROWS_PER_SHARD = 2**20
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """What a merge wrote: rows and prompts, rows replaced by a later source, and extra
+    scorers left out because not every source stored them."""
+
+    out: Path
+    rows: int
+    prompts: int
+    replaced: int
+    dropped_scores: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Source:
+    root: Path
+    manifest: DatasetManifest
+    table: RowTable
+    prompts: dict[int, PromptRecord]
+
+
+def merge_datasets(
+    sources: Sequence[Path | str],
+    out: Path | str,
+    *,
+    replace_rows: bool = False,
+    rows_per_shard: int = 256,
+    progress: bool = True,
+) -> MergeSummary:
+    """Write the rows of every source dataset into the new dataset `out`.
+
+    `replace_rows`: a row whose (prompt text, seed) an earlier source also holds replaces
+    that row (the later source is the newer fit); without it such rows are refused.
+    """
+    roots = [Path(s) for s in sources]
+    out = Path(out)
+    integer("rows_per_shard", rows_per_shard, 1, MAX_ROWS_PER_SHARD)
+    _check_paths(roots, out)
+    opened = [_open(root) for root in roots]
+    manifest = _merged_manifest(opened, replace_rows)
+    texts, records = _prompt_order(opened)
+    new_index = {text: number for number, text in enumerate(texts)}
+    winners, replaced = _plan_rows(opened, new_index, replace_rows)
+    extras = _common_extra_scores(opened)
+    dropped = tuple(sorted(set().union(*(_extra_scores(s) for s in opened)) - set(extras)))
+    for source in opened:  # everything read and checked before the first write
+        NoisePromptDataset(source.root, table=source.table, manifest=source.manifest).verify()
+    with DatasetWriter(out, manifest, rows_per_shard=rows_per_shard, prompts=records) as writer:
+        _copy_embeddings(opened, new_index, writer)
+        _copy_rows(opened, new_index, winners, extras, writer, progress)
+    return MergeSummary(out, len(winners), len(texts), replaced, dropped)
+
+
+def _check_paths(roots: list[Path], out: Path) -> None:
+    if not roots:
+        raise GoldenNoiseError("merge needs at least one source dataset; got none")
+    resolved = [r.resolve() for r in roots]
+    repeated = sorted({str(r) for r in roots if resolved.count(r.resolve()) > 1})
+    if repeated:
+        raise GoldenNoiseError(f"each source dataset may be given once; repeated: {repeated}")
+    target = out.resolve()
+    for root, path in zip(roots, resolved, strict=True):
+        if target == path or path in target.parents:
+            raise GoldenNoiseError(
+                f"--out {out} lies inside source dataset {root}; merge into a new directory"
+            )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GoldenNoiseError(
+            f"--out {out} already exists and is not an empty directory; a merge writes a new "
+            "dataset: choose a new directory"
+        )
+
+
+def _open(root: Path) -> _Source:
+    manifest = DatasetManifest.load(root)
+    table = RowTable.load(root, manifest)
+    if not len(table):
+        raise GoldenNoiseError(f"source dataset {root} has no rows; expected a collected dataset")
+    return _Source(root, manifest, table, read_prompts(root))
+
+
+def _merged_manifest(opened: list[_Source], replace_rows: bool) -> DatasetManifest:
+    first = opened[0]
+    for other in opened[1:]:
+        diff = {
+            k: v
+            for k, v in first.manifest.differences(other.manifest).items()
+            if k not in _MAY_DIFFER
+        }
+        if other.manifest.margin != first.manifest.margin:
+            diff["margin"] = (first.manifest.margin, other.manifest.margin)
+        if diff:
+            detail = "; ".join(
+                f"{k}: {first.root} has {a!r}, {other.root} has {b!r}" for k, (a, b) in diff.items()
+            )
+            raise GoldenNoiseError(
+                f"the datasets were made differently and cannot train one net together ({detail}); "
+                f"only {', '.join(_MAY_DIFFER)} may differ"
+            )
+    options = [s.manifest.teacher_options for s in opened]
+    merged_options = options[0] if all(o == options[0] for o in options) else {"sources": options}
+    origin = [
+        {
+            "dataset": str(s.root),
+            "rows": len(s.table),
+            "teacher_options": s.manifest.teacher_options,
+            "notes": s.manifest.notes,
+        }
+        for s in opened
+    ]
+    data = first.manifest.to_dict()
+    for stamp in ("created", "package_version"):  # this merge's, not the first source's
+        del data[stamp]
+    data["teacher_options"] = merged_options
+    data["notes"] = {"merged_from": origin, "replace_rows": replace_rows}
+    return DatasetManifest.from_dict(data)
+
+
+def _prompt_order(opened: list[_Source]) -> tuple[list[str], list[PromptRecord]]:
+    """Every prompt that has rows, once, in first-seen order; labels from its first source."""
+    texts: list[str] = []
+    records: list[PromptRecord] = []
+    seen: set[str] = set()
+    for source in opened:
+        used = np.unique(source.table.columns[PROMPT_INDEX]).tolist()
+        missing = [i for i in used if i not in source.prompts]
+        if missing:
+            raise GoldenNoiseError(
+                f"{source.root}: rows refer to prompt indices {missing[:10]} that its "
+                "prompts.jsonl does not hold; the dataset is damaged"
+            )
+        for index in used:
+            record = source.prompts[index]
+            if record.text not in seen:
+                seen.add(record.text)
+                records.append(replace(record, index=len(texts)))
+                texts.append(record.text)
+    return texts, records
+
+
+def _plan_rows(
+    opened: list[_Source], new_index: dict[str, int], replace_rows: bool
+) -> tuple[dict[tuple[int, int], tuple[int, int]], int]:
+    """{(new prompt index, seed): (source number, table row)} for the rows that are kept."""
+    winners: dict[tuple[int, int], tuple[int, int]] = {}
+    replaced = 0
+    for number, source in enumerate(opened):
+        keys = _new_keys(source, new_index)
+        clashes = [k for k in keys if k in winners]
+        if clashes and not replace_rows:
+            first_clash = clashes[0]
+            earlier = opened[winners[first_clash][0]].root
+            text = next(t for t, i in new_index.items() if i == first_clash[0])
+            raise GoldenNoiseError(
+                f"{len(clashes)} rows of {source.root} have the prompt and seed of rows in an "
+                f"earlier source (e.g. {text!r}, seed {first_clash[1]}, also in {earlier}); "
+                "pass --replace to keep the later dataset's rows (a refit), or merge datasets "
+                "with distinct prompts or seeds"
+            )
+        replaced += len(clashes)
+        for row, key in enumerate(keys):
+            winners[key] = (number, row)
+    return winners, replaced
+
+
+def _new_keys(source: _Source, new_index: dict[str, int]) -> list[tuple[int, int]]:
+    cols = source.table.columns
+    remap = {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
+    return [(remap[int(p)], int(s)) for p, s in zip(cols[PROMPT_INDEX], cols[SEED], strict=True)]
+
+
+def _extra_scores(source: _Source) -> set[str]:
+    prefix = f"{SCORE_SOURCE}:"
+    return {k[len(prefix) :] for k in source.table.columns if k.startswith(prefix)}
+
+
+def _common_extra_scores(opened: list[_Source]) -> tuple[str, ...]:
+    return tuple(sorted(set.intersection(*(_extra_scores(s) for s in opened))))
+
+
+def _copy_embeddings(
+    opened: list[_Source], new_index: dict[str, int], writer: DatasetWriter
+) -> None:
+    """Each prompt's text embedding from the first source that holds it."""
+    for source in opened:
+        remap = {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
+        for path in list_shards(source.root / EMBEDDINGS_DIR):
+            handle = open_shard(path)
+            indices = handle.get_tensor(PROMPT_INDEX).tolist()
+            wanted = [
+                (offset, remap[i])
+                for offset, i in enumerate(indices)
+                if i in remap and not writer.has_embedding(remap[i])
+            ]
+            if wanted:
+                offsets = torch.tensor([o for o, _ in wanted])
+                writer.add_embeddings([n for _, n in wanted], handle.get_tensor(EMBEDS)[offsets])
+
+
+def _copy_rows(
+    opened: list[_Source],
+    new_index: dict[str, int],
+    winners: dict[tuple[int, int], tuple[int, int]],
+    extras: tuple[str, ...],
+    writer: DatasetWriter,
+    progress: bool,
+) -> None:
+    kept = {(number, row) for number, row in winners.values()}
+    work: list[tuple[int, Path, np.ndarray, np.ndarray]] = []
+    for number, source in enumerate(opened):
+        table = source.table
+        for shard_no, path in enumerate(table.shards):
+            rows = np.flatnonzero(table.shard_id == shard_no)
+            rows = np.array([r for r in rows if (number, int(r)) in kept], dtype=np.int64)
+            if len(rows):
+                work.append((number, path, rows, table.offset[rows]))
+    for number, path, rows, offsets in track(work, "merging shards", disable=not progress):
+        source = opened[number]
+        keys = _new_keys(source, new_index)
+        handle = open_shard(path)
+        at = torch.as_tensor(offsets)
+        cols = source.table.columns
+        scores: dict[str, Any] = {
+            name: (
+                cols[score_columns(name)[0]][rows],
+                cols[score_columns(name)[1]][rows],
+            )
+            for name in extras
+        }
+        writer.add(
+            handle.get_tensor(SOURCE)[at],
+            handle.get_tensor(TARGET)[at],
+            [keys[r][0] for r in rows],
+            [keys[r][1] for r in rows],
+            cols[SCORE_SOURCE][rows],
+            cols[SCORE_TARGET][rows],
+            extra_scores=scores,
+        )

@@ -170,6 +170,24 @@ def test_collect_with_another_seed_plan_is_refused(tmp_path: Path) -> None:
     assert_refused(code, output, "'per_prompt': 1", "'per_prompt': 2")
 
 
+def test_collect_refuses_a_prompt_its_scorer_cannot_judge_before_writing(tmp_path: Path) -> None:
+    """Before: prompts.jsonl, manifest.json and an embedding shard were written, then 'a red
+    cube' was refused while scoring; the corrected command was then refused too (prompt 1
+    already held 'a red cube')."""
+    out = tmp_path / "npd"
+    common = ["collect", "--out", out, "--no-progress", "--steps", "2", "--redenoise-steps", "2",
+              "-p", "a red circle", "-p"]  # fmt: skip
+    code, output = run_cli(*common, "a red cube")
+    assert_refused(code, output, "toy-soft judges toy-world prompts only", "#1", "'a red cube'")
+    assert not out.exists()
+    code, output = run_cli(*common, "a red square")
+    assert code == 0, output
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, output = run_cli(*common, "a red square", "-p", "a red cube")
+    assert_refused(code, output, "#2", "'a red cube'")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 # --- evaluate --------------------------------------------------------------------------------
 def test_evaluate_with_no_scorer_is_refused(tmp_path: Path) -> None:
     """Before: `--scorers ","` wrote an empty report and exited 0."""
@@ -655,6 +673,11 @@ EVALUATE_MORE = {
     # refused after run.json and index.jsonl were written: the rerun at 32 px was then refused
     # as "holds images made with other settings"
     "height 64": (["--height", "64"], ["made for sd", "latents 4x16x8 at 64x32 px"]),
+    # images and index.jsonl were written before scoring refused the prompt
+    "prompt outside the toy grammar": (
+        ["--prompts", "a red cube"],
+        ["toy-soft judges toy-world prompts only", "#1", "'a red cube'"],
+    ),
 }
 
 

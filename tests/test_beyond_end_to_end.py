@@ -117,4 +117,5 @@ def test_collect_train_generate(name, tmp_path):
 def test_flow_pipelines_refuse_the_ddim_collection_sampler(tmp_path):
     pipe = BEYOND_BUILDERS["sd3"]()
     with pytest.raises(GoldenNoiseError, match="flow-matching.*scheduler='pipeline'"):
-        collect(pipe, ["a red cube"], tmp_path, get_scorer("toy-soft"), progress=False)
+        collect(pipe, ["a red cube"], tmp_path / "npd", get_scorer("toy-soft"), progress=False)
+    assert not (tmp_path / "npd").exists()  # refused before anything was written

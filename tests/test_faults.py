@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -301,6 +302,74 @@ def test_a_truncated_image_is_named(previous: Path) -> None:
         evaluate(previous, [get_scorer("toy-soft")], show_progress=False, resamples=50)
 
 
+def _rescore(folder: Path):
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.scorers import get_scorer
+
+    return evaluate(folder, [get_scorer("toy-soft")], show_progress=False, resamples=50)
+
+
+def _edit_index(folder: Path, change) -> None:
+    path = folder / "index.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    change(entries)
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
+def _swap_prompts(entries: list[dict]) -> None:
+    entries[0]["prompt"], entries[2]["prompt"] = entries[2]["prompt"], entries[0]["prompt"]
+
+
+def _swap_files(a: Path, b: Path) -> None:
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+IMAGES = "images/00000-seed{}-{}.png"
+RESCORE_EDITS = {
+    # each image was scored against the other line's prompt, exit 0
+    "prompts swapped between index lines": (
+        lambda f: _edit_index(f, _swap_prompts),
+        "index.jsonl lists 4 samples that are not the ones .*run.json records",
+    ),
+    # the deleted sample silently left the report
+    "an index line deleted": (
+        lambda f: _edit_index(f, lambda entries: entries.pop(1)),
+        "index.jsonl lists 3 samples that are not the ones",
+    ),
+    "images swapped between arms": (
+        lambda f: _swap_files(f / IMAGES.format(0, "standard"), f / IMAGES.format(0, "golden")),
+        r'00000-seed0-standard.png was made for {"arm": "golden".*lists it as {"arm": "standard"',
+    ),
+    "images swapped between seeds": (
+        lambda f: _swap_files(f / IMAGES.format(0, "golden"), f / IMAGES.format(1, "golden")),
+        r'00000-seed0-golden.png was made for .*"seed": 1}; index.jsonl lists it as .*"seed": 0}',
+    ),
+}
+
+
+@pytest.mark.parametrize("edit, named", RESCORE_EDITS.values(), ids=RESCORE_EDITS.keys())
+def test_rescore_refuses_an_index_or_images_changed_after_the_run(
+    edit, named: str, previous: Path
+) -> None:
+    edit(previous)
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match=named):
+        _rescore(previous)
+    assert _snapshot(previous) == before
+
+
+def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -> None:
+    from PIL import Image
+
+    before = json.loads((previous / "metrics.json").read_text())["summary"]["overall"]
+    path = previous / IMAGES.format(0, "standard")
+    with Image.open(path) as image:
+        image.save(path)  # no text chunks: as an older evaluate wrote it
+    assert json.loads(json.dumps(_rescore(previous)["overall"])) == before
+
+
 def test_the_same_evaluate_again_resumes(previous: Path) -> None:
     before = json.loads((previous / "metrics.json").read_text())["summary"]
     again = _evaluate_into(previous, A_PROMPTS)
@@ -325,7 +394,7 @@ def test_generate_refuses_a_folder_that_holds_images(tmp_path: Path) -> None:
 
 
 # === resumes record and compare everything that changes the numbers ==========================
-def _collect(out: Path, dtype: str = "float32"):
+def _collect(out: Path, dtype: str = "float32", prompts: list[str] = A_PROMPTS, **kw):
     from golden_noise.adapters.loading import pipeline_from_spec
     from golden_noise.collection.collect import collect
     from golden_noise.scorers import get_scorer
@@ -333,9 +402,9 @@ def _collect(out: Path, dtype: str = "float32"):
 
     pipe = pipeline_from_spec("toy", dtype=dtype, device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    return collect(pipe, A_PROMPTS, out, get_scorer("toy-soft"),
+    return collect(pipe, prompts, out, get_scorer("toy-soft"),
                    sampler=SamplerSettings(steps=2, guidance=2.0), progress=False,
-                   batch_size=2)  # fmt: skip
+                   **{"batch_size": 2, **kw})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +454,104 @@ def test_collect_refuses_to_resume_a_dataset_that_does_not_record_its_dtype(
     with pytest.raises(GoldenNoiseError, match="does not record the pipeline dtype"):
         _collect(out)
     # a dataset from before the record still opens for reading
+    assert len(NoisePromptDataset(out)) == 2
+
+
+THREE = [*A_PROMPTS, "a green triangle"]
+SMALL_SHARDS = {"prompts": THREE, "seeds": SeedPlan(per_prompt=2), "batch_size": 4,
+                "rows_per_shard": 1}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three prompts x two seeds, collected in batches of four rows into one-row shards."""
+    out = tmp_path_factory.mktemp("collect") / "npd"
+    _collect(out, **SMALL_SHARDS)
+    return out
+
+
+def _rows(root: Path) -> dict[tuple[int, int], bytes]:
+    """Every row's latents and scores, bit for bit, by (prompt_index, seed)."""
+    found = {}
+    for path in list_shards(root / "rows"):
+        tensors = load_file(path)
+        for i, key in enumerate(zip(tensors["prompt_index"].tolist(), tensors["seed"].tolist(),
+                                    strict=True)):  # fmt: skip
+            found[key] = b"".join(tensors[name][i].numpy().tobytes() for name in sorted(tensors))
+    return found
+
+
+def test_no_shard_holds_more_rows_than_rows_per_shard(small_shards: Path, tmp_path: Path) -> None:
+    """Before: `--rows-per-shard 1 --batch-size 4` wrote each batch as one shard of four rows,
+    so a kill lost finished rows beyond what the option promises. The rows themselves are
+    the same as with larger shards, bit for bit."""
+    sizes = [len(load_file(path)["seed"]) for path in list_shards(small_shards / "rows")]
+    assert sizes == [1] * 6
+    _collect(tmp_path / "npd", **{**SMALL_SHARDS, "rows_per_shard": 4})
+    assert [len(load_file(p)["seed"]) for p in list_shards(tmp_path / "npd" / "rows")] == [4, 2]
+    assert _rows(small_shards) == _rows(tmp_path / "npd")
+
+
+def test_a_shard_of_a_split_batch_that_fails_to_write_is_retried_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of five rows goes out as shards of two; the second fails (a full disk): closing
+    the writer retries what is left, never the shard already published."""
+    from npd_fixtures import manifest, source_latents
+
+    from golden_noise.dataset import DatasetWriter
+
+    publish, calls = DatasetWriter._publish, []
+
+    def second_fails(self, directory: Path, tensors: dict) -> None:
+        calls.append(directory.name)
+        if len(calls) == 2:
+            raise GoldenNoiseError("no space left")
+        publish(self, directory, tensors)
+
+    monkeypatch.setattr(DatasetWriter, "_publish", second_fails)
+    writer = DatasetWriter(tmp_path / "npd", manifest(), rows_per_shard=2)
+    seeds = list(range(5))
+    latents = source_latents([0] * 5, seeds)
+    with pytest.raises(GoldenNoiseError, match="no space left"):
+        writer.add(latents, latents, [0] * 5, seeds, [0.0] * 5, [1.0] * 5)
+    writer.close()
+    table = RowTable.load(tmp_path / "npd", manifest())  # refuses a row stored twice
+    assert sorted(table.columns["seed"].tolist()) == seeds
+    assert [len(load_file(p)["seed"]) for p in list_shards(tmp_path / "npd" / "rows")] == [2, 2, 1]
+
+
+def test_rows_lost_with_their_ledger_are_named_then_collected_again(
+    small_shards: Path, tmp_path: Path
+) -> None:
+    """Before: with the ledger and a shard deleted, train ran on 5 of the 6 rows without a
+    word. A finished collect records it in the manifest; the same collect fills the gap."""
+    import shutil
+
+    out = Path(shutil.copytree(small_shards, tmp_path / "npd"))
+    assert DatasetManifest.load(out).notes["finished_prompts"] == 3
+    lost = list_shards(out / "rows")[4]
+    key = tuple(int(load_file(lost)[name][0]) for name in ("prompt_index", "seed"))
+    lost.unlink()
+    (out / "ledger-r00000.json").unlink()
+    named = (
+        f"1 of the 6 rows that its collect finished are missing (e.g. (prompt_index, seed) [{key}])"
+    )
+    with pytest.raises(GoldenNoiseError, match=re.escape(named)):
+        NoisePromptDataset(out)
+    _collect(out, **SMALL_SHARDS)  # the row is made again (alone in its batch: not bit for bit)
+    assert _rows(out).keys() == _rows(small_shards).keys()
+    assert len(NoisePromptDataset(out)) == 6
+
+
+def test_an_unfinished_collect_is_read_as_short_as_it_is(tmp_path: Path) -> None:
+    """A collect stopped part way (here by max_rows) records no finish: its rows are read as
+    they are, and a shard deleted with the ledger cannot be told from a row not made yet."""
+    out = tmp_path / "npd"
+    _collect(out, **SMALL_SHARDS, max_rows=3)
+    assert "finished_prompts" not in DatasetManifest.load(out).notes
+    list_shards(out / "rows")[0].unlink()
+    (out / "ledger-r00000.json").unlink()
     assert len(NoisePromptDataset(out)) == 2
 
 
@@ -486,13 +653,22 @@ def _flip(path: Path, name: str, at: int = 0) -> None:
     path.write_bytes(bytes(raw))
 
 
-def _rewrite(path: Path, change) -> None:
-    """Rewrite a shard as an older writer would (no digests): what change() makes of it."""
+def _save_without_digests(path: Path, change) -> None:
+    """Save what change() makes of a shard's tensors again, without the digests."""
     from safetensors.torch import save_file
 
     tensors = load_file(path)
     change(tensors)
     save_file(tensors, str(path))
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite a shard as an older writer would: no digests, and no ledger entry for it."""
+    _save_without_digests(path, change)
+    ledger = path.parent.parent / "ledger-r00000.json"
+    entries = json.loads(ledger.read_text())
+    del entries[f"{path.parent.name}/{path.name}"]
+    ledger.write_text(json.dumps(entries))
 
 
 @pytest.fixture
@@ -581,6 +757,18 @@ LATENT_DAMAGE = {
     "inf target (old shard)": (
         lambda r: _rewrite(_first_rows(r), lambda t: t["target"].__setitem__(1, math.inf)),
         "target latents that are not finite",
+    ),
+    # scores edited and saved again without the digests: read as an old shard, though the
+    # ledger records the digest it was published with
+    "scores edited, saved without digests": (
+        lambda r: _save_without_digests(
+            _first_rows(r), lambda t: t["score_target"].__setitem__(0, 9.0)
+        ),
+        r"r00000-000000.safetensors: its writer's ledger records the digest .* carries no digest",
+    ),
+    "embeddings saved without digests": (
+        lambda r: _save_without_digests(list_shards(r / "embeddings")[0], lambda t: None),
+        "embeddings/r00000-000000.safetensors: its writer's ledger records the digest",
     ),
 }
 

@@ -134,7 +134,11 @@ def collect(
     batch_size: Annotated[int, typer.Option(help="Rows per teacher batch.")] = 32,
     generation_batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 64,
     rows_per_shard: Annotated[
-        int, typer.Option(help="Rows per shard file (a kill loses at most this many).")
+        int,
+        typer.Option(
+            help="Rows per shard file, at most (a kill loses fewer finished rows than this, "
+            "plus the batch in progress)."
+        ),
     ] = 256,
     max_rows: Annotated[
         int | None, typer.Option(help="Stop each process after this many new rows.")

@@ -9,6 +9,7 @@ Every row is stored with both scores, kept or not, so the margin filter can be r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ from golden_noise.core.seeds import seeded_generator
 from golden_noise.core.validate import MAX_BATCH, integer, number, pipeline_call
 from golden_noise.dataset import DatasetManifest, DatasetWriter, PromptRecord, RowTable
 from golden_noise.dataset.integrity import verify_rows
-from golden_noise.dataset.manifest import MANIFEST_NAME
-from golden_noise.dataset.shards import EMBEDDINGS_DIR, ROWS_DIR, list_shards
+from golden_noise.dataset.manifest import FINISHED_PROMPTS, MANIFEST_NAME
+from golden_noise.dataset.shards import EMBEDDINGS_DIR, PROMPT_INDEX, ROWS_DIR, SEED, list_shards
 from golden_noise.scorers.base import Scorer
 from golden_noise.teachers import (
     CollectionSampler,
@@ -67,7 +68,9 @@ def _batches(keys: Sequence[Key], size: int) -> Iterator[list[Key]]:
         yield list(keys[start : start + size])
 
 
-def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
+def _check_prompts(adapter: Any, scorer: Scorer, prompts: Sequence[str]) -> None:
+    """Before the first write: a prompt refused mid-run would leave a dataset (prompts.jsonl,
+    manifest, embeddings) that the corrected command could no longer resume."""
     if not prompts:
         raise GoldenNoiseError("no prompts to collect: expected at least one")
     overlong = adapter.overlong_prompts(list(prompts))
@@ -78,6 +81,7 @@ def _check_prompts(adapter: Any, prompts: Sequence[str]) -> None:
             f"{len(overlong)} prompts are longer than the text encoder takes ({limit} tokens) "
             f"and would be silently truncated, e.g. {examples}; shorten or drop them"
         )
+    scorer.check_prompts(prompts)
 
 
 def _progress(enabled: bool) -> Any:
@@ -160,6 +164,21 @@ def _check_same_seed_plan(out: Path, seeds: SeedPlan, manifest: DatasetManifest)
         )
 
 
+def _record_finished(
+    out: Path, manifest: DatasetManifest, plan: Sequence[Key], table: RowTable, n_prompts: int
+) -> None:
+    """Once every planned row is on disk, record it in the manifest (`finished_prompts`):
+    from then on a row lost with its shard's ledger entry is named by every reader."""
+    if manifest.notes.get(FINISHED_PROMPTS, 0) >= n_prompts or not len(table):
+        return
+    present = set(
+        zip(table.columns[PROMPT_INDEX].tolist(), table.columns[SEED].tolist(), strict=True)
+    )
+    if all(key in present for key in plan):
+        notes = {**manifest.notes, FINISHED_PROMPTS: n_prompts}
+        dataclasses.replace(manifest, notes=notes).save(out)
+
+
 @torch.no_grad()
 def collect(
     pipe: Any,
@@ -206,7 +225,10 @@ def collect(
     if accelerator is not None:
         pipe.to(accelerator.device)
     adapter = adapter_for(pipe)
-    _check_prompts(adapter, prompts)
+    collection = CollectionSampler(  # refuses a sampler the pipeline cannot take: before writing
+        pipe, scorer, sampler_settings, generation_batch_size, adapter=adapter
+    )
+    _check_prompts(adapter, scorer, prompts)
     height, width = adapter.resolve_size(height, width)
     manifest = build_manifest(
         adapter,
@@ -248,9 +270,6 @@ def collect(
         todo = todo[:max_rows]
     barrier()
 
-    collection = CollectionSampler(
-        pipe, scorer, sampler_settings, generation_batch_size, adapter=adapter
-    )
     dtype = adapter.denoiser.dtype
     written = kept = 0
     start = time.perf_counter()
@@ -293,6 +312,8 @@ def collect(
     seconds = time.perf_counter() - start
     barrier()
     table = RowTable.load(out, writer.manifest)
+    if is_main:
+        _record_finished(out, writer.manifest, plan, table, len(prompts))
     in_dataset = len(table)
     kept_total = int(table.keep_mask(margin, None).sum()) if in_dataset else 0
     return CollectSummary(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.seeds import MAX_SEED, MAX_SEEDS
+from golden_noise.core.seeds import MAX_SEED, MAX_SEEDS, seed_plan_keys
 from golden_noise.core.validate import integer
 
 Key = tuple[int, int]
@@ -36,7 +36,7 @@ class SeedPlan:
         integer("seed offset", self.offset, 0, MAX_SEED)
 
     def keys(self, n_prompts: int) -> list[Key]:
-        """Every row, replicate-major: all prompts once before any prompt twice."""
+        """Every row (`core.seeds.seed_plan_keys`), checked to fit the seed and row limits."""
         step = self.per_prompt if self.distinct else 0
         last = self.offset + max(n_prompts - 1, 0) * step + self.per_prompt - 1
         if last > MAX_SEED:
@@ -49,11 +49,7 @@ class SeedPlan:
                 f"{n_prompts} prompts x {self.per_prompt} seeds is {n_prompts * self.per_prompt} "
                 f"rows; at most {MAX_ROWS} per dataset"
             )
-        return [
-            (i, self.offset + i * step + j)
-            for j in range(self.per_prompt)
-            for i in range(n_prompts)
-        ]
+        return seed_plan_keys(n_prompts, **self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {"per_prompt": self.per_prompt, "offset": self.offset, "distinct": self.distinct}

@@ -31,6 +31,17 @@ def check_seed_range(first: int, last: int) -> None:
         )
 
 
+def seed_plan_keys(
+    n_prompts: int, per_prompt: int, offset: int, distinct: bool
+) -> list[tuple[int, int]]:
+    """Every (prompt_index, seed) row of a collect's seed plan (`collection.plan.SeedPlan`;
+    a dataset manifest records it, so its reader can list them), replicate-major: all prompts
+    once before any prompt twice. Prompt i gets seeds `offset + i * per_prompt + j` when
+    `distinct`, else `offset + j`."""
+    step = per_prompt if distinct else 0
+    return [(i, offset + i * step + j) for j in range(per_prompt) for i in range(n_prompts)]
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator draws the same noise on any device, so the standard, golden and teacher
     images of one seed share their initial noise everywhere."""

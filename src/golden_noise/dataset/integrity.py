@@ -9,6 +9,8 @@ each shard that rank published, so a deleted shard is named instead of silently 
 
 Datasets written before digests existed still open: a shard without digests is read as it
 is (nothing can be checked), and a rank without a ledger is not checked for missing shards.
+A shard its ledger lists is not such an old shard: it must carry the digest the ledger
+records, so one rewritten without its digests (say, scores edited and saved again) is named.
 Digests are required of whatever the current writer publishes. The collector reconciles its
 own ledger on open: an entry whose shard was deleted (to redo a corrupt shard's rows) is
 dropped, and the rows are collected again.
@@ -28,6 +30,7 @@ import torch
 
 from golden_noise.core.atomic import atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.dataset.manifest import DatasetManifest
 
 DIGEST_KEY = "golden_noise:sha256"
 COLUMNS_DIGEST_KEY = "golden_noise:columns_sha256"
@@ -88,6 +91,17 @@ def ledgers(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if _LEDGER.match(p.name)) if root.is_dir() else []
 
 
+def published_digests(root: Path) -> dict[str, str]:
+    """The digest each shard was published with, by name (`rows/r00000-000000.safetensors`),
+    as the ledgers record it: a shard they list must still carry it."""
+    return {
+        name: entry["sha256"]
+        for ledger in ledgers(root)
+        for name, entry in read_ledger(ledger).items()
+        if "sha256" in entry
+    }
+
+
 def missing_shards(root: Path) -> list[str]:
     """Shards some writer published (per its ledger) that are not on disk."""
     root = Path(root)
@@ -112,13 +126,29 @@ def check_no_missing_shards(root: Path) -> None:
         )
 
 
+def check_finished_rows(root: Path, manifest: DatasetManifest, keys: set[tuple[int, int]]) -> None:
+    """A finished collect's rows must all be there: a shard deleted with its ledger entry (or
+    the whole ledger) is otherwise unseen, and training would run on fewer rows."""
+    expected = manifest.finished_keys()
+    missing = [key for key in expected or () if key not in keys]
+    if missing:
+        raise GoldenNoiseError(
+            f"{root}: {len(missing)} of the {len(expected or ())} rows that its collect finished "
+            f"are missing (e.g. (prompt_index, seed) {missing[:5]}) and no ledger names their "
+            "shards; they would be silently left out. Restore those shards, or run the same "
+            "collect command to collect those rows again"
+        )
+
+
 def verify_rows(
     paths: Iterable[Path], rows_of: Mapping[Path, np.ndarray], sources: tuple[str, str]
 ) -> None:
-    """Read each shard whole: its digest (when recorded), then every used row's latents must
-    be finite with a plausible RMS. `rows_of[path]`: the offsets of the rows in use."""
+    """Read each shard whole: its digest (the ledger's and the file's, when recorded), then
+    every used row's latents must be finite with a plausible RMS. `rows_of[path]`: the
+    offsets of the rows in use."""
     from safetensors import SafetensorError, safe_open
 
+    published: dict[Path, dict[str, str]] = {}
     for path in paths:
         try:
             with safe_open(str(path), framework="pt") as handle:
@@ -126,7 +156,18 @@ def verify_rows(
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         except (SafetensorError, OSError) as exc:
             raise GoldenNoiseError(f"corrupt shard {path}: cannot read it whole ({exc})") from exc
+        root = path.parent.parent
+        if root not in published:
+            published[root] = published_digests(root)
         expected = metadata.get(DIGEST_KEY)
+        recorded = published[root].get(f"{path.parent.name}/{path.name}")
+        if recorded is not None and recorded != expected:
+            carries = "carries no digest" if expected is None else "carries another digest"
+            raise GoldenNoiseError(
+                f"corrupt shard {path}: its writer's ledger records the digest it was published "
+                f"with, and the file {carries} (it was rewritten after it was written); restore "
+                "it from a backup, or delete it and collect its rows again"
+            )
         if expected is not None and tensors_digest(tensors) != expected:
             raise GoldenNoiseError(
                 f"corrupt shard {path}: its contents do not match the digest written with them "

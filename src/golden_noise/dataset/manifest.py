@@ -3,6 +3,12 @@
 One JSON file, `manifest.json`, written atomically. Two writers may only add rows to the same
 dataset when their manifests agree on every field that changes what a row means
 (`IDENTITY_FIELDS`); the creation time, package version and free-form notes may differ.
+
+Two notes a collect writes are read back: `seeds`, its seed plan, and `finished_prompts`,
+written when a collect has made every row of that plan for the prompts 0..N-1. A dataset
+that records both must hold those rows (`finished_keys`): a shard deleted together with its
+ledger entry leaves no other trace. Datasets without them (a collect never finished, or one
+from before this record, or rows from another writer) are read without that check.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from typing import Any
 
 from golden_noise.core.atomic import atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.validate import number
+from golden_noise.core.seeds import seed_plan_keys
+from golden_noise.core.validate import integer, number
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+FINISHED_PROMPTS = "finished_prompts"  # notes key: see the module docstring
 
 IDENTITY_FIELDS = (
     "format_version",
@@ -115,6 +123,27 @@ class DatasetManifest:
         """Identity fields on which two manifests disagree, as {field: (self, other)}."""
         mine, theirs = self.to_dict(), other.to_dict()
         return {k: (mine[k], theirs[k]) for k in IDENTITY_FIELDS if mine[k] != theirs[k]}
+
+    def finished_keys(self) -> list[tuple[int, int]] | None:
+        """The rows a finished collect made (see the module docstring); None when not recorded."""
+        seeds, prompts = self.notes.get("seeds"), self.notes.get(FINISHED_PROMPTS)
+        if seeds is None or prompts is None:
+            return None
+        try:
+            distinct = seeds["distinct"]
+            if not isinstance(distinct, bool):
+                raise TypeError(f"distinct must be true or false; got {distinct!r}")
+            return seed_plan_keys(
+                integer(FINISHED_PROMPTS, prompts, 0),
+                integer("per_prompt", seeds["per_prompt"], 1),
+                integer("offset", seeds["offset"], 0),
+                distinct,
+            )
+        except (GoldenNoiseError, KeyError, TypeError) as exc:
+            raise GoldenNoiseError(
+                f"manifest notes 'seeds' {seeds!r} and {FINISHED_PROMPTS!r} {prompts!r} do not "
+                f"describe a seed plan ({exc})"
+            ) from exc
 
     def save(self, root: Path) -> None:
         atomic_write_json(Path(root) / MANIFEST_NAME, self.to_dict())

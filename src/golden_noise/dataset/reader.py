@@ -18,7 +18,11 @@ import torch
 from torch.utils.data import Dataset
 
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.dataset.integrity import check_no_missing_shards, verify_rows
+from golden_noise.dataset.integrity import (
+    check_finished_rows,
+    check_no_missing_shards,
+    verify_rows,
+)
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, read_prompts
 from golden_noise.dataset.shards import (
@@ -69,6 +73,7 @@ class RowTable:
             offsets.append(np.arange(len(cols[SEED]), dtype=np.int64))
             parts.append({k: v.numpy() for k, v in cols.items()})
         if not parts:
+            check_finished_rows(root, manifest, set())
             return cls(shards, np.zeros(0, np.int64), np.zeros(0, np.int64), {}, 0)
         common = set.intersection(*(set(p) for p in parts))
         columns = {k: np.concatenate([p[k] for p in parts]) for k in sorted(common)}
@@ -88,6 +93,7 @@ class RowTable:
                 f"(e.g. {repeated[:5]}, in {', '.join(where[:5])}); each row must be stored "
                 "once: remove the copied or damaged shard"
             )
+        check_finished_rows(root, manifest, set(map(tuple, keys.tolist())))
         return cls(shards, shard_id, offset, columns, 0)
 
     def __len__(self) -> int:

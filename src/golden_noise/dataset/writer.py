@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from golden_noise.core.atomic import publish, remove_temp_files, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
     reconcile_ledger,
@@ -112,7 +113,8 @@ class DatasetWriter:
     `manifest` must agree with the directory's existing manifest (if any) on every identity
     field, so rows of different models or shapes never mix. Pass `prompts` from one process
     (the main one) before the others start. `rows_per_shard` trades files against the rows a
-    kill can lose.
+    kill can lose: rows are published as soon as that many are buffered, a batch added at
+    once included, so no shard holds more and fewer stay unpublished.
     """
 
     def __init__(
@@ -126,7 +128,7 @@ class DatasetWriter:
     ) -> None:
         self.root = Path(root)
         self.rank = rank
-        self.rows_per_shard = rows_per_shard
+        self.rows_per_shard = integer("rows_per_shard", rows_per_shard, 1)
         _prepare_root(self.root)
         self._lock: int | None = _claim_rank(self.root, rank)
         try:
@@ -253,10 +255,16 @@ class DatasetWriter:
         self._rows.append(row)
         self._pending_rows += batch
         if self._pending_rows >= self.rows_per_shard:
-            self.flush()
+            self._publish_buffer(tail=False)
 
     def flush(self) -> None:
-        """Publish buffered embeddings, then rows (so a row on disk always has its prompt's)."""
+        """Publish everything buffered: embeddings, then rows (so a row on disk always has its
+        prompt's), in shards of at most `rows_per_shard` rows."""
+        self._publish_buffer(tail=True)
+
+    def _publish_buffer(self, tail: bool) -> None:
+        """`flush`; `tail=False` keeps the rows short of a full shard buffered, so a batch
+        larger than a shard is split and no shard holds more rows than promised."""
         if self._embeds:
             tensors = {
                 PROMPT_INDEX: torch.cat([i for i, _ in self._embeds]),
@@ -264,11 +272,18 @@ class DatasetWriter:
             }
             self._publish(self.root / EMBEDDINGS_DIR, tensors)
             self._embeds = []
-        if self._rows:
-            tensors = {k: torch.cat([r[k] for r in self._rows]) for k in self._rows[0]}
-            self._publish(self.root / ROWS_DIR, tensors)
-            self._rows = []
-            self._pending_rows = 0
+        if not self._rows:
+            return
+        tensors = {k: torch.cat([r[k] for r in self._rows]) for k in self._rows[0]}
+        size, total = self.rows_per_shard, self._pending_rows
+        end = total if tail else total - total % size
+        for first in range(0, end, size):  # `end` > 0: called with rows, a shard's worth
+            last = min(first + size, end)
+            self._publish(self.root / ROWS_DIR, {k: v[first:last] for k, v in tensors.items()})
+            # published rows leave the buffer at once: a later shard that fails to write (full
+            # disk) is retried on close without writing these twice
+            self._pending_rows = total - last
+            self._rows = [{k: v[last:] for k, v in tensors.items()}] if self._pending_rows else []
 
     def close(self) -> None:
         """Flush the tail and let another process write this rank again."""

@@ -6,8 +6,10 @@ For every prompt and seed each arm starts from the same seeded noise (`generatio
 gain that rescaling alone gives), and an optional "teacher" the target NPNet learns from.
 Images are written once under `images/` (atomically; existing files are kept, so an
 interrupted run resumes) and listed in `index.jsonl`, so they can be re-scored later without
-the pipeline. Scores feed `stats.compare_arms` and the report, beside each arm's
-diversity among a prompt's seeds (`golden_noise.evaluation.diversity`). With
+the pipeline; each image records the arm and sample it was made for, and a re-score checks
+the index against `run.json`, so a moved image or an edited index is named, not scored.
+Scores feed `stats.compare_arms` and the report, beside each arm's diversity among a
+prompt's seeds (`golden_noise.evaluation.diversity`). With
 `accelerate launch`, samples are split across processes and the main process writes one
 report.
 """
@@ -60,6 +62,8 @@ MADE_BY = "made_by"  # run.json key: what generated the images (see _made_by)
 SCORE_CHUNK = 64  # images held in memory at once while scoring
 # PNG text key of `||start latents|| / ||seed's noise||` (`arms.ArmImages.norm_ratio`).
 NORM_RATIO_KEY = "golden_noise:norm_ratio"
+# PNG text key of the arm and sample an image was made for (`made_for`).
+MADE_FOR_KEY = "golden_noise:made_for"
 
 
 @dataclass
@@ -89,13 +93,22 @@ def image_file(sample: Sample, arm: str) -> str:
     return f"{IMAGES_DIR}/{sample.prompt_index:05d}-seed{sample.seed}-{arm}.png"
 
 
+def made_for(sample: Sample | ImageRow, arm: str) -> str:
+    """What an image records of the arm and sample it was made for, so scoring can tell an
+    image moved under another name, or an index line edited over it, from the right one."""
+    fields = {"arm": arm, "prompt_index": sample.prompt_index, "prompt": sample.prompt,
+              "seed": sample.seed}  # fmt: skip
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True)
+
+
 def generate_images(
     folder: Path, samples: Sequence[Sample], generation: Generation, show_progress: bool = True
 ) -> int:
     """Write every missing image of `samples` x arms; returns how many were written.
 
     Samples with any missing image are regenerated under the arms that miss one (batched);
-    existing files are kept. Each PNG carries its arm's norm ratio for the report.
+    existing files are kept. Each PNG carries its arm's norm ratio for the report and what
+    it was made for (`made_for`).
     """
     from golden_noise.core.progress import track
 
@@ -126,7 +139,7 @@ def generate_images(
             ratios = batch.norm_ratio[arm]
             for sample, image, ratio in zip(batch.samples, images, ratios, strict=True):
                 if missing(sample, arm):
-                    text = {NORM_RATIO_KEY: repr(ratio)}
+                    text = {NORM_RATIO_KEY: repr(ratio), MADE_FOR_KEY: made_for(sample, arm)}
                     atomic_write_png(folder / image_file(sample, arm), image, text=text)
                     written += 1
     return written
@@ -139,7 +152,10 @@ def score_images(
     scorers: Sequence[Scorer],
     show_progress: bool = True,
 ) -> list[ImageRow]:
-    """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks."""
+    """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks.
+
+    An image that records what it was made for must be that row's; images from before that
+    record are taken as named."""
     from golden_noise.core.progress import track
 
     rows = [
@@ -163,11 +179,18 @@ def score_images(
                     if NORM_RATIO_KEY in image.text:
                         row.norm_ratio = float(image.text[NORM_RATIO_KEY])
                     images.append(image.convert("RGB"))
+                    recorded = image.text.get(MADE_FOR_KEY)
             except (OSError, ValueError, SyntaxError) as error:  # PIL's truncated/bad files
                 raise GoldenNoiseError(
                     f"cannot read image {folder / row.file} ({error}); delete it and run the "
                     "same evaluate command again to regenerate it"
                 ) from error
+            if recorded not in (None, made_for(row, row.arm)):
+                raise GoldenNoiseError(
+                    f"image {folder / row.file} was made for {recorded}; {INDEX_NAME} lists it "
+                    f"as {made_for(row, row.arm)}. Images were moved or renamed, or the index "
+                    "edited: restore them, or evaluate into a new --out"
+                )
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
             for row, value in zip(chunk, scorer.score(images, prompts).tolist(), strict=True):
@@ -343,6 +366,8 @@ def evaluate(
         before = read_run_record(folder)
         made_by = before.pop(MADE_BY, None)
         run = {**before, **(run or {})}
+        if generation is None and made_by is not None:
+            _check_index_against_record(folder, samples, arm_names, made_by)
         if generation is not None:
             made_by, recorded = _made_by(generation, samples, run), made_by
             if recorded is None and _has_images(folder):
@@ -354,6 +379,8 @@ def evaluate(
             if not (folder / RUN_NAME).is_file():
                 _refuse_files_of_another_kind(folder)
             _refuse_stale_images(folder, recorded, made_by)
+            for scorer in scorers:  # not after the images of a prompt it cannot judge
+                scorer.check_prompts([s.prompt for s in samples])
             folder.mkdir(parents=True, exist_ok=True)
             write_index(folder, samples, arm_names)
             if generation.reuse is not None:
@@ -384,7 +411,6 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
     """What decides the images: pipeline, call settings, arms, the caller's run description
     (NPNet source and weights digest, teacher...) and the samples, as comparable values."""
     pipe = generation.pipe
-    listed = json.dumps([[s.prompt_index, s.prompt, s.seed] for s in samples]).encode()
     described = {k: v for k, v in run.items() if k != "scorers"}
     return json.loads(
         json.dumps(
@@ -394,11 +420,35 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
                 "call": generation.call,
                 "arms": sorted(generation.arms),
                 "run": described,
-                "samples_sha256": hashlib.sha256(listed).hexdigest(),
+                "samples_sha256": _samples_sha256(samples),
             },
             default=str,
         )
     )
+
+
+def _samples_sha256(samples: Sequence[Sample]) -> str:
+    listed = json.dumps([[s.prompt_index, s.prompt, s.seed] for s in samples]).encode()
+    return hashlib.sha256(listed).hexdigest()
+
+
+def _check_index_against_record(
+    folder: Path, samples: Sequence[Sample], arms: Sequence[str], made_by: Mapping[str, Any]
+) -> None:
+    """Re-scoring takes each image's prompt from `index.jsonl`: it must list the samples and
+    arms that `run.json` records the images were made for, in the same order."""
+    if made_by.get("samples_sha256") not in (None, _samples_sha256(samples)):
+        raise GoldenNoiseError(
+            f"{folder / INDEX_NAME} lists {len(samples)} samples that are not the ones "
+            f"{folder / RUN_NAME} records its images were made for (a line was edited, moved, "
+            "added or removed); restore it, or evaluate again into a new --out"
+        )
+    if made_by.get("arms") not in (None, sorted(arms)):
+        raise GoldenNoiseError(
+            f"{folder / INDEX_NAME} lists arms {list(arms)}; {folder / RUN_NAME} records the "
+            f"images were made for {made_by['arms']}; restore it, or evaluate again into a "
+            "new --out"
+        )
 
 
 def _copy_reused(
@@ -417,7 +467,20 @@ def _copy_reused(
         for old, new in arms.items():
             src, dst = source / image_file(sample, old), folder / image_file(sample, new)
             if src.is_file() and not dst.is_file():
-                shutil.copyfile(src, dst)
+                _copy_image(src, dst, sample, old, new)
+
+
+def _copy_image(src: Path, dst: Path, sample: Sample, old: str, new: str) -> None:
+    """Copy a reused image; under another arm name, the record of what it was made for is
+    renamed with it (only when it was this sample's: a misplaced image stays detectable)."""
+    if old == new:
+        shutil.copyfile(src, dst)
+        return
+    with Image.open(src) as image:
+        text = dict(image.text)
+        if text.get(MADE_FOR_KEY) == made_for(sample, old):
+            text[MADE_FOR_KEY] = made_for(sample, new)
+        atomic_write_png(dst, image, text=text)
 
 
 def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None:

@@ -48,6 +48,11 @@ class Scorer(ABC):
     def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
         """Scores for one batch, shape [len(images)]."""
 
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        """Refuse prompts this scorer cannot judge, so a run stops before it writes anything
+        for them (every text is fine by default)."""
+        return None
+
     def load(self) -> Scorer:
         """Load now instead of on the first score (e.g. to fail early on a missing file)."""
         if not self._loaded:

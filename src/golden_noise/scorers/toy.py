@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from PIL import Image
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.scorers.base import Scorer
 
 
@@ -14,6 +17,17 @@ class ToySoft(Scorer):
     name = "toy-soft"
     scale = "0-1: matched objects' colour/shape/IoU, relation and cleanliness; 1 is perfect"
     field = "soft"
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        from golden_noise.toy.grammar import parse
+
+        for number, prompt in enumerate(prompts):
+            try:
+                parse(prompt)
+            except GoldenNoiseError as error:
+                raise GoldenNoiseError(
+                    f"{self.name} judges toy-world prompts only; prompt #{number}: {error}"
+                ) from None
 
     def _load(self) -> None:
         from golden_noise.toy import score

@@ -19,6 +19,8 @@ split (tuning) or on the demo's held-out pairs (reported once):
         --stay-close 0.03 --seeds 0 --save modes.pt
     python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
     python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
+    python benchmarks/learned_gain.py shared-offset OUT --iters 40 --save-at 10,20,40
+    python benchmarks/learned_gain.py shared-offset OUT --linear --lr-w 5e-5 --save-at 20
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
 
@@ -53,6 +55,11 @@ all offsets files given. The library's form of the fit is `golden-noise collect 
 prompt-offset` (`golden_noise.teachers.prompt_offset`: the same loss, its noise draws keyed
 by the prompt's text); this script keeps the loop that produced the numbers in
 benchmarks/README.md.
+`shared-offset` is the control every prompt-offset net must beat: one offset for every
+prompt, ascended the same way across the train split's prompts (fresh prompts, types in turn,
+and fresh noises every step), or with `--linear` that offset plus a linear map of the prompt's
+per-token embeddings (an amortised offset net with nothing to overfit but a matrix); it saves
+`OUT_{ITER}.pt` files ({b, W}) that `evaluate` takes as nets.
 """
 
 from __future__ import annotations
@@ -441,6 +448,43 @@ def prompt_offsets(args: argparse.Namespace) -> None:
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
 
 
+def shared_offset(args: argparse.Namespace) -> None:
+    toy, rng = Toy(), np.random.default_rng(args.seed)
+    by_type = {t: sorted(set(prompts_of("train", t))) for t in TYPES}
+    b = torch.zeros(4 * 8 * 8, requires_grad=True)
+    w = torch.zeros(16 * 64, 4 * 8 * 8, requires_grad=args.linear)
+    groups = [{"params": [b], "lr": args.lr}] + ([{"params": [w], "lr": args.lr_w}] * args.linear)
+    optimizer = torch.optim.Adam(groups)
+    save_at = {int(i) for i in args.save_at.split(",")}
+    start = time.time()
+    for it in range(1, args.iters + 1):
+        pools = [by_type[TYPES[i % 4]] for i in range(args.prompts)]
+        texts = [q for pool in pools for q in [pool[rng.integers(len(pool))]] * args.k]
+        cond, uncond = toy.embed(texts)
+        first = args.noise_base + it * len(texts)
+        x = seed_noise(list(range(first, first + len(texts))))
+        optimizer.zero_grad()
+        rewards = []
+        for c in range(0, len(texts), 64):  # gradients summed over chunks: bounded memory
+            part = slice(c, c + 64)
+            g = keep_norm(x[part], shared_offsets(b, w, cond[part]))
+            images = toy.differentiable_images(g, cond[part], uncond[part], args.steps)
+            r = reward_model(images, texts[part])
+            penalty = stay_close_penalty(g, x[part])
+            ((-r.sum() + args.stay_close * penalty.sum()) / len(texts)).backward()
+            rewards.append(r.detach())
+        optimizer.step()
+        print(f"iter {it} reward {torch.cat(rewards).mean():.4f} |b| {b.detach().norm():.2f} "
+              f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
+        if it in save_at:
+            torch.save({"b": b.detach().clone(), "W": w.detach().clone()}, f"{args.out}_{it}.pt")
+
+
+def shared_offsets(b: torch.Tensor, w: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """`b + W e(p)` per prompt (e: the flattened per-token embeddings), as `[B, 4, 8, 8]`."""
+    return (b + cond.flatten(1) @ w).view(-1, 4, 8, 8)
+
+
 def dataset_offsets(args: argparse.Namespace) -> None:
     """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows for
     `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
@@ -521,7 +565,10 @@ def distill(args: argparse.Namespace) -> None:
 
 def load_net(path: Path, toy: Toy):
     """An NPNet folder, a `train-informed` one (called as net(x, cond, uncond)), or `FILE@STEP`:
-    a checkpoint of a `direct` run."""
+    a checkpoint of a `direct` run, or a `shared-offset` file (`.pt`)."""
+    if path.suffix == ".pt":
+        saved = torch.load(path)
+        return lambda x, cond, uncond: keep_norm(x, shared_offsets(saved["b"], saved["W"], cond))
     if "@" in path.name:
         file, step = str(path).rsplit("@", 1)
         saved = torch.load(file)
@@ -655,6 +702,19 @@ def main() -> None:
     p.add_argument("--modes", type=int, default=1, help="offsets per prompt (routed by noise)")
     p.add_argument("--prompts", type=Path, default=None, help="fit these (one per line)")
     p.add_argument("--shared-start", action="store_true", help="every prompt's modes start alike")
+    p = sub.add_parser("shared-offset")
+    p.add_argument("out", help="files OUT_{ITER}.pt")
+    p.add_argument("--linear", action="store_true", help="plus a linear map of the prompt")
+    p.add_argument("--iters", type=int, default=40)
+    p.add_argument("--lr", type=float, default=0.1, help="Adam lr of the shared offset")
+    p.add_argument("--lr-w", type=float, default=5e-5, help="Adam lr of the linear map")
+    p.add_argument("--prompts", type=int, default=32, help="fresh train prompts a step")
+    p.add_argument("--k", type=int, default=4, help="fresh noises per prompt and step")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--stay-close", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=11, help="draw of the prompts")
+    p.add_argument("--noise-base", type=int, default=7_000_000)
+    p.add_argument("--save-at", default="10,20,40")
     p = sub.add_parser("dataset-offsets")
     p.add_argument("dataset", type=Path)
     p.add_argument("out", type=Path)
@@ -680,6 +740,7 @@ def main() -> None:
         "direct": direct,
         "train-informed": train_informed,
         "prompt-offsets": prompt_offsets,
+        "shared-offset": shared_offset,
         "dataset-offsets": dataset_offsets,
         "distill": distill,
         "evaluate": evaluate,

@@ -172,3 +172,42 @@ def test_extra_scores_not_in_every_source_are_left_out_and_named(tmp_path: Path)
     assert "2 rows over 2 prompts (0 replaced" in result.output
     assert "left out: clip" in result.output
     assert "score_source:clip" not in NoisePromptDataset(tmp_path / "m").table.columns
+
+
+def test_a_merge_killed_midway_leaves_no_dataset_and_the_next_one_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _write(tmp_path / "a", ["red", "blue", "green"], [0, 1], shift=0.5)
+    b = _write(tmp_path / "b", ["cyan"], [0, 1], shift=0.5)
+    original, calls = DatasetWriter.add, []
+
+    def dies_on_the_second_shard(self: DatasetWriter, *args: object, **kw: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what a kill between two shards looks like from here
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(DatasetWriter, "add", dies_on_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        merge_datasets([a, b], tmp_path / "m", rows_per_shard=2, progress=False)
+    assert not (tmp_path / "m").exists()  # the rows written so far are not a dataset
+    assert any((tmp_path / ".m.merging" / "rows").iterdir())
+    monkeypatch.setattr(DatasetWriter, "add", original)
+    summary = merge_datasets([a, b], tmp_path / "m", rows_per_shard=2, progress=False)
+    assert summary.rows == 8 and not (tmp_path / ".m.merging").exists()
+    assert sorted(_rows_by_text(tmp_path / "m")) == sorted({**_rows_by_text(a), **_rows_by_text(b)})
+    assert DatasetManifest.load(tmp_path / "m").notes["merged_rows"] == 8
+
+
+def test_a_text_whose_embeddings_differ_between_sources_is_refused(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a", ["red", "blue"], [0], shift=0.5)
+    b = _write(tmp_path / "b", ["red", "blue"], [1], shift=0.5)
+    edited = (b / "prompts.jsonl").read_text().splitlines()
+    swapped = [
+        edited[1].replace('"index": 1', '"index": 0'),
+        edited[0].replace('"index": 0', '"index": 1'),
+    ]
+    (b / "prompts.jsonl").write_text("\n".join(swapped) + "\n")  # texts of 0 and 1 swapped
+    with pytest.raises(GoldenNoiseError, match="different text embeddings in .*edited"):
+        merge_datasets([a, b], tmp_path / "m", progress=False)
+    assert not (tmp_path / "m").exists() and not (tmp_path / ".m.merging").exists()

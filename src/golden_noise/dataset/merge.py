@@ -8,13 +8,15 @@ result whichever datasets held it; rows keep their (prompt, seed) identity, and 
 with one identity are refused unless `replace` says the later dataset's row wins (a refit).
 
 Every source is verified whole (digests, finite latents of plausible size) before anything
-is written, and the result is written through `DatasetWriter`: digests, ledger and atomic
-shards as any collected dataset, so a killed merge leaves no half shard (run it again into
-a new directory).
+is written, and the result is written through `DatasetWriter` (digests, ledger, atomic
+shards) into `.NAME.merging` beside `out`, renamed to `out` when complete: a killed merge
+leaves no dataset a reader could take for whole (the next merge removes the leftovers). The
+manifest records the rows written (`notes.merged_rows`), so rows deleted later are named.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +49,7 @@ from golden_noise.dataset.writer import DatasetWriter
 # Sources may differ only in how each round's teacher started (e.g. an offset fit's init).
 _MAY_DIFFER = ("teacher_options",)
 MAX_ROWS_PER_SHARD = 2**20
+MERGED_ROWS = "merged_rows"  # notes key: the rows a merge wrote, checked when read
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,19 @@ def merge_datasets(
     dropped = tuple(sorted(set().union(*(_extra_scores(s) for s in opened)) - set(extras)))
     for source in opened:  # everything read and checked before the first write
         NoisePromptDataset(source.root, table=source.table, manifest=source.manifest).verify()
-    with DatasetWriter(out, manifest, rows_per_shard=rows_per_shard, prompts=records) as writer:
-        _copy_embeddings(opened, new_index, writer)
-        _copy_rows(opened, new_index, winners, extras, writer, progress)
+    embeddings = _gather_embeddings(opened, new_index)
+    manifest.notes[MERGED_ROWS] = len(winners)
+    partial = out.parent / f".{out.name}.merging"
+    if partial.exists():  # a killed merge's leftovers: never read as a dataset
+        shutil.rmtree(partial)
+    with DatasetWriter(partial, manifest, rows_per_shard=rows_per_shard, prompts=records) as w:
+        w.add_embeddings(list(embeddings), torch.stack(list(embeddings.values())))
+        _copy_rows(opened, new_index, winners, extras, w, progress)
+    for lock in partial.glob(".writer-*.lock"):
+        lock.unlink()
+    if out.exists():
+        out.rmdir()  # checked empty above
+    partial.rename(out)  # the whole dataset appears at once, or not at all
     return MergeSummary(out, len(winners), len(texts), replaced, dropped)
 
 
@@ -228,23 +241,44 @@ def _common_extra_scores(opened: list[_Source]) -> tuple[str, ...]:
     return tuple(sorted(set.intersection(*(_extra_scores(s) for s in opened))))
 
 
-def _copy_embeddings(
-    opened: list[_Source], new_index: dict[str, int], writer: DatasetWriter
-) -> None:
-    """Each prompt's text embedding from the first source that holds it."""
+def _gather_embeddings(opened: list[_Source], new_index: dict[str, int]) -> dict[int, torch.Tensor]:
+    """Each prompt's text embedding, from the first source that holds it; a prompt whose
+    embeddings differ between sources is refused (an edited prompts.jsonl, or another
+    encoder), since its rows would train on the wrong text."""
+    found: dict[int, tuple[torch.Tensor, Path]] = {}
     for source in opened:
         remap = {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
         for path in list_shards(source.root / EMBEDDINGS_DIR):
             handle = open_shard(path)
-            indices = handle.get_tensor(PROMPT_INDEX).tolist()
-            wanted = [
-                (offset, remap[i])
-                for offset, i in enumerate(indices)
-                if i in remap and not writer.has_embedding(remap[i])
-            ]
-            if wanted:
-                offsets = torch.tensor([o for o, _ in wanted])
-                writer.add_embeddings([n for _, n in wanted], handle.get_tensor(EMBEDS)[offsets])
+            embeds = handle.get_tensor(EMBEDS)
+            for offset, index in enumerate(handle.get_tensor(PROMPT_INDEX).tolist()):
+                if index not in remap:
+                    continue
+                known = found.setdefault(remap[index], (embeds[offset], source.root))
+                _check_same_embedding(known, (embeds[offset], source.root), remap[index], new_index)
+    return {index: embedding for index, (embedding, _) in found.items()}
+
+
+def _check_same_embedding(
+    known: tuple[torch.Tensor, Path],
+    other: tuple[torch.Tensor, Path],
+    index: int,
+    new_index: dict[str, int],
+) -> None:
+    # Stored in float16 (relative step 2**-11) and encoded on any device: one encoder's
+    # embeddings of one text agree far inside 1% of their scale; another text's differ by
+    # the scale itself in the tokens that differ.
+    first, second = known[0].float(), other[0].float()
+    scale = float(first.abs().max()) or 1.0
+    gap = float((first - second).abs().max())
+    if gap > 1e-2 * scale:
+        text = next(t for t, i in new_index.items() if i == index)
+        raise GoldenNoiseError(
+            f"prompt {text!r} has different text embeddings in {known[1]} and {other[1]} "
+            f"(largest difference {gap:.3g} at scale {scale:.3g}): one of their prompts.jsonl "
+            "was edited, or they encode prompts differently; the rows would train on the "
+            "wrong text"
+        )
 
 
 def _copy_rows(

@@ -83,7 +83,7 @@ from golden_noise.evaluation.stats import paired_stats
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.npnet.offset_branch import leaning, route
 from golden_noise.toy import load_pipeline
-from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
+from golden_noise.toy.grammar import COLOURS, SHAPES, parse, prompts_of, sample_prompts
 from golden_noise.toy.reward_model import load_reward_model, spec_vector
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
@@ -453,7 +453,10 @@ def shared_offset(args: argparse.Namespace) -> None:
     by_type = {t: sorted(set(prompts_of("train", t))) for t in TYPES}
     b = torch.zeros(4 * 8 * 8, requires_grad=True)
     w = torch.zeros(16 * 64, 4 * 8 * 8, requires_grad=args.linear)
-    groups = [{"params": [b], "lr": args.lr}] + ([{"params": [w], "lr": args.lr_w}] * args.linear)
+    table = torch.zeros(len(OBJECTS), len(SLOTS), 4 * 8 * 8, requires_grad=args.factored)
+    groups = [{"params": [b], "lr": args.lr}]
+    groups += [{"params": [w], "lr": args.lr_w}] * args.linear
+    groups += [{"params": [table], "lr": args.lr_t}] * args.factored
     optimizer = torch.optim.Adam(groups)
     save_at = {int(i) for i in args.save_at.split(",")}
     start = time.time()
@@ -467,7 +470,8 @@ def shared_offset(args: argparse.Namespace) -> None:
         rewards = []
         for c in range(0, len(texts), 64):  # gradients summed over chunks: bounded memory
             part = slice(c, c + 64)
-            g = keep_norm(x[part], shared_offsets(b, w, cond[part]))
+            offsets = shared_offsets({"b": b, "W": w, "T": table}, cond[part], texts[part])
+            g = keep_norm(x[part], offsets)
             images = toy.differentiable_images(g, cond[part], uncond[part], args.steps)
             r = reward_model(images, texts[part])
             penalty = stay_close_penalty(g, x[part])
@@ -477,12 +481,37 @@ def shared_offset(args: argparse.Namespace) -> None:
         print(f"iter {it} reward {torch.cat(rewards).mean():.4f} |b| {b.detach().norm():.2f} "
               f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
         if it in save_at:
-            torch.save({"b": b.detach().clone(), "W": w.detach().clone()}, f"{args.out}_{it}.pt")
+            saved = {"b": b, "W": w, "T": table}
+            torch.save({k: v.detach().clone() for k, v in saved.items()}, f"{args.out}_{it}.pt")
 
 
-def shared_offsets(b: torch.Tensor, w: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """`b + W e(p)` per prompt (e: the flattened per-token embeddings), as `[B, 4, 8, 8]`."""
-    return (b + cond.flatten(1) @ w).view(-1, 4, 8, 8)
+OBJECTS = [(c, s) for c in COLOURS for s in SHAPES]
+SLOTS = ("single", "pair1", "pair2", "count2", "count3", "left", "right", "top", "bottom")
+
+
+def object_slots(prompt: str) -> list[tuple[int, int]]:
+    """(object, slot) indices of what a toy prompt asks for: each object by its role."""
+    spec = parse(prompt)
+    first, *rest = [OBJECTS.index(o) for o in spec.objects]
+    if spec.prompt_type == "single":
+        return [(first, 0)]
+    if spec.prompt_type == "counting":
+        return [(first, SLOTS.index(f"count{len(spec.objects)}"))]
+    second = rest[0]
+    if spec.prompt_type == "pair":
+        return [(first, 1), (second, 2)]
+    p, q = spec.relation
+    return [(first, SLOTS.index(p)), (second, SLOTS.index(q))]
+
+
+def shared_offsets(saved: dict, cond: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    """`b + W e(p) + sum of T[object, slot]` per prompt (e: the flattened per-token
+    embeddings), as `[B, 4, 8, 8]`; files without `T` (no table) read it as zero."""
+    offsets = saved["b"] + cond.flatten(1) @ saved["W"]
+    if "T" in saved:
+        per_prompt = [sum(saved["T"][o, s] for o, s in object_slots(t)) for t in texts]
+        offsets = offsets + torch.stack(per_prompt)
+    return offsets.view(-1, 4, 8, 8)
 
 
 def dataset_offsets(args: argparse.Namespace) -> None:
@@ -568,19 +597,19 @@ def load_net(path: Path, toy: Toy):
     a checkpoint of a `direct` run, or a `shared-offset` file (`.pt`)."""
     if path.suffix == ".pt":
         saved = torch.load(path)
-        return lambda x, cond, uncond: keep_norm(x, shared_offsets(saved["b"], saved["W"], cond))
+        return lambda x, cond, uncond, texts: keep_norm(x, shared_offsets(saved, cond, texts))
     if "@" in path.name:
         file, step = str(path).rsplit("@", 1)
         saved = torch.load(file)
         npnet = NPNet(NPNetConfig.from_dict(saved["config"]))
         npnet.load_state_dict(saved["checkpoints"][int(step)])
-        return lambda x, cond, uncond: npnet.eval()(x, cond)
+        return lambda x, cond, uncond, texts: npnet.eval()(x, cond)
     if (path / DenoiserInformed.FILE).is_file():
         net = DenoiserInformed(toy)
         net.unet.load_state_dict(load_file(path / DenoiserInformed.FILE))
-        return lambda x, cond, uncond: net.eval()(x, cond, uncond)
+        return lambda x, cond, uncond, texts: net.eval()(x, cond, uncond)
     npnet = NPNet.from_pretrained(path).eval()
-    return lambda x, cond, uncond: npnet(x, cond)
+    return lambda x, cond, uncond, texts: npnet(x, cond)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -591,7 +620,10 @@ def evaluate(args: argparse.Namespace) -> None:
     x = seed_noise([s for _, s, _ in chosen])
     with torch.no_grad():
         golden = torch.cat(
-            [net(x[i : i + 256], *toy.embed(prompts[i : i + 256])) for i in range(0, len(x), 256)]
+            [
+                net(x[i : i + 256], *toy.embed(prompts[i : i + 256]), prompts[i : i + 256])
+                for i in range(0, len(x), 256)
+            ]
         )
     ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
     images = {
@@ -708,6 +740,8 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=40)
     p.add_argument("--lr", type=float, default=0.1, help="Adam lr of the shared offset")
     p.add_argument("--lr-w", type=float, default=5e-5, help="Adam lr of the linear map")
+    p.add_argument("--factored", action="store_true", help="plus an offset per object and role")
+    p.add_argument("--lr-t", type=float, default=0.03, help="Adam lr of the object offsets")
     p.add_argument("--prompts", type=int, default=32, help="fresh train prompts a step")
     p.add_argument("--k", type=int, default=4, help="fresh noises per prompt and step")
     p.add_argument("--steps", type=int, default=4)

@@ -188,6 +188,48 @@ def test_collect_refuses_a_prompt_its_scorer_cannot_judge_before_writing(tmp_pat
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "mine",
+    [
+        '{"index": 5, "text": "a red circle", "note": "experiment A"}\n',  # dataset form
+        "mine\n",  # not: collect had failed after writing manifest.json, rows/ and embeddings/
+    ],
+    ids=["dataset form", "other form"],
+)
+def test_collect_never_takes_a_users_prompts_jsonl_for_its_own(mine: str, tmp_path: Path) -> None:
+    """Before: `collect -p prompts.jsonl --column text --out .` merged its prompts into the
+    user's prompts.jsonl (their "note" field dropped, texts at two indices), exit 0."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "prompts.jsonl").write_text(mine)
+    (folder / "list.txt").write_text("a red circle\n")
+    code, output = run_cli("collect", "-p", folder / "list.txt", "--out", folder,
+                           "--no-progress", "--steps", "2")  # fmt: skip
+    assert_refused(code, output, "list.txt, prompts.jsonl", "no manifest.json")
+    assert sorted(p.name for p in folder.iterdir()) == ["list.txt", "prompts.jsonl"]
+    assert (folder / "prompts.jsonl").read_text() == mine
+
+
+def test_collect_refuses_to_add_to_a_merged_dataset(tmp_path: Path) -> None:
+    """Before: collecting into a merged dataset reported "done: 16/8 rows" (its indices and
+    seeds follow no collect's plan)."""
+    out = tmp_path / "npd"
+    common = ["collect", "-p", "toy:train:2", "--out", out, "--no-progress", "--steps", "2"]
+    code, output = run_cli(*common, "--redenoise-steps", "2")
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["notes"]["merged_from"] = [{"dataset": "a", "rows": 1}, {"dataset": "b", "rows": 1}]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = _files(out)
+    code, output = run_cli(*common, "--redenoise-steps", "2")
+    assert_refused(code, output, "was made by merge; collect into a new directory, then merge")
+    assert _files(out) == before
+
+
 # --- evaluate --------------------------------------------------------------------------------
 def test_evaluate_with_no_scorer_is_refused(tmp_path: Path) -> None:
     """Before: `--scorers ","` wrote an empty report and exited 0."""

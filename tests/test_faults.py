@@ -326,6 +326,24 @@ def _swap_files(a: Path, b: Path) -> None:
     b.write_bytes(data)
 
 
+def _swap_stripped(a: Path, b: Path) -> None:
+    from PIL import Image
+
+    with Image.open(a) as first, Image.open(b) as second:
+        first, second = first.convert("RGB"), second.convert("RGB")
+    first.save(b)
+    second.save(a)
+
+
+def _change_pixel(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        edited = image.copy()
+    edited.putpixel((0, 0), (255, 0, 255))
+    edited.save(path, pnginfo=None)
+
+
 IMAGES = "images/00000-seed{}-{}.png"
 RESCORE_EDITS = {
     # each image was scored against the other line's prompt, exit 0
@@ -346,6 +364,15 @@ RESCORE_EDITS = {
         lambda f: _swap_files(f / IMAGES.format(0, "golden"), f / IMAGES.format(1, "golden")),
         r'00000-seed0-golden.png was made for .*"seed": 1}; index.jsonl lists it as .*"seed": 0}',
     ),
+    # re-saved by an image tool (no text chunks), then swapped: scored as named, exit 0
+    "images swapped, text chunks stripped": (
+        lambda f: _swap_stripped(f / IMAGES.format(0, "golden"), f / IMAGES.format(1, "golden")),
+        r"00000-seed0-golden.png is not the file this run's evaluate scored: its SHA-256 differs",
+    ),
+    "one pixel changed": (
+        lambda f: _change_pixel(f / IMAGES.format(1, "standard")),
+        r"00000-seed1-standard.png is not the file this run's evaluate scored",
+    ),
 }
 
 
@@ -361,13 +388,48 @@ def test_rescore_refuses_an_index_or_images_changed_after_the_run(
 
 
 def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -> None:
+    """An older evaluate wrote no text chunks and no digests: its images are scored as named,
+    and the re-score records their digests."""
     from PIL import Image
+
+    from golden_noise.evaluation.evaluate import recorded_hashes
 
     before = json.loads((previous / "metrics.json").read_text())["summary"]["overall"]
     path = previous / IMAGES.format(0, "standard")
     with Image.open(path) as image:
         image.save(path)  # no text chunks: as an older evaluate wrote it
+    _edit_index(previous, lambda entries: [e.pop("sha256") for e in entries])
+    assert recorded_hashes(previous) == {}
     assert json.loads(json.dumps(_rescore(previous)["overall"])) == before
+    assert len(recorded_hashes(previous)) == 8
+
+
+def test_a_resume_refuses_an_image_changed_since_its_run(previous: Path) -> None:
+    """Before: a resumed evaluate reused an edited image (text chunks kept) as its own."""
+    _change_pixel(previous / IMAGES.format(0, "golden"))
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match="00000-seed0-golden.png is not the file"):
+        _evaluate_into(previous, A_PROMPTS)
+    assert _snapshot(previous) == before
+
+
+def test_a_refused_resume_names_each_changed_setting_once(tmp_path: Path) -> None:
+    """Before: "(num_inference_steps: 2 -> 3, num_inference_steps: 2 -> 3)": the steps are
+    in the call and in the CLI's run description."""
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.generation.arms import make_samples
+    from golden_noise.scorers import get_scorer
+
+    def run(steps: int) -> None:
+        generation = _toy_generation()
+        generation.call = {**generation.call, "num_inference_steps": steps}
+        evaluate(tmp_path / "ev", [get_scorer("toy-soft")], generation=generation,
+                 samples=make_samples(["a red circle"], [0]), show_progress=False,
+                 run={"num_inference_steps": steps}, resamples=50)  # fmt: skip
+
+    run(2)
+    with pytest.raises(GoldenNoiseError, match=r"settings \(num_inference_steps: 2 -> 3\); "):
+        run(3)
 
 
 def test_the_same_evaluate_again_resumes(previous: Path) -> None:
@@ -533,7 +595,7 @@ def test_rows_lost_with_their_ledger_are_named_then_collected_again(
     lost = list_shards(out / "rows")[4]
     key = tuple(int(load_file(lost)[name][0]) for name in ("prompt_index", "seed"))
     lost.unlink()
-    (out / "ledger-r00000.json").unlink()
+    _drop_ledger_entries(out, [f"rows/{lost.name}"])
     named = (
         f"1 of the 6 rows that its collect finished are missing (e.g. (prompt_index, seed) [{key}])"
     )
@@ -550,8 +612,9 @@ def test_an_unfinished_collect_is_read_as_short_as_it_is(tmp_path: Path) -> None
     out = tmp_path / "npd"
     _collect(out, **SMALL_SHARDS, max_rows=3)
     assert "finished_prompts" not in DatasetManifest.load(out).notes
-    list_shards(out / "rows")[0].unlink()
-    (out / "ledger-r00000.json").unlink()
+    lost = list_shards(out / "rows")[0]
+    lost.unlink()
+    _drop_ledger_entries(out, [f"rows/{lost.name}"])
     assert len(NoisePromptDataset(out)) == 2
 
 
@@ -662,13 +725,30 @@ def _save_without_digests(path: Path, change) -> None:
     save_file(tensors, str(path))
 
 
-def _rewrite(path: Path, change) -> None:
-    """Rewrite a shard as an older writer would: no digests, and no ledger entry for it."""
-    _save_without_digests(path, change)
-    ledger = path.parent.parent / "ledger-r00000.json"
+def _drop_ledger_entries(root: Path, names: list[str]) -> None:
+    ledger = root / "ledger-r00000.json"
     entries = json.loads(ledger.read_text())
-    del entries[f"{path.parent.name}/{path.name}"]
-    ledger.write_text(json.dumps(entries))
+    ledger.write_text(json.dumps({k: v for k, v in entries.items() if k not in names}))
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite a shard as an older writer would: no digests, and no ledger entry for it; the
+    manifest names it among the shards from before digests (as a writer that reopens an
+    older dataset records them)."""
+    _save_without_digests(path, change)
+    root, name = path.parent.parent, f"{path.parent.name}/{path.name}"
+    _drop_ledger_entries(root, [name])
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["notes"]["shards_without_digests"].append(name)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _as_from_before_digests(root: Path) -> None:
+    """Make a dataset what a writer from before digests left: no ledger, no record of one."""
+    (root / "ledger-r00000.json").unlink()
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["notes"]["shards_without_digests"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture
@@ -679,6 +759,17 @@ def npd(tmp_path: Path) -> Path:
 
 def _first_rows(root: Path) -> Path:
     return list_shards(root / "rows")[0]
+
+
+def _copy_first_rows(root: Path, listed: bool) -> None:
+    """Copy the first row shard to a new name; `listed`: and list it in the ledger too."""
+    copy = root / "rows" / "r00000-000099.safetensors"
+    copy.write_bytes(_first_rows(root).read_bytes())
+    if listed:
+        ledger = root / "ledger-r00000.json"
+        entries = json.loads(ledger.read_text())
+        entries["rows/" + copy.name] = entries["rows/" + _first_rows(root).name]
+        ledger.write_text(json.dumps(entries))
 
 
 DAMAGE = {
@@ -698,12 +789,8 @@ DAMAGE = {
         lambda r: list_shards(r / "embeddings")[0].unlink(),
         "published shards are missing",
     ),
-    "copied shard": (
-        lambda r: (r / "rows" / "r00000-000099.safetensors").write_bytes(
-            _first_rows(r).read_bytes()
-        ),
-        "appear more than once",
-    ),
+    "copied shard": (lambda r: _copy_first_rows(r, listed=False), "listed in no ledger"),
+    "copied shard, listed": (lambda r: _copy_first_rows(r, listed=True), "appear more than once"),
     "negative seed (old shard)": (
         lambda r: _rewrite(_first_rows(r), lambda t: t["seed"].__setitem__(0, -5)),
         "seed must be >= 0",
@@ -793,8 +880,8 @@ def test_train_checks_the_rows_before_its_first_step(npd: Path, tmp_path: Path) 
 def test_a_dataset_from_before_digests_still_opens(npd: Path) -> None:
     """Shards without digests and a folder without ledgers: what an older collector wrote."""
     for path in list_shards(npd / "rows") + list_shards(npd / "embeddings"):
-        _rewrite(path, lambda t: None)
-    (npd / "ledger-r00000.json").unlink()
+        _save_without_digests(path, lambda t: None)
+    _as_from_before_digests(npd)
     data = NoisePromptDataset(npd)
     data.verify()
     assert len(data) == 16
@@ -809,3 +896,76 @@ def test_the_collector_redoes_the_rows_of_a_shard_deleted_on_purpose(npd: Path) 
     with DatasetWriter(npd, DatasetManifest.load(npd)) as writer:
         assert len(writer.keys) == 12
     assert len(NoisePromptDataset(npd)) == 12
+
+
+def test_a_deleted_ledger_does_not_turn_the_digest_checks_off(npd: Path) -> None:
+    """Before: with ledger-r00000.json deleted, a shard whose scores were edited and saved
+    again without digests was read as an old shard, by train and by a resumed collect."""
+    from npd_fixtures import manifest
+
+    from golden_noise.dataset import DatasetWriter
+
+    assert DatasetManifest.load(npd).notes["shards_without_digests"] == []
+    _save_without_digests(_first_rows(npd), lambda t: t["score_target"].__setitem__(0, 9.0))
+    (npd / "ledger-r00000.json").unlink()
+    named = r"5 shards are listed in no ledger \(rows/r00000-000000.safetensors, "
+    with pytest.raises(GoldenNoiseError, match=named):
+        NoisePromptDataset(npd)
+    before = _snapshot(npd)
+    with pytest.raises(GoldenNoiseError, match=named):
+        DatasetWriter(npd, manifest())
+    after = {k: v for k, v in _snapshot(npd).items() if ".writer-" not in str(k)}
+    assert after == {k: v for k, v in before.items() if ".writer-" not in str(k)}
+
+
+def test_a_writer_reopening_an_older_dataset_keeps_its_shards_and_lists_every_new_one(
+    npd: Path,
+) -> None:
+    """An older dataset's digest-less shards stay readable after a writer opens it; what the
+    writer publishes from then on is checked as in a new dataset, ledger deleted or not."""
+    from npd_fixtures import manifest, source_latents
+
+    from golden_noise.dataset import DatasetWriter
+
+    old = list_shards(npd / "rows") + list_shards(npd / "embeddings")
+    for path in old:
+        _save_without_digests(path, lambda t: None)
+    _as_from_before_digests(npd)
+    with DatasetWriter(npd, manifest()) as writer:
+        latents = source_latents([0, 0], [10, 11])
+        writer.add(latents, latents, [0, 0], [10, 11], [0.0, 0.0], [1.0, 1.0])
+    recorded = DatasetManifest.load(npd).notes["shards_without_digests"]
+    assert sorted(recorded) == sorted(p.relative_to(npd).as_posix() for p in old)
+    assert len(NoisePromptDataset(npd)) == 18
+    (npd / "ledger-r00000.json").unlink()
+    with pytest.raises(GoldenNoiseError, match=r"1 shards are listed in no ledger \(rows/r00000"):
+        NoisePromptDataset(npd)
+
+
+def _with_merged_rows(root: Path, rows: int) -> Path:
+    """A dataset whose manifest says, as a merge's does, how many rows it wrote."""
+    from npd_fixtures import manifest, source_latents
+
+    from golden_noise.dataset import DatasetWriter, PromptRecord
+
+    notes = {"merged_from": [], "merged_rows": rows}
+    records = [PromptRecord(index=0, text="prompt 0")]
+    with DatasetWriter(root, manifest(notes=notes), rows_per_shard=2, prompts=records) as writer:
+        writer.add_embeddings([0], torch.zeros(1, 8, 16))
+        latents = source_latents([0] * 4, [0, 1, 2, 3])
+        writer.add(latents, latents, [0] * 4, [0, 1, 2, 3], [0.0] * 4, [1.0] * 4)
+    return root
+
+
+def test_a_merged_dataset_short_of_the_rows_its_merge_wrote_is_named(tmp_path: Path) -> None:
+    """Before: a merged dataset missing a shard (deleted with its ledger entry, or a merge
+    killed part way) trained on the rows left without a word."""
+    data = _with_merged_rows(tmp_path / "m", rows=4)
+    assert len(NoisePromptDataset(data)) == 4
+    lost = list_shards(data / "rows")[1]
+    lost.unlink()
+    _drop_ledger_entries(data, [f"rows/{lost.name}"])
+    with pytest.raises(GoldenNoiseError, match="2 of the 4 rows its merge wrote are missing"):
+        NoisePromptDataset(data)
+    with pytest.raises(GoldenNoiseError, match="holds 4 rows, 1 more than its merge wrote"):
+        NoisePromptDataset(_with_merged_rows(tmp_path / "m3", rows=3))

@@ -209,8 +209,11 @@ def test_bad_inputs_fail_with_clear_errors(dataset: Path, tmp_path: Path) -> Non
     shard = sorted((poisoned / "rows").iterdir())[0]
     tensors = load_file(shard)
     tensors["target"][3, 1] = float("nan")
-    save_file(tensors, shard)  # as written by other means: no digests, and in no ledger
+    save_file(tensors, shard)  # as an older writer wrote it: no digests, and no ledger
     (poisoned / "ledger-r00000.json").unlink()
+    recorded = json.loads((poisoned / "manifest.json").read_text())
+    del recorded["notes"]["shards_without_digests"]  # nor a record that digests are kept
+    (poisoned / "manifest.json").write_text(json.dumps(recorded))
     with pytest.raises(GoldenNoiseError, match="rows have target latents that are not finite"):
         train(small_config(poisoned, tmp_path / "e", epochs=1))
 

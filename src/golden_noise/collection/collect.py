@@ -141,6 +141,7 @@ def build_manifest(
 def _check_same_seed_plan(out: Path, seeds: SeedPlan, manifest: DatasetManifest) -> None:
     """Refuse to add another seed plan's rows to a dataset: the seed of row j of prompt i
     depends on the plan, so two plans mix (11 rows of 8 planned, from per_prompt 1 then 2).
+    A merged dataset follows no plan (it reported 16 of 8 planned rows done): refused too.
 
     The pipeline dtype changes every number (bf16 targets differ from fp32 ones by up to
     0.15), so a dataset that does not record it cannot be resumed: nothing could tell its
@@ -148,6 +149,10 @@ def _check_same_seed_plan(out: Path, seeds: SeedPlan, manifest: DatasetManifest)
     if not (out / MANIFEST_NAME).is_file():
         return
     existing = DatasetManifest.load(out)
+    if "merged_from" in existing.notes:  # its prompt indices and seeds are no collect's plan
+        raise GoldenNoiseError(
+            f"{out} was made by merge; collect into a new directory, then merge again"
+        )
     if "dtype" not in existing.sampler:
         raise GoldenNoiseError(
             f"{out / MANIFEST_NAME} does not record the pipeline dtype its rows were made with, "

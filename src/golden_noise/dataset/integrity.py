@@ -11,9 +11,11 @@ Datasets written before digests existed still open: a shard without digests is r
 is (nothing can be checked), and a rank without a ledger is not checked for missing shards.
 A shard its ledger lists is not such an old shard: it must carry the digest the ledger
 records, so one rewritten without its digests (say, scores edited and saved again) is named.
-Digests are required of whatever the current writer publishes. The collector reconciles its
-own ledger on open: an entry whose shard was deleted (to redo a corrupt shard's rows) is
-dropped, and the rows are collected again.
+Digests are required of whatever the current writer publishes, and a dataset it wrote says
+so in its manifest (`shards_without_digests`): there every shard not named in that note
+must be listed in a ledger, so deleting the ledger does not make a rewritten shard "old".
+The collector reconciles its own ledger on open: an entry whose shard was deleted (to redo
+a corrupt shard's rows) is dropped, and the rows are collected again.
 """
 
 from __future__ import annotations
@@ -126,9 +128,49 @@ def check_no_missing_shards(root: Path) -> None:
         )
 
 
+def check_listed_shards(root: Path, manifest: DatasetManifest, shards: Iterable[Path]) -> None:
+    """In a dataset whose writer records digests, every shard from after that record must be
+    listed in a ledger: one that is not was put there by hand, or lost its ledger (and with
+    it the digest that would show a rewrite)."""
+    old = manifest.shards_without_digests()
+    if old is None:
+        return
+    root = Path(root)
+    listed = published_digests(root)
+    unlisted = [
+        name
+        for name in (path.relative_to(root).as_posix() for path in shards)
+        if name not in listed and name not in old
+    ]
+    if unlisted:
+        shown = ", ".join(unlisted[:5]) + (
+            f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+        )
+        raise GoldenNoiseError(
+            f"{root}: {len(unlisted)} shards are listed in no ledger ({shown}), though every "
+            "shard this dataset's writer published is listed there with its digest (the ledger "
+            "was deleted, or the shards were put there by hand), so nothing shows whether they "
+            "were changed. Restore the ledger-r*.json files, or delete those shards and run "
+            "the same collect command to collect their rows again"
+        )
+
+
 def check_finished_rows(root: Path, manifest: DatasetManifest, keys: set[tuple[int, int]]) -> None:
-    """A finished collect's rows must all be there: a shard deleted with its ledger entry (or
-    the whole ledger) is otherwise unseen, and training would run on fewer rows."""
+    """A finished collect's rows, and a merge's row count, must all be there: a shard deleted
+    with its ledger entry (or the whole ledger), or a merge killed part way, is otherwise
+    unseen, and training would run on fewer rows."""
+    merged = manifest.merged_rows()
+    if merged is not None and len(keys) != merged:
+        shortfall = (
+            f"{merged - len(keys)} of the {merged} rows its merge wrote are missing"
+            if len(keys) < merged
+            else f"it holds {len(keys)} rows, {len(keys) - merged} more than its merge wrote"
+        )
+        raise GoldenNoiseError(
+            f"{root}: {shortfall} (the merge was stopped part way, or shards were deleted or "
+            "added since); training on it would silently use other rows. Merge the source "
+            "datasets again into a new directory"
+        )
     expected = manifest.finished_keys()
     missing = [key for key in expected or () if key not in keys]
     if missing:

@@ -27,7 +27,9 @@ from golden_noise.core.validate import integer, number
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-FINISHED_PROMPTS = "finished_prompts"  # notes key: see the module docstring
+FINISHED_PROMPTS = "finished_prompts"  # notes keys: see the module docstring
+SHARDS_WITHOUT_DIGESTS = "shards_without_digests"
+MERGED_ROWS = "merged_rows"
 
 IDENTITY_FIELDS = (
     "format_version",
@@ -144,6 +146,24 @@ class DatasetManifest:
                 f"manifest notes 'seeds' {seeds!r} and {FINISHED_PROMPTS!r} {prompts!r} do not "
                 f"describe a seed plan ({exc})"
             ) from exc
+
+    def shards_without_digests(self) -> frozenset[str] | None:
+        """Shards from before the digest record (see the module docstring); None when the
+        dataset has no such record (an older one: its shards are not required to be listed)."""
+        names = self.notes.get(SHARDS_WITHOUT_DIGESTS)
+        if names is None:
+            return None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise GoldenNoiseError(
+                f"manifest notes {SHARDS_WITHOUT_DIGESTS!r} must be a list of shard names; "
+                f"got {names!r}"
+            )
+        return frozenset(names)
+
+    def merged_rows(self) -> int | None:
+        """The rows a merge wrote (see the module docstring); None when not a merge's."""
+        rows = self.notes.get(MERGED_ROWS)
+        return None if rows is None else integer(f"manifest notes {MERGED_ROWS!r}", rows, 0)
 
     def save(self, root: Path) -> None:
         atomic_write_json(Path(root) / MANIFEST_NAME, self.to_dict())

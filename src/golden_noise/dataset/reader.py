@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset.integrity import (
     check_finished_rows,
+    check_listed_shards,
     check_no_missing_shards,
     verify_rows,
 )
@@ -59,6 +60,7 @@ class RowTable:
     def load(cls, root: Path, manifest: DatasetManifest) -> RowTable:
         check_no_missing_shards(root)
         shards = list_shards(root / ROWS_DIR)
+        check_listed_shards(root, manifest, [*shards, *list_shards(root / EMBEDDINGS_DIR)])
         ids, offsets, parts = [], [], []
         for number, path in enumerate(shards):
             cols = read_columns(path, _REQUIRED)

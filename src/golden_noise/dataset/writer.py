@@ -8,6 +8,7 @@ already on disk is refused, so re-running a killed job can only fill in what is 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,16 +18,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from golden_noise.core.atomic import publish, remove_temp_files, temp_path_for
+from golden_noise.core.atomic import TEMP_PREFIX, publish, remove_temp_files, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
+    check_listed_shards,
+    published_digests,
     reconcile_ledger,
     record_shard,
     shard_metadata,
 )
-from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
+from golden_noise.dataset.manifest import MANIFEST_NAME, SHARDS_WITHOUT_DIGESTS, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, write_prompts
 from golden_noise.dataset.shards import (
     EMBEDDINGS_DIR,
@@ -70,6 +73,36 @@ def _as_tensor(values: ScoreArray, dtype: torch.dtype) -> torch.Tensor:
     return torch.as_tensor(values, dtype=dtype).detach().cpu().reshape(-1)
 
 
+def _check_new_root(root: Path) -> None:
+    """A new dataset goes into a new or empty directory: files there that no writer made (a
+    user's own prompts.jsonl, say) would be taken for the dataset's and rewritten."""
+    if not root.is_dir() or (root / MANIFEST_NAME).exists():
+        return  # a file there is refused when the directory is made
+    made = list_shards(root / ROWS_DIR) + list_shards(root / EMBEDDINGS_DIR)
+    if made:
+        raise GoldenNoiseError(
+            f"{root} holds {len(made)} shard(s) but no {MANIFEST_NAME}, the record of what "
+            "made them; adding rows could mix other settings into them. Restore that file, "
+            "or collect into a new directory"
+        )
+    # what a writer stopped before its manifest leaves: empty shard folders, locks, temp files
+    foreign = sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.name not in (ROWS_DIR, EMBEDDINGS_DIR)
+        and not entry.name.startswith((".writer-", TEMP_PREFIX))
+    )
+    if foreign and not (root / MANIFEST_NAME).exists():  # another rank may have just made it
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise GoldenNoiseError(
+            f"{root} holds files that are not a dataset's ({shown}) and no {MANIFEST_NAME}; "
+            "a new dataset is written into a new or empty directory, so they are not "
+            "rewritten: choose another directory"
+        )
+
+
 def _prepare_root(root: Path) -> None:
     try:
         for sub in (ROWS_DIR, EMBEDDINGS_DIR):
@@ -107,6 +140,10 @@ def _claim_rank(root: Path, rank: int) -> int:
     return handle
 
 
+def _with_notes(manifest: DatasetManifest, notes: Mapping[str, object]) -> DatasetManifest:
+    return dataclasses.replace(manifest, notes={**manifest.notes, **notes})
+
+
 class DatasetWriter:
     """Writes one process's share of a dataset; use as a context manager so the tail flushes.
 
@@ -129,6 +166,7 @@ class DatasetWriter:
         self.root = Path(root)
         self.rank = rank
         self.rows_per_shard = integer("rows_per_shard", rows_per_shard, 1)
+        _check_new_root(self.root)
         _prepare_root(self.root)
         self._lock: int | None = _claim_rank(self.root, rank)
         try:
@@ -298,17 +336,12 @@ class DatasetWriter:
             self._lock = None
 
     def _agree(self, manifest: DatasetManifest) -> DatasetManifest:
-        """The directory's manifest if it agrees with `manifest` (written if there is none)."""
+        """The directory's manifest if it agrees with `manifest` (written if there is none),
+        with the record that this writer keeps digests (`SHARDS_WITHOUT_DIGESTS`)."""
         if not (self.root / MANIFEST_NAME).exists():
-            made = list_shards(self.root / ROWS_DIR) + list_shards(self.root / EMBEDDINGS_DIR)
-            if made:
-                raise GoldenNoiseError(
-                    f"{self.root} holds {len(made)} shard(s) but no {MANIFEST_NAME}, the record "
-                    "of what made them; adding rows could mix other settings into them. Restore "
-                    "that file, or collect into a new directory"
-                )
-            manifest.save(self.root)
-            return manifest
+            created = _with_notes(manifest, {SHARDS_WITHOUT_DIGESTS: []})
+            created.save(self.root)
+            return created
         existing = DatasetManifest.load(self.root)
         diff = manifest.differences(existing)
         if diff:
@@ -319,7 +352,16 @@ class DatasetWriter:
                 f"{self.root} holds a dataset made differently ({detail}); "
                 f"write to a new directory or use the same settings"
             )
-        return existing
+        shards = list_shards(self.root / ROWS_DIR) + list_shards(self.root / EMBEDDINGS_DIR)
+        if existing.shards_without_digests() is not None:
+            check_listed_shards(self.root, existing, shards)
+            return existing
+        # an older dataset: its unlisted shards stay as they are, every later one is listed
+        listed = published_digests(self.root)
+        old = [n for n in (p.relative_to(self.root).as_posix() for p in shards) if n not in listed]
+        updated = _with_notes(existing, {SHARDS_WITHOUT_DIGESTS: old})
+        updated.save(self.root)
+        return updated
 
     def _publish(self, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
         target = directory / shard_name(self.rank, next_seq(directory, self.rank))
@@ -328,10 +370,12 @@ class DatasetWriter:
         metadata = shard_metadata(tensors)
         try:
             save_file(tensors, str(temp), metadata=metadata)
-            publish(temp, target)
+            # listed before it is published: a kill in between leaves an entry whose shard is
+            # missing (dropped on resume), never a published shard that no ledger lists
             rows = len(next(iter(tensors.values())))
             name = target.relative_to(self.root).as_posix()
             record_shard(self.root, self.rank, name, rows, metadata[DIGEST_KEY])
+            publish(temp, target)
         except (OSError, SafetensorError) as exc:  # a full disk is a SafetensorError
             raise GoldenNoiseError(f"cannot write shard {target}: {exc}") from exc
         finally:

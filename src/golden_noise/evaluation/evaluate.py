@@ -6,8 +6,9 @@ For every prompt and seed each arm starts from the same seeded noise (`generatio
 gain that rescaling alone gives), and an optional "teacher" the target NPNet learns from.
 Images are written once under `images/` (atomically; existing files are kept, so an
 interrupted run resumes) and listed in `index.jsonl`, so they can be re-scored later without
-the pipeline; each image records the arm and sample it was made for, and a re-score checks
-the index against `run.json`, so a moved image or an edited index is named, not scored.
+the pipeline; each image records the arm and sample it was made for, the index its SHA-256
+(`image_hashes`), and a re-score checks the index against `run.json`, so a moved or edited
+image or an edited index is named, not scored.
 Scores feed `stats.compare_arms` and the report, beside each arm's diversity among a
 prompt's seeds (`golden_noise.evaluation.diversity`). With
 `accelerate launch`, samples are split across processes and the main process writes one
@@ -36,6 +37,12 @@ from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
+from golden_noise.evaluation.image_hashes import (
+    HASHES_KEY,
+    check_hashes_entry,
+    check_image,
+    file_sha256,
+)
 from golden_noise.evaluation.report import ImageRow, MetricInfo, write_report
 from golden_noise.evaluation.report.writer import (
     CSV_NAME,
@@ -151,11 +158,13 @@ def score_images(
     arms: Sequence[str],
     scorers: Sequence[Scorer],
     show_progress: bool = True,
+    hashes: Mapping[str, str] | None = None,
 ) -> list[ImageRow]:
     """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks.
 
-    An image that records what it was made for must be that row's; images from before that
-    record are taken as named."""
+    An image that records what it was made for must be that row's, and one whose SHA-256
+    `hashes` records (by file) must still have it; images from before those records are
+    taken as named."""
     from golden_noise.core.progress import track
 
     rows = [
@@ -191,6 +200,7 @@ def score_images(
                     f"as {made_for(row, row.arm)}. Images were moved or renamed, or the index "
                     "edited: restore them, or evaluate into a new --out"
                 )
+            check_image(folder / row.file, hashes or {}, row.file, folder / INDEX_NAME)
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
             for row, value in zip(chunk, scorer.score(images, prompts).tolist(), strict=True):
@@ -198,36 +208,62 @@ def score_images(
     return rows
 
 
-def write_index(folder: Path, samples: Sequence[Sample], arms: Sequence[str]) -> None:
-    """`index.jsonl`: one line per sample with its arms, what re-scoring reads back."""
-    lines = [json.dumps({**asdict(s), "arms": list(arms)}, ensure_ascii=False) for s in samples]
+def write_index(
+    folder: Path,
+    samples: Sequence[Sample],
+    arms: Sequence[str],
+    hashes: Mapping[str, str] | None = None,
+) -> None:
+    """`index.jsonl`: one line per sample with its arms and the SHA-256 of each of its images
+    that `hashes` records (by file), what re-scoring reads back."""
+    lines = []
+    for sample in samples:
+        entry: dict[str, Any] = {**asdict(sample), "arms": list(arms)}
+        known = {a: (hashes or {}).get(image_file(sample, a)) for a in arms}
+        if any(known.values()):
+            entry[HASHES_KEY] = {a: h for a, h in known.items() if h}
+        lines.append(json.dumps(entry, ensure_ascii=False))
     atomic_write_text(folder / INDEX_NAME, "\n".join(lines) + "\n")
 
 
 def read_index(folder: Path) -> tuple[list[Sample], list[str]]:
     """The samples and arms a previous run generated into `folder`."""
+    samples, arms, _ = _read_index(folder)
+    return samples, arms
+
+
+def recorded_hashes(folder: Path) -> dict[str, str]:
+    """The SHA-256 the index records for each image on disk now, by file ({} with no index)."""
+    if not (folder / INDEX_NAME).is_file():
+        return {}
+    return {f: h for f, h in _read_index(folder)[2].items() if (folder / f).is_file()}
+
+
+def _read_index(folder: Path) -> tuple[list[Sample], list[str], dict[str, str]]:
     path = folder / INDEX_NAME
     if not path.is_file():
         raise GoldenNoiseError(f"expected {INDEX_NAME} from an earlier evaluate run in {folder}")
-    samples, arms = [], None
+    samples, arms, hashes = [], None, {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             data = json.loads(line)
             arms = arms or data.pop("arms")
             data.pop("arms", None)
+            recorded = data.pop(HASHES_KEY, {})
             sample = Sample(**data)
         except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as error:
             raise GoldenNoiseError(
                 f"{path} line {number} is not an index entry: {error}"
             ) from error
-        _check_entry(path, number, sample, arms)
+        _check_entry(path, number, sample, arms, recorded)
         samples.append(sample)
+        hashes.update({image_file(sample, arm): h for arm, h in recorded.items()})
     if not samples:
         raise GoldenNoiseError(f"{path} lists no samples")
-    return samples, arms
+    return samples, arms, hashes
 
 
-def _check_entry(path: Path, number: int, sample: Sample, arms: Any) -> None:
+def _check_entry(path: Path, number: int, sample: Sample, arms: Any, hashes: Any) -> None:
     """An index line names an image file: its numbers must be what the writer wrote."""
     problem = None
     index = sample.prompt_index
@@ -241,6 +277,8 @@ def _check_entry(path: Path, number: int, sample: Sample, arms: Any) -> None:
         problem = f"prompt must be a string; got {sample.prompt!r}"
     elif not isinstance(arms, list) or not all(isinstance(a, str) for a in arms):
         problem = f"arms must be a list of names; got {arms!r}"
+    else:
+        problem = check_hashes_entry(hashes)
     if problem:
         raise GoldenNoiseError(f"{path} line {number} is not an index entry: {problem}")
 
@@ -381,23 +419,28 @@ def evaluate(
             _refuse_stale_images(folder, recorded, made_by)
             for scorer in scorers:  # not after the images of a prompt it cannot judge
                 scorer.check_prompts([s.prompt for s in samples])
+            recorded_images = recorded_hashes(folder)
+            for name in recorded_images:  # a resume reuses them: checked before any write
+                check_image(folder / name, recorded_images, name, folder / INDEX_NAME)
             folder.mkdir(parents=True, exist_ok=True)
-            write_index(folder, samples, arm_names)
+            write_index(folder, samples, arm_names, recorded_images)
             if generation.reuse is not None:
                 _copy_reused(folder, samples, made_by, *generation.reuse)
         atomic_write_json(folder / RUN_NAME, {**run, MADE_BY: made_by} if made_by else run)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
+    hashes = recorded_hashes(folder)  # before this process writes any of its images
     if generation is not None:
         generate_images(folder, mine, generation, show_progress and main)
-    rows = score_images(folder, mine, arm_names, scorers, show_progress and main)
+    rows = score_images(folder, mine, arm_names, scorers, show_progress and main, hashes)
     if accelerator is not None:
         from accelerate.utils import gather_object
 
         rows = gather_object(rows)
     if not main:
         return None
+    _record_hashes(folder, samples, arm_names)
     order = {(s.prompt_index, s.seed): i for i, s in enumerate(samples)}
     rows = sorted(rows, key=lambda r: (order[r.sample], arm_names.index(r.arm)))
     summary = summarize(rows, scorers, resamples)
@@ -405,6 +448,16 @@ def evaluate(
     metrics = [MetricInfo(s.name, s.scale, s.higher_is_better) for s in scorers]
     write_report(folder, rows, metrics, summary, run)
     return summary
+
+
+def _record_hashes(folder: Path, samples: Sequence[Sample], arms: Sequence[str]) -> None:
+    """Record the SHA-256 of every scored image that has none yet (written by this run, or
+    by a run from before the record)."""
+    hashes = recorded_hashes(folder)
+    files = [image_file(s, a) for s in samples for a in arms]
+    new = {f: file_sha256(folder / f) for f in files if f not in hashes}
+    if new:
+        write_index(folder, samples, arms, {**hashes, **new})
 
 
 def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str, Any]) -> dict:
@@ -501,9 +554,10 @@ def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None
             for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k)
         ]
-    raise GoldenNoiseError(
-        f"{folder} holds images made with other settings ({', '.join(changed)}); evaluate "
-        "into a new --out, or delete that folder to regenerate"
+    raise GoldenNoiseError(  # the run description repeats call settings: each named once
+        f"{folder} holds images made with other settings "
+        f"({', '.join(dict.fromkeys(changed))}); evaluate into a new --out, or delete that "
+        "folder to regenerate"
     )
 
 

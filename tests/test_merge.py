@@ -4,6 +4,7 @@ clashes are refused or replaced as asked, and nothing is written when the inputs
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,17 @@ def test_a_text_whose_embeddings_differ_between_sources_is_refused(tmp_path: Pat
     with pytest.raises(GoldenNoiseError, match="different text embeddings in .*edited"):
         merge_datasets([a, b], tmp_path / "m", progress=False)
     assert not (tmp_path / "m").exists() and not (tmp_path / ".m.merging").exists()
+
+
+def test_rows_deleted_from_a_merged_dataset_are_named(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a", ["red", "blue"], [0, 1], shift=0.5)
+    b = _write(tmp_path / "b", ["cyan"], [0, 1], shift=0.5)
+    merge_datasets([a, b], tmp_path / "m", rows_per_shard=2, progress=False)
+    shard = sorted((tmp_path / "m" / "rows").iterdir())[1]
+    shard.unlink()
+    for ledger in (tmp_path / "m").glob("ledger-*.json"):  # its entry goes too: no trace left
+        entries = json.loads(ledger.read_text())
+        del entries[f"rows/{shard.name}"]
+        ledger.write_text(json.dumps(entries))
+    with pytest.raises(GoldenNoiseError, match="2 of the 6 rows its merge wrote are missing"):
+        NoisePromptDataset(tmp_path / "m")

@@ -444,6 +444,32 @@ def test_import_authors_refuses_a_batch_size_below_one(size: str, tmp_path: Path
     assert not out.exists()
 
 
+@pytest.mark.parametrize("steps", ["-4", "0", "5000"])
+def test_import_authors_refuses_sampler_steps_collect_refuses(steps: str, tmp_path: Path) -> None:
+    """Before: --steps -4 was written to the manifest ("steps": -4), exit 0; 0 was dropped."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0}, {0: 10})
+    out = tmp_path / "npd"
+    code, output = run_cli(
+        "import-authors", npz, jsonl, "--out", out, "--pipeline", "toy", "--steps", steps
+    )
+    assert_refused(code, output, "sampler steps must be at ", f"got {steps}")
+    assert not out.exists()
+
+
+def test_import_authors_refuses_two_entries_of_one_caption_and_seed(tmp_path: Path) -> None:
+    """Before: two entries with one caption and seed but other indices and latents became one
+    row, the second reported as "(1 already present)" in a new dataset."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0, "1_11.npz": 1, "2_10.npz": 2},
+                                {0: 10, 1: 11, 2: 10})  # fmt: skip
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    rows[2]["caption"] = rows[0]["caption"]
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "npd"
+    code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
+    assert_refused(code, output, "entries index 0 and index 2 both have caption 'p0' and seed 10")
+    assert not out.exists()
+
+
 # --- train --objective reward ----------------------------------------------------------------
 REWARD_OPTIONS = {
     "unknown reward": (
@@ -925,12 +951,35 @@ TOY_CLI = {
 }
 
 
+TOY_CLI |= {
+    # -1 stopped the UNet phase after one step and wrote an untrained pipeline/, exit 0;
+    # nan dropped the cap
+    "toy-train minutes -1": (["toy-train", "--minutes", "-1"], "minutes must be greater than 0"),
+    "toy-train minutes 0": (["toy-train", "--minutes", "0"], "minutes must be greater than 0"),
+    "toy-train minutes nan": (["toy-train", "--minutes", "nan"], "minutes must be a finite"),
+}
+
+
 @pytest.mark.parametrize("args, message", TOY_CLI.values(), ids=TOY_CLI.keys())
 def test_toy_commands_refuse(args: list[str], message: str, tmp_path: Path) -> None:
     out = ["--out", tmp_path / "run"] if args[0] != "toy-eval" else []
     code, output = run_cli(*args, *out)
     assert_refused(code, output, message)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option", ["--json", "--grid"])
+def test_toy_eval_never_overwrites_a_file(option: str, tmp_path: Path) -> None:
+    """Before: `toy-eval --json afile.txt` / `--grid mine.png` replaced the user's file."""
+    mine = tmp_path / "mine.png"
+    mine.write_text("hello")
+    code, output = run_cli("toy-eval", "--seeds", "1", "--steps", "1", option, mine)
+    assert_refused(code, output, f"{option} {mine} already exists")
+    assert mine.read_text() == "hello"
+    code, output = run_cli(
+        "toy-eval", "--seeds", "1", "--steps", "1", option, tmp_path / "no" / "x"
+    )
+    assert_refused(code, output, f"expected an existing folder {tmp_path / 'no'}")
 
 
 # --- collect's own library door ---------------------------------------------------------------

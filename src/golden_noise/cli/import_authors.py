@@ -56,7 +56,9 @@ def import_authors(
     from golden_noise.adapters import adapter_for
     from golden_noise.adapters.loading import pipeline_from_spec
     from golden_noise.dataset.authors import import_authors as run_import
+    from golden_noise.teachers.settings import SamplerSettings
 
+    sampler = {} if steps is None else {"name": "ddim", "steps": SamplerSettings(steps=steps).steps}
     adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))
 
     def encode(texts: list[str]) -> torch.Tensor:
@@ -72,7 +74,7 @@ def import_authors(
         model=pipeline,
         score_names=[name.strip() for name in score_names.split(",") if name.strip()],
         latent_shape=adapter.latent_shape(1, height, width)[1:],
-        sampler={"name": "ddim", "steps": steps} if steps else {},
+        sampler=sampler,
         w_l=w_l,
         w_w=w_w,
         margin=margin,

@@ -46,6 +46,21 @@ def toy_train(
     print(f"pipeline written to {train_toy_pipeline(out, config, minutes)}")
 
 
+def _check_new_file(option: str, path: Path | None) -> None:
+    """Before measuring: like every command's outputs, a file there is never overwritten."""
+    from golden_noise.core.errors import GoldenNoiseError
+
+    if path is None:
+        return
+    if path.exists():
+        raise GoldenNoiseError(
+            f"{option} {path} already exists; toy-eval writes a new file and never overwrites "
+            "one: choose another path, or delete it"
+        )
+    if not path.parent.is_dir():
+        raise GoldenNoiseError(f"{option} {path}: expected an existing folder {path.parent}")
+
+
 @app.command("toy-eval")
 def toy_eval(
     split: Annotated[str, typer.Option(help="train, validation or heldout.")] = "heldout",
@@ -74,6 +89,8 @@ def toy_eval(
     from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline
     from golden_noise.toy.quality import generate, grid, measure
 
+    for option, path in (("--grid", grid_out), ("--json", json_out)):
+        _check_new_file(option, path)
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     steps = DEFAULT_STEPS if steps is None else steps
     pipe = load_pipeline(path=pipeline_dir)

@@ -140,6 +140,21 @@ def _latent_dtype(array: np.ndarray, path: Path) -> str:
     raise GoldenNoiseError(f"{path}: expected float16 or float32 latents; got {array.dtype}")
 
 
+def _refuse_repeated_pairs(records: dict[int, AuthorsRecord]) -> None:
+    """Rows are keyed by (prompt text, seed): two entries with one caption and one seed would
+    be one row, and the second pair would be dropped as "already present"."""
+    first: dict[tuple[str, int], int] = {}
+    for record in sorted(records.values(), key=lambda r: r.index):
+        earlier = first.setdefault((record.caption, record.seed), record.index)
+        if earlier != record.index:
+            raise GoldenNoiseError(
+                f"JSONL entries index {earlier} and index {record.index} both have caption "
+                f"{record.caption!r} and seed {record.seed}; a dataset holds one pair per "
+                "caption and seed, so one would be dropped: remove one entry (and its npz "
+                "file), or import them into separate datasets"
+            )
+
+
 def import_authors(
     npz_dir: Path | str,
     jsonl: Path | str,
@@ -190,6 +205,7 @@ def import_authors(
                 f"{record.index} says seed {record.seed}; expected one seed per pair: fix the "
                 "file name or the row"
             )
+    _refuse_repeated_pairs(records)
     prompt_of_caption: dict[str, int] = {}
     for record in sorted(records.values(), key=lambda r: r.index):
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
 from golden_noise.core.atomic import atomic_directory, publish, temp_path_for
+from golden_noise.core.validate import number
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
 from golden_noise.toy.recipe import ToyRecipe
@@ -99,6 +100,8 @@ def train_toy_pipeline(out: Path, config: ToyRecipe, minutes: float | None = Non
     ``minutes`` caps the UNet phase's wall time (the result then depends on machine speed;
     reproducible runs leave it unset and fix the step counts).
     """
+    if minutes is not None:  # -1 stopped after one step, NaN never: both exited 0
+        number("minutes", minutes, above=0)
     threads_before = torch.get_num_threads()
     try:
         return _train(out, config, minutes)

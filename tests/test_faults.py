@@ -969,3 +969,22 @@ def test_a_merged_dataset_short_of_the_rows_its_merge_wrote_is_named(tmp_path: P
         NoisePromptDataset(data)
     with pytest.raises(GoldenNoiseError, match="holds 4 rows, 1 more than its merge wrote"):
         NoisePromptDataset(_with_merged_rows(tmp_path / "m3", rows=3))
+
+
+def test_metrics_json_is_strict_json_when_a_statistic_does_not_exist(tmp_path: Path) -> None:
+    """Before: with one sample the interval was written as bare NaN, which strict parsers
+    (JSON.parse) refuse; --json on stdout already said null."""
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.generation.arms import make_samples
+    from golden_noise.scorers import get_scorer
+
+    evaluate(tmp_path / "ev", [get_scorer("toy-soft")], generation=_toy_generation(),
+             samples=make_samples(["a red circle"], [0]), show_progress=False,
+             resamples=50)  # fmt: skip
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"metrics.json holds {constant}")
+
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text(), parse_constant=refuse)
+    block = metrics["summary"]["overall"]["toy-soft"]["vs_standard"]["golden"]
+    assert block["ci95_low"] is None and block["ci95_high"] is None

@@ -138,6 +138,12 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_weights(
         return [{k: v for k, v in row.items() if k != "samples_per_s"} for row in history]
 
     assert untimed(resumed.history) == untimed(reference.history)
+    # the columns keep their order (a resume wrote them alphabetically: read by position,
+    # a script took lr for train_loss)
+    assert [list(row) for row in resumed.history] == [list(row) for row in reference.history]
+    header = [(p / "metrics.csv").read_text().splitlines()[0] for p in (tmp_path / "run",
+              tmp_path / "reference")]  # fmt: skip
+    assert header[0] == header[1]
     expected, found = weights(tmp_path / "reference" / "last"), weights(tmp_path / "run" / "last")
     assert expected.keys() == found.keys()
     for key in expected:

@@ -9,9 +9,10 @@ cuts table cells with an ellipsis ("0.67…"), which loses the numbers a log is 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any
+
+from golden_noise.core.json_values import finite_or_null
 
 LOG_WIDTH = 160  # columns when stdout is not a terminal: every table here fits at full width
 
@@ -34,20 +35,9 @@ def table(title: str, headers: list[str], *, left: int = 1) -> Any:
     return out
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: those become null (e.g. an interval from one pair)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def print_json(data: Any) -> None:
     """`data` as strict JSON on stdout, for `--json` (nothing else goes to stdout then)."""
-    sys.stdout.write(json.dumps(_finite(data), indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite_or_null(data), indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 

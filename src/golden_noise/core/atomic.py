@@ -72,8 +72,8 @@ def atomic_write_text(target: Path, text: str, tag: str = "") -> None:
     atomic_write_bytes(target, text.encode("utf-8"), tag)
 
 
-def atomic_write_json(target: Path, data: Any, tag: str = "") -> None:
-    atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n", tag)
+def atomic_write_json(target: Path, data: Any, tag: str = "", sort_keys: bool = True) -> None:
+    atomic_write_text(target, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n", tag)
 
 
 @contextlib.contextmanager

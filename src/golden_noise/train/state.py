@@ -55,7 +55,8 @@ class TrainProgress:
             tensors = {"mean_residual": self.mean_residual.contiguous()}
             atomic_write_bytes(folder / PROGRESS_TENSORS, save(tensors))
         scalars = {k: v for k, v in asdict(self).items() if k != "mean_residual"}
-        atomic_write_json(folder / PROGRESS_JSON, scalars)
+        # unsorted: history rows keep their column order, metrics.csv's header after a resume
+        atomic_write_json(folder / PROGRESS_JSON, scalars, sort_keys=False)
 
     @classmethod
     def load(cls, folder: Path) -> TrainProgress:

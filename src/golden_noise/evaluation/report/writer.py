@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from golden_noise.core.json_values import finite_or_null
 from golden_noise.evaluation.report.figures import (
     forest_figure,
     norm_ratio_figure,
@@ -131,16 +132,14 @@ def write_report(
     """
     folder = Path(folder)
     arms = summary["arms"]
-    atomic_write_json(
-        folder / METRICS_NAME,
-        {
-            "run": dict(run),
-            "metrics": {
-                m.name: {"scale": m.scale, "higher_is_better": m.higher_is_better} for m in metrics
-            },
-            "summary": dict(summary),
+    record = {
+        "run": dict(run),
+        "metrics": {
+            m.name: {"scale": m.scale, "higher_is_better": m.higher_is_better} for m in metrics
         },
-    )
+        "summary": dict(summary),
+    }
+    atomic_write_json(folder / METRICS_NAME, finite_or_null(record))
     atomic_write_text(folder / CSV_NAME, csv_text(rows, metrics))
     shown = figures(summary, metrics, rows)
     strip_pictures = strips(folder, rows, metrics, arms, strip_samples)

@@ -625,6 +625,23 @@ def test_toy_counts_draws_and_keeps_distinct_prompts_as_documented() -> None:
     assert len(drawn) == len(set(drawn))
 
 
+DRAWN = {  # each command refused after reading its prompts, by a bad option
+    "collect": ["collect", "--batch-size", "0", "--no-progress"],
+    "generate": ["generate", "--steps", "0"],
+    "evaluate": ["evaluate", "--steps", "0", "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("command", DRAWN.values(), ids=DRAWN.keys())
+def test_a_toy_draw_that_kept_fewer_prompts_says_so(command: list[str], tmp_path: Path) -> None:
+    """Before: `-p toy:train:96` quietly gave 75 prompts ("done: 75/75 rows"); the draw is
+    kept as it is (datasets depend on it), and every command says what it drew."""
+    code, output = run_cli(*command, "-p", "toy:train:96", "--out", tmp_path / "o")
+    assert output.count("note: toy:train:96 drew 75 distinct prompts") == 1, output
+    code, output = run_cli(*command, "-p", "toy:train:4", "--out", tmp_path / "o")
+    assert "note:" not in output, output
+
+
 # --- sizes: 0 is no size, not "the default size" -----------------------------------------------
 SIZES = {
     "height 0": ({"height": 0}, "height must be an integer >= 1; got 0"),

@@ -18,6 +18,7 @@ from golden_noise.cli.options import (
     ConfigOptions,
     PipelineOption,
     PromptsOption,
+    read_prompts,
     with_options,
 )
 from golden_noise.collection.plan import SeedPlan
@@ -158,12 +159,11 @@ def collect(
     from golden_noise.collection.recipes import resolve_recipe
     from golden_noise.core.distributed import finish, make_accelerator
     from golden_noise.core.errors import GoldenNoiseError
-    from golden_noise.prompts.sources import read_prompt_sources
     from golden_noise.scorers.registry import get_scorer
     from golden_noise.teachers import get_teacher
 
     accelerator = make_accelerator(cpu=cpu)
-    texts = read_prompt_sources(prompts or [], column)[0]
+    texts = read_prompts(prompts or [], column)[0]
     pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)
     builtin = builtin_pipeline(pipeline)
     defaults: dict[str, Any] = builtin.call_defaults() if builtin is not None else {}

@@ -25,6 +25,7 @@ from golden_noise.cli.options import (
     load_npnet_option,
     parse_seeds,
     pipeline_call_kwargs,
+    read_prompts,
     warn_overlong_prompts,
 )
 
@@ -97,7 +98,6 @@ def evaluate(
     from golden_noise.evaluation.evaluate import evaluate as run_evaluate
     from golden_noise.generation import arms
     from golden_noise.generation.generate import GoldenNoise
-    from golden_noise.prompts.sources import read_prompt_sources
     from golden_noise.scorers import get_scorer
     from golden_noise.teachers import RedenoiseTeacher
 
@@ -128,7 +128,7 @@ def evaluate(
     if not rescore:
         if prompts is None:
             raise GoldenNoiseError("expected --prompts (or --rescore to score existing images)")
-        texts, groups = read_prompt_sources(prompts, column)
+        texts, groups = read_prompts(prompts, column)
         samples = arms.make_samples(texts, parse_seeds(seeds), groups)
         call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
         pipe = pipeline_from_spec(pipeline, dtype=dtype, device=accelerator.device)

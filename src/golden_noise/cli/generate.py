@@ -18,6 +18,7 @@ from golden_noise.cli.options import (
     load_npnet_option,
     parse_seeds,
     pipeline_call_kwargs,
+    read_prompts,
     warn_overlong_prompts,
 )
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
@@ -68,9 +69,8 @@ def generate(
     from golden_noise.generation import arms
     from golden_noise.generation.files import check_new_output
     from golden_noise.generation.generate import GoldenNoise
-    from golden_noise.prompts.sources import read_prompt_sources
 
-    prompts = read_prompt_sources(prompts or [])[0]
+    prompts = read_prompts(prompts or [])[0]
     samples = arms.make_samples(prompts, parse_seeds(seeds))
     call = pipeline_call_kwargs(pipeline, steps, guidance, height, width)
     check_new_output(out, batch_size)

@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import json
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -233,3 +233,17 @@ def warn_overlong_prompts(adapter: Any, prompts: list[str]) -> None:
             ),
             soft_wrap=True,
         )
+
+
+def read_prompts(sources: Sequence[str], column: str | None = None) -> tuple[list[str], list]:
+    """`read_prompt_sources` for a command, saying on stderr when a toy draw kept fewer
+    distinct prompts than it asked for (`draw_notes`)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from golden_noise.prompts.sources import draw_notes, read_prompt_sources
+
+    texts, groups = read_prompt_sources(sources, column)
+    for note in draw_notes(sources):
+        Console(stderr=True).print(Text(note), soft_wrap=True)
+    return texts, groups

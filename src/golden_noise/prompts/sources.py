@@ -191,6 +191,24 @@ def _is_text(spec: str) -> bool:
     return any(c.isspace() for c in spec.strip()) or not any(m in spec for m in "./~:\\")
 
 
+def draw_notes(sources: Sequence[str]) -> list[str]:
+    """A line for each `toy:SPLIT:N` that drew fewer distinct prompts than N (its repeats are
+    kept once, as datasets collected from it depend on): the summary says it, not the
+    silence."""
+    notes = []
+    for spec in sources:
+        parts = spec.split(":")
+        if not spec.startswith("toy:") or len(parts) < 3 or not parts[2].isdigit():
+            continue
+        distinct = len(dict.fromkeys(_read_toy(spec)))
+        if distinct < int(parts[2]):
+            notes.append(
+                f"note: {spec} drew {distinct} distinct prompts (repeats are kept once; "
+                f"toy:{parts[1]}:all gives every prompt of the split)"
+            )
+    return notes
+
+
 def read_prompt_sources(
     sources: Sequence[str], column: str | None = None
 ) -> tuple[list[str], list[str | None]]:

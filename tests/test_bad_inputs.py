@@ -642,6 +642,54 @@ def test_a_toy_draw_that_kept_fewer_prompts_says_so(command: list[str], tmp_path
     assert "note:" not in output, output
 
 
+def _dataset_folder(tmp_path: Path) -> Path:
+    from npd_fixtures import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path / "npd", n_prompts=2, seeds_per_prompt=1)
+
+
+def _junk_pth(tmp_path: Path) -> Path:
+    path = tmp_path / "junk.pth"
+    path.write_bytes(np.random.default_rng(0).bytes(1000))
+    return path
+
+
+NPNET_SOURCES = {
+    # went to the hub: "Retrying in 8s [Retry 5/5]" lines on stderr, 30 s, then the error
+    "missing .pth": (lambda t: "nonexist.pth", ["no such file or folder: nonexist.pth"]),
+    "missing ./path": (lambda t: "./no/such/net", ["no such file or folder: ./no/such/net"]),
+    # a stray "config.json not found in ..." line came before the error
+    "a dataset folder": (_dataset_folder, ["expected config.json and model.safetensors in"]),
+    # seven lines of torch's, advising weights_only=False
+    "random bytes .pth": (_junk_pth, ["junk.pth: it is not a readable weights file"]),
+}
+
+
+@pytest.mark.parametrize("make, named", NPNET_SOURCES.values(), ids=NPNET_SOURCES.keys())
+def test_a_bad_npnet_source_is_one_local_error(make, named: list[str], tmp_path: Path) -> None:
+    source = make(tmp_path)
+    code, output = run_cli("generate", "-p", "a red circle", "--npnet", source, "--steps", "2",
+                           "--device", "cpu", "--out", tmp_path / "o")  # fmt: skip
+    assert_refused(code, output, *named)
+    assert len(output.strip().splitlines()) == 1, output
+    assert "weights_only" not in output and "Retry" not in output, output
+
+
+def test_a_folder_without_an_npnet_is_refused_before_the_hub_reads_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: the hub mixin logged "config.json not found in ..." (shown with --verbose, and
+    by the Python API) before our error; `--init-from` takes the same door."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="huggingface_hub")
+    with pytest.raises(GoldenNoiseError, match="expected config.json and model.safetensors"):
+        __import__("golden_noise.npnet", fromlist=["NPNet"]).NPNet.from_pretrained(
+            _dataset_folder(tmp_path)
+        )
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")], caplog.text
+
+
 # --- sizes: 0 is no size, not "the default size" -----------------------------------------------
 SIZES = {
     "height 0": ({"height": 0}, "height must be an integer >= 1; got 0"),

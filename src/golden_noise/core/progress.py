@@ -157,14 +157,15 @@ def track(
 def quiet_libraries() -> None:
     """Keep third-party lines out of the console (what `golden-noise --verbose` shows): the
     warnings of accelerate (e.g. "Deleting 1 checkpoints to make room for new checkpoint."
-    every epoch) and timm, diffusers' and transformers' notices and loading bars, the hub's
-    download bars. Environment switches the user set win; child processes inherit them."""
+    every epoch), timm and the hub (its "Retrying in 8s" lines), diffusers' and
+    transformers' notices and loading bars, the hub's download bars. Environment switches
+    the user set win; child processes inherit them."""
     import logging
     import os
 
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    for name in ("accelerate", "timm"):
+    for name in ("accelerate", "timm", "huggingface_hub"):  # the hub's "Retrying in 8s" too
         logging.getLogger(name).setLevel(logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging

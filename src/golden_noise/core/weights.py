@@ -2,7 +2,8 @@
 strictly. The one door to the Hugging Face hub for a single file is here too.
 
 - `resolve_file`: a local file, a file in a local folder, or a file of a hub repo (cached,
-  offline-aware); every hub failure becomes one error that says what was wanted.
+  offline-aware); every hub failure becomes one error that says what was wanted, and a name
+  that can only be a local path (`check_local_source`) never goes to the hub.
 - `read_tensors`: safetensors, or `torch.load(weights_only=True)` (never full unpickling:
   a checkpoint is data, not code).
 - `weights_digest`: sha256 of a module's weights, for records that must notice a net
@@ -31,6 +32,7 @@ from torch import nn
 from golden_noise.core.errors import GoldenNoiseError
 
 _HUB_ERRORS = (HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled)
+WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")
 _MAX_LISTED = 12
 
 
@@ -50,6 +52,25 @@ def hub_errors(repo_id: str, filename: str, wanted: str):
             f"expected {wanted}; {repo_id!r} is no local path and the hub lookup failed "
             f"for {filename}: {error}"
         ) from error
+
+
+def check_local_source(source: str | Path) -> None:
+    """Refuse here a missing name that only a local path can have (a weights suffix, a leading
+    `.`, `/` or `~`, or more parts than a hub id's owner/name): the hub would retry it for
+    half a minute before failing."""
+    text = str(source)
+    if Path(text).expanduser().exists():
+        return
+    if (
+        Path(text).suffix.lower() in WEIGHT_SUFFIXES
+        or text.startswith((".", "/", "~"))
+        or text.count("/") > 1
+        or "\\" in text
+    ):
+        raise GoldenNoiseError(
+            f"no such file or folder: {text} (expected a local weights file or folder there; "
+            "a hub repo is named owner/name)"
+        )
 
 
 def resolve_file(
@@ -73,6 +94,7 @@ def resolve_file(
                 f"expected a file {filename!r} in folder {path}; it is not there"
             )
         return path / filename
+    check_local_source(source)
     offline = hub_offline() if local_files_only is None else local_files_only
     with hub_errors(str(source), filename, f"a local file, a folder or a hub repo with {filename}"):
         return Path(hf_hub_download(str(source), filename, local_files_only=offline, **hub))
@@ -88,9 +110,12 @@ def read_tensors(path: Path, key: str | None = None) -> dict[str, Any]:
         else:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load and safetensors raise many types for bad bytes
+        # one line, and never torch's advice to retry with weights_only=False (it would run
+        # whatever code a stranger's file holds)
         raise GoldenNoiseError(
-            f"cannot read {path} as a checkpoint (expected a weights-only torch file or "
-            f"safetensors; corrupt, truncated or holding Python objects?): {error}"
+            f"cannot read {path}: it is not a readable weights file (expected a weights-only "
+            f"torch checkpoint or safetensors; it is corrupt, truncated or holds Python "
+            f"objects, which are never unpickled; {type(error).__name__})"
         ) from error
     if key is not None:
         if not isinstance(checkpoint, dict) or key not in checkpoint:

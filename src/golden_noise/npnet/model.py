@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -14,7 +14,13 @@ from torch import nn
 from golden_noise.core.atomic import atomic_write_json, publish, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import latent_norms, with_norms
-from golden_noise.core.weights import hub_errors, load_strict, read_tensors, resolve_file
+from golden_noise.core.weights import (
+    check_local_source,
+    hub_errors,
+    load_strict,
+    read_tensors,
+    resolve_file,
+)
 from golden_noise.npnet import released
 from golden_noise.npnet.config import NPNetConfig
 from golden_noise.npnet.residual_branch import build_residual_branch
@@ -189,13 +195,7 @@ class NPNet(
     ) -> NPNet:
         """Hook of `PyTorchModelHubMixin.from_pretrained`: `config` is the read config.json."""
         if config is None:
-            found = (
-                sorted(p.name for p in Path(model_id).iterdir()) if Path(model_id).is_dir() else []
-            )
-            raise GoldenNoiseError(
-                f"expected {CONFIG_NAME} and {WEIGHTS_NAME} in {model_id} (a save_pretrained "
-                f"folder or hub repo), or filename= to pick a checkpoint file in it; found {found}"
-            )
+            cls._refuse_folder(Path(model_id))
         weights = resolve_file(
             model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
             force_download=force_download, token=token, local_files_only=local_files_only or None,
@@ -203,6 +203,14 @@ class NPNet(
         net = cls(NPNetConfig.from_dict({**config, **overrides}))
         load_strict(net, read_tensors(weights), weights)
         return net.eval()
+
+    @staticmethod
+    def _refuse_folder(folder: Path) -> NoReturn:
+        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        raise GoldenNoiseError(
+            f"expected {CONFIG_NAME} and {WEIGHTS_NAME} in {folder} (a save_pretrained "
+            f"folder or hub repo), or filename= to pick a checkpoint file in it; found {found}"
+        )
 
     @classmethod
     def from_single_file(
@@ -251,6 +259,9 @@ class NPNet(
             source = path.parent
         elif filename is not None or path.is_file():
             return cls.from_single_file(source, filename=filename, **kwargs)
+        if path.is_dir() and not (path / CONFIG_NAME).is_file():
+            cls._refuse_folder(path)  # before the hub mixin, which logs its own line first
+        check_local_source(source)
         wanted = f"a checkpoint file, a save_pretrained folder or a hub repo with {CONFIG_NAME}"
         try:
             with hub_errors(str(source), CONFIG_NAME, wanted):

@@ -10,7 +10,8 @@ Accepted sources:
 - a hub dataset id `owner/name[:split]` with `column` (needs the `prompts` extra: datasets).
 Identical prompts are kept once (first occurrence), so a prompt's index names one text:
 `toy:train:48` draws 48 prompts and keeps the distinct ones (42), as it always has, so a
-dataset collected from that spec keeps its prompts; `toy:SPLIT:all` gives every prompt once.
+dataset collected from that spec keeps its prompts (the commands say so: `draw_notes`);
+`toy:SPLIT:all` gives every prompt once.
 A file's UTF-8 byte-order mark is not part of its first prompt. A count is at most
 `MAX_PROMPTS`.
 """

@@ -1069,3 +1069,10 @@ def test_collect_refuses_more(args: list[str], named: list[str], tmp_path: Path)
     code, output = run_cli("collect", "-p", prompts, "--out", out, "--no-progress", *args)
     assert_refused(code, output, *named)
     assert not (out / "manifest.json").exists()
+
+
+def test_long_lists_in_messages_show_the_first_few_and_count_the_rest():
+    from golden_noise.core.errors import first_few
+
+    assert first_few([f"r{i}" for i in range(7)]) == "r0, r1, r2, r3, r4 and 2 more"
+    assert first_few(["a", "b", "c"], 3) == "a, b, c"

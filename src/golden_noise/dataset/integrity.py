@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from golden_noise.core.atomic import atomic_write_json
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.dataset.manifest import DatasetManifest
 
 DIGEST_KEY = "golden_noise:sha256"
@@ -118,9 +118,7 @@ def missing_shards(root: Path) -> list[str]:
 def check_no_missing_shards(root: Path) -> None:
     missing = missing_shards(root)
     if missing:
-        shown = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
+        shown = first_few(missing)
         raise GoldenNoiseError(
             f"{root}: {len(missing)} published shards are missing ({shown}); their rows would "
             "be silently left out. Restore them, or run the same collect command to collect "
@@ -143,9 +141,7 @@ def check_listed_shards(root: Path, manifest: DatasetManifest, shards: Iterable[
         if name not in listed and name not in old
     ]
     if unlisted:
-        shown = ", ".join(unlisted[:5]) + (
-            f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
-        )
+        shown = first_few(unlisted)
         raise GoldenNoiseError(
             f"{root}: {len(unlisted)} shards are listed in no ledger ({shown}), though every "
             "shard this dataset's writer published is listed there with its digest (the ledger "

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from golden_noise.core.atomic import TEMP_PREFIX, publish, remove_temp_files, temp_path_for
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
@@ -93,9 +93,7 @@ def _check_new_root(root: Path) -> None:
         and not entry.name.startswith((".writer-", TEMP_PREFIX))
     )
     if foreign and not (root / MANIFEST_NAME).exists():  # another rank may have just made it
-        shown = ", ".join(foreign[:5]) + (
-            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        )
+        shown = first_few(foreign)
         raise GoldenNoiseError(
             f"{root} holds files that are not a dataset's ({shown}) and no {MANIFEST_NAME}; "
             "a new dataset is written into a new or empty directory, so they are not "

@@ -33,7 +33,7 @@ from golden_noise.core.atomic import (
     atomic_write_text,
     remove_leftovers_of,
 )
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
@@ -316,7 +316,7 @@ def _refuse_files_of_another_kind(folder: Path) -> None:
         if p.name in _OUR_FILES or (p.name.startswith("strip-") and p.name.endswith(".png"))
     )
     if taken:
-        shown = ", ".join(taken[:4]) + (f" and {len(taken) - 4} more" if len(taken) > 4 else "")
+        shown = first_few(taken, 4)
         raise GoldenNoiseError(
             f"{folder} holds {shown} but no {RUN_NAME}, so it is not an evaluate run folder; "
             "evaluating there would overwrite them. Choose a new --out, or move those files"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.validate import MAX_BATCH, integer
 
 PROMPTS_INDEX = "prompts.txt"
@@ -28,7 +28,7 @@ def check_new_output(out: Path, batch_size: int) -> None:
         return
     taken = sorted(p.name for p in out.iterdir() if p.name == PROMPTS_INDEX or _OURS.match(p.name))
     if taken:
-        shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        shown = first_few(taken, 3)
         raise GoldenNoiseError(
             f"{out} already holds generated images ({shown}); a new run would overwrite them. "
             "Choose a new --out, or delete those files"

@@ -373,7 +373,23 @@ RESCORE_EDITS = {
         lambda f: _change_pixel(f / IMAGES.format(1, "standard")),
         r"00000-seed1-standard.png is not the file this run's evaluate scored",
     ),
+    # the record gone too, the line's four images silently left the statistics, exit 0
+    "run.json deleted and an index line deleted": (
+        lambda f: ((f / "run.json").unlink(), _edit_index(f, lambda entries: entries.pop(1))),
+        "has no run.json, the record an evaluate run writes",
+    ),
+    "an index line deleted, run.json without its record of the images": (
+        lambda f: (_drop_made_by(f), _edit_index(f, lambda entries: entries.pop(1))),
+        r"index.jsonl does not list 2 images of the run \(images/00000-seed1-golden.png",
+    ),
 }
+
+
+def _drop_made_by(folder: Path) -> None:
+    """run.json as an evaluate from before its record of the images wrote it."""
+    record = json.loads((folder / "run.json").read_text())
+    record.pop("made_by")
+    (folder / "run.json").write_text(json.dumps(record))
 
 
 @pytest.mark.parametrize("edit, named", RESCORE_EDITS.values(), ids=RESCORE_EDITS.keys())

@@ -406,6 +406,8 @@ def evaluate(
         run = {**before, **(run or {})}
         if generation is None and made_by is not None:
             _check_index_against_record(folder, samples, arm_names, made_by)
+        if generation is None:
+            _check_rescore_folder(folder, samples, arm_names)
         if generation is not None:
             made_by, recorded = _made_by(generation, samples, run), made_by
             if recorded is None and _has_images(folder):
@@ -483,6 +485,27 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
 def _samples_sha256(samples: Sequence[Sample]) -> str:
     listed = json.dumps([[s.prompt_index, s.prompt, s.seed] for s in samples]).encode()
     return hashlib.sha256(listed).hexdigest()
+
+
+def _check_rescore_folder(folder: Path, samples: Sequence[Sample], arms: Sequence[str]) -> None:
+    """A re-score trusts `index.jsonl` for each image's prompt: without the run's record, or
+    with images the index does not list, lines may have been removed and their images would
+    silently drop out of the statistics."""
+    if not (folder / RUN_NAME).is_file():
+        raise GoldenNoiseError(
+            f"{folder} has no {RUN_NAME}, the record an evaluate run writes of what made its "
+            f"images; without it an edited {INDEX_NAME} cannot be told from the run's: restore "
+            "it, or evaluate again into a new --out"
+        )
+    listed = {image_file(sample, arm) for sample in samples for arm in arms}
+    on_disk = {f"{IMAGES_DIR}/{p.name}" for p in (folder / IMAGES_DIR).glob("*.png")}
+    unlisted = sorted(on_disk - listed)
+    if unlisted:
+        raise GoldenNoiseError(
+            f"{folder / INDEX_NAME} does not list {len(unlisted)} images of the run "
+            f"({first_few(unlisted)}): a line was removed or edited; restore it, or evaluate "
+            "again into a new --out"
+        )
 
 
 def _check_index_against_record(

@@ -93,19 +93,20 @@ def merge_datasets(
     manifest = _merged_manifest(opened, replace_rows)
     texts, records = _prompt_order(opened)
     new_index = {text: number for number, text in enumerate(texts)}
-    winners, replaced = _plan_rows(opened, new_index, replace_rows)
+    keys = [_new_keys(source, new_index) for source in opened]  # once per source
+    winners, replaced = _plan_rows(opened, keys, texts, replace_rows)
     extras = _common_extra_scores(opened)
     dropped = tuple(sorted(set().union(*(_extra_scores(s) for s in opened)) - set(extras)))
     for source in opened:  # everything read and checked before the first write
         NoisePromptDataset(source.root, table=source.table, manifest=source.manifest).verify()
-    embeddings = _gather_embeddings(opened, new_index)
+    embeddings = _gather_embeddings(opened, new_index, texts)
     manifest.notes[MERGED_ROWS] = len(winners)
     partial = out.parent / f".{out.name}.merging"
     if partial.exists():  # a killed merge's leftovers: never read as a dataset
         shutil.rmtree(partial)
     with DatasetWriter(partial, manifest, rows_per_shard=rows_per_shard, prompts=records) as w:
         w.add_embeddings(list(embeddings), torch.stack(list(embeddings.values())))
-        _copy_rows(opened, new_index, winners, extras, w, progress)
+        _copy_rows(opened, keys, winners, extras, w, progress)
     for lock in partial.glob(".writer-*.lock"):
         lock.unlink()
     if out.exists():
@@ -202,18 +203,17 @@ def _prompt_order(opened: list[_Source]) -> tuple[list[str], list[PromptRecord]]
 
 
 def _plan_rows(
-    opened: list[_Source], new_index: dict[str, int], replace_rows: bool
+    opened: list[_Source], keys: list[list[tuple[int, int]]], texts: list[str], replace_rows: bool
 ) -> tuple[dict[tuple[int, int], tuple[int, int]], int]:
     """{(new prompt index, seed): (source number, table row)} for the rows that are kept."""
     winners: dict[tuple[int, int], tuple[int, int]] = {}
     replaced = 0
-    for number, source in enumerate(opened):
-        keys = _new_keys(source, new_index)
-        clashes = [k for k in keys if k in winners]
+    for number, (source, mine) in enumerate(zip(opened, keys, strict=True)):
+        clashes = [k for k in mine if k in winners]
         if clashes and not replace_rows:
             first_clash = clashes[0]
             earlier = opened[winners[first_clash][0]].root
-            text = next(t for t, i in new_index.items() if i == first_clash[0])
+            text = texts[first_clash[0]]
             raise GoldenNoiseError(
                 f"{len(clashes)} rows of {source.root} have the prompt and seed of rows in an "
                 f"earlier source (e.g. {text!r}, seed {first_clash[1]}, also in {earlier}); "
@@ -221,14 +221,19 @@ def _plan_rows(
                 "with distinct prompts or seeds"
             )
         replaced += len(clashes)
-        for row, key in enumerate(keys):
+        for row, key in enumerate(mine):
             winners[key] = (number, row)
     return winners, replaced
 
 
+def _remap(source: _Source, new_index: dict[str, int]) -> dict[int, int]:
+    """The source's prompt indices -> the merged dataset's, for the prompts that have rows."""
+    return {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
+
+
 def _new_keys(source: _Source, new_index: dict[str, int]) -> list[tuple[int, int]]:
-    cols = source.table.columns
-    remap = {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
+    """(merged prompt index, seed) of each of the source's table rows, in table order."""
+    cols, remap = source.table.columns, _remap(source, new_index)
     return [(remap[int(p)], int(s)) for p, s in zip(cols[PROMPT_INDEX], cols[SEED], strict=True)]
 
 
@@ -241,13 +246,15 @@ def _common_extra_scores(opened: list[_Source]) -> tuple[str, ...]:
     return tuple(sorted(set.intersection(*(_extra_scores(s) for s in opened))))
 
 
-def _gather_embeddings(opened: list[_Source], new_index: dict[str, int]) -> dict[int, torch.Tensor]:
+def _gather_embeddings(
+    opened: list[_Source], new_index: dict[str, int], texts: list[str]
+) -> dict[int, torch.Tensor]:
     """Each prompt's text embedding, from the first source that holds it; a prompt whose
     embeddings differ between sources is refused (an edited prompts.jsonl, or another
     encoder), since its rows would train on the wrong text."""
     found: dict[int, tuple[torch.Tensor, Path]] = {}
     for source in opened:
-        remap = {i: new_index[r.text] for i, r in source.prompts.items() if r.text in new_index}
+        remap = _remap(source, new_index)
         for path in list_shards(source.root / EMBEDDINGS_DIR):
             handle = open_shard(path)
             embeds = handle.get_tensor(EMBEDS)
@@ -255,15 +262,14 @@ def _gather_embeddings(opened: list[_Source], new_index: dict[str, int]) -> dict
                 if index not in remap:
                     continue
                 known = found.setdefault(remap[index], (embeds[offset], source.root))
-                _check_same_embedding(known, (embeds[offset], source.root), remap[index], new_index)
+                _check_same_embedding(known, (embeds[offset], source.root), texts[remap[index]])
     return {index: embedding for index, (embedding, _) in found.items()}
 
 
 def _check_same_embedding(
     known: tuple[torch.Tensor, Path],
     other: tuple[torch.Tensor, Path],
-    index: int,
-    new_index: dict[str, int],
+    text: str,
 ) -> None:
     # Stored in float16 (relative step 2**-11) and encoded on any device: one encoder's
     # embeddings of one text agree far inside 1% of their scale; another text's differ by
@@ -272,7 +278,6 @@ def _check_same_embedding(
     scale = float(first.abs().max()) or 1.0
     gap = float((first - second).abs().max())
     if gap > 1e-2 * scale:
-        text = next(t for t, i in new_index.items() if i == index)
         raise GoldenNoiseError(
             f"prompt {text!r} has different text embeddings in {known[1]} and {other[1]} "
             f"(largest difference {gap:.3g} at scale {scale:.3g}): one of their prompts.jsonl "
@@ -283,7 +288,7 @@ def _check_same_embedding(
 
 def _copy_rows(
     opened: list[_Source],
-    new_index: dict[str, int],
+    keys: list[list[tuple[int, int]]],
     winners: dict[tuple[int, int], tuple[int, int]],
     extras: tuple[str, ...],
     writer: DatasetWriter,
@@ -299,8 +304,7 @@ def _copy_rows(
             if len(rows):
                 work.append((number, path, rows, table.offset[rows]))
     for number, path, rows, offsets in track(work, "merging shards", disable=not progress):
-        source = opened[number]
-        keys = _new_keys(source, new_index)
+        source, mine = opened[number], keys[number]
         handle = open_shard(path)
         at = torch.as_tensor(offsets)
         cols = source.table.columns
@@ -314,8 +318,8 @@ def _copy_rows(
         writer.add(
             handle.get_tensor(SOURCE)[at],
             handle.get_tensor(TARGET)[at],
-            [keys[r][0] for r in rows],
-            [keys[r][1] for r in rows],
+            [mine[r][0] for r in rows],
+            [mine[r][1] for r in rows],
             cols[SCORE_SOURCE][rows],
             cols[SCORE_TARGET][rows],
             extra_scores=scores,

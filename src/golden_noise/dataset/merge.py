@@ -40,6 +40,7 @@ from golden_noise.dataset.shards import (
     SEED,
     SOURCE,
     TARGET,
+    extra_scorers,
     list_shards,
     open_shard,
     score_columns,
@@ -238,8 +239,7 @@ def _new_keys(source: _Source, new_index: dict[str, int]) -> list[tuple[int, int
 
 
 def _extra_scores(source: _Source) -> set[str]:
-    prefix = f"{SCORE_SOURCE}:"
-    return {k[len(prefix) :] for k in source.table.columns if k.startswith(prefix)}
+    return extra_scorers(source.table.columns)
 
 
 def _common_extra_scores(opened: list[_Source]) -> tuple[str, ...]:

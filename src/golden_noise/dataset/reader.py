@@ -36,6 +36,7 @@ from golden_noise.dataset.shards import (
     SEED,
     SOURCE,
     TARGET,
+    extra_scorers,
     list_shards,
     open_shard,
     read_columns,
@@ -116,7 +117,7 @@ class RowTable:
             return np.ones(len(self), dtype=bool)
         col_src, col_tgt = score_columns(score)
         if len(self) and (col_src not in self.columns or col_tgt not in self.columns):
-            extras = sorted({k.split(":", 1)[1] for k in self.columns if ":" in k})
+            extras = sorted(extra_scorers(self.columns))
             raise GoldenNoiseError(
                 f"cannot filter on scorer {score!r}: not stored in every shard; "
                 f"scorers found in all shards: {extras} (or None for the primary scorer)"

@@ -9,7 +9,7 @@ interrupted writes) are never read.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,11 @@ def score_columns(name: str | None) -> tuple[str, str]:
     if name is None:
         return SCORE_SOURCE, SCORE_TARGET
     return f"{SCORE_SOURCE}:{name}", f"{SCORE_TARGET}:{name}"
+
+
+def extra_scorers(columns: Iterable[str]) -> set[str]:
+    """Names of the extra scorers whose columns are among `columns` (see `score_columns`)."""
+    return {name.split(":", 1)[1] for name in columns if ":" in name}
 
 
 def shard_name(rank: int, seq: int) -> str:

@@ -344,6 +344,25 @@ def _change_pixel(path: Path) -> None:
     edited.save(path, pnginfo=None)
 
 
+def _edit_and_forge_digest(folder: Path, name: str) -> None:
+    """An image edited in a tool that drops text chunks, its digest in the index rewritten."""
+    import hashlib
+
+    _change_pixel(folder / name)
+    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    prompt_index, seed, arm = name.removeprefix("images/").removesuffix(".png").split("-")
+
+    def forge(entries: list[dict]) -> None:
+        (entry,) = [
+            e
+            for e in entries
+            if (e["prompt_index"], f"seed{e['seed']}") == (int(prompt_index), seed)
+        ]
+        entry["sha256"][arm] = digest
+
+    _edit_index(folder, forge)
+
+
 IMAGES = "images/00000-seed{}-{}.png"
 RESCORE_EDITS = {
     # each image was scored against the other line's prompt, exit 0
@@ -372,6 +391,13 @@ RESCORE_EDITS = {
     "one pixel changed": (
         lambda f: _change_pixel(f / IMAGES.format(1, "standard")),
         r"00000-seed1-standard.png is not the file this run's evaluate scored",
+    ),
+    # scored as it was, exit 0: the digest matched and the missing chunk was read as an old
+    # image's
+    "an image edited, its text chunks stripped and its digest forged": (
+        lambda f: _edit_and_forge_digest(f, IMAGES.format(1, "golden")),
+        r"00000-seed1-golden.png does not record what it was made for, as every image of this "
+        r"run did \(.*run.json: images_record_made_for\)",
     ),
     # the record gone too, the line's four images silently left the statistics, exit 0
     "run.json deleted and an index line deleted": (
@@ -415,6 +441,9 @@ def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -
     with Image.open(path) as image:
         image.save(path)  # no text chunks: as an older evaluate wrote it
     _edit_index(previous, lambda entries: [e.pop("sha256") for e in entries])
+    record = json.loads((previous / "run.json").read_text())
+    assert record.pop("images_record_made_for") is True
+    (previous / "run.json").write_text(json.dumps(record))
     assert recorded_hashes(previous) == {}
     assert json.loads(json.dumps(_rescore(previous)["overall"])) == before
     assert len(recorded_hashes(previous)) == 8

@@ -71,6 +71,9 @@ SCORE_CHUNK = 64  # images held in memory at once while scoring
 NORM_RATIO_KEY = "golden_noise:norm_ratio"
 # PNG text key of the arm and sample an image was made for (`made_for`).
 MADE_FOR_KEY = "golden_noise:made_for"
+# run.json key: true once every image of the run was scored with its `made_for` text, so a
+# re-score refuses an image without it (re-saved by an image tool) even if its digest matches.
+ALL_MADE_FOR = "images_record_made_for"
 
 
 @dataclass
@@ -159,12 +162,13 @@ def score_images(
     scorers: Sequence[Scorer],
     show_progress: bool = True,
     hashes: Mapping[str, str] | None = None,
+    require_made_for: bool = False,
 ) -> list[ImageRow]:
     """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks.
 
-    An image that records what it was made for must be that row's, and one whose SHA-256
-    `hashes` records (by file) must still have it; images from before those records are
-    taken as named."""
+    An image that records what it was made for must be that row's (and must record it, with
+    `require_made_for`), and one whose SHA-256 `hashes` records (by file) must still have
+    it; images from before those records are taken as named."""
     from golden_noise.core.progress import track
 
     rows = [
@@ -201,6 +205,13 @@ def score_images(
                     "edited: restore them, or evaluate into a new --out"
                 )
             check_image(folder / row.file, hashes or {}, row.file, folder / INDEX_NAME)
+            if recorded is None and require_made_for:
+                raise GoldenNoiseError(
+                    f"image {folder / row.file} does not record what it was made for, as every "
+                    f"image of this run did ({folder / RUN_NAME}: {ALL_MADE_FOR}); it was "
+                    "re-saved or replaced since: restore it, or delete it and run the same "
+                    "evaluate command again to regenerate it"
+                )
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
             for row, value in zip(chunk, scorer.score(images, prompts).tolist(), strict=True):
@@ -403,6 +414,7 @@ def evaluate(
     if main:  # what generated the images, kept across resumes and re-scores
         before = read_run_record(folder)
         made_by = before.pop(MADE_BY, None)
+        kept = {ALL_MADE_FOR: True} if before.pop(ALL_MADE_FOR, None) is True else {}
         run = {**before, **(run or {})}
         if generation is None and made_by is not None:
             _check_index_against_record(folder, samples, arm_names, made_by)
@@ -428,14 +440,19 @@ def evaluate(
             write_index(folder, samples, arm_names, recorded_images)
             if generation.reuse is not None:
                 _copy_reused(folder, samples, made_by, *generation.reuse)
-        atomic_write_json(folder / RUN_NAME, {**run, MADE_BY: made_by} if made_by else run)
+        atomic_write_json(
+            folder / RUN_NAME, {**run, **kept, **({MADE_BY: made_by} if made_by else {})}
+        )
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
     hashes = recorded_hashes(folder)  # before this process writes any of its images
+    require_made_for = read_run_record(folder).get(ALL_MADE_FOR) is True
     if generation is not None:
         generate_images(folder, mine, generation, show_progress and main)
-    rows = score_images(folder, mine, arm_names, scorers, show_progress and main, hashes)
+    rows = score_images(
+        folder, mine, arm_names, scorers, show_progress and main, hashes, require_made_for
+    )
     if accelerator is not None:
         from accelerate.utils import gather_object
 
@@ -443,6 +460,8 @@ def evaluate(
     if not main:
         return None
     _record_hashes(folder, samples, arm_names)
+    if not require_made_for:
+        _record_all_made_for(folder, [r.file for r in rows])
     order = {(s.prompt_index, s.seed): i for i, s in enumerate(samples)}
     rows = sorted(rows, key=lambda r: (order[r.sample], arm_names.index(r.arm)))
     summary = summarize(rows, scorers, resamples)
@@ -460,6 +479,16 @@ def _record_hashes(folder: Path, samples: Sequence[Sample], arms: Sequence[str])
     new = {f: file_sha256(folder / f) for f in files if f not in hashes}
     if new:
         write_index(folder, samples, arms, {**hashes, **new})
+
+
+def _record_all_made_for(folder: Path, files: Sequence[str]) -> None:
+    """Mark the run in run.json once every image it scored records what it was made for
+    (reading PNG text chunks, not pixels)."""
+    for name in files:
+        with Image.open(folder / name) as image:
+            if MADE_FOR_KEY not in image.text:
+                return
+    atomic_write_json(folder / RUN_NAME, {**read_run_record(folder), ALL_MADE_FOR: True})
 
 
 def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str, Any]) -> dict:

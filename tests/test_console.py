@@ -49,6 +49,22 @@ def test_tables_print_full_numbers_when_stdout_is_a_pipe(capsys):
     assert max(len(line) for line in text.splitlines()) <= 160
 
 
+def test_one_pair_prints_no_interval_instead_of_nan(capsys):
+    """Before: one sample printed "[+nan, +nan]" (one pair says nothing about spread)."""
+    rows = [{"sample": 0, "arm": arm, "group": None, "m": value}
+            for arm, value in (("standard", 0.25), ("golden", 0.5))]  # fmt: skip
+    summary = compare_arms(rows, {"m": True}, resamples=50)
+    stdout_console().print(overall_table(summary))
+    text = capsys.readouterr().out
+    cells = next(
+        [c.strip() for c in line.split("\u2502")[1:-1]]
+        for line in text.splitlines()
+        if "golden" in line
+    )
+    assert cells[2:6] == ["0.25", "0.5", "+0.25", "[n/a, n/a]"]
+    assert "nan" not in text
+
+
 def test_json_is_strict_and_keeps_every_number(capsys, tmp_path):
     _, summary = finished_run(tmp_path)
     summary["overall"]["toy-soft"]["vs_standard"]["golden"]["ci95_low"] = float("nan")

@@ -44,7 +44,9 @@ def print_json(data: Any) -> None:
 def overall_table(summary: dict[str, Any]) -> Any:
     """The overall statistics of `evaluation.stats.compare_arms`, one line per metric and arm,
     then each arm's diversity among a prompt's seeds (n: prompts; in brackets the ratio)."""
-    from golden_noise.evaluation.report.rows import ratio_label
+    from rich.markup import escape
+
+    from golden_noise.evaluation.report.rows import ratio_label, shown
 
     baseline = summary["baseline"]
     out = table(
@@ -60,13 +62,13 @@ def overall_table(summary: dict[str, Any]) -> Any:
             out.add_row(
                 metric,
                 arm,
-                f"{s['mean_baseline']:.4g}",
-                f"{s['mean_arm']:.4g}" + ratio_label(s),
-                f"{s['mean_diff']:+.3g}",
-                f"[{s['ci95_low']:+.3g}, {s['ci95_high']:+.3g}]",
+                shown(s["mean_baseline"]),
+                shown(s["mean_arm"]) + ratio_label(s),
+                shown(s["mean_diff"], "+.3g"),
+                escape(f"[{shown(s['ci95_low'], '+.3g')}, {shown(s['ci95_high'], '+.3g')}]"),
                 f"{s['wins']}/{s['ties']}/{s['losses']}",
-                f"{s['win_rate']:.0%}",
-                f"{s['wilcoxon_p']:.3g}",
+                shown(s["win_rate"], ".0%"),
+                shown(s["wilcoxon_p"], ".3g"),
             )
     return out
 

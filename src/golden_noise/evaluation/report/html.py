@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from golden_noise.evaluation.report.rows import MetricInfo, ratio_label
+from golden_noise.evaluation.report.rows import MetricInfo, ratio_label, shown
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("golden_noise.evaluation.report", "templates"),
@@ -38,11 +38,6 @@ class Picture:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-def number(value: float, digits: int = 4) -> str:
-    """`digits` significant digits; "n/a" for NaN (e.g. an interval from one pair)."""
-    return f"{value:.{digits}g}" if value == value else "n/a"  # NaN != NaN
-
-
 def table_lines(
     block: Mapping[str, Any], metrics: Sequence[MetricInfo], baseline: str
 ) -> list[dict[str, Any]]:
@@ -58,14 +53,14 @@ def table_lines(
                     "scale": metric.scale,
                     "higher": metric.higher_is_better,
                     "arm": arm,
-                    "mean_baseline": number(s["mean_baseline"]),
-                    "mean_arm": number(s["mean_arm"]) + ratio_label(s),
-                    "difference": f"{number(s['mean_diff'], 3)} "
-                    f"[{number(s['ci95_low'], 3)}, {number(s['ci95_high'], 3)}]",
+                    "mean_baseline": shown(s["mean_baseline"]),
+                    "mean_arm": shown(s["mean_arm"]) + ratio_label(s),
+                    "difference": f"{shown(s['mean_diff'], '.3g')} "
+                    f"[{shown(s['ci95_low'], '.3g')}, {shown(s['ci95_high'], '.3g')}]",
                     "verdict": ("better" if helped else "worse") if significant else "",
                     "wtl": f"{s['wins']} / {s['ties']} / {s['losses']}",
                     "win_rate": f"{s['win_rate']:.1%}",
-                    "p": number(s["wilcoxon_p"], 3),
+                    "p": shown(s["wilcoxon_p"], ".3g"),
                     "n": s["n"],
                 }
             )

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def shown(value: float, spec: str = ".4g") -> str:
+    """`value` formatted by `spec`; "n/a" for NaN (e.g. an interval from one pair)."""
+    return format(value, spec) if value == value else "n/a"  # NaN != NaN
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """What a metric's numbers mean, shown next to them."""

@@ -95,6 +95,15 @@ def test_train_out_naming_a_file_is_one_error(a_file: Path, tmp_path: Path) -> N
     assert_refused(code, output, f"{a_file} is a file")
 
 
+@pytest.mark.parametrize("inside", ["", "run"])
+def test_train_out_inside_the_dataset_is_one_error(inside: str, tmp_path: Path) -> None:
+    """Before: the run's last/, best/ and checkpoints/ were written among the shards."""
+    out = tmp_path / inside
+    code, output = run_cli("train", tmp_path, "--out", out)
+    assert_refused(code, output, f"outside the dataset {tmp_path}; got {out}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_read_only_out_is_one_error(tmp_path: Path) -> None:
     """Before: PermissionError traceback. As root, permission bits do not stop writes: drop
     the capability that overrides them (setpriv), or skip where that is not possible."""

@@ -65,12 +65,13 @@ def test_train_has_an_option_for_every_config_field(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(golden_noise.train, "train", lambda config: seen.setdefault("c", config))
-    args = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--no-svd", "--svd-heads",
-            "2", "--no-progress", "--cpu", "--keep-checkpoints", "5", "--unfiltered"]  # fmt: skip
+    args = ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-svd",
+            "--svd-heads", "2", "--no-progress", "--cpu", "--keep-checkpoints", "5",
+            "--unfiltered"]  # fmt: skip
     CliRunner().invoke(app, args)
     config = seen["c"]
     assert config.npnet == {"use_svd": False, "svd_heads": 2}
-    expected = TrainConfig(tmp_path, tmp_path / "run", keep_checkpoints=5, cpu=True,
+    expected = TrainConfig(tmp_path / "ds", tmp_path / "run", keep_checkpoints=5, cpu=True,
                            progress=False, margin=None, npnet=config.npnet)  # fmt: skip
     assert config == expected
     command = typer.main.get_command(app).commands["train"]

@@ -178,6 +178,23 @@ def test_cli_evaluates_then_rescores(saved, tmp_path):
     assert report["run"]["scorers"] == "toy-correct" and report["run"]["seeds"] == "0-1"
 
 
+def test_cli_resumes_the_same_prompts_and_seeds_named_another_way(saved, tmp_path):
+    """Before: a prompts file, then the same prompts typed as -p strings (or seeds 0-1, then
+    0,1) was refused as other settings."""
+    out = tmp_path / "eval"
+    common = ["--pipeline", str(saved / "pipe"), "--npnet", str(saved / "npnet"), "--steps", "2",
+              "--scorers", "toy-soft"]  # fmt: skip
+    first = cli(saved, out, *common, "--prompts", str(saved / "prompts.txt"), "--seeds", "0-1")
+    assert first.exit_code == 0, first.output
+    images = {p.name: p.read_bytes() for p in (out / "images").iterdir()}
+    typed = [arg for prompt in PROMPTS[:2] for arg in ("-p", prompt)]
+    again = cli(saved, out, *common, *typed, "--seeds", "0,1")
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in (out / "images").iterdir()} == images
+    other = cli(saved, out, *common, *typed[:2], "--seeds", "0,1")
+    assert other.exit_code == 1 and "prompts or seeds" in other.output
+
+
 def test_cli_user_errors(saved, tmp_path):
     result = cli(saved, tmp_path / "a", "--pipeline", str(saved / "pipe"))
     assert result.exit_code == 1 and "expected --prompts" in result.output

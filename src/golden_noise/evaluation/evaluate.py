@@ -588,10 +588,23 @@ def _copy_image(src: Path, dst: Path, sample: Sample, old: str, new: str) -> Non
         atomic_write_png(dst, image, text=text)
 
 
+# How the caller named its prompts and seeds (a file, a toy split, "0-3"): the samples'
+# digest already compares what they are, so the same prompts named another way resume.
+_NAMES_OF_SAMPLES = ("prompts", "seeds")
+
+
 def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None:
     """Existing images are reused only if the same settings made them: else a second run
     with another NPNet, steps or prompts would report the old images as its own."""
-    if recorded is None or recorded == now:
+
+    def compared(made_by: dict) -> dict:
+        run = {k: v for k, v in made_by.get("run", {}).items() if k not in _NAMES_OF_SAMPLES}
+        return {**made_by, "run": run}
+
+    if recorded is None:
+        return
+    recorded, now = compared(recorded), compared(now)
+    if recorded == now:
         return
     changed = [
         {"samples_sha256": "prompts or seeds"}.get(k, k)

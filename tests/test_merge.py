@@ -192,7 +192,7 @@ def test_a_merge_killed_midway_leaves_no_dataset_and_the_next_one_completes(
     with pytest.raises(KeyboardInterrupt):
         merge_datasets([a, b], tmp_path / "m", rows_per_shard=2, progress=False)
     assert not (tmp_path / "m").exists()  # the rows written so far are not a dataset
-    assert any((tmp_path / ".m.merging" / "rows").iterdir())
+    assert any((tmp_path / ".m.merging" / "dataset" / "rows").iterdir())
     monkeypatch.setattr(DatasetWriter, "add", original)
     summary = merge_datasets([a, b], tmp_path / "m", rows_per_shard=2, progress=False)
     assert summary.rows == 8 and not (tmp_path / ".m.merging").exists()
@@ -226,3 +226,35 @@ def test_rows_deleted_from_a_merged_dataset_are_named(tmp_path: Path) -> None:
         ledger.write_text(json.dumps(entries))
     with pytest.raises(GoldenNoiseError, match="2 of the 6 rows its merge wrote are missing"):
         NoisePromptDataset(tmp_path / "m")
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_source_in_the_work_folder_is_refused_and_kept(tmp_path: Path) -> None:
+    """Before: with a copy of a dataset at `.m.merging` merged into m, the merge deleted that
+    source's rows (it clears its work folder first) and wrote its own manifest there."""
+    work = _write(tmp_path / ".m.merging", ["red"], [0], 0.5)
+    b = _write(tmp_path / "b", ["blue"], [0], 0.5)
+    for sources in ([work, b], [work / "rows", b]):  # the work folder, or a folder inside it
+        before = _files(work)
+        with pytest.raises(GoldenNoiseError, match=r"source dataset .*\.m\.merging.*--out"):
+            merge_datasets(sources, tmp_path / "m", progress=False)
+        assert _files(work) == before and not (tmp_path / "m").exists()
+
+
+def test_a_work_folder_no_merge_left_is_refused_and_kept(tmp_path: Path) -> None:
+    """Before: a folder of the user's at `.m.merging` was deleted, exit 0."""
+    a = _write(tmp_path / "a", ["red"], [0], 0.5)
+    work = tmp_path / ".m.merging"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["merge", str(a), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert f"{work} exists but was not left by a merge" in result.output
+    assert (work / "notes.txt").read_text() == "mine" and not (tmp_path / "m").exists()
+    (work / "golden-noise-merge").write_text("")  # a marker beside a file merge never writes
+    with pytest.raises(GoldenNoiseError, match="not left by a merge"):
+        merge_datasets([a], tmp_path / "m", progress=False)
+    assert (work / "notes.txt").read_text() == "mine"

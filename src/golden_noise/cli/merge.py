@@ -16,7 +16,12 @@ def merge_command(
         list[Path],
         typer.Argument(help="Source dataset directories, oldest first (made the same way)."),
     ],
-    out: Annotated[Path, typer.Option(help="New dataset directory to create.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="New dataset directory to create (written in .NAME.merging beside it first)."
+        ),
+    ],
     replace: Annotated[
         bool,
         typer.Option(

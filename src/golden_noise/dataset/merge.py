@@ -9,9 +9,12 @@ with one identity are refused unless `replace` says the later dataset's row wins
 
 Every source is verified whole (digests, finite latents of plausible size) before anything
 is written, and the result is written through `DatasetWriter` (digests, ledger, atomic
-shards) into `.NAME.merging` beside `out`, renamed to `out` when complete: a killed merge
-leaves no dataset a reader could take for whole (the next merge removes the leftovers). The
-manifest records the rows written (`notes.merged_rows`), so rows deleted later are named.
+shards) into the work folder `.NAME.merging/dataset` beside `out`, renamed to `out` when
+complete: a killed merge leaves no dataset a reader could take for whole. The next merge
+removes those leftovers only when they are provably a merge's (the marker file written into
+the work folder before anything else, and nothing beside it but `dataset`); any other folder
+there, or a source dataset, is refused, never deleted. The manifest records the rows written
+(`notes.merged_rows`), so rows deleted later are named.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from golden_noise.dataset.writer import DatasetWriter
 _MAY_DIFFER = ("teacher_options",)
 MAX_ROWS_PER_SHARD = 2**20
 MERGED_ROWS = "merged_rows"  # notes key: the rows a merge wrote, checked when read
+MERGE_MARKER = "golden-noise-merge"  # written first into the work folder: a merge made it
+WORK_DATASET = "dataset"  # the dataset being written, inside the work folder
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,8 @@ def merge_datasets(
         NoisePromptDataset(source.root, table=source.table, manifest=source.manifest).verify()
     embeddings = _gather_embeddings(opened, new_index, texts)
     manifest.notes[MERGED_ROWS] = len(winners)
-    partial = out.parent / f".{out.name}.merging"
-    if partial.exists():  # a killed merge's leftovers: never read as a dataset
-        shutil.rmtree(partial)
+    work = _start_work_folder(out)
+    partial = work / WORK_DATASET
     with DatasetWriter(partial, manifest, rows_per_shard=rows_per_shard, prompts=records) as w:
         w.add_embeddings(list(embeddings), torch.stack(list(embeddings.values())))
         _copy_rows(opened, keys, winners, extras, w, progress)
@@ -113,7 +117,58 @@ def merge_datasets(
     if out.exists():
         out.rmdir()  # checked empty above
     partial.rename(out)  # the whole dataset appears at once, or not at all
+    shutil.rmtree(work)  # only the marker is left
     return MergeSummary(out, len(winners), len(texts), replaced, dropped)
+
+
+def _work_folder(out: Path) -> Path:
+    return out.parent / f".{out.name}.merging"
+
+
+def _made_by_merge(work: Path) -> bool:
+    """Whether `work` is what a merge leaves: a real folder holding its marker and at most
+    the dataset it was writing (a user's folder, or anything put beside, is not)."""
+    if work.is_symlink() or not work.is_dir() or not (work / MERGE_MARKER).is_file():
+        return False
+    return {entry.name for entry in work.iterdir()} <= {MERGE_MARKER, WORK_DATASET}
+
+
+def _check_work_folder(roots: list[Path], out: Path) -> None:
+    """A merge deletes the leftovers in its work folder: refuse a work folder that is (or
+    holds, or lies inside) a source, or that some merge did not make, before reading."""
+    work = _work_folder(out)
+    target = work.resolve()
+    for root in roots:
+        path = root.resolve()
+        if path == target or target in path.parents or path in target.parents:
+            raise GoldenNoiseError(
+                f"source dataset {root} is, holds or lies inside {work}, the folder a merge "
+                f"into {out} writes in (and clears) before renaming it to {out}; move the "
+                "source, or choose another --out"
+            )
+    _check_leftover(work, out)
+
+
+def _check_leftover(work: Path, out: Path) -> None:
+    if (work.exists() or work.is_symlink()) and not _made_by_merge(work):
+        raise GoldenNoiseError(
+            f"{work} exists but was not left by a merge (expected a folder holding "
+            f"{MERGE_MARKER} and at most {WORK_DATASET}/); a merge into {out} writes there "
+            "first and would delete it: move or remove it yourself, or choose another --out"
+        )
+
+
+def _start_work_folder(out: Path) -> Path:
+    """A fresh work folder whose marker is its first content, so a killed merge's leftovers
+    are told from anything else (they are removed here, checked again: the sources took a
+    while to read)."""
+    work = _work_folder(out)
+    _check_leftover(work, out)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / MERGE_MARKER).write_text(f"a golden-noise merge into {out} writes here\n")
+    return work
 
 
 def _check_paths(roots: list[Path], out: Path) -> None:
@@ -134,6 +189,7 @@ def _check_paths(roots: list[Path], out: Path) -> None:
             f"--out {out} already exists and is not an empty directory; a merge writes a new "
             "dataset: choose a new directory"
         )
+    _check_work_folder(roots, out)
 
 
 def _open(root: Path) -> _Source:

@@ -239,6 +239,20 @@ def test_collect_refuses_to_add_to_a_merged_dataset(tmp_path: Path) -> None:
     assert _files(out) == before
 
 
+def test_collect_refuses_a_dataset_whose_prompts_jsonl_is_gone(tmp_path: Path) -> None:
+    """Before: with prompts.jsonl deleted, a collect of other prompts resumed ("done 8/8"):
+    the first rows and cached embeddings, made for the old prompts, were taken for theirs."""
+    out = tmp_path / "npd"
+    common = ["collect", "--out", out, "--no-progress", "--steps", "2", "--redenoise-steps", "2"]
+    code, output = run_cli(*common, "-p", "toy:train:2")
+    assert code == 0, output
+    (out / "prompts.jsonl").unlink()
+    before = _files(out)
+    code, output = run_cli(*common, "-p", "toy:validation:2")
+    assert_refused(code, output, "shard(s) but no prompts.jsonl", "Restore that file")
+    assert _files(out) == before
+
+
 # --- evaluate --------------------------------------------------------------------------------
 def test_evaluate_with_no_scorer_is_refused(tmp_path: Path) -> None:
     """Before: `--scorers ","` wrote an empty report and exited 0."""

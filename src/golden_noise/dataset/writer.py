@@ -30,7 +30,7 @@ from golden_noise.dataset.integrity import (
     shard_metadata,
 )
 from golden_noise.dataset.manifest import MANIFEST_NAME, SHARDS_WITHOUT_DIGESTS, DatasetManifest
-from golden_noise.dataset.prompts import PromptRecord, write_prompts
+from golden_noise.dataset.prompts import PROMPTS_NAME, PromptRecord, write_prompts
 from golden_noise.dataset.shards import (
     EMBEDDINGS_DIR,
     EMBEDS,
@@ -101,6 +101,21 @@ def _check_new_root(root: Path) -> None:
         )
 
 
+def _check_prompt_record(root: Path) -> None:
+    """Rows and embeddings name their prompt by index, and only prompts.jsonl says which
+    text that is: without it, a resume with other prompts would file them under the same
+    indices and take the old prompts' rows and cached embeddings for theirs."""
+    if (root / PROMPTS_NAME).is_file():
+        return
+    made = list_shards(root / ROWS_DIR) + list_shards(root / EMBEDDINGS_DIR)
+    if made:
+        raise GoldenNoiseError(
+            f"{root} holds {len(made)} shard(s) but no {PROMPTS_NAME}, the record of which "
+            "prompt each of their prompt indices names; adding rows could file other prompts "
+            "under those indices. Restore that file, or collect into a new directory"
+        )
+
+
 def _prepare_root(root: Path) -> None:
     try:
         for sub in (ROWS_DIR, EMBEDDINGS_DIR):
@@ -165,6 +180,7 @@ class DatasetWriter:
         self.rank = rank
         self.rows_per_shard = integer("rows_per_shard", rows_per_shard, 1)
         _check_new_root(self.root)
+        _check_prompt_record(self.root)
         _prepare_root(self.root)
         self._lock: int | None = _claim_rank(self.root, rank)
         try:

@@ -295,6 +295,144 @@ def test_resume_refuses_another_run_in_the_same_folder(dataset: Path, tmp_path: 
     assert len(again.history) == 1
 
 
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """A finished 4-epoch run (3 batches an epoch, a checkpoint every 2 steps) cut back to
+    checkpoint_3, the mid-epoch save at step 6 (epoch 1, batch 3): the run as a kill left it,
+    but for metrics.jsonl, which holds all 4 epochs as after a resume from an earlier save."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("killed")
+    data = write_synthetic_dataset(root / "npd", n_prompts=8, seeds_per_prompt=2)
+    run = root / "run"
+    history = train(_resumable(data, run)).history
+    for folder in (run / "checkpoints").iterdir():
+        if int(folder.name.split("_")[-1]) > 3:
+            shutil.rmtree(folder)
+    return run, history
+
+
+def _resumable(dataset: Path, out: Path) -> TrainConfig:
+    return small_config(
+        dataset, out, epochs=4, batch_size=4, checkpoint_every=2, keep_checkpoints=20, cpu=True
+    )
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _edit_first_metrics_line(run: Path) -> None:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    lines[0] = json.dumps({**row, "val_loss": row["val_loss"] / 2})
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _edit_scheduler(checkpoint: Path) -> None:
+    state = torch.load(checkpoint / "scheduler.bin", weights_only=True)
+    torch.save({**state, "last_epoch": state["last_epoch"] + 1}, checkpoint / "scheduler.bin")
+
+
+# what is edited in the killed run (checkpoint_3: epoch 1, batch 3, step 6) -> what is named
+CONTRADICTIONS = {
+    "best_val_loss": (
+        lambda run, ckpt: _edit_json(ckpt / "progress.json", lambda p: p.update(best_val_loss=0.1)),
+        r'"best_val_loss": 0\.1, but the lowest val_loss of epoch 1 in .*metrics\.jsonl is \d',
+    ),
+    "epoch": (
+        lambda run, ckpt: _edit_json(ckpt / "progress.json", lambda p: p.update(epoch=3)),
+        r'"global_step": 6, but "epoch": 3 and "batches_in_epoch": 3 are step 12 of this run '
+        r"\(3 optimizer steps an epoch\)",
+    ),
+    "global_step": (
+        lambda run, ckpt: _edit_json(ckpt / "progress.json", lambda p: p.update(global_step=5)),
+        r'"global_step": 5, but "epoch": 1 and "batches_in_epoch": 3 are step 6',
+    ),
+    "batches_in_epoch": (
+        lambda run, ckpt: _edit_json(ckpt / "progress.json", lambda p: p.update(epoch=4)),
+        r'"batches_in_epoch": 3 at "epoch": 4, but .* so at most 0',
+    ),
+    "history": (
+        lambda run, ckpt: _edit_json(
+            ckpt / "progress.json", lambda p: p["history"][0].update(val_loss=0.1)
+        ),
+        r'"history" row 1: .*"val_loss": 0\.1.*, but line 1 of .*metrics\.jsonl is',
+    ),
+    "metrics.jsonl": (
+        lambda run, ckpt: _edit_first_metrics_line(run),
+        r'"history" row 1: .*, but line 1 of .*metrics\.jsonl is',
+    ),
+    "metrics.jsonl deleted": (
+        lambda run, ckpt: (run / "metrics.jsonl").unlink(),
+        r'"epoch": 1, but .*metrics\.jsonl cannot be read',
+    ),
+    "scheduler.bin": (
+        lambda run, ckpt: _edit_scheduler(ckpt),
+        r'"global_step": 6, but the checkpoint\'s LR scheduler \(scheduler\.bin\) counts 7',
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", CONTRADICTIONS)
+def test_a_resume_refuses_a_progress_record_the_run_contradicts(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path, edit: str
+) -> None:
+    """Before: best_val_loss edited to 0.1 resumed as "best val loss 0.10000" (no epoch reached
+    it; best/ was never updated again) and epoch 1 edited to 3 exited 0 with 2 epochs skipped,
+    though global_step said 6. Now the record is held against the schedule, the scheduler's
+    count and metrics.jsonl, and the run is left as it was."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    change, named = CONTRADICTIONS[edit]
+    change(run, run / "checkpoints" / "checkpoint_3")
+    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    with pytest.raises(GoldenNoiseError, match=named) as refusal:
+        train(config)
+    assert f"cannot resume from {run / 'checkpoints' / 'checkpoint_3'}: its progress.json" in str(
+        refusal.value
+    )
+    assert "Delete that checkpoint folder to resume from the one before it" in str(refusal.value)
+    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_resume_from_an_earlier_checkpoint_is_accepted_and_ends_as_the_whole_run(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """metrics.jsonl holding more epochs than the checkpoint (a resume from an earlier save)
+    is no contradiction; nor is any checkpoint a run writes, with accumulation or without."""
+    import shutil
+
+    from golden_noise.train.state import Schedule, TrainProgress, check_progress
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    resumed = train(config).history
+
+    def untimed(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "samples_per_s"} for row in history]
+
+    assert untimed(resumed) == untimed(killed_run[1])
+    accumulated = tmp_path / "accumulated"
+    train(
+        small_config(
+            config.dataset, accumulated, epochs=2, batch_size=4, gradient_accumulation_steps=2,
+            checkpoint_every=1, keep_checkpoints=20, cpu=True,
+        )
+    )  # fmt: skip
+    checkpoints = sorted((accumulated / "checkpoints").iterdir())
+    assert len(checkpoints) == 6  # steps 1 (batch 2), 2 (batch 3), the epoch's end; twice
+    for folder in checkpoints:
+        counted = torch.load(folder / "scheduler.bin", weights_only=True)["last_epoch"]
+        check_progress(folder, TrainProgress.load(folder), Schedule(2, 3, 2), counted)
+
+
 class PlantedPayload:
     """Unpickling this runs a shell command that creates `marker`: what a hostile file does."""
 

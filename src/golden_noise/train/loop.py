@@ -19,7 +19,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,9 @@ from golden_noise.train.model import (
 )
 from golden_noise.train.objectives import KeyedRows, Objective, build_objective
 from golden_noise.train.state import (
+    Schedule,
     TrainProgress,
+    check_progress,
     checkpoint_configuration,
     claim_run_folder,
     discard_incomplete,
@@ -119,7 +120,8 @@ def train(config: TrainConfig) -> TrainResult:
     val_loader = DataLoader(
         KeyedRows(val_set), batch_size=config.batch_size, num_workers=config.num_workers
     )
-    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    schedule = Schedule(config.epochs, len(train_loader), config.gradient_accumulation_steps)
+    steps_per_epoch = schedule.steps_per_epoch
     scheduler = get_scheduler(
         config.lr_scheduler,
         optimizer,
@@ -131,7 +133,9 @@ def train(config: TrainConfig) -> TrainResult:
     )
 
     record = _run_record(accelerator, config, net, train_set, val_set)
-    progress = _resume(accelerator, config, {**record, "backbone_init": backbone_init})
+    progress = _resume(
+        accelerator, config, {**record, "backbone_init": backbone_init}, schedule, scheduler
+    )
     objective = build_objective(config, train_set, accelerator, progress)
     accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
     accelerator.print(
@@ -253,12 +257,19 @@ def _run_record(
     }
 
 
-def _resume(accelerator: Any, config: TrainConfig, record: dict[str, Any]) -> TrainProgress:
+def _resume(
+    accelerator: Any,
+    config: TrainConfig,
+    record: dict[str, Any],
+    schedule: Schedule,
+    scheduler: Any,
+) -> TrainProgress:
     """Continue from the newest complete checkpoint in `out`, if it is this same run.
 
     The main process deletes what killed saves left; every rank checks train_config.json
     (so a refusal stops all of them together) and the main one claims a fresh folder; then
-    every rank loads the same checkpoint and numbers its next save after it.
+    every rank loads the same checkpoint, checks its progress record against the run, and
+    numbers its next save after it.
     """
     out = config.out
     resume_from = latest_checkpoint(out)
@@ -286,6 +297,9 @@ def _resume(accelerator: Any, config: TrainConfig, record: dict[str, Any]) -> Tr
             "Delete that folder to resume from the checkpoint before it, or train into a new --out"
         ) from exc
     progress = TrainProgress.load(resume_from)
+    # fp16's loss scaler skips a step whose gradients overflowed, and the scheduler with it
+    counted = None if config.mixed_precision == "fp16" else scheduler.scheduler.last_epoch
+    check_progress(resume_from, progress, schedule, counted)
     accelerator.print(
         f"resumed from {resume_from} (epoch {progress.epoch}, step {progress.global_step})"
     )
@@ -355,7 +369,8 @@ def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> No
 
 
 def _save_checkpoint(accelerator: Any, net: Any, progress: TrainProgress, out: Path) -> None:
-    """accelerate's `save_state`, then our progress, whose JSON marks the save complete.
+    """accelerate's `save_state`, the metrics, then our progress, whose JSON marks the save
+    complete (so metrics.jsonl holds every epoch of any complete checkpoint's history).
 
     The running loss sum is averaged over processes first: only the main process's copy is
     saved, and the mean of (shared sum + each rank's later sum) is still the right total.
@@ -363,6 +378,6 @@ def _save_checkpoint(accelerator: Any, net: Any, progress: TrainProgress, out: P
     progress.epoch_loss_sum = _global_mean(accelerator, progress.epoch_loss_sum)
     folder = Path(accelerator.save_state())
     if accelerator.is_main_process:
-        progress.save(folder)
         write_metrics(out, progress.history)
+        progress.save(folder)
     accelerator.wait_for_everyone()

@@ -7,8 +7,10 @@ total_limit=...)` names them `checkpoints/checkpoint_<i>` and prunes the oldest,
 metrics history, best loss) is deliberately NOT registered with `register_for_checkpointing`:
 accelerate reads registered objects back with full unpickling, so a file planted in a run
 folder would run code on resume. It is written as `progress.json` + `progress.safetensors`
-after `save_state` returns; `progress.json` goes last and atomically, so it marks a complete
-checkpoint. A save killed before it is never resumed and is deleted on the next start.
+after `save_state` and the metrics files; `progress.json` goes last and atomically, so it
+marks a complete checkpoint. A save killed before it is never resumed and is deleted on the
+next start. On resume `check_progress` holds that record against the run's schedule, its
+metrics and its LR scheduler, since the record decides which epochs are still to train.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ CHECKPOINTS = "checkpoints"
 PROGRESS_JSON = "progress.json"
 PROGRESS_TENSORS = "progress.safetensors"
 RUN_CONFIG = "train_config.json"
+METRICS_JSONL = "metrics.jsonl"
 _NUMBERED = re.compile(r"^checkpoint_(\d+)$")
 
 
@@ -75,6 +78,159 @@ class TrainProgress:
                 "checkpoint folder to resume from the one before"
             ) from exc
         return progress
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A run's epochs in batches and optimizer steps: what its progress counters must fit."""
+
+    epochs: int
+    batches_per_epoch: int
+    accumulation: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.batches_per_epoch / self.accumulation)
+
+    def step_at(self, epoch: int, batches: int) -> int:
+        """Optimizer steps taken `batches` into `epoch`: accelerate steps every `accumulation`
+        batches and on an epoch's last batch (a checkpoint comes right after a step)."""
+        return epoch * self.steps_per_epoch + math.ceil(batches / self.accumulation)
+
+
+def check_progress(
+    folder: Path, progress: TrainProgress, schedule: Schedule, scheduler_steps: int | None
+) -> None:
+    """Refuse a progress record that disagrees with the rest of the run it resumes.
+
+    The record decides which epochs are still trained and what counts as a new best, so an
+    edited or mixed-up progress.json would silently train the wrong epochs or keep a best/
+    that no epoch reached. Its counters must fit the schedule and the LR scheduler's own
+    count (`scheduler_steps`; None where steps may be skipped), its history must be the
+    first lines of metrics.jsonl, and best_val_loss their lowest val_loss. Every float
+    compared is a copy of one the same process wrote (JSON round-trips floats exactly), so
+    equality is exact. metrics.csv is written from the same rows, as decimal text.
+    """
+    _check_counters(folder, progress, schedule)
+    if scheduler_steps is not None and scheduler_steps != progress.global_step:
+        raise _refuse(
+            folder,
+            f'"global_step": {progress.global_step}',
+            f"the checkpoint's LR scheduler (scheduler.bin) counts {scheduler_steps} steps",
+        )
+    _check_history(folder, progress, schedule)
+    _check_best(folder, progress)
+
+
+_REMEDY = (
+    "Delete that checkpoint folder to resume from the one before it, or train into a new --out "
+    "(--init-from starts from its weights)"
+)
+
+
+def _refuse(folder: Path, holds: str, expected: str) -> GoldenNoiseError:
+    return GoldenNoiseError(
+        f"cannot resume from {folder}: its {PROGRESS_JSON} holds {holds}, but {expected}. "
+        + _REMEDY
+    )
+
+
+def _check_counters(folder: Path, progress: TrainProgress, schedule: Schedule) -> None:
+    """Epoch, batch and step: whole counts, inside the run, one step count for both."""
+    for name in ("epoch", "batches_in_epoch", "global_step"):
+        value = getattr(progress, name)
+        if type(value) is not int or value < 0:
+            raise _refuse(folder, f'"{name}": {value!r}', "a count is a whole number, 0 or more")
+    epoch, batches = progress.epoch, progress.batches_in_epoch
+    if epoch > schedule.epochs:
+        raise _refuse(folder, f'"epoch": {epoch}', f"this run trains {schedule.epochs} epochs")
+    most = 0 if epoch == schedule.epochs else schedule.batches_per_epoch
+    if batches > most:
+        raise _refuse(
+            folder,
+            f'"batches_in_epoch": {batches} at "epoch": {epoch}',
+            f"an epoch of this run has {schedule.batches_per_epoch} batches and it trains "
+            f"{schedule.epochs} epochs, so at most {most}",
+        )
+    step = schedule.step_at(epoch, batches)
+    if progress.global_step != step:
+        raise _refuse(
+            folder,
+            f'"global_step": {progress.global_step}',
+            f'"epoch": {epoch} and "batches_in_epoch": {batches} are step {step} of this run '
+            f"({schedule.steps_per_epoch} optimizer steps an epoch)",
+        )
+    loss_sum = progress.epoch_loss_sum
+    if not isinstance(loss_sum, float) or not math.isfinite(loss_sum) or (loss_sum and not batches):
+        raise _refuse(
+            folder,
+            f'"epoch_loss_sum": {loss_sum!r} after {batches} batches of its epoch',
+            "it is a finite sum of batch losses, 0.0 before the first",
+        )
+
+
+def _check_history(folder: Path, progress: TrainProgress, schedule: Schedule) -> None:
+    """One history row per finished epoch, each the same line metrics.jsonl holds for it."""
+    history, epoch = progress.history, progress.epoch
+    if not isinstance(history, list) or len(history) != epoch:
+        rows = len(history) if isinstance(history, list) else type(history).__name__
+        raise _refuse(
+            folder, f'"epoch": {epoch} with "history" of {rows} rows', "it has one row an epoch"
+        )
+    path = _metrics_of(folder)
+    lines = _metrics_lines(folder, path, epoch)
+    for number, (row, line) in enumerate(zip(history, lines, strict=True), 1):
+        if json.dumps(row) != line:
+            raise _refuse(
+                folder,
+                f'"history" row {number}: {json.dumps(row)[:300]}',
+                f"line {number} of {path} is {line[:300]}",
+            )
+        step = number * schedule.steps_per_epoch
+        if not isinstance(row, dict) or (row.get("epoch"), row.get("step")) != (number, step):
+            raise _refuse(
+                folder,
+                f'"history" row {number}: {line[:300]}',
+                f'the row of epoch {number} holds "epoch": {number}, "step": {step}',
+            )
+
+
+def _metrics_lines(folder: Path, path: Path, epoch: int) -> list[str]:
+    """The first `epoch` lines of metrics.jsonl (written before each checkpoint's record, so
+    it holds at least as many; more after a resume from an earlier checkpoint)."""
+    if epoch == 0:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _refuse(folder, f'"epoch": {epoch}', f"{path} cannot be read ({exc})") from exc
+    if len(lines) < epoch:
+        raise _refuse(folder, f'"epoch": {epoch}', f"{path} records {len(lines)} epochs")
+    return lines[:epoch]
+
+
+def _check_best(folder: Path, progress: TrainProgress) -> None:
+    """best_val_loss is the lowest val_loss of the epochs recorded (history = metrics.jsonl)."""
+    losses = [row.get("val_loss") for row in progress.history]
+    if not all(isinstance(loss, float) and math.isfinite(loss) for loss in losses):
+        raise _refuse(folder, f'"history" val_loss {losses}', "every epoch has a finite val_loss")
+    best = min(losses, default=None)
+    if progress.best_val_loss != best:  # copies of the same float: exact
+        expected = (
+            f"the lowest val_loss of {_epochs(progress.epoch)} in {_metrics_of(folder)} is {best!r}"
+            if losses
+            else "no epoch has finished, so it is null"
+        )
+        raise _refuse(folder, f'"best_val_loss": {progress.best_val_loss!r}', expected)
+
+
+def _metrics_of(checkpoint: Path) -> Path:
+    """metrics.jsonl of the run that holds `checkpoint` (out/checkpoints/checkpoint_<i>)."""
+    return checkpoint.parent.parent / METRICS_JSONL
+
+
+def _epochs(count: int) -> str:
+    return "epoch 1" if count == 1 else f"epochs 1-{count}"
 
 
 def shuffle_seed(seed: int) -> int:
@@ -124,7 +280,7 @@ def discard_incomplete(out: Path) -> None:
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl and metrics.csv from the checkpointed history (no duplicates
     after a resume, no half lines after a kill)."""
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+    atomic_write_text(out / METRICS_JSONL, "".join(json.dumps(row) + "\n" for row in history))
     if history:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]))

@@ -134,6 +134,40 @@ def test_local_search_dataset_names_its_teacher(sd, tmp_path):
             assert float(row[column]) == pytest.approx(plain, abs=1e-2), (index, column)
 
 
+def test_a_resume_encodes_again_the_embeddings_whose_shard_is_gone(sd, tmp_path):
+    """Before: with an embedding shard and its ledger entry deleted from a finished dataset,
+    the same collect said "done" and wrote nothing, and every reader refused the rows."""
+    import json
+
+    from golden_noise.dataset import NoisePromptDataset
+
+    def run():
+        return collect(sd, job_prompts(3), tmp_path, get_scorer("toy-soft"),
+                       teacher=LocalSearchTeacher(candidates=2, angle=0.3),
+                       sampler=SamplerSettings(steps=1), seeds=SeedPlan(per_prompt=2),
+                       batch_size=2, rows_per_shard=2, progress=False)  # fmt: skip
+
+    run()
+    shards = list_shards(tmp_path / EMBEDDINGS_DIR)
+    before = {}
+    for path in shards:
+        tensors = load_file(str(path))
+        before.update(zip(tensors["prompt_index"].tolist(), tensors["embeds"], strict=True))
+    assert load_file(str(shards[0]))["prompt_index"].tolist() == [0, 1]  # the first batch's
+    shards[0].unlink()
+    ledger = tmp_path / "ledger-r00000.json"
+    entries = json.loads(ledger.read_text())
+    del entries[f"embeddings/{shards[0].name}"]
+    ledger.write_text(json.dumps(entries))
+    with pytest.raises(GoldenNoiseError, match="run the same collect .* command again"):
+        NoisePromptDataset(tmp_path)
+    assert run().rows_written_here == 0
+    data = NoisePromptDataset(tmp_path)
+    assert len(data) == 6
+    for item, (index, _) in enumerate(data.keys):  # the same numbers as the first time
+        assert torch.equal(data[item][2], before[index].float())
+
+
 @pytest.mark.parametrize("family", ["sdxl", "hunyuan-dit"])
 def test_collect_runs_for_the_other_families(family, tmp_path):
     pipe = tiny_pipelines.BUILDERS[family]()

@@ -115,6 +115,33 @@ def test_import_resumes_without_duplicates(tmp_path: Path, encode) -> None:
     assert len(NoisePromptDataset(tmp_path / "npd")) == 3
 
 
+def test_an_import_run_again_encodes_the_embeddings_whose_shards_are_gone(
+    tmp_path: Path, encode
+) -> None:
+    """Before: with the embedding shards and their ledger entries deleted, the import run
+    again wrote the first caption's embedding only, and the rows of the others stayed
+    unreadable."""
+    npz_dir, jsonl = _authors_layout(tmp_path)
+    out = tmp_path / "npd"
+
+    def run():
+        return import_authors(npz_dir, jsonl, out, encode, family="sd", score_names=("h", "p"),
+                              progress=False)  # fmt: skip
+
+    run()
+    data = NoisePromptDataset(out)
+    before = {index: data[item][2] for item, (index, _) in enumerate(data.keys)}
+    for shard in (out / "embeddings").iterdir():
+        shard.unlink()
+    ledger = json.loads((out / "ledger-r00000.json").read_text())
+    kept = {name: entry for name, entry in ledger.items() if name.startswith("rows/")}
+    (out / "ledger-r00000.json").write_text(json.dumps(kept))
+    assert run().rows_written == 0
+    data = NoisePromptDataset(out)
+    for item, (index, _) in enumerate(data.keys):
+        torch.testing.assert_close(data[item][2], before[index])
+
+
 def test_import_rejects_score_lists_of_the_wrong_length(tmp_path: Path, encode) -> None:
     npz_dir, jsonl = _authors_layout(tmp_path)
     with pytest.raises(GoldenNoiseError, match="expected 1 scores per list .* found 2"):

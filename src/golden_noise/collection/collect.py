@@ -5,6 +5,8 @@ seed settings, so any process can work out what is left: a restart (after a kill
 moment) does exactly the missing rows, and N accelerate processes split the missing rows
 by position (row i goes to rank i mod N) into the same directory, with no offsets and no merge.
 Every row is stored with both scores, kept or not, so the margin filter can be redone later.
+A prompt whose rows are on disk but whose cached text embedding is not (its shard deleted)
+is encoded again on resume: the embedding depends only on the prompt and the pipeline.
 """
 
 from __future__ import annotations
@@ -280,6 +282,8 @@ def collect(
     start = time.perf_counter()
     label = f"collecting ({teacher.name})" + (f" rank {rank}/{world}" if world > 1 else "")
     with writer, _progress(progress and is_main) as bar:
+        if is_main:  # rows whose prompt's embedding shard is gone: encoded again
+            writer.embed_missing(lambda t: adapter.encode_prompt(t).tokens.float(), batch_size)
         task = bar.add_task(label, total=len(todo), rate=0.0, kept=0.0, stage="")
         for batch in _batches(todo, batch_size):
             index = [p for p, _ in batch]

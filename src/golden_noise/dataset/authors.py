@@ -242,6 +242,7 @@ def import_authors(
         task = bar.add_task("importing pairs", total=len(files))
         if not writer.has_embedding(0):
             writer.add_embeddings([0], first_text.float())
+        writer.embed_missing(lambda texts: encode(texts).float(), batch_size)  # shard deleted
         for start in range(0, len(files), batch_size):
             batch: list[tuple[np.ndarray, np.ndarray, int, AuthorsRecord, int]] = []
             batch_keys: set[tuple[int, int]] = set()

@@ -222,8 +222,10 @@ class NoisePromptDataset(Dataset):
         if missing:
             raise GoldenNoiseError(
                 f"{self.root}: {len(missing)} prompts have rows but no cached text embedding "
-                f"(e.g. prompt indices {missing[:10]}); a collect run that was stopped fills "
-                "them in when run again; otherwise the embedding shards are damaged or missing"
+                f"(e.g. prompt indices {missing[:10]}): their embedding shards are missing. "
+                "Restore them, or run the same collect (or import-authors) command again: it "
+                "encodes every prompt that has rows but no embedding (a merged dataset: merge "
+                "its sources again)"
             )
         return shards, where
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ from golden_noise.dataset.integrity import (
     shard_metadata,
 )
 from golden_noise.dataset.manifest import MANIFEST_NAME, SHARDS_WITHOUT_DIGESTS, DatasetManifest
-from golden_noise.dataset.prompts import PROMPTS_NAME, PromptRecord, write_prompts
+from golden_noise.dataset.prompts import PROMPTS_NAME, PromptRecord, read_prompts, write_prompts
 from golden_noise.dataset.shards import (
     EMBEDDINGS_DIR,
     EMBEDS,
@@ -242,6 +242,24 @@ class DatasetWriter:
         chosen = indices[keep]
         self._embeds.append((chosen, embeds[keep].detach().to("cpu", torch.float16)))
         self._embedded.update(chosen.tolist())
+
+    def embed_missing(self, encode: Callable[[list[str]], torch.Tensor], batch_size: int) -> int:
+        """Encode every prompt that has rows but no cached text embedding (its embedding
+        shard was deleted, say). An embedding depends only on the text and the encoder, which
+        the manifest check holds the same, so it comes back as it was. Returns how many."""
+        missing = sorted({p for p, _ in self._keys} - self._embedded)
+        texts = {i: r.text for i, r in read_prompts(self.root).items()} if missing else {}
+        unknown = [p for p in missing if p not in texts]
+        if unknown:
+            raise GoldenNoiseError(
+                f"{self.root}: rows refer to prompt indices {unknown[:10]} that its "
+                f"{PROMPTS_NAME} does not hold, so their text embeddings cannot be made again; "
+                "the dataset is damaged: restore that file"
+            )
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            self.add_embeddings(chunk, encode([texts[p] for p in chunk]))
+        return len(missing)
 
     def add(
         self,

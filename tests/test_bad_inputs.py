@@ -253,6 +253,20 @@ def test_collect_refuses_a_dataset_whose_prompts_jsonl_is_gone(tmp_path: Path) -
     assert _files(out) == before
 
 
+def test_collect_resumed_with_another_margin_is_refused(tmp_path: Path) -> None:
+    """Before: a resume with --margin 0.1 reported "kept at margin 0.1" while the manifest
+    kept 0.0, the margin train then filtered at by default."""
+    out = tmp_path / "npd"
+    common = ["collect", "-p", "toy:train:2", "--out", out, "--no-progress", "--steps", "2",
+              "--redenoise-steps", "2"]  # fmt: skip
+    code, output = run_cli(*common)
+    assert code == 0, output
+    before = _files(out)
+    code, output = run_cli(*common, "--margin", "0.1")
+    assert_refused(code, output, "records margin 0.0", "asks for margin 0.1", "train --margin 0.1")
+    assert _files(out) == before
+
+
 # --- evaluate --------------------------------------------------------------------------------
 def test_evaluate_with_no_scorer_is_refused(tmp_path: Path) -> None:
     """Before: `--scorers ","` wrote an empty report and exited 0."""
@@ -491,6 +505,18 @@ def test_import_authors_refuses_two_entries_of_one_caption_and_seed(tmp_path: Pa
     code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
     assert_refused(code, output, "entries index 0 and index 2 both have caption 'p0' and seed 10")
     assert not out.exists()
+
+
+def test_import_authors_resumed_with_another_margin_is_refused(tmp_path: Path) -> None:
+    """Before: the import went on and the manifest kept its first margin, exit 0."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0}, {0: 10})
+    out = tmp_path / "npd"
+    common = ["import-authors", npz, jsonl, "--out", out, "--pipeline", "toy"]
+    code, output = run_cli(*common)
+    assert code == 0, output
+    before = _files(out)
+    assert_refused(*run_cli(*common, "--margin", "0.1"), "records margin 0.0", "margin 0.1")
+    assert _files(out) == before
 
 
 # --- train --objective reward ----------------------------------------------------------------

@@ -369,7 +369,9 @@ class DatasetWriter:
 
     def _agree(self, manifest: DatasetManifest) -> DatasetManifest:
         """The directory's manifest if it agrees with `manifest` (written if there is none),
-        with the record that this writer keeps digests (`SHARDS_WITHOUT_DIGESTS`)."""
+        with the record that this writer keeps digests (`SHARDS_WITHOUT_DIGESTS`). The margin
+        must agree too: the manifest's is every reader's default, and a run that reported
+        another would say its rows were kept at a margin no reader applies."""
         if not (self.root / MANIFEST_NAME).exists():
             created = _with_notes(manifest, {SHARDS_WITHOUT_DIGESTS: []})
             created.save(self.root)
@@ -383,6 +385,14 @@ class DatasetWriter:
             raise GoldenNoiseError(
                 f"{self.root} holds a dataset made differently ({detail}); "
                 f"write to a new directory or use the same settings"
+            )
+        if manifest.margin != existing.margin:
+            raise GoldenNoiseError(
+                f"{self.root} records margin {existing.margin!r}, the filter its readers apply "
+                f"by default; this run asks for margin {manifest.margin!r}. The margin changes "
+                "no row (each is stored with both scores, kept or not): resume with --margin "
+                f"{existing.margin!r}, and filter otherwise when reading (train --margin "
+                f"{manifest.margin!r})"
             )
         shards = list_shards(self.root / ROWS_DIR) + list_shards(self.root / EMBEDDINGS_DIR)
         if existing.shards_without_digests() is not None:

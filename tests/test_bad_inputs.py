@@ -519,6 +519,17 @@ def test_import_authors_resumed_with_another_margin_is_refused(tmp_path: Path) -
     assert _files(out) == before
 
 
+@pytest.mark.parametrize("seed", [-5, 2**63])
+def test_import_authors_refuses_a_seed_out_of_range(seed: int, tmp_path: Path) -> None:
+    """Before: a JSONL seed of -5 (a file name without one) was stored as the row's seed,
+    exit 0; evaluate refuses seeds below 0."""
+    npz, jsonl = _authors_files(tmp_path, {"pair.npz": 0}, {0: seed})
+    out = tmp_path / "npd"
+    code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
+    assert_refused(code, output, f"line 1: seed must be between 0 and {2**63 - 1}; got {seed}")
+    assert not out.exists()
+
+
 # --- train --objective reward ----------------------------------------------------------------
 REWARD_OPTIONS = {
     "unknown reward": (

@@ -28,6 +28,7 @@ import torch
 from rich.progress import Progress
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord
@@ -79,6 +80,10 @@ def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
                 f"{path} line {number}: expected a JSON object with index, seed, caption, "
                 f"original_score_list and optimized_score_list; got {line[:100]!r} ({exc})"
             ) from exc
+        if not 0 <= record.seed <= MAX_SEED:  # the seeds every other command takes
+            raise GoldenNoiseError(
+                f"{path} line {number}: seed must be between 0 and {MAX_SEED}; got {record.seed}"
+            )
         for scores in (record.source_scores, record.target_scores):
             if len(scores) != n_scores:
                 raise GoldenNoiseError(

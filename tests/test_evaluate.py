@@ -10,7 +10,13 @@ from tiny_pipelines import build_sd, make_identity, tiny_npnet
 
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.weights import weights_digest
-from golden_noise.evaluation.evaluate import Generation, evaluate, image_file
+from golden_noise.evaluation.evaluate import (
+    MADE_FOR_KEY,
+    Generation,
+    evaluate,
+    image_file,
+    made_for,
+)
 from golden_noise.generation import arms
 from golden_noise.generation.arms import make_samples
 from golden_noise.generation.generate import GoldenNoise
@@ -307,12 +313,17 @@ def test_reuse_copies_another_runs_images_only_when_the_same_settings_made_them(
 
     made = {"standard": never, "golden": first.arms["golden"]}
     reuse = (tmp_path / "first", {"standard": "standard"})
+    older = tmp_path / "first" / image_file(samples[1], "standard")
+    with Image.open(older) as image:
+        image.save(older)  # as an older evaluate wrote it: no record of what it was made for
     evaluate(tmp_path / "second", scorers(), samples=samples, show_progress=False,
              generation=Generation(pipe, made, CALL, reuse=reuse), resamples=100)  # fmt: skip
-    for sample in samples:
+    for sample in samples:  # copied with the record this run's re-scores require
         name = image_file(sample, "standard")
-        copied = (tmp_path / "second" / name).read_bytes()
-        assert copied == (tmp_path / "first" / name).read_bytes()
+        with Image.open(tmp_path / "second" / name) as copied:
+            assert copied.text[MADE_FOR_KEY] == made_for(sample, "standard")
+            with Image.open(tmp_path / "first" / name) as source:
+                assert np.array_equal(np.asarray(copied), np.asarray(source))
     other = {**CALL, "num_inference_steps": 3}
     with pytest.raises(AssertionError, match="must not be generated"):
         evaluate(tmp_path / "third", scorers(), samples=samples, show_progress=False,

@@ -399,6 +399,11 @@ RESCORE_EDITS = {
         r"00000-seed1-golden.png does not record what it was made for, as every image of this "
         r"run did \(.*run.json: images_record_made_for\)",
     ),
+    # the per-group statistics moved the line's images into another group, exit 0
+    "a prompt's group edited": (
+        lambda f: _edit_index(f, lambda entries: entries[0].update(group="pair")),
+        "index.jsonl lists other prompt groups than .*run.json records",
+    ),
     # the record gone too, the line's four images silently left the statistics, exit 0
     "run.json deleted and an index line deleted": (
         lambda f: ((f / "run.json").unlink(), _edit_index(f, lambda entries: entries.pop(1))),
@@ -429,6 +434,59 @@ def test_rescore_refuses_an_index_or_images_changed_after_the_run(
     assert _snapshot(previous) == before
 
 
+def test_a_refused_rescore_leaves_the_run_record_as_it_was(previous: Path) -> None:
+    """Before: run.json took the new scorers before the images were checked, so a refused
+    re-score left run.json naming scorers its metrics.json does not have."""
+    from golden_noise.evaluation.evaluate import evaluate
+    from golden_noise.scorers import get_scorer
+
+    (previous / IMAGES.format(1, "golden")).unlink()
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match="1 are missing"):
+        evaluate(previous, [get_scorer("toy-correct")], run={"scorers": "toy-correct"},
+                 show_progress=False, resamples=50)  # fmt: skip
+    assert _snapshot(previous) == before
+
+
+def _resave_as(source: Path, target: Path) -> None:
+    """`source`'s pixels saved over `target` by an image tool: no text chunks."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image.convert("RGB").save(target)
+
+
+def test_a_resume_refuses_an_image_re_saved_without_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: digests are recorded once a run has scored, so after a kill an image replaced
+    by a re-save (no text chunks) was reused as the run's: golden scored as standard."""
+    import golden_noise.evaluation.evaluate as module
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the run stops after generating, before scoring
+
+    folder = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "score_images", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _evaluate_into(folder, A_PROMPTS)
+    assert "sha256" not in (folder / "index.jsonl").read_text()
+    _resave_as(folder / IMAGES.format(0, "standard"), folder / IMAGES.format(0, "golden"))
+    with pytest.raises(GoldenNoiseError, match="00000-seed0-golden.png does not record what"):
+        _evaluate_into(folder, A_PROMPTS)
+
+
+def test_a_resume_refuses_images_whose_index_is_gone(previous: Path) -> None:
+    """Before: with index.jsonl deleted, its digests went with it and a replaced image (its
+    text chunks kept) was reused and recorded as the run's."""
+    (previous / "index.jsonl").unlink()
+    before = _snapshot(previous)
+    with pytest.raises(GoldenNoiseError, match="holds images and run.json but no index.jsonl"):
+        _evaluate_into(previous, A_PROMPTS)
+    assert _snapshot(previous) == before
+
+
 def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -> None:
     """An older evaluate wrote no text chunks and no digests: its images are scored as named,
     and the re-score records their digests."""
@@ -436,8 +494,8 @@ def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -
 
     from golden_noise.evaluation.evaluate import recorded_hashes
 
-    before = json.loads((previous / "metrics.json").read_text())["summary"]["overall"]
-    path = previous / IMAGES.format(0, "standard")
+    before = json.loads((previous / "metrics.json").read_text())["summary"]
+    path = previous / IMAGES.format(0, "golden")
     with Image.open(path) as image:
         image.save(path)  # no text chunks: as an older evaluate wrote it
     _edit_index(previous, lambda entries: [e.pop("sha256") for e in entries])
@@ -445,8 +503,11 @@ def test_images_from_before_their_record_are_rescored_as_named(previous: Path) -
     assert record.pop("images_record_made_for") is True
     (previous / "run.json").write_text(json.dumps(record))
     assert recorded_hashes(previous) == {}
-    assert json.loads(json.dumps(_rescore(previous)["overall"])) == before
+    after = json.loads(json.dumps(_rescore(previous)))
+    assert after["overall"] == before["overall"]
     assert len(recorded_hashes(previous)) == 8
+    # its norm ratio is unknown, the others keep their places (they pair samples across arms)
+    assert after["norm_ratio"]["golden"] == [None, *before["norm_ratio"]["golden"][1:]]
 
 
 def test_a_resume_refuses_an_image_changed_since_its_run(previous: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -411,38 +410,31 @@ def evaluate(
         _check_distinct(samples)
     # Everything is checked before anything is written: a refused run leaves the folder (its
     # index, run record and report) exactly as the previous run left it.
+    record: dict[str, Any] = {}
     if main:  # what generated the images, kept across resumes and re-scores
         before = read_run_record(folder)
         made_by = before.pop(MADE_BY, None)
         kept = {ALL_MADE_FOR: True} if before.pop(ALL_MADE_FOR, None) is True else {}
         run = {**before, **(run or {})}
-        if generation is None and made_by is not None:
-            _check_index_against_record(folder, samples, arm_names, made_by)
         if generation is None:
-            _check_rescore_folder(folder, samples, arm_names)
-        if generation is not None:
+            _check_rescore_folder(folder, samples, arm_names, made_by)
+        else:
             made_by, recorded = _made_by(generation, samples, run), made_by
-            if recorded is None and _has_images(folder):
-                raise GoldenNoiseError(
-                    f"{folder} holds images but no record of what made them ({RUN_NAME} "
-                    f"without {MADE_BY!r}); they cannot be checked against this run: evaluate "
-                    "into a new --out, or delete that folder to regenerate"
-                )
-            if not (folder / RUN_NAME).is_file():
-                _refuse_files_of_another_kind(folder)
-            _refuse_stale_images(folder, recorded, made_by)
+            _check_resume_folder(folder, recorded, made_by)
             for scorer in scorers:  # not after the images of a prompt it cannot judge
                 scorer.check_prompts([s.prompt for s in samples])
             recorded_images = recorded_hashes(folder)
             for name in recorded_images:  # a resume reuses them: checked before any write
                 check_image(folder / name, recorded_images, name, folder / INDEX_NAME)
+            if not _has_images(folder):  # every image this run writes or copies records it
+                kept = {ALL_MADE_FOR: True}
             folder.mkdir(parents=True, exist_ok=True)
             write_index(folder, samples, arm_names, recorded_images)
             if generation.reuse is not None:
                 _copy_reused(folder, samples, made_by, *generation.reuse)
-        atomic_write_json(
-            folder / RUN_NAME, {**run, **kept, **({MADE_BY: made_by} if made_by else {})}
-        )
+        record = {**run, **kept, **({MADE_BY: made_by} if made_by else {})}
+        if generation is not None:  # a re-score's record is written once it has scored
+            atomic_write_json(folder / RUN_NAME, record)
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
@@ -459,6 +451,8 @@ def evaluate(
         rows = gather_object(rows)
     if not main:
         return None
+    if generation is None:
+        atomic_write_json(folder / RUN_NAME, record)
     _record_hashes(folder, samples, arm_names)
     if not require_made_for:
         _record_all_made_for(folder, [r.file for r in rows])
@@ -505,6 +499,7 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
                 "arms": sorted(generation.arms),
                 "run": described,
                 "samples_sha256": _samples_sha256(samples),
+                "groups_sha256": _groups_sha256(samples),
             },
             default=str,
         )
@@ -516,10 +511,39 @@ def _samples_sha256(samples: Sequence[Sample]) -> str:
     return hashlib.sha256(listed).hexdigest()
 
 
-def _check_rescore_folder(folder: Path, samples: Sequence[Sample], arms: Sequence[str]) -> None:
-    """A re-score trusts `index.jsonl` for each image's prompt: without the run's record, or
-    with images the index does not list, lines may have been removed and their images would
-    silently drop out of the statistics."""
+def _groups_sha256(samples: Sequence[Sample]) -> str:
+    """The samples' groups, which the report's per-group statistics are made of."""
+    return hashlib.sha256(json.dumps([s.group for s in samples]).encode()).hexdigest()
+
+
+def _check_resume_folder(folder: Path, recorded: dict | None, made_by: dict) -> None:
+    """Images already in `folder` are reused only with the records that check them: what
+    made them (run.json) and each one's digest (index.jsonl)."""
+    if recorded is None and _has_images(folder):
+        raise GoldenNoiseError(
+            f"{folder} holds images but no record of what made them ({RUN_NAME} "
+            f"without {MADE_BY!r}); they cannot be checked against this run: evaluate "
+            "into a new --out, or delete that folder to regenerate"
+        )
+    if recorded is not None and _has_images(folder) and not (folder / INDEX_NAME).is_file():
+        raise GoldenNoiseError(
+            f"{folder} holds images and {RUN_NAME} but no {INDEX_NAME}, which records each "
+            "image's digest; without it an image changed since cannot be told from the run's: "
+            "restore it, or evaluate into a new --out"
+        )
+    if not (folder / RUN_NAME).is_file():
+        _refuse_files_of_another_kind(folder)
+    _refuse_stale_images(folder, recorded, made_by)
+
+
+def _check_rescore_folder(
+    folder: Path, samples: Sequence[Sample], arms: Sequence[str], made_by: dict | None
+) -> None:
+    """A re-score trusts `index.jsonl` for each image's prompt and group: without the run's
+    record, or with images the index does not list, lines may have been removed and their
+    images would silently drop out of the statistics."""
+    if made_by is not None:
+        _check_index_against_record(folder, samples, arms, made_by)
     if not (folder / RUN_NAME).is_file():
         raise GoldenNoiseError(
             f"{folder} has no {RUN_NAME}, the record an evaluate run writes of what made its "
@@ -547,6 +571,12 @@ def _check_index_against_record(
             f"{folder / INDEX_NAME} lists {len(samples)} samples that are not the ones "
             f"{folder / RUN_NAME} records its images were made for (a line was edited, moved, "
             "added or removed); restore it, or evaluate again into a new --out"
+        )
+    if made_by.get("groups_sha256") not in (None, _groups_sha256(samples)):
+        raise GoldenNoiseError(
+            f"{folder / INDEX_NAME} lists other prompt groups than {folder / RUN_NAME} records "
+            "for its samples (a group was edited), so the per-group statistics would be "
+            "wrong; restore it, or evaluate again into a new --out"
         )
     if made_by.get("arms") not in (None, sorted(arms)):
         raise GoldenNoiseError(
@@ -576,20 +606,19 @@ def _copy_reused(
 
 
 def _copy_image(src: Path, dst: Path, sample: Sample, old: str, new: str) -> None:
-    """Copy a reused image; under another arm name, the record of what it was made for is
-    renamed with it (only when it was this sample's: a misplaced image stays detectable)."""
-    if old == new:
-        shutil.copyfile(src, dst)
-        return
+    """Copy a reused image with the record of what it was made for under our arm name, also
+    when an older evaluate wrote none (its run's record vouched for it); an image recorded as
+    another sample's keeps that record, so it stays detectable."""
     with Image.open(src) as image:
         text = dict(image.text)
-        if text.get(MADE_FOR_KEY) == made_for(sample, old):
+        if text.get(MADE_FOR_KEY, made_for(sample, old)) == made_for(sample, old):
             text[MADE_FOR_KEY] = made_for(sample, new)
         atomic_write_png(dst, image, text=text)
 
 
 # How the caller named its prompts and seeds (a file, a toy split, "0-3"): the samples'
-# digest already compares what they are, so the same prompts named another way resume.
+# digest already compares what they are, so the same prompts named another way resume (their
+# groups, which a file does not give, only sort the report's statistics).
 _NAMES_OF_SAMPLES = ("prompts", "seeds")
 
 
@@ -599,7 +628,7 @@ def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None
 
     def compared(made_by: dict) -> dict:
         run = {k: v for k, v in made_by.get("run", {}).items() if k not in _NAMES_OF_SAMPLES}
-        return {**made_by, "run": run}
+        return {**{k: v for k, v in made_by.items() if k != "groups_sha256"}, "run": run}
 
     if recorded is None:
         return

@@ -99,11 +99,13 @@ def forest_figure(summary: Mapping[str, Any], metrics: Sequence[MetricInfo]) -> 
     return figure
 
 
-def norm_ratio_figure(ratios: Mapping[str, Sequence[float]]) -> Figure:
-    """A histogram per arm of ||start latents|| / ||seed's noise||, with 1 marked."""
+def norm_ratio_figure(ratios: Mapping[str, Sequence[float | None]]) -> Figure:
+    """A histogram per arm of ||start latents|| / ||seed's noise||, with 1 marked (images
+    that recorded none are left out)."""
     figure = Figure(figsize=(6.0, 2.8), layout="constrained")
     ax = figure.subplots()
-    values = {arm: np.asarray(r, dtype=np.float64) for arm, r in ratios.items() if len(r)}
+    known = {arm: [v for v in r if v is not None] for arm, r in ratios.items()}
+    values = {arm: np.asarray(r, dtype=np.float64) for arm, r in known.items() if len(r)}
     everything = np.concatenate([*values.values(), [1.0]])
     low, high = float(everything.min()), float(everything.max())
     pad = max(0.01, 0.05 * (high - low))

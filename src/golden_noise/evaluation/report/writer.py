@@ -48,13 +48,14 @@ def csv_text(rows: Sequence[ImageRow], metrics: Sequence[MetricInfo]) -> str:
     return buffer.getvalue()
 
 
-def norm_ratios(rows: Sequence[ImageRow], baseline: str) -> dict[str, list[float]]:
-    """Each non-baseline arm's recorded start-noise norm ratios (arms without any left out)."""
-    ratios: dict[str, list[float]] = {}
+def norm_ratios(rows: Sequence[ImageRow], baseline: str) -> dict[str, list[float | None]]:
+    """Each non-baseline arm's start-noise norm ratios in row order, None where an image did
+    not record one (so positions still pair samples across arms); arms without any left out."""
+    ratios: dict[str, list[float | None]] = {}
     for row in rows:
-        if row.arm != baseline and row.norm_ratio is not None:
+        if row.arm != baseline:
             ratios.setdefault(row.arm, []).append(row.norm_ratio)
-    return ratios
+    return {arm: r for arm, r in ratios.items() if any(v is not None for v in r)}
 
 
 def _slug(name: str) -> str:

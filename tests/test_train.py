@@ -332,8 +332,11 @@ def _edit_first_metrics_line(run: Path) -> None:
 
 
 def _edit_scheduler(checkpoint: Path) -> None:
+    """A scheduler one step ahead, in a checkpoint saved before progress.json recorded file
+    digests (with them, the changed scheduler.bin is refused before its count is read)."""
     state = torch.load(checkpoint / "scheduler.bin", weights_only=True)
     torch.save({**state, "last_epoch": state["last_epoch"] + 1}, checkpoint / "scheduler.bin")
+    _edit_json(checkpoint / "progress.json", lambda p: p.pop("files_sha256"))
 
 
 # what is edited in the killed run (checkpoint_3: epoch 1, batch 3, step 6) -> what is named
@@ -399,6 +402,57 @@ def test_a_resume_refuses_a_progress_record_the_run_contradicts(
     )
     assert "Delete that checkpoint folder to resume from the one before it" in str(refusal.value)
     assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def _flip_last_float_bit(path: Path) -> None:
+    """Flip the lowest mantissa bit of the file's last float32 (little-endian, at its end)."""
+    data = bytearray(path.read_bytes())
+    data[-4] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "name", ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "progress.safetensors"]
+)
+def test_a_resume_refuses_a_checkpoint_file_changed_since_it_was_saved(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path, name: str
+) -> None:
+    """Before: one bit flipped in a float of checkpoint_3's model.safetensors resumed, exited 0
+    and ended with other weights. Now progress.json records every file's SHA-256 and the
+    resume refuses, naming the file, before anything is loaded."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    checkpoint = run / "checkpoints" / "checkpoint_3"
+    _flip_last_float_bit(checkpoint / name)
+    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    with pytest.raises(GoldenNoiseError) as refusal:
+        train(config)
+    message = str(refusal.value)
+    assert f"cannot resume from {checkpoint}: {checkpoint / name} differs from what the " in message
+    assert "Delete that checkpoint folder to resume from the one before it" in message
+    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    (checkpoint / name).unlink()
+    with pytest.raises(GoldenNoiseError, match="the file is missing"):
+        train(config)
+
+
+def test_a_checkpoint_saved_without_file_digests_still_resumes(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Checkpoints saved before progress.json recorded digests resume as before."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    checkpoint = run / "checkpoints" / "checkpoint_3"
+    recorded = json.loads((checkpoint / "progress.json").read_text())["files_sha256"]
+    assert set(recorded) >= {"model.safetensors", "optimizer.bin", "scheduler.bin"}
+    _edit_json(checkpoint / "progress.json", lambda p: p.pop("files_sha256"))
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    assert len(train(config).history) == 4
 
 
 def test_a_resume_from_an_earlier_checkpoint_is_accepted_and_ends_as_the_whole_run(

@@ -43,6 +43,7 @@ from golden_noise.train.objectives import KeyedRows, Objective, build_objective
 from golden_noise.train.state import (
     Schedule,
     TrainProgress,
+    check_checkpoint_files,
     check_progress,
     checkpoint_configuration,
     claim_run_folder,
@@ -268,8 +269,8 @@ def _resume(
 
     The main process deletes what killed saves left; every rank checks train_config.json
     (so a refusal stops all of them together) and the main one claims a fresh folder; then
-    every rank loads the same checkpoint, checks its progress record against the run, and
-    numbers its next save after it.
+    every rank checks the checkpoint's files against the digests its progress.json recorded,
+    loads it, checks its progress record against the run, and numbers its next save after it.
     """
     out = config.out
     resume_from = latest_checkpoint(out)
@@ -289,6 +290,7 @@ def _resume(
             )
         return TrainProgress()
     accelerator.project_configuration.iteration = int(resume_from.name.split("_")[-1]) + 1
+    check_checkpoint_files(resume_from)
     try:
         accelerator.load_state(str(resume_from))
     except Exception as exc:  # any unreadable or unsafe file there is the same user-facing fault
@@ -377,6 +379,7 @@ def _save_checkpoint(accelerator: Any, net: Any, progress: TrainProgress, out: P
     """
     progress.epoch_loss_sum = _global_mean(accelerator, progress.epoch_loss_sum)
     folder = Path(accelerator.save_state())
+    accelerator.wait_for_everyone()  # every process's RNG state is written before it is hashed
     if accelerator.is_main_process:
         write_metrics(out, progress.history)
         progress.save(folder)

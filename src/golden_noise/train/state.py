@@ -11,11 +11,15 @@ after `save_state` and the metrics files; `progress.json` goes last and atomical
 marks a complete checkpoint. A save killed before it is never resumed and is deleted on the
 next start. On resume `check_progress` holds that record against the run's schedule, its
 metrics and its LR scheduler, since the record decides which epochs are still to train.
+progress.json also records the SHA-256 of every other file in its checkpoint, and
+`check_checkpoint_files` holds them against it before anything is loaded: a flipped bit in
+the weights or optimizer state loads without complaint and silently changes the run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -35,6 +39,7 @@ PROGRESS_JSON = "progress.json"
 PROGRESS_TENSORS = "progress.safetensors"
 RUN_CONFIG = "train_config.json"
 METRICS_JSONL = "metrics.jsonl"
+FILE_DIGESTS = "files_sha256"
 _NUMBERED = re.compile(r"^checkpoint_(\d+)$")
 
 
@@ -51,13 +56,15 @@ class TrainProgress:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, folder: Path) -> None:
-        """Tensors first, then the JSON that marks the checkpoint complete."""
+        """Tensors first, then the JSON that marks the checkpoint complete and records the
+        digests of every file in it (call once every process's files are written)."""
         from safetensors.torch import save
 
         if self.mean_residual is not None:
             tensors = {"mean_residual": self.mean_residual.contiguous()}
             atomic_write_bytes(folder / PROGRESS_TENSORS, save(tensors))
         scalars = {k: v for k, v in asdict(self).items() if k != "mean_residual"}
+        scalars[FILE_DIGESTS] = checkpoint_digests(folder)
         # unsorted: history rows keep their column order, metrics.csv's header after a resume
         atomic_write_json(folder / PROGRESS_JSON, scalars, sort_keys=False)
 
@@ -66,18 +73,73 @@ class TrainProgress:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        data = _read_record(folder)
         try:
-            data = json.loads((folder / PROGRESS_JSON).read_text(encoding="utf-8"))
             known = {f.name for f in fields(cls)} - {"mean_residual"}
             progress = cls(**{k: v for k, v in data.items() if k in known})
             if (folder / PROGRESS_TENSORS).is_file():
                 progress.mean_residual = load_file(folder / PROGRESS_TENSORS)["mean_residual"]
         except (OSError, ValueError, TypeError, KeyError, SafetensorError) as exc:
-            raise GoldenNoiseError(
-                f"cannot read the training progress in {folder} ({exc}); delete that "
-                "checkpoint folder to resume from the one before"
-            ) from exc
+            raise _unreadable(folder, exc) from exc
         return progress
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """The JSON object in a checkpoint's progress.json."""
+    try:
+        data = json.loads((folder / PROGRESS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _unreadable(folder, exc) from exc
+    if not isinstance(data, dict):
+        raise _unreadable(folder, f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _unreadable(folder: Path, why: object) -> GoldenNoiseError:
+    return GoldenNoiseError(
+        f"cannot read the training progress in {folder} ({why}); delete that "
+        "checkpoint folder to resume from the one before"
+    )
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()  # reads in chunks
+
+
+def checkpoint_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in a checkpoint but progress.json (which records them), by
+    path relative to `folder`: whatever accelerate saved (weights, optimizer, scheduler,
+    every process's RNG state) and our progress tensors."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        p.relative_to(folder).as_posix(): _sha256(p) for p in files if p != folder / PROGRESS_JSON
+    }
+
+
+def check_checkpoint_files(folder: Path) -> None:
+    """Refuse a checkpoint whose files are not those its progress.json recorded when it was
+    saved: a damaged or replaced file (one flipped bit in a weight) would otherwise load and
+    silently train another run. Checkpoints saved before digests were recorded pass."""
+    recorded = _read_record(folder).get(FILE_DIGESTS)
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict) or not all(
+        isinstance(name, str) and isinstance(digest, str) for name, digest in recorded.items()
+    ):
+        raise _refuse(
+            folder, f'"{FILE_DIGESTS}": {str(recorded)[:300]}', "it maps file names to SHA-256s"
+        )
+    for name, digest in recorded.items():
+        path = folder / name
+        found = _sha256(path) if path.is_file() else None
+        if found != digest:
+            now = f"SHA-256 {found}" if found else "the file is missing"
+            raise GoldenNoiseError(
+                f"cannot resume from {folder}: {path} differs from what the checkpoint recorded "
+                f"when it was saved (SHA-256 {digest}; now {now}), so it was changed or damaged "
+                "since. " + _REMEDY
+            )
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,11 @@ RESCORE_EDITS = {
         lambda f: _edit_index(f, lambda entries: entries[0].update(group="pair")),
         "index.jsonl lists other prompt groups than .*run.json records",
     ),
+    # the 2-step images reported as 3-step ones, exit 0
+    "run.json's sampler steps edited": (
+        lambda f: _record_steps(f, 3),
+        r"00000-seed0-standard.png was made with other settings than .*run.json records",
+    ),
     # the record gone too, the line's four images silently left the statistics, exit 0
     "run.json deleted and an index line deleted": (
         lambda f: ((f / "run.json").unlink(), _edit_index(f, lambda entries: entries.pop(1))),
@@ -414,6 +419,13 @@ RESCORE_EDITS = {
         r"index.jsonl does not list 2 images of the run \(images/00000-seed1-golden.png",
     ),
 }
+
+
+def _record_steps(folder: Path, steps: int) -> None:
+    """run.json edited to say its images were made with `steps` sampler steps."""
+    record = json.loads((folder / "run.json").read_text())
+    record["made_by"]["call"]["num_inference_steps"] = steps
+    (folder / "run.json").write_text(json.dumps(record))
 
 
 def _drop_made_by(folder: Path) -> None:
@@ -475,6 +487,18 @@ def test_a_resume_refuses_an_image_re_saved_without_its_record(
     _resave_as(folder / IMAGES.format(0, "standard"), folder / IMAGES.format(0, "golden"))
     with pytest.raises(GoldenNoiseError, match="00000-seed0-golden.png does not record what"):
         _evaluate_into(folder, A_PROMPTS)
+
+
+def test_a_resume_refuses_images_made_with_other_settings_than_run_json_says(
+    previous: Path,
+) -> None:
+    """Before: with run.json edited to 3 steps, a 3-step resume took the 2-step images as its
+    own and reported them as 3-step results, exit 0."""
+    _record_steps(previous, 3)
+    generation = _toy_generation()
+    generation.call = {**generation.call, "num_inference_steps": 3}
+    with pytest.raises(GoldenNoiseError, match="was made with other settings than"):
+        _evaluate_into(previous, A_PROMPTS, generation)
 
 
 def test_a_resume_refuses_images_whose_index_is_gone(previous: Path) -> None:

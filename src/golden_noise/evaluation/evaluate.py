@@ -70,6 +70,8 @@ SCORE_CHUNK = 64  # images held in memory at once while scoring
 NORM_RATIO_KEY = "golden_noise:norm_ratio"
 # PNG text key of the arm and sample an image was made for (`made_for`).
 MADE_FOR_KEY = "golden_noise:made_for"
+# PNG text key of the digest of the settings the image was made with (`settings_sha256`).
+MADE_WITH_KEY = "golden_noise:made_with"
 # run.json key: true once every image of the run was scored with its `made_for` text, so a
 # re-score refuses an image without it (re-saved by an image tool) even if its digest matches.
 ALL_MADE_FOR = "images_record_made_for"
@@ -110,14 +112,26 @@ def made_for(sample: Sample | ImageRow, arm: str) -> str:
     return json.dumps(fields, ensure_ascii=False, sort_keys=True)
 
 
+def settings_sha256(made_by: Mapping[str, Any] | None) -> str | None:
+    """Digest of what made a run's images (run.json's `made_by`, as resumes compare it), kept
+    in each image so an edited run.json cannot pass the images off as other settings'."""
+    if made_by is None:
+        return None
+    return hashlib.sha256(json.dumps(_compared(made_by), sort_keys=True).encode()).hexdigest()
+
+
 def generate_images(
-    folder: Path, samples: Sequence[Sample], generation: Generation, show_progress: bool = True
+    folder: Path,
+    samples: Sequence[Sample],
+    generation: Generation,
+    show_progress: bool = True,
+    settings: str | None = None,
 ) -> int:
     """Write every missing image of `samples` x arms; returns how many were written.
 
     Samples with any missing image are regenerated under the arms that miss one (batched);
-    existing files are kept. Each PNG carries its arm's norm ratio for the report and what
-    it was made for (`made_for`).
+    existing files are kept. Each PNG carries its arm's norm ratio for the report, what it
+    was made for (`made_for`) and the digest of the `settings` it was made with.
     """
     from golden_noise.core.progress import track
 
@@ -149,6 +163,7 @@ def generate_images(
             for sample, image, ratio in zip(batch.samples, images, ratios, strict=True):
                 if missing(sample, arm):
                     text = {NORM_RATIO_KEY: repr(ratio), MADE_FOR_KEY: made_for(sample, arm)}
+                    text |= {MADE_WITH_KEY: settings} if settings else {}
                     atomic_write_png(folder / image_file(sample, arm), image, text=text)
                     written += 1
     return written
@@ -162,12 +177,14 @@ def score_images(
     show_progress: bool = True,
     hashes: Mapping[str, str] | None = None,
     require_made_for: bool = False,
+    settings: str | None = None,
 ) -> list[ImageRow]:
     """Every image of `samples` x `arms` scored by every scorer, read from disk in chunks.
 
     An image that records what it was made for must be that row's (and must record it, with
-    `require_made_for`), and one whose SHA-256 `hashes` records (by file) must still have
-    it; images from before those records are taken as named."""
+    `require_made_for`), one whose SHA-256 `hashes` records (by file) must still have it,
+    and one that records the digest of its settings must match `settings`; images from
+    before those records are taken as named."""
     from golden_noise.core.progress import track
 
     rows = [
@@ -192,6 +209,7 @@ def score_images(
                         row.norm_ratio = float(image.text[NORM_RATIO_KEY])
                     images.append(image.convert("RGB"))
                     recorded = image.text.get(MADE_FOR_KEY)
+                    made_with = image.text.get(MADE_WITH_KEY)
             except (OSError, ValueError, SyntaxError) as error:  # PIL's truncated/bad files
                 raise GoldenNoiseError(
                     f"cannot read image {folder / row.file} ({error}); delete it and run the "
@@ -210,6 +228,12 @@ def score_images(
                     f"image of this run did ({folder / RUN_NAME}: {ALL_MADE_FOR}); it was "
                     "re-saved or replaced since: restore it, or delete it and run the same "
                     "evaluate command again to regenerate it"
+                )
+            if None not in (made_with, settings) and made_with != settings:
+                raise GoldenNoiseError(
+                    f"image {folder / row.file} was made with other settings than "
+                    f"{folder / RUN_NAME} records ({RUN_NAME} was edited since, or the image "
+                    "is another run's): restore it, or evaluate into a new --out"
                 )
         prompts = [r.prompt for r in chunk]
         for scorer in scorers:
@@ -438,13 +462,18 @@ def evaluate(
     for scorer in scorers:  # a missing checkpoint should stop us before hours of generation
         scorer.load()
     mine = _my_share(list(samples), accelerator, generation.batch_size if generation else 1)
+    if accelerator is not None:  # every process reads the run record the main one wrote
+        accelerator.wait_for_everyone()
     hashes = recorded_hashes(folder)  # before this process writes any of its images
-    require_made_for = read_run_record(folder).get(ALL_MADE_FOR) is True
+    written = read_run_record(folder)
+    require_made_for = written.get(ALL_MADE_FOR) is True
+    settings = settings_sha256(written.get(MADE_BY))
     if generation is not None:
-        generate_images(folder, mine, generation, show_progress and main)
+        generate_images(folder, mine, generation, show_progress and main, settings)
     rows = score_images(
-        folder, mine, arm_names, scorers, show_progress and main, hashes, require_made_for
-    )
+        folder, mine, arm_names, scorers, show_progress and main, hashes, require_made_for,
+        settings,
+    )  # fmt: skip
     if accelerator is not None:
         from accelerate.utils import gather_object
 
@@ -595,6 +624,7 @@ def _copy_reused(
     if theirs is None or any(theirs.get(k) != made_by[k] for k in ("pipeline", "dtype", "call")):
         return
     known = {(s.prompt_index, s.prompt, s.seed) for s in read_index(source)[0]}
+    settings = settings_sha256(made_by)
     (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     for sample in samples:
         if (sample.prompt_index, sample.prompt, sample.seed) not in known:
@@ -602,17 +632,21 @@ def _copy_reused(
         for old, new in arms.items():
             src, dst = source / image_file(sample, old), folder / image_file(sample, new)
             if src.is_file() and not dst.is_file():
-                _copy_image(src, dst, sample, old, new)
+                _copy_image(src, dst, sample, old, new, settings)
 
 
-def _copy_image(src: Path, dst: Path, sample: Sample, old: str, new: str) -> None:
-    """Copy a reused image with the record of what it was made for under our arm name, also
-    when an older evaluate wrote none (its run's record vouched for it); an image recorded as
-    another sample's keeps that record, so it stays detectable."""
+def _copy_image(
+    src: Path, dst: Path, sample: Sample, old: str, new: str, settings: str | None
+) -> None:
+    """Copy a reused image with the records of what it was made for under our arm name and
+    our settings' digest (the source's record showed the same pipeline, dtype and call),
+    also when an older evaluate wrote none; an image recorded as another sample's keeps that
+    record, so it stays detectable."""
     with Image.open(src) as image:
         text = dict(image.text)
         if text.get(MADE_FOR_KEY, made_for(sample, old)) == made_for(sample, old):
             text[MADE_FOR_KEY] = made_for(sample, new)
+        text |= {MADE_WITH_KEY: settings} if settings else {}
         atomic_write_png(dst, image, text=text)
 
 
@@ -622,17 +656,18 @@ def _copy_image(src: Path, dst: Path, sample: Sample, old: str, new: str) -> Non
 _NAMES_OF_SAMPLES = ("prompts", "seeds")
 
 
+def _compared(made_by: Mapping[str, Any]) -> dict:
+    """`made_by` without what names the samples rather than decides the images."""
+    run = {k: v for k, v in made_by.get("run", {}).items() if k not in _NAMES_OF_SAMPLES}
+    return {**{k: v for k, v in made_by.items() if k != "groups_sha256"}, "run": run}
+
+
 def _refuse_stale_images(folder: Path, recorded: dict | None, now: dict) -> None:
     """Existing images are reused only if the same settings made them: else a second run
     with another NPNet, steps or prompts would report the old images as its own."""
-
-    def compared(made_by: dict) -> dict:
-        run = {k: v for k, v in made_by.get("run", {}).items() if k not in _NAMES_OF_SAMPLES}
-        return {**{k: v for k, v in made_by.items() if k != "groups_sha256"}, "run": run}
-
     if recorded is None:
         return
-    recorded, now = compared(recorded), compared(now)
+    recorded, now = _compared(recorded), _compared(now)
     if recorded == now:
         return
     changed = [

@@ -104,6 +104,34 @@ def test_train_out_inside_the_dataset_is_one_error(inside: str, tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.fixture
+def npd(tmp_path: Path) -> Path:
+    from npd_fixtures import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path / "npd", n_prompts=2, seeds_per_prompt=1)
+
+
+@pytest.mark.parametrize("inside", ["", "images", "rows/images"])
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_out_inside_a_dataset_is_one_error(command: str, inside: str, npd: Path) -> None:
+    """Before: generate wrote its PNGs and prompts.txt among the dataset's shards, exit 0."""
+    before = _files(npd)
+    out = npd / inside
+    prompt = ["-p", "a red circle"] if command == "generate" else ["--prompts", "toy:heldout:1"]
+    extra = ["--scorers", "toy-soft", "--cpu"] if command == "evaluate" else []
+    code, output = run_cli(command, *prompt, *extra, "--steps", "2", "--out", out)
+    assert_refused(code, output, f"--out must be a folder outside the dataset {npd}; got {out}")
+    assert _files(npd) == before
+    assert not (npd / "images").exists()
+
+
+def test_train_out_inside_another_dataset_is_one_error(npd: Path, tmp_path: Path) -> None:
+    out = npd / "run"
+    code, output = run_cli("train", tmp_path / "other", "--out", out)
+    assert_refused(code, output, f"outside the dataset {npd}; got {out}")
+    assert not out.exists()
+
+
 def test_a_read_only_out_is_one_error(tmp_path: Path) -> None:
     """Before: PermissionError traceback. As root, permission bits do not stop writes: drop
     the capability that overrides them (setpriv), or skip where that is not possible."""

@@ -94,6 +94,7 @@ def evaluate(
     from golden_noise.core.distributed import finish, make_accelerator
     from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.core.weights import weights_digest
+    from golden_noise.dataset.manifest import check_outside_dataset
     from golden_noise.evaluation.evaluate import Generation
     from golden_noise.evaluation.evaluate import evaluate as run_evaluate
     from golden_noise.generation import arms
@@ -112,6 +113,7 @@ def evaluate(
                 f"--rescore scores the images already in --out and generates nothing; expected "
                 f"no generation options with it, got {', '.join(given)}"
             )
+    check_outside_dataset(out, "report and images")
     console = Console(stderr=True)
     accelerator = make_accelerator(cpu=cpu)
     builtin = builtin_pipeline(pipeline)

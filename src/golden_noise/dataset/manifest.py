@@ -57,6 +57,28 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def dataset_holding(path: Path, dataset: Path | None = None) -> Path | None:
+    """The Noise Prompt Dataset folder `path` is or lies inside: `dataset` when given (it may
+    not hold its manifest yet), else the nearest folder above that holds a manifest.json."""
+    path = Path(path).resolve()
+    if dataset is not None and path.is_relative_to(Path(dataset).resolve()):
+        return Path(dataset)
+    return next((p for p in (path, *path.parents) if (p / MANIFEST_NAME).is_file()), None)
+
+
+def check_outside_dataset(
+    out: Path, writes: str, *, name: str = "--out", dataset: Path | None = None
+) -> None:
+    """Refuse an output folder inside a dataset: files written there would be mixed in with
+    its shards (and a merge or copy of the dataset would carry them along)."""
+    holder = dataset_holding(out, dataset)
+    if holder is not None:
+        raise GoldenNoiseError(
+            f"{name} must be a folder outside the dataset {holder}; got {out} (the {writes} "
+            "would be mixed into the dataset)"
+        )
+
+
 @dataclass
 class DatasetManifest:
     """What a Noise Prompt Dataset holds and how it was made.

@@ -121,11 +121,10 @@ class TrainConfig:
         number("no_harm", self.no_harm, 0)
         if self.reward_steps is not None:
             integer("reward_steps", self.reward_steps, 1, 1000)  # schedulers have 1000 timesteps
-        if self.out.resolve().is_relative_to(self.dataset.resolve()):
-            raise GoldenNoiseError(
-                f"out must be a folder outside the dataset {self.dataset}; got {self.out} (the "
-                "run's checkpoints and weights would be mixed into the dataset)"
-            )
+        from golden_noise.dataset.manifest import check_outside_dataset  # torch: not for --help
+
+        writes = "run's checkpoints and weights"
+        check_outside_dataset(self.out, writes, name="out", dataset=self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -78,13 +78,10 @@ def _check_new_root(root: Path) -> None:
     user's own prompts.jsonl, say) would be taken for the dataset's and rewritten."""
     if not root.is_dir() or (root / MANIFEST_NAME).exists():
         return  # a file there is refused when the directory is made
-    made = list_shards(root / ROWS_DIR) + list_shards(root / EMBEDDINGS_DIR)
-    if made:
-        raise GoldenNoiseError(
-            f"{root} holds {len(made)} shard(s) but no {MANIFEST_NAME}, the record of what "
-            "made them; adding rows could mix other settings into them. Restore that file, "
-            "or collect into a new directory"
-        )
+    _refuse_shards_without(
+        root, MANIFEST_NAME, "the record of what made them; adding rows could mix other "
+        "settings into them"
+    )  # fmt: skip
     # what a writer stopped before its manifest leaves: empty shard folders, locks, temp files
     foreign = sorted(
         entry.name
@@ -105,14 +102,20 @@ def _check_prompt_record(root: Path) -> None:
     """Rows and embeddings name their prompt by index, and only prompts.jsonl says which
     text that is: without it, a resume with other prompts would file them under the same
     indices and take the old prompts' rows and cached embeddings for theirs."""
-    if (root / PROMPTS_NAME).is_file():
-        return
+    if not (root / PROMPTS_NAME).is_file():
+        _refuse_shards_without(
+            root, PROMPTS_NAME, "the record of which prompt each of their prompt indices "
+            "names; adding rows could file other prompts under those indices"
+        )  # fmt: skip
+
+
+def _refuse_shards_without(root: Path, record: str, why: str) -> None:
+    """Shards on disk without the record (`root / record`, missing) that says what they are."""
     made = list_shards(root / ROWS_DIR) + list_shards(root / EMBEDDINGS_DIR)
     if made:
         raise GoldenNoiseError(
-            f"{root} holds {len(made)} shard(s) but no {PROMPTS_NAME}, the record of which "
-            "prompt each of their prompt indices names; adding rows could file other prompts "
-            "under those indices. Restore that file, or collect into a new directory"
+            f"{root} holds {len(made)} shard(s) but no {record}, {why}. Restore that file, "
+            "or collect into a new directory"
         )
 
 

@@ -439,6 +439,24 @@ def test_a_resume_refuses_a_checkpoint_file_changed_since_it_was_saved(
         train(config)
 
 
+def test_a_resume_refuses_a_run_config_edited_since_its_checkpoints(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Before: train_config.json's lr edited, and the resume given that lr, exited 0 with the
+    file saying the new lr while the optimizer state trained on at the old one."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    _edit_json(run / "train_config.json", lambda c: c.update(lr=c["lr"] * 10))
+    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    config.lr *= 10
+    with pytest.raises(GoldenNoiseError, match="is not the settings file the run's checkpoints"):
+        train(config)
+    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_a_checkpoint_saved_without_file_digests_still_resumes(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:

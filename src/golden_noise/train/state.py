@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -107,14 +108,22 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()  # reads in chunks
 
 
+# The run's train_config.json, two folders up from its checkpoint (checkpoints/checkpoint_N).
+_RUN_CONFIG_FROM_CHECKPOINT = f"../../{RUN_CONFIG}"
+
+
 def checkpoint_digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every file in a checkpoint but progress.json (which records them), by
     path relative to `folder`: whatever accelerate saved (weights, optimizer, scheduler,
-    every process's RNG state) and our progress tensors."""
+    every process's RNG state), our progress tensors, and the run's train_config.json, the
+    settings that state was trained with (an edited lr there would be recorded as the run's
+    while the optimizer state keeps the old one)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return {
+    digests = {
         p.relative_to(folder).as_posix(): _sha256(p) for p in files if p != folder / PROGRESS_JSON
     }
+    config = folder / _RUN_CONFIG_FROM_CHECKPOINT
+    return digests | ({_RUN_CONFIG_FROM_CHECKPOINT: _sha256(config)} if config.is_file() else {})
 
 
 def check_checkpoint_files(folder: Path) -> None:
@@ -131,8 +140,15 @@ def check_checkpoint_files(folder: Path) -> None:
             folder, f'"{FILE_DIGESTS}": {str(recorded)[:300]}', "it maps file names to SHA-256s"
         )
     for name, digest in recorded.items():
-        path = folder / name
+        path = Path(os.path.normpath(folder / name))
         found = _sha256(path) if path.is_file() else None
+        if found != digest and name == _RUN_CONFIG_FROM_CHECKPOINT:
+            raise GoldenNoiseError(
+                f"cannot resume from {folder}: {path} is not the settings file the run's "
+                "checkpoints were trained with (it was edited since, so it would record settings "
+                "the resumed state does not have); restore it, or train into a new --out "
+                "(--init-from starts from its weights)"
+            )
         if found != digest:
             now = f"SHA-256 {found}" if found else "the file is missing"
             raise GoldenNoiseError(

@@ -457,6 +457,26 @@ def test_a_resume_refuses_a_run_config_edited_since_its_checkpoints(
     assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_refused_resume_keeps_what_a_killed_save_left(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Before: a resume with other settings was refused only after the unfinished checkpoint
+    a kill left mid-save had been deleted."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_run[0], run)
+    unfinished = run / "checkpoints" / "checkpoint_9"
+    unfinished.mkdir()
+    (unfinished / "model.safetensors").write_bytes(b"half")
+    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    config.lr *= 10
+    with pytest.raises(GoldenNoiseError, match="lr"):
+        train(config)
+    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_a_checkpoint_saved_without_file_digests_still_resumes(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:

@@ -267,8 +267,8 @@ def _resume(
 ) -> TrainProgress:
     """Continue from the newest complete checkpoint in `out`, if it is this same run.
 
-    The main process deletes what killed saves left; every rank checks train_config.json
-    (so a refusal stops all of them together) and the main one claims a fresh folder; then
+    Every rank checks train_config.json (so a refusal stops all of them together) and the
+    main one claims a fresh folder and deletes what killed saves left; then
     every rank checks the checkpoint's files against the digests its progress.json recorded,
     loads it, checks its progress record against the run, and numbers its next save after it.
     """
@@ -279,8 +279,9 @@ def _resume(
         out.mkdir(parents=True, exist_ok=True)
         for name in ("last", "best"):
             recover_directory(out / name)
-        discard_incomplete(out)
     claim_run_folder(out, record, resuming=resume_from is not None, write=main)
+    if main:  # only once the run is this one: a refused resume leaves its folder as it was
+        discard_incomplete(out)
     accelerator.wait_for_everyone()
     if resume_from is None:
         if (out / "last").exists():  # the same settings (checked above): the same run again

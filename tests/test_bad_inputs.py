@@ -125,6 +125,16 @@ def test_out_inside_a_dataset_is_one_error(command: str, inside: str, npd: Path)
     assert not (npd / "images").exists()
 
 
+def test_an_out_under_another_tools_manifest_is_not_taken_for_a_dataset(tmp_path: Path) -> None:
+    """manifest.json is a common name (web apps, extensions): only a dataset's refuses."""
+    from golden_noise.generation.files import check_new_output
+
+    (tmp_path / "manifest.json").write_text('{"name": "my-app", "version": "1.0"}')
+    check_new_output(tmp_path / "images", 8)
+    (tmp_path / "manifest.json").write_text("not json")
+    check_new_output(tmp_path / "images", 8)
+
+
 def test_train_out_inside_another_dataset_is_one_error(npd: Path, tmp_path: Path) -> None:
     out = npd / "run"
     code, output = run_cli("train", tmp_path / "other", "--out", out)

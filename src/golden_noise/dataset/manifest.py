@@ -59,11 +59,22 @@ def _now() -> str:
 
 def dataset_holding(path: Path, dataset: Path | None = None) -> Path | None:
     """The Noise Prompt Dataset folder `path` is or lies inside: `dataset` when given (it may
-    not hold its manifest yet), else the nearest folder above that holds a manifest.json."""
+    not hold its manifest yet), else the nearest folder above whose manifest.json is a
+    dataset's (other tools name files manifest.json too)."""
     path = Path(path).resolve()
     if dataset is not None and path.is_relative_to(Path(dataset).resolve()):
         return Path(dataset)
-    return next((p for p in (path, *path.parents) if (p / MANIFEST_NAME).is_file()), None)
+    return next((p for p in (path, *path.parents) if _is_dataset_manifest(p / MANIFEST_NAME)), None)
+
+
+def _is_dataset_manifest(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"format_version", "latent_shape", "teacher"} <= set(data)
 
 
 def check_outside_dataset(

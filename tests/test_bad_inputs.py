@@ -135,6 +135,23 @@ def test_an_out_under_another_tools_manifest_is_not_taken_for_a_dataset(tmp_path
     check_new_output(tmp_path / "images", 8)
 
 
+def test_a_prompt_text_edited_after_its_rows_is_one_error(npd: Path, tmp_path: Path) -> None:
+    """Before: one text edited in prompts.jsonl; a resumed collect or a merge took the rows
+    and cached embeddings made for the old text as the new one's, exit 0."""
+    from golden_noise.dataset import DatasetManifest, DatasetWriter, read_prompts
+
+    path = npd / "prompts.jsonl"
+    old = read_prompts(npd)[0].text
+    path.write_text(path.read_text().replace(json.dumps(old), json.dumps(old + " edited"), 1))
+    before = _files(npd)
+    code, output = run_cli("merge", npd, "--out", tmp_path / "out")
+    assert_refused(code, output, f"{path} was changed after it was written")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(GoldenNoiseError, match="was changed after it was written"):
+        DatasetWriter(npd, DatasetManifest.load(npd), prompts=[])  # as a resumed collect opens it
+    assert _files(npd) == before
+
+
 def test_train_out_inside_another_dataset_is_one_error(npd: Path, tmp_path: Path) -> None:
     out = npd / "run"
     code, output = run_cli("train", tmp_path / "other", "--out", out)

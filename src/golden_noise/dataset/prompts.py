@@ -1,7 +1,13 @@
-"""`prompts.jsonl`: each prompt stored once, rows refer to it by index."""
+"""`prompts.jsonl`: each prompt stored once, rows refer to it by index.
+
+Its last line records the SHA-256 of the lines above it: rows and cached text embeddings
+were made for the text each index held, so a text edited afterwards (one line of this file)
+would file them under another prompt. Files from before that line are read as they are.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -11,6 +17,7 @@ from golden_noise.core.atomic import atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
 
 PROMPTS_NAME = "prompts.jsonl"
+DIGEST_KEY = "prompts_sha256"  # the last line's key: the digest of the lines above it
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ def read_prompts(root: Path) -> dict[int, PromptRecord]:
     if not path.is_file():
         return {}
     records: dict[int, PromptRecord] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_checked_lines(path), start=1):
         if not line.strip():
             continue
         try:
@@ -64,6 +71,31 @@ def write_prompts(root: Path, prompts: Iterable[PromptRecord]) -> dict[int, Prom
                 f"{Path(root) / PROMPTS_NAME}; refusing to change it to {record.text!r}"
             )
         merged[record.index] = record
-    lines = [merged[i].to_json() for i in sorted(merged)]
-    atomic_write_text(Path(root) / PROMPTS_NAME, "\n".join(lines) + "\n")
+    body = "".join(merged[i].to_json() + "\n" for i in sorted(merged))
+    digest = json.dumps({DIGEST_KEY: _sha256(body)})
+    atomic_write_text(Path(root) / PROMPTS_NAME, body + digest + "\n")
     return merged
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checked_lines(path: Path) -> list[str]:
+    """The file's prompt lines, once its digest line (when it has one) matches them."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    try:
+        last = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        last = None
+    if not (isinstance(last, dict) and DIGEST_KEY in last):
+        return [line.rstrip("\r\n") for line in lines]
+    body = "".join(lines[:-1])
+    if last[DIGEST_KEY] != _sha256(body):
+        raise GoldenNoiseError(
+            f"{path} was changed after it was written (its lines no longer match the "
+            f"{DIGEST_KEY} on its last line); the rows and cached text embeddings of each "
+            "prompt index were made for the text it held then, so they would be filed under "
+            "another prompt. Restore it, or collect into a new directory"
+        )
+    return [line.rstrip("\r\n") for line in lines[:-1]]

@@ -477,6 +477,18 @@ def test_a_refused_resume_keeps_what_a_killed_save_left(
     assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_finished_run_whose_weights_were_deleted_is_not_reported_done(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """Before: best/model.safetensors deleted, the same finished train command again exited 0
+    with "done ... weights in best/" and best/ still empty."""
+    config = small_config(dataset, tmp_path / "run", epochs=1)
+    train(config)
+    (tmp_path / "run" / "best" / "model.safetensors").unlink()
+    with pytest.raises(GoldenNoiseError, match="run lacks best/model.safetensors, which its"):
+        train(config)
+
+
 def test_a_checkpoint_saved_without_file_digests_still_resumes(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:

@@ -203,6 +203,7 @@ def train(config: TrainConfig) -> TrainResult:
         _save_checkpoint(accelerator, net, progress, out)
     bar.close()
     accelerator.end_training()
+    _check_weights_on_disk(out)
     return TrainResult(
         out,
         progress.best_val_loss if progress.best_val_loss is not None else float("nan"),
@@ -353,6 +354,22 @@ def _scalar_config(config: TrainConfig) -> dict[str, Any]:
         k: (v if isinstance(v, int | float | str | bool) else str(v))
         for k, v in config.to_dict().items()
     }
+
+
+def _check_weights_on_disk(out: Path) -> None:
+    """A run resumed after its last epoch writes no weights: those its epochs wrote must still
+    be there, or "done" would name a folder without them."""
+    missing = [
+        f"{name}/{file}"
+        for name in ("last", "best")
+        for file in ("config.json", "model.safetensors")
+        if not (out / name / file).is_file()
+    ]
+    if missing:
+        raise GoldenNoiseError(
+            f"{out} lacks {', '.join(missing)}, which its epochs wrote: they were deleted or "
+            "moved since. Restore them, or train into a new --out"
+        )
 
 
 def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> None:

@@ -88,6 +88,18 @@ def test_from_pretrained_overrides_config_fields(net, tmp_path) -> None:
     assert NPNet.from_pretrained(tmp_path, family="sd2").config.family == "sd2"
 
 
+def test_a_config_edited_after_its_weights_were_saved_is_refused(net, tmp_path) -> None:
+    """Before: svd_heads edited in config.json (the weight shapes still fit) loaded another
+    net, and generate, evaluate and train used it, exit 0."""
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["svd_heads"] != 1
+    heads = config["svd_heads"]
+    (tmp_path / "config.json").write_text(json.dumps({**config, "svd_heads": 1}))
+    with pytest.raises(GoldenNoiseError, match=f"svd_heads: saved {heads}, now 1"):
+        NPNet.from_pretrained(tmp_path)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_returns_the_input_dtype_computing_in_float32(net, dtype) -> None:
     noise, prompt = _inputs()

@@ -29,6 +29,9 @@ from golden_noise.npnet.text_injection import TextInjection
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+# model.safetensors metadata key: the configuration saved with the weights, which config.json
+# must match (an edited field whose shapes still fit, e.g. svd_heads, would load another net).
+SAVED_CONFIG_KEY = "golden_noise_config"
 
 
 def _shape(tensor: torch.Tensor) -> str:
@@ -174,7 +177,8 @@ class NPNet(
         weights = Path(save_directory) / WEIGHTS_NAME
         temp = temp_path_for(weights)
         try:
-            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, temp)
+            saved = {SAVED_CONFIG_KEY: json.dumps(self.config.to_dict(), sort_keys=True)}
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, temp, saved)
             publish(temp, weights)
         finally:
             temp.unlink(missing_ok=True)
@@ -202,6 +206,7 @@ class NPNet(
         )  # fmt: skip
         net = cls(NPNetConfig.from_dict({**config, **overrides}))
         load_strict(net, read_tensors(weights), weights)
+        _check_saved_config(weights, NPNetConfig.from_dict(config).to_dict())
         return net.eval()
 
     @staticmethod
@@ -270,3 +275,26 @@ class NPNet(
             raise GoldenNoiseError(
                 f"{CONFIG_NAME} of {source} is not valid JSON: {error}"
             ) from error
+
+
+def _check_saved_config(weights: Path, config: dict[str, Any]) -> None:
+    """Refuse a config.json that differs from the configuration saved inside its weights
+    (weights saved before that record pass)."""
+    from safetensors import safe_open
+
+    with safe_open(weights, "pt") as handle:
+        saved = (handle.metadata() or {}).get(SAVED_CONFIG_KEY)
+    if saved is None:
+        return
+    saved_config = json.loads(saved)
+    changed = sorted(
+        k for k in set(saved_config) | set(config) if saved_config.get(k) != config.get(k)
+    )
+    if changed:
+        shown = ", ".join(
+            f"{k}: saved {saved_config.get(k)!r}, now {config.get(k)!r}" for k in changed
+        )
+        raise GoldenNoiseError(
+            f"{CONFIG_NAME} beside {weights} is not the configuration saved with those weights "
+            f"({shown}); it was edited since, and would load another net: restore it"
+        )

@@ -318,6 +318,22 @@ def _resumable(dataset: Path, out: Path) -> TrainConfig:
     )
 
 
+def _copy_of(killed_run: tuple[Path, list[dict]], tmp_path: Path) -> Path:
+    """A copy of the killed run to resume or tamper with (the fixture is shared)."""
+    import shutil
+
+    return Path(shutil.copytree(killed_run[0], tmp_path / "run"))
+
+
+def _resume_config(run: Path) -> TrainConfig:
+    """The settings that resume `run`: its own dataset and schedule."""
+    return _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+
+
+def _contents(run: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
 def _edit_json(path: Path, edit) -> None:
     data = json.loads(path.read_text())
     edit(data)
@@ -387,21 +403,18 @@ def test_a_resume_refuses_a_progress_record_the_run_contradicts(
     it; best/ was never updated again) and epoch 1 edited to 3 exited 0 with 2 epochs skipped,
     though global_step said 6. Now the record is held against the schedule, the scheduler's
     count and metrics.jsonl, and the run is left as it was."""
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
+    run = _copy_of(killed_run, tmp_path)
     change, named = CONTRADICTIONS[edit]
     change(run, run / "checkpoints" / "checkpoint_3")
-    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    before = _contents(run)
+    config = _resume_config(run)
     with pytest.raises(GoldenNoiseError, match=named) as refusal:
         train(config)
     assert f"cannot resume from {run / 'checkpoints' / 'checkpoint_3'}: its progress.json" in str(
         refusal.value
     )
     assert "Delete that checkpoint folder to resume from the one before it" in str(refusal.value)
-    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert _contents(run) == before
 
 
 def _flip_last_float_bit(path: Path) -> None:
@@ -420,20 +433,17 @@ def test_a_resume_refuses_a_checkpoint_file_changed_since_it_was_saved(
     """Before: one bit flipped in a float of checkpoint_3's model.safetensors resumed, exited 0
     and ended with other weights. Now progress.json records every file's SHA-256 and the
     resume refuses, naming the file, before anything is loaded."""
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
+    run = _copy_of(killed_run, tmp_path)
     checkpoint = run / "checkpoints" / "checkpoint_3"
     _flip_last_float_bit(checkpoint / name)
-    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    before = _contents(run)
+    config = _resume_config(run)
     with pytest.raises(GoldenNoiseError) as refusal:
         train(config)
     message = str(refusal.value)
     assert f"cannot resume from {checkpoint}: {checkpoint / name} differs from what the " in message
     assert "Delete that checkpoint folder to resume from the one before it" in message
-    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert _contents(run) == before
     (checkpoint / name).unlink()
     with pytest.raises(GoldenNoiseError, match="the file is missing"):
         train(config)
@@ -444,17 +454,14 @@ def test_a_resume_refuses_a_run_config_edited_since_its_checkpoints(
 ) -> None:
     """Before: train_config.json's lr edited, and the resume given that lr, exited 0 with the
     file saying the new lr while the optimizer state trained on at the old one."""
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
+    run = _copy_of(killed_run, tmp_path)
     _edit_json(run / "train_config.json", lambda c: c.update(lr=c["lr"] * 10))
-    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    before = _contents(run)
+    config = _resume_config(run)
     config.lr *= 10
     with pytest.raises(GoldenNoiseError, match="is not the settings file the run's checkpoints"):
         train(config)
-    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert _contents(run) == before
 
 
 def test_a_refused_resume_keeps_what_a_killed_save_left(
@@ -462,19 +469,16 @@ def test_a_refused_resume_keeps_what_a_killed_save_left(
 ) -> None:
     """Before: a resume with other settings was refused only after the unfinished checkpoint
     a kill left mid-save had been deleted."""
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
+    run = _copy_of(killed_run, tmp_path)
     unfinished = run / "checkpoints" / "checkpoint_9"
     unfinished.mkdir()
     (unfinished / "model.safetensors").write_bytes(b"half")
-    before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    before = _contents(run)
+    config = _resume_config(run)
     config.lr *= 10
     with pytest.raises(GoldenNoiseError, match="lr"):
         train(config)
-    assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert _contents(run) == before
 
 
 def test_a_finished_run_whose_weights_were_deleted_is_not_reported_done(
@@ -493,15 +497,12 @@ def test_a_checkpoint_saved_without_file_digests_still_resumes(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:
     """Checkpoints saved before progress.json recorded digests resume as before."""
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
+    run = _copy_of(killed_run, tmp_path)
     checkpoint = run / "checkpoints" / "checkpoint_3"
     recorded = json.loads((checkpoint / "progress.json").read_text())["files_sha256"]
     assert set(recorded) >= {"model.safetensors", "optimizer.bin", "scheduler.bin"}
     _edit_json(checkpoint / "progress.json", lambda p: p.pop("files_sha256"))
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    config = _resume_config(run)
     assert len(train(config).history) == 4
 
 
@@ -510,13 +511,11 @@ def test_a_resume_from_an_earlier_checkpoint_is_accepted_and_ends_as_the_whole_r
 ) -> None:
     """metrics.jsonl holding more epochs than the checkpoint (a resume from an earlier save)
     is no contradiction; nor is any checkpoint a run writes, with accumulation or without."""
-    import shutil
 
     from golden_noise.train.state import Schedule, TrainProgress, check_progress
 
-    run = tmp_path / "run"
-    shutil.copytree(killed_run[0], run)
-    config = _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
+    run = _copy_of(killed_run, tmp_path)
+    config = _resume_config(run)
     resumed = train(config).history
 
     def untimed(history: list[dict]) -> list[dict]:

@@ -117,7 +117,7 @@ def settings_sha256(made_by: Mapping[str, Any] | None) -> str | None:
     in each image so an edited run.json cannot pass the images off as other settings'."""
     if made_by is None:
         return None
-    return hashlib.sha256(json.dumps(_compared(made_by), sort_keys=True).encode()).hexdigest()
+    return _json_sha256(_compared(made_by), sort_keys=True)
 
 
 def generate_images(
@@ -536,13 +536,17 @@ def _made_by(generation: Generation, samples: Sequence[Sample], run: Mapping[str
 
 
 def _samples_sha256(samples: Sequence[Sample]) -> str:
-    listed = json.dumps([[s.prompt_index, s.prompt, s.seed] for s in samples]).encode()
-    return hashlib.sha256(listed).hexdigest()
+    return _json_sha256([[s.prompt_index, s.prompt, s.seed] for s in samples])
 
 
 def _groups_sha256(samples: Sequence[Sample]) -> str:
     """The samples' groups, which the report's per-group statistics are made of."""
-    return hashlib.sha256(json.dumps([s.group for s in samples]).encode()).hexdigest()
+    return _json_sha256([s.group for s in samples])
+
+
+def _json_sha256(value: Any, sort_keys: bool = False) -> str:
+    """SHA-256 of `value` as JSON text (the form run.json's records are compared in)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=sort_keys).encode()).hexdigest()
 
 
 def _check_resume_folder(folder: Path, recorded: dict | None, made_by: dict) -> None:

@@ -482,6 +482,7 @@ def test_import_authors_cli_refuses_mixed_shapes(tmp_path: Path) -> None:
         "import-authors", npz, jsonl, "--out", tmp_path / "npd", "--pipeline", "toy"
     )
     assert_refused(code, output, "2_2.npz: latents of shape (4, 16, 16)")
+    assert not (tmp_path / "npd").exists()  # every file's shape is read before any write
 
 
 def _authors_files(tmp_path: Path, names: dict[str, int], seeds: dict[int, int]) -> tuple:
@@ -490,6 +491,7 @@ def _authors_files(tmp_path: Path, names: dict[str, int], seeds: dict[int, int])
     npz.mkdir()
     pair = np.zeros((1, 4, 8, 8), dtype=np.float16)
     for name, index in names.items():
+        (npz / name).parent.mkdir(exist_ok=True)
         np.savez(npz / name, pair, pair, index)
     scores = {"original_score_list": [0.2], "optimized_score_list": [0.3]}
     rows = [{"index": i, "seed": seed, "caption": f"p{i}", **scores} for i, seed in seeds.items()]
@@ -583,6 +585,66 @@ def test_import_authors_refuses_a_seed_out_of_range(seed: int, tmp_path: Path) -
     code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
     assert_refused(code, output, f"line 1: seed must be between 0 and {2**63 - 1}; got {seed}")
     assert not out.exists()
+
+
+AMBIGUOUS_FILES = {
+    # a second run's folder: the first path in sort order was imported, the other one
+    # counted as "already present" in a new dataset
+    "a copy in a subfolder": ({"run2/0_10.npz": 0}, "2 npz files hold the pair of JSONL index 0"),
+    # an unnamed file whose arr_2 claims index 1, beside 1_11.npz
+    "an unnamed file": ({"extra.npz": 1}, "2 npz files hold the pair of JSONL index 1 (seed 11)"),
+}
+
+
+@pytest.mark.parametrize("extra, named", AMBIGUOUS_FILES.values(), ids=AMBIGUOUS_FILES.keys())
+def test_import_authors_refuses_two_files_for_one_pair(extra, named, tmp_path: Path) -> None:
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0, "1_11.npz": 1, **extra}, {0: 10, 1: 11})
+    out = tmp_path / "npd"
+    common = ["import-authors", npz, jsonl, "--out", out, "--pipeline", "toy"]
+    code, output = run_cli(*common)
+    assert_refused(code, output, named, *(str(npz / name) for name in extra))
+    assert not out.exists()
+    for name in extra:  # one file per pair: none is present before the first import
+        (npz / name).unlink()
+    assert "imported 2 pairs (0 already present)" in " ".join(run_cli(*common)[1].split())
+    assert "imported 0 pairs (2 already present)" in " ".join(run_cli(*common)[1].split())
+
+
+JSONL_FIELDS = {
+    # 1.5 and 11.9 were imported as index 1 and seed 11, exit 0
+    "index 1.5": ({"index": 1.5}, "line 1: index must be an integer; got 1.5"),
+    "seed 11.9": ({"seed": 11.9}, "line 1: seed must be an integer; got 11.9"),
+    "index true": ({"index": True}, "line 1: index must be an integer; got True"),
+    "seed as text": ({"seed": "10"}, "line 1: seed must be an integer; got '10'"),
+    "caption null": ({"caption": None}, "line 1: caption must be a string; got None"),
+    "score as text": (
+        {"optimized_score_list": ["0.3"]},
+        "line 1: optimized_score_list entry must be a number; got '0.3'",
+    ),
+    # refused by the writer after manifest.json, prompts.jsonl and an embedding were written
+    "score NaN": (
+        {"original_score_list": [math.nan]},
+        "line 1: original_score_list entry must be a finite number; got nan",
+    ),
+}
+
+
+@pytest.mark.parametrize("change, named", JSONL_FIELDS.values(), ids=JSONL_FIELDS.keys())
+def test_import_authors_refuses_a_field_it_would_convert(change, named, tmp_path: Path) -> None:
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0}, {0: 10})
+    jsonl.write_text(json.dumps(json.loads(jsonl.read_text()) | change) + "\n")
+    out = tmp_path / "npd"
+    code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
+    assert_refused(code, output, named)
+    assert not out.exists()
+
+
+# --- merge -------------------------------------------------------------------------------------
+def test_merge_out_naming_a_file_says_so(npd: Path, a_file: Path) -> None:
+    """Before: "--out taken already exists and is not an empty directory"."""
+    code, output = run_cli("merge", npd, "--out", a_file, "--no-progress")
+    assert_refused(code, output, f"--out {a_file} is a file; expected a new or empty folder")
+    assert a_file.read_text() == "not a folder"
 
 
 # --- train --objective reward ----------------------------------------------------------------
@@ -911,6 +973,20 @@ def test_an_overlong_prompt_is_one_warning_line_not_an_error(tmp_path: Path) -> 
     assert "1 prompt(s)" in warned[0] and "error:" not in output
 
 
+def test_generate_keeps_a_prompt_with_a_line_break_on_its_line(tmp_path: Path) -> None:
+    """Before: prompts.txt held "000\ta red" and "circle" on two lines, and the next line
+    "001\ta blue square": which text image 000 was made from was ambiguous."""
+    source = tmp_path / "prompts.jsonl"
+    texts = ["a red\ncircle", "a blue\u2028square", "a green triangle"]
+    source.write_text("".join(json.dumps({"prompt": text}) + "\n" for text in texts))
+    out = tmp_path / "o"
+    code, output = run_cli("generate", "-p", source, "--steps", "2", "--out", out)
+    assert code == 0, output
+    lines = (out / "prompts.txt").read_text(encoding="utf-8").splitlines()
+    assert [line.split("\t", 1)[0] for line in lines] == ["000", "001", "002"]
+    assert [json.loads(line.split("\t", 1)[1]) for line in lines] == texts
+
+
 EVALUATE_MORE = {
     # 0: ZeroDivisionError; -2: "generate them first (evaluate without --rescore)"
     "batch-size 0": (["--batch-size", "0"], ["batch_size must be at least 1; got 0"]),
@@ -1184,6 +1260,16 @@ def test_collect_refuses_more(args: list[str], named: list[str], tmp_path: Path)
     code, output = run_cli("collect", "-p", prompts, "--out", out, "--no-progress", *args)
     assert_refused(code, output, *named)
     assert not (out / "manifest.json").exists()
+
+
+def test_a_seed_plan_past_int64_leaves_no_folder_behind(tmp_path: Path) -> None:
+    """Before: refused after manifest.json, prompts.jsonl, the lock file and empty rows/ and
+    embeddings/ were written into the new --out."""
+    out = tmp_path / "npd"
+    code, output = run_cli("collect", "-p", "toy:train:2", "--steps", "2", "--out", out,
+                           "--no-progress", "--seed-offset", str(2**63 - 1))  # fmt: skip
+    assert_refused(code, output, "reaches seed 9223372036854775808")
+    assert not out.exists()
 
 
 def test_long_lists_in_messages_show_the_first_few_and_count_the_rest():

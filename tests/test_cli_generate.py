@@ -39,7 +39,7 @@ def test_golden_images_for_each_prompt_and_seed(saved, tmp_path):
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["000-s3.png", "000-s4.png", "001-s3.png", "001-s4.png", "prompts.txt"]
-    assert (out / "prompts.txt").read_text() == "000\ta red cube\n001\ta blue ball\n"
+    assert (out / "prompts.txt").read_text() == '000\t"a red cube"\n001\t"a blue ball"\n'
     assert Image.open(out / "001-s4.png").size == (32, 32)
 
 

@@ -115,7 +115,7 @@ def test_generate_takes_a_named_set_and_fails_clearly_without_it(hub_cache, tmp_
     ran = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gen")])
     assert ran.exit_code == 0, ran.output
     index = (tmp_path / "gen" / "prompts.txt").read_text()
-    assert index == "000\tA red colored car.\n001\tA cat, on a mat.\n"
+    assert index == '000\t"A red colored car."\n001\t"A cat, on a mat."\n'
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     failed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gen2")])
     assert failed.exit_code != 0

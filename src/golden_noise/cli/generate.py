@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -24,11 +25,22 @@ from golden_noise.cli.options import (
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_png, atomic_write_text
 
 GRID_ROWS = 32  # grid.png: the first samples; NNN-compare.png holds every seed of a prompt
+# Line breaks to str.splitlines() that JSON leaves unescaped (it escapes \n, \r and the rest)
+_UNESCAPED_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 def _write_index(prompts: list[str], path: Path) -> None:
-    """`prompts.txt`: the file-name index of each prompt, tab, the prompt."""
-    atomic_write_text(path, "".join(f"{i:03d}\t{p}\n" for i, p in enumerate(prompts)))
+    """`prompts.txt`: the file-name index of each prompt, tab, the prompt as a JSON string.
+    A prompt may hold a line break (a .jsonl, .csv or hub caption: text encoders read it as
+    a space), so each is written escaped, one line per prompt, as prompts.jsonl and
+    index.jsonl keep every text."""
+    atomic_write_text(
+        path,
+        "".join(
+            f"{i:03d}\t{json.dumps(p, ensure_ascii=False).translate(_UNESCAPED_BREAKS)}\n"
+            for i, p in enumerate(prompts)
+        ),
+    )
 
 
 @app.command()

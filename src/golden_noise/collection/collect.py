@@ -250,6 +250,7 @@ def collect(
         notes=notes,
     )
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
+    plan = seeds.keys(len(prompts))  # a plan past int64's seeds is refused before writing
     _check_same_seed_plan(out, seeds, manifest)
 
     def barrier() -> None:
@@ -271,7 +272,6 @@ def collect(
         rows_per_shard=rows_per_shard,
         prompts=records if is_main else None,
     )
-    plan = seeds.keys(len(prompts))
     todo = [key for key in plan if not writer.has(*key)][rank::world]
     if max_rows is not None:
         todo = todo[:max_rows]

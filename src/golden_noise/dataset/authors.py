@@ -6,7 +6,9 @@ Their collector writes one `{index}_{seed}.npz` per pair (`arr_0` source latent 
 the order of their scorers; their released collector stores one score, HPSv2.1:
 `hpsv2.score(..., hps_version="v2.1")`, hence the default name "hpsv2.1"). Identical captions
 become one prompt here, so a prompt's text embedding is computed once and a split by prompt
-is one. Import is resumable: rows already present are skipped.
+is one. Import is resumable: rows already present are skipped. Every file and JSONL line is
+checked before anything is written, and a row with two files (a second run's folder) is
+refused as ambiguous rather than imported from whichever path sorts first.
 
 Latents are kept at the precision they were saved in: the authors' fp16 pipeline writes
 float16 pairs (stored as float16), a float32 run float32 ones (stored as float32; a later
@@ -18,18 +20,20 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.lib.format as npy
 import torch
 from rich.progress import Progress
 
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
-from golden_noise.core.validate import MAX_BATCH, integer
+from golden_noise.core.validate import MAX_BATCH, integer, number
 from golden_noise.dataset.manifest import DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord
 from golden_noise.dataset.writer import DatasetWriter
@@ -55,6 +59,42 @@ class ImportSummary:
     prompts: int
 
 
+@dataclass(frozen=True)
+class _PairFile:
+    """One pair file as its headers describe it: `index` (arr_2), the latents' `shape`
+    `(C, H, W)`, their `dtype` and the manifest dtype that holds them without loss."""
+
+    path: Path
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stored: str
+
+
+_SCORE_LISTS = ("original_score_list", "optimized_score_list")
+
+
+def _record(data: Any) -> AuthorsRecord:
+    """One JSONL entry, each field of the JSON type it must have: a fractional index or seed
+    (1.5 was stored as 1), a caption that is no string (null became "None") or a score that
+    is no finite number (NaN was refused only after the dataset was begun) is refused."""
+    fields = ("index", "seed", "caption", *_SCORE_LISTS)
+    if not isinstance(data, dict) or not set(fields) <= set(data):
+        got = f"keys {sorted(data)}" if isinstance(data, dict) else f"{data!r:.100}"
+        raise GoldenNoiseError(f"expected a JSON object with {', '.join(fields)}; got {got}")
+    if not isinstance(data["caption"], str):
+        raise GoldenNoiseError(f"caption must be a string; got {data['caption']!r}")
+    scores = []
+    for name in _SCORE_LISTS:
+        if not isinstance(data[name], list):
+            raise GoldenNoiseError(f"{name} must be a list of numbers; got {data[name]!r}")
+        scores.append([number(f"{name} entry", value) for value in data[name]])
+    index, seed = integer("index", data["index"]), integer("seed", data["seed"])
+    if not 0 <= seed <= MAX_SEED:  # the seeds every other command takes
+        raise GoldenNoiseError(f"seed must be between 0 and {MAX_SEED}; got {seed}")
+    return AuthorsRecord(index, seed, data["caption"], *scores)
+
+
 def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
     """The authors' per-prompt JSONL by their index, checking each line's fields."""
     records: dict[int, AuthorsRecord] = {}
@@ -63,86 +103,148 @@ def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise GoldenNoiseError(f"cannot read the authors' JSONL {path}: {exc}") from exc
-    for number, line in enumerate(lines, start=1):
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{path} line {line_number}"
         try:
-            data = json.loads(line)
-            record = AuthorsRecord(
-                index=int(data["index"]),
-                seed=int(data["seed"]),
-                caption=str(data["caption"]),
-                source_scores=[float(v) for v in data["original_score_list"]],
-                target_scores=[float(v) for v in data["optimized_score_list"]],
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise GoldenNoiseError(
-                f"{path} line {number}: expected a JSON object with index, seed, caption, "
-                f"original_score_list and optimized_score_list; got {line[:100]!r} ({exc})"
-            ) from exc
-        if not 0 <= record.seed <= MAX_SEED:  # the seeds every other command takes
-            raise GoldenNoiseError(
-                f"{path} line {number}: seed must be between 0 and {MAX_SEED}; got {record.seed}"
-            )
+            record = _record(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise GoldenNoiseError(f"{where}: not JSON ({exc}); got {line[:100]!r}") from exc
+        except GoldenNoiseError as exc:
+            raise GoldenNoiseError(f"{where}: {exc}") from exc
         for scores in (record.source_scores, record.target_scores):
             if len(scores) != n_scores:
                 raise GoldenNoiseError(
-                    f"{path} line {number}: expected {n_scores} scores per list (names given: "
+                    f"{where}: expected {n_scores} scores per list (names given: "
                     f"{n_scores}); found {len(scores)}"
                 )
         if record.index in records:
             raise GoldenNoiseError(
-                f"{path} line {number}: index {record.index} appears a second time (first at "
+                f"{where}: index {record.index} appears a second time (first at "
                 f"line {lines_of[record.index]}); each index names one prompt and seed, so the "
                 "file is ambiguous: remove one of the two lines"
             )
         records[record.index] = record
-        lines_of[record.index] = number
+        lines_of[record.index] = line_number
     if not records:
         raise GoldenNoiseError(f"the authors' JSONL {path} holds no rows")
     return records
 
 
-def _load_pair(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+def _inspect_pair(path: Path) -> _PairFile:
+    """A pair file's index and latent shape and dtype, read from the npy headers inside the
+    npz (np.load would read the latents whole): every file is checked before anything is
+    written, and the latents are read once, when they are imported."""
+    expected = f"{path}: expected an .npz with arr_0 (source), arr_1 (target), arr_2 (index)"
+    headers = []
     try:
-        with np.load(path) as data:
-            source, target, index = data["arr_0"], data["arr_1"], data["arr_2"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise GoldenNoiseError(
-            f"{path}: expected an .npz with arr_0 (source), arr_1 (target), arr_2 (index); {exc}"
-        ) from exc
-    source = source.reshape(source.shape[-3:]) if source.ndim > 3 else source
-    target = target.reshape(target.shape[-3:]) if target.ndim > 3 else target
-    if source.shape != target.shape or source.ndim != 3:
+        with zipfile.ZipFile(path) as archive:
+            for name in ("arr_0", "arr_1"):
+                with archive.open(f"{name}.npy") as handle:
+                    version = npy.read_magic(handle)
+                    header = (
+                        npy.read_array_header_1_0
+                        if version == (1, 0)
+                        else npy.read_array_header_2_0
+                    )
+                    shape, _, dtype = header(handle)
+                    headers.append((tuple(int(v) for v in shape), dtype))
+            with archive.open("arr_2.npy") as handle:
+                stored_index = npy.read_array(handle).reshape(-1)[0].item()
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile) as exc:
+        raise GoldenNoiseError(f"{expected}; {exc}") from exc
+    try:
+        index = integer("arr_2", stored_index)
+    except GoldenNoiseError as exc:
+        raise GoldenNoiseError(f"{expected}: {exc}") from exc
+    (source, dtype), (target, _) = headers
+    leading = (*source[:-3], *target[:-3])  # (1, C, H, W) is one latent; (2, C, H, W) is not
+    if len(source) < 3 or source[-3:] != target[-3:] or any(d != 1 for d in leading):
         raise GoldenNoiseError(
             f"{path}: expected source and target latents of one shape (C, H, W) or (1, C, H, W); "
-            f"got {data_shape(source)} and {data_shape(target)}"
+            f"got {source} and {target}"
         )
-    return source, target, int(np.asarray(index).reshape(-1)[0])
+    return _PairFile(path, index, source[-3:], dtype, _latent_dtype(dtype, path))
 
 
-def _stored_index(path: Path) -> int:
-    """A pair's `arr_2` alone (np.load reads one member of the archive, not the latents)."""
+def _load_latents(pair: _PairFile) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with np.load(path) as data:
-            return int(np.asarray(data["arr_2"]).reshape(-1)[0])
-    except (OSError, KeyError, ValueError, IndexError) as exc:
+        with np.load(pair.path) as data:
+            return data["arr_0"].reshape(pair.shape), data["arr_1"].reshape(pair.shape)
+    except (OSError, KeyError, ValueError) as exc:
         raise GoldenNoiseError(
-            f"{path}: expected an .npz with arr_0 (source), arr_1 (target), arr_2 (index); {exc}"
+            f"{pair.path}: expected an .npz with arr_0 (source), arr_1 (target), arr_2 (index); "
+            f"{exc}"
         ) from exc
 
 
-def data_shape(array: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(v) for v in array.shape)
-
-
-def _latent_dtype(array: np.ndarray, path: Path) -> str:
-    """The manifest's latent dtype that holds `array` without loss."""
-    if array.dtype == np.float16:
+def _latent_dtype(dtype: np.dtype, path: Path) -> str:
+    """The manifest's latent dtype that holds latents of `dtype` without loss."""
+    if dtype == np.float16:
         return "float16"
-    if array.dtype in (np.float32, np.float64):
+    if dtype in (np.float32, np.float64):
         return "float32"
-    raise GoldenNoiseError(f"{path}: expected float16 or float32 latents; got {array.dtype}")
+    raise GoldenNoiseError(f"{path}: expected float16 or float32 latents; got {dtype}")
+
+
+def _refuse_mixed_latents(files: Sequence[_PairFile], latent_shape: Sequence[int] | None) -> None:
+    """The first file sets the dataset's latent shape and dtype: every other file must fit
+    them, checked before anything is written."""
+    first = files[0]
+    if latent_shape is not None and first.shape != tuple(latent_shape):
+        raise GoldenNoiseError(
+            f"{first.path}: latents of shape {first.shape}, but the pipeline makes "
+            f"{tuple(latent_shape)}; these pairs come from another model or image size: name "
+            "the pipeline (and size) that made them"
+        )
+    for pair in files[1:]:
+        if pair.shape != first.shape:
+            raise GoldenNoiseError(
+                f"{pair.path}: latents of shape {pair.shape}, but the dataset (from "
+                f"{first.path.name}) holds {first.shape}; import the files of each shape into "
+                "their own dataset"
+            )
+        if first.stored == "float16" != pair.stored:
+            raise GoldenNoiseError(
+                f"{pair.path}: {pair.dtype} latents, but the dataset (from {first.path.name}) "
+                "stores float16, which would lose their precision; import the float32 files "
+                "into their own dataset"
+            )
+
+
+def _refuse_contradicting_files(
+    files: Sequence[_PairFile], records: dict[int, AuthorsRecord]
+) -> None:
+    """A file's name must agree with its arr_2 and its JSONL row, and each row must have one
+    file: of two files for one index and seed (a second run's folder, a copy under another
+    name) only the first would be imported, the other reported as already present."""
+    sources: dict[int, list[str]] = {}
+    for pair in files:
+        named = _FILE_NAME.match(pair.path.name)
+        if named and int(named.group(1)) != pair.index:
+            raise GoldenNoiseError(
+                f"{pair.path}: its name says index {int(named.group(1))}, but its arr_2 says "
+                f"index {pair.index}; expected the same index (it picks the caption): fix the "
+                "file name or remove the file"
+            )
+        record = records.get(pair.index)
+        if record is None:
+            continue
+        if named and int(named.group(2)) != record.seed:
+            raise GoldenNoiseError(
+                f"{pair.path}: its name says seed {int(named.group(2))}, but the JSONL row of "
+                f"index {record.index} says seed {record.seed}; expected one seed per pair: fix "
+                "the file name or the row"
+            )
+        sources.setdefault(pair.index, []).append(str(pair.path))
+    for index, paths in sorted(sources.items()):
+        if len(paths) > 1:
+            raise GoldenNoiseError(
+                f"{len(paths)} npz files hold the pair of JSONL index {index} (seed "
+                f"{records[index].seed}): {first_few(paths)}; expected one file per index and "
+                "seed, so which pair to import is ambiguous: remove all but one"
+            )
 
 
 def _refuse_repeated_pairs(records: dict[int, AuthorsRecord]) -> None:
@@ -190,46 +292,24 @@ def import_authors(
     if not score_names:
         raise GoldenNoiseError("score_names must name at least the primary scorer")
     records = read_authors_jsonl(Path(jsonl), len(score_names))
-    files = sorted(p for p in npz_dir.rglob("*.npz"))
+    files = [_inspect_pair(path) for path in sorted(npz_dir.rglob("*.npz"))]
     if not files:
         raise GoldenNoiseError(f"no .npz files under {npz_dir}")
-    for path in files:  # a name that its arr_2 or its JSONL row contradicts, before any write
-        named = _FILE_NAME.match(path.name)
-        if not named:
-            continue
-        if int(named.group(1)) != (index := _stored_index(path)):
-            raise GoldenNoiseError(
-                f"{path}: its name says index {int(named.group(1))}, but its arr_2 says index "
-                f"{index}; expected the same index (it picks the caption): fix the file name "
-                "or remove the file"
-            )
-        record = records.get(index)
-        if record is not None and int(named.group(2)) != record.seed:
-            raise GoldenNoiseError(
-                f"{path}: its name says seed {int(named.group(2))}, but the JSONL row of index "
-                f"{record.index} says seed {record.seed}; expected one seed per pair: fix the "
-                "file name or the row"
-            )
+    _refuse_contradicting_files(files, records)
     _refuse_repeated_pairs(records)
+    _refuse_mixed_latents(files, latent_shape)
     prompt_of_caption: dict[str, int] = {}
     for record in sorted(records.values(), key=lambda r: r.index):
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))
     prompts = [PromptRecord(index=i, text=t) for t, i in prompt_of_caption.items()]
 
-    first_source, _, _ = _load_pair(files[0])
-    if latent_shape is not None and data_shape(first_source) != tuple(latent_shape):
-        raise GoldenNoiseError(
-            f"{files[0]}: latents of shape {data_shape(first_source)}, but the pipeline makes "
-            f"{tuple(latent_shape)}; these pairs come from another model or image size: name "
-            "the pipeline (and size) that made them"
-        )
     first_text = encode([prompts[0].text])  # also tells the embedding shape
     manifest = DatasetManifest(
         family=family,
         model=model,
-        latent_shape=data_shape(first_source),
+        latent_shape=files[0].shape,
         text_shape=tuple(first_text.shape[1:]),
-        latent_dtype=_latent_dtype(first_source, files[0]),
+        latent_dtype=files[0].stored,
         sampler=dict(sampler or {}),
         teacher="redenoise",
         teacher_options={"imported_from": "authors' npz+jsonl"},
@@ -249,36 +329,17 @@ def import_authors(
             writer.add_embeddings([0], first_text.float())
         writer.embed_missing(lambda texts: encode(texts).float(), batch_size)  # shard deleted
         for start in range(0, len(files), batch_size):
-            batch: list[tuple[np.ndarray, np.ndarray, int, AuthorsRecord, int]] = []
-            batch_keys: set[tuple[int, int]] = set()
-            for path in files[start : start + batch_size]:
-                source, target, index = _load_pair(path)
-                if data_shape(source) != writer.manifest.latent_shape:
-                    raise GoldenNoiseError(
-                        f"{path}: latents of shape {data_shape(source)}, but the dataset (from "
-                        f"{files[0].name}) holds {writer.manifest.latent_shape}; import the files "
-                        "of each shape into their own dataset"
-                    )
-                if writer.manifest.latent_dtype == "float16" != _latent_dtype(source, path):
-                    raise GoldenNoiseError(
-                        f"{path}: {source.dtype} latents, but the dataset (from "
-                        f"{files[0].name}) stores float16, which would lose their precision; "
-                        "import the float32 files into their own dataset"
-                    )
-                record = records.get(index)
+            batch: list[tuple[np.ndarray, np.ndarray, int, AuthorsRecord]] = []
+            for pair in files[start : start + batch_size]:
+                record = records.get(pair.index)
                 if record is None:
-                    orphans.append(str(path))
+                    orphans.append(str(pair.path))
                     continue
-                named = _FILE_NAME.match(path.name)
-                key = (
-                    prompt_of_caption[record.caption],
-                    int(named.group(2)) if named else record.seed,
-                )
-                if writer.has(*key) or key in batch_keys:
+                prompt = prompt_of_caption[record.caption]
+                if writer.has(prompt, record.seed):  # one file per row: an earlier import's
                     present += 1
                     continue
-                batch_keys.add(key)
-                batch.append((source, target, key[0], record, key[1]))
+                batch.append((*_load_latents(pair), prompt, record))
             bar.advance(task, min(batch_size, len(files) - start))
             if not batch:
                 continue
@@ -297,7 +358,7 @@ def import_authors(
                 source=torch.from_numpy(np.stack([b[0] for b in batch]).astype(np.float32)),
                 target=torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.float32)),
                 prompt_index=[b[2] for b in batch],
-                seed=[b[4] for b in batch],
+                seed=[b[3].seed for b in batch],
                 score_source=[b[3].source_scores[0] for b in batch],
                 score_target=[b[3].target_scores[0] for b in batch],
                 extra_scores=extras,

@@ -184,7 +184,12 @@ def _check_paths(roots: list[Path], out: Path) -> None:
             raise GoldenNoiseError(
                 f"--out {out} lies inside source dataset {root}; merge into a new directory"
             )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise GoldenNoiseError(
+            f"--out {out} is a file; expected a new or empty folder for the merged dataset: "
+            "choose another path"
+        )
+    if out.is_dir() and any(out.iterdir()):
         raise GoldenNoiseError(
             f"--out {out} already exists and is not an empty directory; a merge writes a new "
             "dataset: choose a new directory"

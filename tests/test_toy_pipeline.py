@@ -83,9 +83,10 @@ def test_toy_train_command_on_tiny_config(tmp_path):
     first = runner.invoke(app, [*args, "--vae-steps", "2", "--unet-steps", "2"])
     assert first.exit_code == 0, first.output
     assert json.loads((tmp_path / "pipeline" / "toy_step.json").read_text())["step"] == 2
-    resumed = runner.invoke(app, [*args, "--vae-steps", "2", "--unet-steps", "3"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads((tmp_path / "pipeline" / "toy_step.json").read_text())["step"] == 3
+    again = runner.invoke(app, [*args, "--vae-steps", "2", "--unet-steps", "2"])
+    assert again.exit_code == 0, again.output
+    assert "unet+text: done (step 2 of 2)" in again.output
+    assert json.loads((tmp_path / "pipeline" / "toy_step.json").read_text())["step"] == 2
     tiny = load_pipeline(path=tmp_path / "pipeline")
     images = generate(tiny, ["a red circle"], [0], steps=2)
     assert images.shape == (1, 3, 32, 32)

@@ -15,12 +15,17 @@ RECIPE = ConfigOptions(
     ToyRecipe,
     help={
         "seed": "Seeds weights, data and noise.",
-        "tiny": "Minute components, for smoke tests.",
+        "tiny": "Minute components, for smoke tests (with short warmup and checkpoint defaults).",
         "batch_size": "Scenes per step.",
         "vae_steps": "VAE training steps.",
         "unet_steps": "UNet + text encoder training steps.",
+        "warmup_steps": "Linear warmup steps of each phase's learning rate (default "
+        f"{ToyRecipe.warmup_steps}; with --tiny 1, unless given).",
+        "checkpoint_every": f"Steps between checkpoints (default {ToyRecipe.checkpoint_every}; "
+        "with --tiny the shorter phase's steps, unless given).",
         "threads": "Torch threads (default: the faster of 1 and 2).",
     },
+    unset=("warmup_steps", "checkpoint_every"),
 )
 
 
@@ -34,16 +39,21 @@ def toy_train(
         float | None,
         typer.Option(help="Stop the UNet phase after this wall time (not reproducible)."),
     ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     **options: Any,
 ) -> None:
-    """Train the toy pipeline from a seed: VAE, then UNet and text encoder with EMA and CFG."""
+    """Train the toy pipeline from a seed: VAE, then UNet and text encoder with EMA and CFG.
+
+    A run resumes only with the settings it was started with (its train_config.json)."""
     from golden_noise.toy.train import train_toy_pipeline
 
-    config = ToyRecipe(**RECIPE.values(options))
-    if config.tiny:
-        config.checkpoint_every = max(1, min(config.vae_steps, config.unet_steps))
-        config.warmup_steps = 1
-    print(f"pipeline written to {train_toy_pipeline(out, config, minutes)}")
+    values = RECIPE.values(options)
+    if values["tiny"]:  # a few steps: defaults that fit them, unless given
+        steps = min(values["vae_steps"], values["unet_steps"])
+        values.setdefault("checkpoint_every", max(1, steps))
+        values.setdefault("warmup_steps", 1)
+    config = ToyRecipe(**values)
+    print(f"pipeline written to {train_toy_pipeline(out, config, minutes, progress)}")
 
 
 def _check_new_file(option: str, path: Path | None) -> None:

@@ -1,5 +1,6 @@
 """The shipped toy pipeline and its default sampler settings."""
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -11,6 +12,21 @@ DEFAULT_STEPS = 20
 # Chosen on the validation split (4 seeds, 20 DDIM steps), fully-correct rate by guidance:
 # 2.0: 0.460, 3.5: 0.419 (5.0: 0.318, 7.5: 0.211 with 1 seed). Higher guidance blanks images.
 DEFAULT_GUIDANCE = 2.0
+# What the shipped pipeline is made of (the NPNet and reward model shipped beside it are not).
+PIPELINE_FILES = ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae")
+
+
+def shipped_pipeline_sha256() -> str:
+    """SHA-256 over the shipped pipeline's files (relative names and bytes): images drawn and
+    kept for later hold only for the weights that drew them."""
+    digest = hashlib.sha256()
+    for name in PIPELINE_FILES:
+        top = WEIGHTS_DIR / name
+        for path in sorted([top] if top.is_file() else top.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(WEIGHTS_DIR).as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def load_pipeline(

@@ -4,12 +4,14 @@ The images come from the toy pipeline's default sampler on train-split prompts, 
 standard noise scaled by a factor drawn from [0.75, 1.05]: NPNet's outputs and the
 norm-matched control live at those norms, so the model must rank images drawn there.
 Images are drawn in chunks saved as they finish, so an interrupted fit resumes where it
-stopped. A tenth of the images (by index, seeded) is held out to report the fit.
+stopped; `images/draw_settings.json` records what decides them (the seed, the sampler, the
+pipeline's weights) and a fit with other settings is refused rather than paired with them.
+A tenth of the images (by index, seeded) is held out to report the fit.
 """
 
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,16 +19,24 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from golden_noise.core.atomic import atomic_directory, atomic_write_json
+from golden_noise.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import track
 from golden_noise.toy.grammar import sample_prompts
-from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline
+from golden_noise.toy.pipeline import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    load_pipeline,
+    shipped_pipeline_sha256,
+)
 from golden_noise.toy.recipe import CHUNK, RewardRecipe
 from golden_noise.toy.reward_model import ToyRewardModel, spec_vector
 from golden_noise.toy.scorer import score
+from golden_noise.train.state import changed_settings
 
 SCALE_RANGE = (0.75, 1.05)
 SEED_BASE = 10_000_000  # image seeds, apart from the demo's collection/validation/held-out ones
+DRAW_SETTINGS = "draw_settings.json"
 
 
 def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> dict[str, float]:
@@ -87,6 +97,7 @@ def _scored_images(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 images `[N, 32, 32, 3]`, prompt specs and exact soft scores; drawn once per chunk."""
     folder.mkdir(parents=True, exist_ok=True)
+    _claim_images(folder, _draw_settings(recipe))
     chunks = recipe.images // CHUNK
     prompts = sample_prompts(chunks * CHUNK, recipe.seed, "train")
     scales = np.random.default_rng(recipe.seed).uniform(*SCALE_RANGE, chunks * CHUNK)
@@ -104,6 +115,45 @@ def _scored_images(
     soft = torch.from_numpy(np.concatenate([s for _, s in loaded]))
     specs = torch.stack([spec_vector(p) for p in prompts])
     return images, specs, soft
+
+
+def _draw_settings(recipe: RewardRecipe) -> dict[str, object]:
+    """Everything chunk c's images and scores depend on: its prompts and noise scales (drawn
+    from the seed), its noise seeds, the chunk size, the sampler call and the pipeline. Not the
+    image count: the prompts and scales of a longer draw start with those of a shorter one, so
+    chunk c is the same for every count that reaches it."""
+    return {
+        "seed": recipe.seed,
+        "chunk": CHUNK,
+        "seed_base": SEED_BASE,
+        "scale_range": list(SCALE_RANGE),
+        "steps": DEFAULT_STEPS,
+        "guidance": DEFAULT_GUIDANCE,
+        "pipeline_sha256": shipped_pipeline_sha256(),
+    }
+
+
+def _claim_images(folder: Path, settings: dict[str, object]) -> None:
+    """Refuse chunks drawn with other settings (a fit would pair them with other prompts and
+    report the new settings); record the settings before the first chunk is drawn."""
+    path = folder / DRAW_SETTINGS
+    if path.is_file():
+        changed = changed_settings(path, settings)
+        if changed:
+            raise GoldenNoiseError(
+                f"{folder} holds images drawn with other settings ({'; '.join(changed)}); "
+                "fitting on them would pair them with other prompts. Pass the settings they "
+                f"were drawn with, choose a new --out, or delete {folder} to draw them again"
+            )
+        return
+    drawn = sorted(folder.glob("chunk_*.npz"))
+    if drawn:
+        raise GoldenNoiseError(
+            f"{folder} holds {len(drawn)} image chunks but no {DRAW_SETTINGS}, the record of "
+            "the seed and pipeline that drew them, so they may be another fit's. Choose a new "
+            f"--out, or delete {folder} to draw them again"
+        )
+    atomic_write_json(path, settings)
 
 
 def _pipeline():
@@ -131,6 +181,6 @@ def _draw_chunk(pipe, path: Path, prompts: list[str], scales: np.ndarray, seed: 
     ).images
     images = (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
     soft = score(images, prompts).soft.numpy()
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=images, soft=soft)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, soft=soft)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -7,6 +7,8 @@ timesteps, the prompt replaced by "" with probability ``cfg_drop`` (for classifi
 guidance), EMA of the UNet and text encoder weights. A checkpoint is written atomically every
 ``checkpoint_every`` steps and at the end of each phase; the EMA pipeline is exported to
 ``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint.
+The settings are recorded in ``out/train_config.json``, and a resume must give the same ones
+(``_claim_run_folder``).
 """
 
 import copy
@@ -16,16 +18,19 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from transformers import CLIPTextModel
 
-from golden_noise.core.atomic import atomic_directory, publish, temp_path_for
+from golden_noise.core.atomic import atomic_directory, atomic_write_json, publish, temp_path_for
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.progress import make_progress
 from golden_noise.core.validate import number
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
@@ -33,6 +38,15 @@ from golden_noise.toy.recipe import ToyRecipe
 from golden_noise.toy.scenes import render
 from golden_noise.toy.scorer import score
 from golden_noise.toy.tokenizer import build_tokenizer
+from golden_noise.train.state import RUN_CONFIG, changed_settings
+
+# What a run leaves in its folder: checkpoints, then the exported pipeline.
+RUN_FILES = ("vae.pt", "unet.pt", "pipeline")
+# Settings that leave the weights alone (the thread count, how often a checkpoint is written);
+# every other recorded one must match to resume.
+FREE_SETTINGS = frozenset({"threads", "checkpoint_every"})
+# Settings that set the length of a phase's cosine learning-rate schedule.
+SCHEDULE_SETTINGS = ("vae_steps", "unet_steps", "warmup_steps")
 
 
 def scene_batch(seed: int, step: int, n: int) -> tuple[torch.Tensor, list[str]]:
@@ -94,24 +108,84 @@ def _cosine_lr(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_toy_pipeline(out: Path, config: ToyRecipe, minutes: float | None = None) -> Path:
+def train_toy_pipeline(
+    out: Path, config: ToyRecipe, minutes: float | None = None, progress: bool = True
+) -> Path:
     """Train (or resume) into ``out``; returns the exported pipeline directory.
 
     ``minutes`` caps the UNet phase's wall time (the result then depends on machine speed;
-    reproducible runs leave it unset and fix the step counts).
+    reproducible runs leave it unset and fix the step counts). ``progress``: a bar on a
+    terminal, a line every 30 s in a log (``golden_noise.core.progress``); False shows neither.
     """
     if minutes is not None:  # -1 stopped after one step, NaN never: both exited 0
         number("minutes", minutes, above=0)
+    _claim_run_folder(out, config)
     threads_before = torch.get_num_threads()
     try:
-        return _train(out, config, minutes)
+        return _train(out, config, minutes, progress)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(out: Path, config: ToyRecipe, minutes: float | None) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+def _claim_run_folder(out: Path, config: ToyRecipe) -> None:
+    """Refuse to resume a run in ``out`` with settings other than its own; record them for a
+    fresh one.
+
+    A resume loads the run's weights, optimizer and EMA state and trains on with the settings
+    given, so one that differs (seed, a learning rate, the EMA decay, ``tiny``'s shapes, the
+    step counts) would silently mix two runs. Checkpoints or a pipeline without a readable
+    record are refused too: nothing could vouch for them. The record is written only once the
+    folder is this run's, so a refused run leaves it as it was.
+    """
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    path = out / RUN_CONFIG
+    if not found:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, asdict(config), sort_keys=False)
+        return
+    if not path.is_file():
+        raise GoldenNoiseError(
+            f"{out} holds {', '.join(found)} but no {RUN_CONFIG}, the record of the settings "
+            "that made them; resuming could silently mix two runs. Restore that file, or train "
+            "into a new --out"
+        )
+    changed = changed_settings(path, asdict(config), FREE_SETTINGS)
+    if not changed:
+        return
+    why = ""
+    if any(line.split(":")[0] in SCHEDULE_SETTINGS for line in changed):
+        why = (
+            " (each phase's learning rate follows a cosine schedule over its total steps, so "
+            "a run of another length is another run, not this one trained longer or shorter)"
+        )
+    raise GoldenNoiseError(
+        f"{out} holds a toy-train run with other settings ({'; '.join(changed)}). Resuming "
+        f"would train that run's weights on under these settings, mixing two runs{why}: pass "
+        "its settings to resume it, or train into a new --out"
+    )
+
+
+def _progress(enabled: bool) -> Any:
+    """A bar on a terminal; a line every 30 s in a log (``golden_noise.core.progress``)."""
+    return make_progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}, {task.fields[threads]} threads"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        extra=lambda fields: f"loss {fields['loss']}, {fields['threads']} threads",
+    )
+
+
+def _resumed(phase: str, start: int, total: int) -> None:
+    if start == total:
+        print(f"{phase}: done (step {total} of {total})", flush=True)
+    elif start:
+        print(f"{phase}: resumed at step {start} of {total}", flush=True)
+
+
+def _train(out: Path, config: ToyRecipe, minutes: float | None, progress: bool) -> Path:
     torch.manual_seed(config.seed)
     vae = components.build_vae(config.tiny)
     vae_path = out / "vae.pt"
@@ -120,11 +194,11 @@ def _train(out: Path, config: ToyRecipe, minutes: float | None) -> Path:
         vae.load_state_dict(state["model"])
         vae.register_to_config(scaling_factor=state["scaling_factor"])
     else:
-        _train_vae(vae, config, vae_path)
-    return _train_unet(vae, config, out, minutes)
+        _train_vae(vae, config, vae_path, progress)
+    return _train_unet(vae, config, out, minutes, progress)
 
 
-def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path) -> None:
+def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path, progress: bool) -> None:
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     start = 0
     if path.exists():
@@ -133,25 +207,28 @@ def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path) -> None:
         opt.load_state_dict(state["opt"])
         start = state["step"]
     vae.train()
-    bar = tqdm(range(start, config.vae_steps), desc="vae", mininterval=10)
+    _resumed("vae", start, config.vae_steps)
     tuner = ThreadTuner(config.threads)
-    for step in bar:
-        tic = time.perf_counter()
-        x, _ = scene_batch(config.seed, step, config.batch_size)
-        for group in opt.param_groups:
-            group["lr"] = config.vae_lr * _cosine_lr(step, config.vae_steps, config.warmup_steps)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
-        loss = F.mse_loss(recon, x) + config.kl_weight * posterior.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}", threads=tuner.current)
-        tuner.step_done(step, time.perf_counter() - tic)
-        if (step + 1) % config.checkpoint_every == 0:
-            _save_atomic(
-                {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, path
-            )
+    with _progress(progress and start < config.vae_steps) as bar:
+        total = config.vae_steps - start
+        task = bar.add_task("vae", total=total, loss="-", threads=tuner.current)
+        for step in range(start, config.vae_steps):
+            tic = time.perf_counter()
+            x, _ = scene_batch(config.seed, step, config.batch_size)
+            lr = config.vae_lr * _cosine_lr(step, config.vae_steps, config.warmup_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+            loss = F.mse_loss(recon, x) + config.kl_weight * posterior.kl().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(task, advance=1, loss=f"{loss.item():.4f}", threads=tuner.current)
+            tuner.step_done(step, time.perf_counter() - tic)
+            if (step + 1) % config.checkpoint_every == 0:
+                state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}
+                _save_atomic(state, path)
     state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
     state["scaling_factor"] = _scaling_factor(vae, config)
     vae.register_to_config(scaling_factor=state["scaling_factor"])
@@ -171,7 +248,9 @@ def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe) -> float:
     return 1.0 / std
 
 
-def _train_unet(vae: AutoencoderKL, config: ToyRecipe, out: Path, minutes: float | None) -> Path:
+def _train_unet(
+    vae: AutoencoderKL, config: ToyRecipe, out: Path, minutes: float | None, progress: bool
+) -> Path:
     vae.requires_grad_(False)
     unet = components.build_unet(config.tiny)
     text_encoder = components.build_text_encoder(config.tiny)
@@ -197,46 +276,50 @@ def _train_unet(vae: AutoencoderKL, config: ToyRecipe, out: Path, minutes: float
     text_encoder.train()
     empty = tokenizer([""], padding="max_length", return_tensors="pt").input_ids
     t0 = time.monotonic()
-    bar = tqdm(range(start, config.unet_steps), desc="unet+text", mininterval=10)
+    _resumed("unet+text", start, config.unet_steps)
     tuner = ThreadTuner(config.threads)
-    for step in bar:
-        tic = time.perf_counter()
-        x, prompts = scene_batch(config.seed, config.vae_steps + step, config.batch_size)
-        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        with torch.no_grad():
-            latents = vae.encode(x).latent_dist.sample(g) * vae.config.scaling_factor
-        ids = tokenizer(prompts, padding="max_length", return_tensors="pt").input_ids
-        drop = torch.rand(len(prompts), generator=g) < config.cfg_drop
-        ids[drop] = empty
-        noise = torch.randn(latents.shape, generator=g)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(x),), generator=g)
-        noisy = noise_scheduler.add_noise(latents, noise, t)
-        pred = unet(noisy, t, text_encoder(ids)[0]).sample
-        loss = F.mse_loss(pred, noise)
-        for group in opt.param_groups:
-            group["lr"] = config.unet_lr * _cosine_lr(step, config.unet_steps, config.warmup_steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        emas[0].step(unet.parameters())
-        emas[1].step(text_encoder.parameters())
-        bar.set_postfix(loss=f"{loss.item():.4f}", threads=tuner.current)
-        tuner.step_done(step, time.perf_counter() - tic)
-        out_of_time = minutes is not None and time.monotonic() - t0 > 60 * minutes
-        done = step + 1 == config.unet_steps or out_of_time
-        if done or (step + 1) % config.checkpoint_every == 0:
-            state = {
-                "unet": unet.state_dict(),
-                "text_encoder": text_encoder.state_dict(),
-                "opt": opt.state_dict(),
-                "ema": [ema.state_dict() for ema in emas],
-                "step": step + 1,
-            }
-            _save_atomic(state, path)
-            export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", step + 1)
-        if out_of_time:
-            break
+    with _progress(progress and start < config.unet_steps) as bar:
+        total = config.unet_steps - start
+        task = bar.add_task("unet+text", total=total, loss="-", threads=tuner.current)
+        for step in range(start, config.unet_steps):
+            tic = time.perf_counter()
+            x, prompts = scene_batch(config.seed, config.vae_steps + step, config.batch_size)
+            g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            with torch.no_grad():
+                latents = vae.encode(x).latent_dist.sample(g) * vae.config.scaling_factor
+            ids = tokenizer(prompts, padding="max_length", return_tensors="pt").input_ids
+            drop = torch.rand(len(prompts), generator=g) < config.cfg_drop
+            ids[drop] = empty
+            noise = torch.randn(latents.shape, generator=g)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(x),), generator=g)
+            noisy = noise_scheduler.add_noise(latents, noise, t)
+            pred = unet(noisy, t, text_encoder(ids)[0]).sample
+            loss = F.mse_loss(pred, noise)
+            lr = config.unet_lr * _cosine_lr(step, config.unet_steps, config.warmup_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            emas[0].step(unet.parameters())
+            emas[1].step(text_encoder.parameters())
+            bar.update(task, advance=1, loss=f"{loss.item():.4f}", threads=tuner.current)
+            tuner.step_done(step, time.perf_counter() - tic)
+            out_of_time = minutes is not None and time.monotonic() - t0 > 60 * minutes
+            done = step + 1 == config.unet_steps or out_of_time
+            if done or (step + 1) % config.checkpoint_every == 0:
+                state = {
+                    "unet": unet.state_dict(),
+                    "text_encoder": text_encoder.state_dict(),
+                    "opt": opt.state_dict(),
+                    "ema": [ema.state_dict() for ema in emas],
+                    "step": step + 1,
+                }
+                _save_atomic(state, path)
+                export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", step + 1)
+            if out_of_time:
+                break
     return out / "pipeline"
 
 

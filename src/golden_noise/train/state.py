@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -388,7 +389,6 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
     only the one with `write` writes.
     """
     path = out / RUN_CONFIG
-    record = json.loads(json.dumps(record))  # compare in the form the file holds
     if not path.is_file():
         if resuming:
             raise GoldenNoiseError(
@@ -407,17 +407,7 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
         if write:
             atomic_write_json(path, record)
         return
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GoldenNoiseError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(recorded, dict):
-        raise GoldenNoiseError(f"cannot read {path}: expected a JSON object of settings")
-    changed = [
-        f"{key}: run {recorded.get(key)!r}, now {value!r}"
-        for key, value in record.items()
-        if key not in FREE_SETTINGS and recorded.get(key) != value
-    ]
+    changed = changed_settings(path, record, FREE_SETTINGS)
     if changed:
         effect = (
             "Resuming would change that run"
@@ -430,3 +420,24 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
             f"{effect}: pass its settings to resume it, or choose a new "
             "--out (--init-from starts from its weights)"
         )
+
+
+def changed_settings(
+    path: Path, record: Mapping[str, Any], free: Collection[str] = ()
+) -> list[str]:
+    """The settings of `record` outside `free` that the JSON record at `path` holds with
+    another value, each as "name: run <recorded>, now <given>" (compared in the form the file
+    holds, so a tuple matches its list). A record that cannot be read vouches for nothing, so
+    it is refused rather than read as "no settings"."""
+    record = json.loads(json.dumps(record))
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GoldenNoiseError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(recorded, dict):
+        raise GoldenNoiseError(f"cannot read {path}: expected a JSON object of settings")
+    return [
+        f"{key}: run {recorded.get(key)!r}, now {value!r}"
+        for key, value in record.items()
+        if key not in free and recorded.get(key) != value
+    ]

@@ -1,0 +1,205 @@
+"""toy-train and toy-reward resume only the run their folder holds: a re-run with settings
+that change the numbers is refused with one error line and leaves every file as it was."""
+
+import json
+import shutil
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from golden_noise.cli.app import app
+from golden_noise.toy import reward_fit
+from golden_noise.toy import train as toy_train
+
+TINY = ["--tiny", "--batch-size", "4", "--threads", "1", "--vae-steps", "2"]
+REWARD = ["--images", "24", "--epochs", "1", "--batch-size", "8", "--width", "8"]
+
+
+def run_cli(*args: object) -> tuple[int, str]:
+    """Exit code and everything a user would see, including any traceback."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    output = result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += "".join(traceback.format_exception(result.exception))
+    return result.exit_code, output
+
+
+def assert_refused(code: int, output: str, *named: str) -> None:
+    assert code != 0, output
+    assert "Traceback" not in output, output
+    assert output.count("error:") == 1, output
+    for text in named:
+        assert text in output, (text, output)
+
+
+def files(folder: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None) under `folder`, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in folder.rglob("*")
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy-train") / "run"
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
+    assert code == 0, output
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--seed", "1"], ["seed: run 0, now 1"]),
+        (["--unet-lr", "0.01"], ["unet_lr: run 0.0005, now 0.01"]),
+        (["--cfg-drop", "0.5"], ["cfg_drop: run 0.1, now 0.5"]),
+        (["--ema-decay", "0.5"], ["ema_decay: run 0.999, now 0.5"]),
+        (["--batch-size", "8"], ["batch_size: run 4, now 8"]),
+        (["--unet-steps", "1"], ["unet_steps: run 2, now 1", "cosine schedule"]),
+        # the LR schedule spans the total, so a longer run is not this one trained on
+        (["--unet-steps", "3"], ["unet_steps: run 2, now 3", "cosine schedule"]),
+    ],
+)
+def test_toy_train_refuses_a_resume_with_other_settings(
+    run_copy: Path, given: list[str], named: list[str]
+) -> None:
+    before = files(run_copy)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2", *given)
+    assert_refused(code, output, *named)
+    assert files(run_copy) == before  # train_config.json included
+
+
+def test_toy_train_refuses_a_tiny_run_resumed_without_tiny(run_copy: Path) -> None:
+    """Before: the full-size UNet failed to load the tiny one's weights with a traceback,
+    after train_config.json had been rewritten."""
+    before = files(run_copy)
+    full = [a for a in TINY if a != "--tiny"]
+    code, output = run_cli("toy-train", "--out", run_copy, *full, "--unet-steps", "2")
+    assert_refused(code, output, "tiny: run True, now False")
+    assert files(run_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("record", "named"),
+    [(None, "but no train_config.json"), (b"{not json", "cannot read")],
+)
+def test_toy_train_refuses_checkpoints_without_a_readable_record(
+    run_copy: Path, record: bytes | None, named: str
+) -> None:
+    path = run_copy / "train_config.json"
+    if record is None:
+        path.unlink()
+    else:
+        path.write_bytes(record)
+    before = files(run_copy)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
+    assert_refused(code, output, named)
+    assert files(run_copy) == before
+
+
+def test_toy_train_given_warmup_and_checkpoint_every_win_over_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--unet-steps", "2", "--warmup-steps", "3", "--checkpoint-every", "5"]
+    code, output = run_cli("toy-train", "--out", out, *TINY, *args, "--no-progress")
+    assert code == 0, output
+    record = json.loads((out / "train_config.json").read_text())
+    assert (record["warmup_steps"], record["checkpoint_every"]) == (3, 5)
+    assert output.splitlines()[-1] == f"pipeline written to {out / 'pipeline'}"
+    assert "2/2" not in output  # --no-progress: no progress lines
+
+
+class Killed(Exception):
+    """Stands in for a run stopped right after a checkpoint."""
+
+
+def test_toy_train_resumed_with_its_settings_ends_where_an_unbroken_run_does(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread count and checkpoint interval leave the weights alone, so they may differ."""
+    export = toy_train.export_pipeline
+
+    def export_then_stop(*args: object) -> None:
+        export(*args)
+        if args[-1] == 1:
+            raise Killed
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(toy_train, "export_pipeline", export_then_stop)
+    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", "1"]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    monkeypatch.setattr(toy_train, "export_pipeline", export)
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
+    assert code == 0, output
+    assert "unet+text: resumed at step 1 of 2" in output
+    for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
+        assert resumed.keys() == unbroken.keys()
+        assert all(resumed[k].equal(unbroken[k]) for k in resumed), part
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8-image chunks instead of 256 keep a draw to seconds; the logic is the same."""
+    monkeypatch.setattr(reward_fit, "CHUNK", 8)
+    monkeypatch.setattr("golden_noise.toy.recipe.CHUNK", 8)
+
+
+@pytest.fixture(scope="module")
+def drawn_fit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy-reward") / "fit"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reward_fit, "CHUNK", 8)
+        patch.setattr("golden_noise.toy.recipe.CHUNK", 8)
+        code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
+    assert code == 0, output
+    return out
+
+
+@pytest.fixture
+def fit_copy(drawn_fit: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(drawn_fit, tmp_path / "fit"))
+
+
+def test_toy_reward_refuses_images_drawn_for_another_seed(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """Before: the fit paired seed 0's images with seed 1's prompts and recorded seed 1."""
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--seed", "1")
+    assert_refused(code, output, "seed: run 0, now 1", "images")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_refuses_chunks_without_their_record(fit_copy: Path, small_chunks: None) -> None:
+    (fit_copy / "images" / reward_fit.DRAW_SETTINGS).unlink()
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD)
+    assert_refused(code, output, "3 image chunks", reward_fit.DRAW_SETTINGS)
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_reuses_its_chunks_for_more_images_and_another_fit(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """The image count and the fit's own settings do not change a chunk: only new chunks are
+    drawn, and the fit is redone."""
+    images = fit_copy / "images"
+    kept = {p.name: p.read_bytes() for p in images.glob("chunk_*.npz")}
+    more = ["--images", "32", "--epochs", "2", "--batch-size", "8", "--width", "8"]
+    code, output = run_cli("toy-reward", "--out", fit_copy, *more, "--no-progress")
+    assert code == 0, output
+    assert {name: (images / name).read_bytes() for name in kept} == kept
+    with np.load(images / "chunk_0003.npz") as chunk:
+        assert chunk["images"].shape == (8, 32, 32, 3)
+    recipe = json.loads((fit_copy / "reward_model" / "reward_recipe.json").read_text())
+    assert (recipe["images"], recipe["epochs"]) == (32, 2)

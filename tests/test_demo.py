@@ -224,7 +224,7 @@ def test_load_npnet_ships_or_explains(tmp_path, monkeypatch):
     from golden_noise.toy import npnet as toy_npnet
 
     monkeypatch.setattr(toy_npnet, "NPNET_DIR", tmp_path / "npnet")
-    with pytest.raises(GoldenNoiseError, match="golden-noise demo"):
+    with pytest.raises(GoldenNoiseError, match="golden-noise train DATASET"):
         toy_npnet.load_npnet()
     config = NPNetConfig(height=8, width=8, text_tokens=16, text_dim=64, **TINY.npnet)
     NPNet(config).save_pretrained(tmp_path / "npnet")
@@ -256,12 +256,14 @@ def test_presets_keep_the_promised_sizes():
 
 
 def test_demo_arms_add_the_shipped_npnet_beside_the_runs_own():
-    """The demo evaluates the shipped toy NPNet on the same held-out samples when it is given
-    (the default pipeline), and only then."""
+    """The demo evaluates the shipped toy NPNet, and a random move of its size, on the same
+    held-out samples when it is given (the default pipeline), and only then."""
     from golden_noise.demo.stages import demo_arms
 
     config = DemoConfig(name="t", validation_rows=1, collect_rows=1, eval_samples=1, epochs=1)
     without = demo_arms(None, object(), None, config)
     assert list(without) == ["standard", "golden", "norm-matched", "random move"]
     with_shipped = demo_arms(None, object(), None, config, shipped=object())
-    assert list(with_shipped) == ["standard", "golden", "norm-matched", "random move", "shipped"]
+    assert list(with_shipped) == [
+        "standard", "golden", "norm-matched", "random move", "shipped", "shipped random move"
+    ]  # fmt: skip

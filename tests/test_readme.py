@@ -68,7 +68,7 @@ def test_readme_toy_row_matches_the_shipped_pipeline():
 def test_readme_parameter_count_is_the_shipped_npnets():
     from golden_noise.toy import load_npnet
 
-    stated = re.search(r"trains a ([\d,]+)-parameter", README).group(1)
+    stated = re.search(r"a ([\d,]+)-parameter prompt-offset NPNet", README).group(1)
     assert int(stated.replace(",", "")) == sum(p.numel() for p in load_npnet().parameters())
 
 

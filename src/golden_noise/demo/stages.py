@@ -225,7 +225,8 @@ def demo_arms(
 ) -> dict[str, Arm]:
     """Standard, golden, its two controls (norm-matched, a random move of golden's size) and
     (optionally) the teacher's own target and the shipped toy NPNet (`shipped`, a
-    GoldenNoise), all on the same samples."""
+    GoldenNoise) with a random move of its size, all on the same samples. The shipped net
+    keeps the noise's norm, so its norm-matched arm would be standard itself."""
     made = {
         "standard": arms.standard(),
         "golden": arms.golden(golden),
@@ -234,6 +235,7 @@ def demo_arms(
     }
     if shipped is not None:
         made["shipped"] = arms.golden(shipped)
+        made["shipped random move"] = arms.random_move(shipped)
     if teacher is not None:
         made["teacher"] = teacher_arm(pipe, teacher, config)
     return made

@@ -1,6 +1,18 @@
-"""The toy world's default NPNet: the one a full `golden-noise demo` run trains, shipped here.
+"""The toy world's default NPNet: a prompt-offset net distilled from per-prompt offsets.
 
-Reproduce it with `golden-noise demo --out DIR` and copy `DIR/npnet` to `weights/npnet/`.
+Every train prompt's offset was fitted on the toy reward model (`collect --teacher
+prompt-offset`, committed in the repository's `data/toy-prompt-offsets/`) and one
+prompt-offset net (noise + an offset read from the prompt, rescaled to the noise's norm, so
+its gain is no temperature change) was regressed onto all 1,188 of them. It was chosen on the
+validation split among the prompt-offset nets of `docs/prompt-offsets.md`. Reproduce it from
+the repository root (bit for bit on the CPU that made it; another CPU's float kernels round
+differently), then copy `npnet-toy/last` to `weights/npnet/`:
+
+    golden-noise train data/toy-prompt-offsets --out npnet-toy --unfiltered \
+        --batch-size 32 --lr 3e-3 --weight-decay 0 --epochs 60 --log-with none
+
+(`golden-noise collect` with the command in `docs/prompt-offsets.md` refits the offsets;
+it resumes wherever it stopped.)
 """
 
 from golden_noise.core.errors import GoldenNoiseError
@@ -15,6 +27,6 @@ def load_npnet() -> NPNet:
     if not (NPNET_DIR / "config.json").is_file():
         raise GoldenNoiseError(
             f"expected the toy NPNet in {NPNET_DIR} (save_pretrained format), found none; "
-            "train one with `golden-noise demo --out DIR` and copy DIR/npnet there"
+            "train one with `golden-noise train DATASET --out DIR` and copy DIR/last there"
         )
     return NPNet.from_pretrained(NPNET_DIR).eval()

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from golden_noise.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import track
+from golden_noise.core.settings_record import changed_settings
 from golden_noise.toy.grammar import sample_prompts
 from golden_noise.toy.pipeline import (
     DEFAULT_GUIDANCE,
@@ -32,7 +33,6 @@ from golden_noise.toy.pipeline import (
 from golden_noise.toy.recipe import CHUNK, RewardRecipe
 from golden_noise.toy.reward_model import ToyRewardModel, spec_vector
 from golden_noise.toy.scorer import score
-from golden_noise.train.state import changed_settings
 
 SCALE_RANGE = (0.75, 1.05)
 SEED_BASE = 10_000_000  # image seeds, apart from the demo's collection/validation/held-out ones

@@ -31,6 +31,7 @@ from transformers import CLIPTextModel
 from golden_noise.core.atomic import atomic_directory, atomic_write_json, publish, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import make_progress
+from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
 from golden_noise.toy import components
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
@@ -38,7 +39,6 @@ from golden_noise.toy.recipe import ToyRecipe
 from golden_noise.toy.scenes import render
 from golden_noise.toy.scorer import score
 from golden_noise.toy.tokenizer import build_tokenizer
-from golden_noise.train.state import RUN_CONFIG, changed_settings
 
 # What a run leaves in its folder: checkpoints, then the exported pipeline.
 RUN_FILES = ("vae.pt", "unet.pt", "pipeline")

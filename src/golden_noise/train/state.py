@@ -26,7 +26,6 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,11 @@ import torch
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_JSON = "progress.json"
 PROGRESS_TENSORS = "progress.safetensors"
-RUN_CONFIG = "train_config.json"
 METRICS_JSONL = "metrics.jsonl"
 FILE_DIGESTS = "files_sha256"
 _NUMBERED = re.compile(r"^checkpoint_(\d+)$")
@@ -420,24 +419,3 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
             f"{effect}: pass its settings to resume it, or choose a new "
             "--out (--init-from starts from its weights)"
         )
-
-
-def changed_settings(
-    path: Path, record: Mapping[str, Any], free: Collection[str] = ()
-) -> list[str]:
-    """The settings of `record` outside `free` that the JSON record at `path` holds with
-    another value, each as "name: run <recorded>, now <given>" (compared in the form the file
-    holds, so a tuple matches its list). A record that cannot be read vouches for nothing, so
-    it is refused rather than read as "no settings"."""
-    record = json.loads(json.dumps(record))
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GoldenNoiseError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(recorded, dict):
-        raise GoldenNoiseError(f"cannot read {path}: expected a JSON object of settings")
-    return [
-        f"{key}: run {recorded.get(key)!r}, now {value!r}"
-        for key, value in record.items()
-        if key not in free and recorded.get(key) != value
-    ]

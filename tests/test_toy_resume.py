@@ -4,6 +4,7 @@ that change the numbers is refused with one error line and leaves every file as 
 import json
 import shutil
 import traceback
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from golden_noise.cli.app import app
+from golden_noise.core import file_digests
 from golden_noise.toy import reward_fit
 from golden_noise.toy import train as toy_train
 
@@ -203,3 +205,115 @@ def test_toy_reward_reuses_its_chunks_for_more_images_and_another_fit(
         assert chunk["images"].shape == (8, 32, 32, 3)
     recipe = json.loads((fit_copy / "reward_model" / "reward_recipe.json").read_text())
     assert (recipe["images"], recipe["epochs"]) == (32, 2)
+
+
+def flip_tensor_bytes(path: Path) -> None:
+    """Damage the largest tensor of a torch checkpoint in place: the zip stays readable."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        tensors = [info for info in archive.infolist() if "/data/" in info.filename]
+        entry = max(tensors, key=lambda info: info.file_size)
+        content = archive.read(entry)
+    start = raw.find(content)
+    assert start >= 0 and len(content) > 1000, entry
+    at = start + len(content) // 2
+    raw[at : at + 4] = bytes(b ^ 0xFF for b in raw[at : at + 4])
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize("name", ["vae.pt", "unet.pt"])
+def test_toy_train_refuses_a_damaged_checkpoint(run_copy: Path, name: str) -> None:
+    """Before: the damaged weights loaded, and the run trained on and exported from them."""
+    flip_tensor_bytes(run_copy / name)
+    before = files(run_copy)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
+    assert_refused(code, output, name, "expected SHA-256", "changed or damaged")
+    assert files(run_copy) == before
+
+
+def test_toy_train_refuses_a_checkpoint_without_a_digest(run_copy: Path) -> None:
+    (run_copy / toy_train.CHECKPOINT_DIGESTS).unlink()
+    before = files(run_copy)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
+    assert_refused(code, output, "vae.pt has no SHA-256", toy_train.CHECKPOINT_DIGESTS)
+    assert files(run_copy) == before
+
+
+@pytest.mark.parametrize(("write", "before_writing"), [(1, False), (2, True)])
+def test_toy_train_resumes_after_a_kill_between_checkpoint_and_digest(
+    finished_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write: int,
+    before_writing: bool,
+) -> None:
+    """Killed while UNet checkpoint `write` is saved, before or after the file is replaced
+    (its digest not yet recorded alone): the resume takes the file that is there, the old
+    step-1 one or the new, and ends where an unbroken run does."""
+    writes: list[Path] = []
+    write_bytes = file_digests.atomic_write_bytes
+
+    def write_and_stop(target: Path, data: bytes) -> None:
+        writes.extend([target] if target.name == "unet.pt" else [])
+        if len(writes) == write and before_writing:
+            raise Killed
+        write_bytes(target, data)
+        if len(writes) == write:
+            raise Killed
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
+    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", "1"]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
+    assert code == 0, output
+    assert "unet+text: resumed at step 1 of 2" in output
+    part = "unet/diffusion_pytorch_model.safetensors"
+    resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
+    assert all(resumed[k].equal(unbroken[k]) for k in unbroken)
+
+
+def test_toy_reward_refuses_an_edited_chunk(fit_copy: Path, small_chunks: None) -> None:
+    """Before: the edited score was fitted on as if the pipeline had drawn it."""
+    path = fit_copy / "images" / "chunk_0000.npz"
+    with np.load(path) as chunk:
+        images, soft = chunk["images"], chunk["soft"].copy()
+    soft[0] += 0.5
+    np.savez(path, images=images, soft=soft)
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
+    assert_refused(code, output, "chunk_0000.npz", "expected SHA-256", "Delete that chunk")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_refuses_a_chunk_without_a_digest(fit_copy: Path, small_chunks: None) -> None:
+    ledger = fit_copy / "images" / reward_fit.CHUNK_DIGESTS
+    digests = json.loads(ledger.read_text())
+    del digests["chunk_0002.npz"]
+    ledger.write_text(json.dumps(digests))
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
+    assert_refused(code, output, "chunk_0002.npz has no SHA-256", "Delete that chunk")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_reuses_a_chunk_killed_before_its_digest_was_recorded_alone(
+    drawn_fit: Path, tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bytes = file_digests.atomic_write_bytes
+
+    def write_and_stop(target: Path, data: bytes) -> None:
+        write_bytes(target, data)
+        if target.name == "chunk_0001.npz":
+            raise Killed
+
+    out = tmp_path / "fit"
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
+    args = ["toy-reward", "--out", str(out), *REWARD, "--no-progress"]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
+    code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
+    assert code == 0, output
+    drawn = {k: v for k, v in files(drawn_fit).items() if k.startswith("images/chunk_")}
+    assert {k: v for k, v in files(out).items() if k.startswith("images/chunk_")} == drawn

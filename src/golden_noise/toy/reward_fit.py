@@ -5,7 +5,9 @@ standard noise scaled by a factor drawn from [0.75, 1.05]: NPNet's outputs and t
 norm-matched control live at those norms, so the model must rank images drawn there.
 Images are drawn in chunks saved as they finish, so an interrupted fit resumes where it
 stopped; `images/draw_settings.json` records what decides them (the seed, the sampler, the
-pipeline's weights) and a fit with other settings is refused rather than paired with them.
+pipeline's weights) and a fit with other settings is refused rather than paired with them;
+`images/chunks_sha256.json` records each chunk's SHA-256, and a chunk that no longer matches
+(or has none) is refused rather than fitted on.
 A tenth of the images (by index, seeded) is held out to report the fit.
 """
 
@@ -19,8 +21,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from golden_noise.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from golden_noise.core.atomic import atomic_directory, atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.file_digests import DigestLedger
 from golden_noise.core.progress import track
 from golden_noise.core.settings_record import changed_settings
 from golden_noise.toy.grammar import sample_prompts
@@ -37,6 +40,7 @@ from golden_noise.toy.scorer import score
 SCALE_RANGE = (0.75, 1.05)
 SEED_BASE = 10_000_000  # image seeds, apart from the demo's collection/validation/held-out ones
 DRAW_SETTINGS = "draw_settings.json"
+CHUNK_DIGESTS = "chunks_sha256.json"
 
 
 def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> dict[str, float]:
@@ -101,15 +105,19 @@ def _scored_images(
     chunks = recipe.images // CHUNK
     prompts = sample_prompts(chunks * CHUNK, recipe.seed, "train")
     scales = np.random.default_rng(recipe.seed).uniform(*SCALE_RANGE, chunks * CHUNK)
+    ledger = _ledger(folder)
+    paths = [folder / f"chunk_{c:04d}.npz" for c in range(chunks)]
+    # every drawn chunk is checked before any is drawn, so a refused fit writes nothing
+    drawn = {path: ledger.read(path) for path in paths if path.is_file()}
     pipe = None
     loaded = []
     for c in track(range(chunks), "draw and score images", disable=not progress):
-        path = folder / f"chunk_{c:04d}.npz"
-        if not path.is_file():
+        if paths[c] not in drawn:
             pipe = pipe or _pipeline()
             rows = slice(c * CHUNK, (c + 1) * CHUNK)
-            _draw_chunk(pipe, path, prompts[rows], scales[rows], SEED_BASE + c * CHUNK)
-        with np.load(path) as data:
+            seed = SEED_BASE + c * CHUNK
+            drawn[paths[c]] = _draw_chunk(pipe, ledger, paths[c], prompts[rows], scales[rows], seed)
+        with np.load(io.BytesIO(drawn.pop(paths[c]))) as data:
             loaded.append((data["images"], data["soft"]))
     images = torch.from_numpy(np.concatenate([i for i, _ in loaded]))
     soft = torch.from_numpy(np.concatenate([s for _, s in loaded]))
@@ -162,7 +170,18 @@ def _pipeline():
     return pipe
 
 
-def _draw_chunk(pipe, path: Path, prompts: list[str], scales: np.ndarray, seed: int) -> None:
+def _ledger(folder: Path) -> DigestLedger:
+    """The SHA-256 of each image chunk, recorded as it is written: a chunk edited or damaged
+    since would otherwise be fitted on as if the pipeline had drawn it."""
+    return DigestLedger(
+        folder / CHUNK_DIGESTS, "Delete that chunk so it is drawn again, or choose a new --out"
+    )
+
+
+def _draw_chunk(
+    pipe, ledger: DigestLedger, path: Path, prompts: list[str], scales: np.ndarray, seed: int
+) -> bytes:
+    """Draw and score one chunk; write it with its digest and return its bytes."""
     noise = (
         torch.stack(
             [
@@ -183,4 +202,5 @@ def _draw_chunk(pipe, path: Path, prompts: list[str], scales: np.ndarray, seed: 
     soft = score(images, prompts).soft.numpy()
     buffer = io.BytesIO()
     np.savez(buffer, images=images, soft=soft)
-    atomic_write_bytes(path, buffer.getvalue())
+    ledger.write(path, buffer.getvalue())
+    return buffer.getvalue()

@@ -5,13 +5,16 @@ from a generator seeded by ``(seed, step)``, so a resumed run sees the same data
 unbroken one. Diffusion training is Stable Diffusion's: epsilon prediction, uniform
 timesteps, the prompt replaced by "" with probability ``cfg_drop`` (for classifier-free
 guidance), EMA of the UNet and text encoder weights. A checkpoint is written atomically every
-``checkpoint_every`` steps and at the end of each phase; the EMA pipeline is exported to
+``checkpoint_every`` steps and at the end of each phase, its SHA-256 recorded in
+``out/checkpoints_sha256.json`` (a resume refuses a checkpoint that no longer matches, or
+that has no digest: nothing could tell it from a damaged one); the EMA pipeline is exported to
 ``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint.
 The settings are recorded in ``out/train_config.json``, and a resume must give the same ones
 (``_claim_run_folder``).
 """
 
 import copy
+import io
 import json
 import math
 import random
@@ -28,8 +31,9 @@ from diffusers.training_utils import EMAModel
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from transformers import CLIPTextModel
 
-from golden_noise.core.atomic import atomic_directory, atomic_write_json, publish, temp_path_for
+from golden_noise.core.atomic import atomic_directory, atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.file_digests import DigestLedger
 from golden_noise.core.progress import make_progress
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
@@ -42,6 +46,8 @@ from golden_noise.toy.tokenizer import build_tokenizer
 
 # What a run leaves in its folder: checkpoints, then the exported pipeline.
 RUN_FILES = ("vae.pt", "unet.pt", "pipeline")
+# The checkpoints' SHA-256s, checked before a resume loads them.
+CHECKPOINT_DIGESTS = "checkpoints_sha256.json"
 # Settings that leave the weights alone (the thread count, how often a checkpoint is written);
 # every other recorded one must match to resume.
 FREE_SETTINGS = frozenset({"threads", "checkpoint_every"})
@@ -92,13 +98,29 @@ class ThreadTuner:
         torch.set_num_threads(self.current)
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = temp_path_for(path)
-    try:
-        torch.save(obj, tmp)
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _ledger(out: Path) -> DigestLedger:
+    """The SHA-256 of each checkpoint and the step it holds, recorded as it is written."""
+    return DigestLedger(
+        out / CHECKPOINT_DIGESTS,
+        "Restore it, or train into a new --out (a resume from a damaged checkpoint would "
+        "silently train other weights)",
+    )
+
+
+def _save_checkpoint(state: dict[str, Any], out: Path, name: str) -> None:
+    """Write checkpoint `name` in `out` atomically, with its digest in the ledger."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _ledger(out).write(out / name, buffer.getvalue(), state["step"])
+
+
+def _load_checkpoint(out: Path, name: str) -> dict[str, Any] | None:
+    """Checkpoint `name` in `out` (None before the first), refused unless its digest is the
+    one recorded when it was written."""
+    path = out / name
+    if not path.exists():
+        return None
+    return torch.load(io.BytesIO(_ledger(out).read(path)), weights_only=True)
 
 
 def _cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -188,21 +210,25 @@ def _resumed(phase: str, start: int, total: int) -> None:
 def _train(out: Path, config: ToyRecipe, minutes: float | None, progress: bool) -> Path:
     torch.manual_seed(config.seed)
     vae = components.build_vae(config.tiny)
-    vae_path = out / "vae.pt"
-    state = torch.load(vae_path, weights_only=True) if vae_path.exists() else {"step": 0}
-    if "scaling_factor" in state and state["step"] >= config.vae_steps:
+    state = _load_checkpoint(out, "vae.pt")
+    if state is not None and "scaling_factor" in state and state["step"] >= config.vae_steps:
         vae.load_state_dict(state["model"])
         vae.register_to_config(scaling_factor=state["scaling_factor"])
     else:
-        _train_vae(vae, config, vae_path, progress)
+        _train_vae(vae, config, out, state, progress)
     return _train_unet(vae, config, out, minutes, progress)
 
 
-def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path, progress: bool) -> None:
+def _train_vae(
+    vae: AutoencoderKL,
+    config: ToyRecipe,
+    out: Path,
+    state: dict[str, Any] | None,
+    progress: bool,
+) -> None:
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     start = 0
-    if path.exists():
-        state = torch.load(path, weights_only=True)
+    if state is not None:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = state["step"]
@@ -228,11 +254,11 @@ def _train_vae(vae: AutoencoderKL, config: ToyRecipe, path: Path, progress: bool
             tuner.step_done(step, time.perf_counter() - tic)
             if (step + 1) % config.checkpoint_every == 0:
                 state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}
-                _save_atomic(state, path)
+                _save_checkpoint(state, out, "vae.pt")
     state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
     state["scaling_factor"] = _scaling_factor(vae, config)
     vae.register_to_config(scaling_factor=state["scaling_factor"])
-    _save_atomic(state, path)
+    _save_checkpoint(state, out, "vae.pt")
 
 
 @torch.no_grad()
@@ -262,10 +288,9 @@ def _train_unet(
         EMAModel(m.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
         for m in (unet, text_encoder)
     ]
-    path = out / "unet.pt"
     start = 0
-    if path.exists():
-        state = torch.load(path, weights_only=True)
+    state = _load_checkpoint(out, "unet.pt")
+    if state is not None:
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         opt.load_state_dict(state["opt"])
@@ -316,7 +341,7 @@ def _train_unet(
                     "ema": [ema.state_dict() for ema in emas],
                     "step": step + 1,
                 }
-                _save_atomic(state, path)
+                _save_checkpoint(state, out, "unet.pt")
                 export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", step + 1)
             if out_of_time:
                 break

@@ -19,7 +19,6 @@ the weights or optimizer state loads without complaint and silently changes the 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -34,6 +33,7 @@ import torch
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.file_digests import file_sha256
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 
 CHECKPOINTS = "checkpoints"
@@ -103,11 +103,6 @@ def _unreadable(folder: Path, why: object) -> GoldenNoiseError:
     )
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()  # reads in chunks
-
-
 # The run's train_config.json, two folders up from its checkpoint (checkpoints/checkpoint_N).
 _RUN_CONFIG_FROM_CHECKPOINT = f"../../{RUN_CONFIG}"
 
@@ -120,10 +115,14 @@ def checkpoint_digests(folder: Path) -> dict[str, str]:
     while the optimizer state keeps the old one)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     digests = {
-        p.relative_to(folder).as_posix(): _sha256(p) for p in files if p != folder / PROGRESS_JSON
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in files
+        if p != folder / PROGRESS_JSON
     }
     config = folder / _RUN_CONFIG_FROM_CHECKPOINT
-    return digests | ({_RUN_CONFIG_FROM_CHECKPOINT: _sha256(config)} if config.is_file() else {})
+    return digests | (
+        {_RUN_CONFIG_FROM_CHECKPOINT: file_sha256(config)} if config.is_file() else {}
+    )
 
 
 def check_checkpoint_files(folder: Path) -> None:
@@ -141,7 +140,7 @@ def check_checkpoint_files(folder: Path) -> None:
         )
     for name, digest in recorded.items():
         path = Path(os.path.normpath(folder / name))
-        found = _sha256(path) if path.is_file() else None
+        found = file_sha256(path) if path.is_file() else None
         if found != digest and name == _RUN_CONFIG_FROM_CHECKPOINT:
             raise GoldenNoiseError(
                 f"cannot resume from {folder}: {path} is not the settings file the run's "

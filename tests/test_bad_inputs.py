@@ -322,6 +322,54 @@ def test_collect_resumed_with_another_margin_is_refused(tmp_path: Path) -> None:
     assert _files(out) == before
 
 
+SPACING = ["--timestep-spacing", "leading"]  # the toy scheduler's own
+
+
+@pytest.mark.parametrize("first, then", [([], SPACING), (SPACING, [])], ids=["named", "omitted"])
+def test_collect_resumes_with_the_pipelines_own_spacing_named_or_not(
+    first: list[str], then: list[str], tmp_path: Path
+) -> None:
+    """Before: `--timestep-spacing leading` on a dataset collected without it (the toy
+    pipeline's own spacing, the same DDIM step) was refused, 'None' against 'leading'."""
+    out = tmp_path / "npd"
+    common = ["collect", "-p", "toy:train:2", "--out", out, "--no-progress", "--steps", "2",
+              "--redenoise-steps", "2"]  # fmt: skip
+    code, output = run_cli(*common, *first, "--max-rows", "1")
+    assert code == 0, output
+    recorded = json.loads((out / "manifest.json").read_text())["teacher_options"]
+    code, output = run_cli(*common, *then)
+    assert code == 0, output
+    assert "done: 2/2 rows" in output and "wrote 1 rows" in output
+    assert json.loads((out / "manifest.json").read_text())["teacher_options"] == recorded
+
+
+RESUMED_SPACING = {
+    "named another": ([], ["--timestep-spacing", "trailing"], [
+        "collected without --timestep-spacing (recorded: None, the pipeline's default, "
+        "leading); this run asks for 'trailing'", "Re-run without --timestep-spacing"]),
+    "omitted": (["--timestep-spacing", "trailing"], [], [
+        "collected with --timestep-spacing trailing; this run leaves it to the pipeline's "
+        "default (leading)", "Re-run with --timestep-spacing trailing"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("first, then, named", RESUMED_SPACING.values(),
+                         ids=RESUMED_SPACING.keys())  # fmt: skip
+def test_collect_resumed_with_another_spacing_says_what_was_recorded(
+    first: list[str], then: list[str], named: list[str], tmp_path: Path
+) -> None:
+    """Before: the refusal showed `'timestep_spacing': None` against 'trailing', not saying
+    that None is the pipeline's own spacing nor how to resume."""
+    out = tmp_path / "npd"
+    common = ["collect", "-p", "toy:train:2", "--out", out, "--no-progress", "--steps", "2",
+              "--redenoise-steps", "2", "--max-rows", "1"]  # fmt: skip
+    code, output = run_cli(*common, *first)
+    assert code == 0, output
+    before = _files(out)
+    assert_refused(*run_cli(*common, *then), *named)
+    assert _files(out) == before
+
+
 # --- evaluate --------------------------------------------------------------------------------
 def test_evaluate_with_no_scorer_is_refused(tmp_path: Path) -> None:
     """Before: `--scorers ","` wrote an empty report and exited 0."""
@@ -573,6 +621,61 @@ def test_import_authors_resumed_with_another_margin_is_refused(tmp_path: Path) -
     assert code == 0, output
     before = _files(out)
     assert_refused(*run_cli(*common, "--margin", "0.1"), "records margin 0.0", "margin 0.1")
+    assert _files(out) == before
+
+
+def _save_pair(path: Path, source: type, target: type) -> None:
+    """A toy-sized `{index}_{seed}.npz` of these dtypes, each array 1e-4 (float16 rounds it)."""
+    arrays = [np.zeros((1, 4, 8, 8), dtype=dtype) + dtype(1e-4) for dtype in (source, target)]
+    np.savez(path, *arrays, int(path.name.split("_")[0]))
+
+
+MIXED_PRECISION = {
+    # stored as float16 (the first file's), the target off by up to 1e-4, exit 0
+    "float32 target": (
+        {"1_11.npz": (np.float16, np.float32)},
+        "1_11.npz: arr_1 (target) holds float32 latents, but the dataset (from 0_10.npz's "
+        "arr_0) stores float16; expected float16 sources and targets",
+    ),
+    "float32 file": (
+        {"1_11.npz": (np.float32, np.float32)},
+        "1_11.npz: arr_0 (source) holds float32 latents, but the dataset (from 0_10.npz's "
+        "arr_0) stores float16",
+    ),
+    # accepted: whether a set of files imports depended on which one sorts first
+    "float16 file after float32 ones": (
+        {"0_10.npz": (np.float32, np.float32)},
+        "1_11.npz: arr_0 (source) holds float16 latents, but the dataset (from 0_10.npz's "
+        "arr_0) stores float32",
+    ),
+}
+
+
+@pytest.mark.parametrize("dtypes, named", MIXED_PRECISION.values(), ids=MIXED_PRECISION.keys())
+def test_import_authors_refuses_mixed_precision(dtypes, named: str, tmp_path: Path) -> None:
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0, "1_11.npz": 1}, {0: 10, 1: 11})
+    for name, (source, target) in dtypes.items():
+        _save_pair(npz / name, source, target)
+    out = tmp_path / "npd"
+    code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
+    assert_refused(code, output, named)
+    assert not out.exists()  # every file's dtypes are read before any write
+
+
+def test_import_authors_resumed_with_a_float32_file_is_refused(tmp_path: Path) -> None:
+    """Before: a folder of float32 pairs resumed into a float16 dataset was refused by a
+    comparison of whole manifests that named no file."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0}, {0: 10, 1: 11})
+    out = tmp_path / "npd"
+    code, output = run_cli("import-authors", npz, jsonl, "--out", out, "--pipeline", "toy")
+    assert code == 0, output
+    before = _files(out)
+    more = tmp_path / "more"
+    more.mkdir()
+    _save_pair(more / "1_11.npz", np.float32, np.float32)
+    code, output = run_cli("import-authors", more, jsonl, "--out", out, "--pipeline", "toy")
+    assert_refused(code, output, "1_11.npz: arr_0 (source) holds float32 latents, but the "
+                   f"dataset (at {out}) stores float16")  # fmt: skip
     assert _files(out) == before
 
 

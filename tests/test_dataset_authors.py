@@ -194,7 +194,8 @@ def test_import_refuses_fp32_pairs_into_an_fp16_dataset(tmp_path, encode):
     npz_dir, jsonl = _write_pairs(tmp_path, np.float16)
     odd = np.zeros((1, 4, 8, 8), dtype=np.float32)
     np.savez(npz_dir / "1_6.npz", odd, odd, 1)
-    with pytest.raises(GoldenNoiseError, match=r"1_6\.npz: float32 latents, but the dataset"):
+    refused = r"1_6\.npz: arr_0 \(source\) holds float32 latents, but the dataset"
+    with pytest.raises(GoldenNoiseError, match=refused):
         import_authors(npz_dir, jsonl, tmp_path / "npd", encode, family="sd", progress=False)
 
 

@@ -39,6 +39,7 @@ from golden_noise.teachers import (
     SamplerSettings,
     Teacher,
 )
+from golden_noise.teachers.redenoise_step import own_timestep_spacing
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -171,6 +172,42 @@ def _check_same_seed_plan(out: Path, seeds: SeedPlan, manifest: DatasetManifest)
         )
 
 
+def _spacing_as_recorded(out: Path, manifest: DatasetManifest, adapter: Any) -> DatasetManifest:
+    """`manifest` with the re-denoise timestep spacing spelled as `out` records it when both
+    make the same DDIM step: an omitted --timestep-spacing is recorded as None, "the
+    pipeline's own", so naming that spacing on resume (or omitting it after naming it)
+    changes no target, as the sampler's omitted settings are compared by their values.
+    Manifests keep what was given, so older ones read as before."""
+    if (
+        manifest.teacher != "redenoise"
+        or adapter.flow_matching  # no spacing applies; a named one is refused
+        or not (out / MANIFEST_NAME).is_file()
+    ):
+        return manifest
+    existing = DatasetManifest.load(out)
+    if existing.teacher != "redenoise" or "timestep_spacing" not in existing.teacher_options:
+        return manifest
+    recorded = existing.teacher_options["timestep_spacing"]
+    given = manifest.teacher_options["timestep_spacing"]
+    if recorded == given or None not in (recorded, given):
+        return manifest  # the same spelling, or two named spacings the writer compares
+    own = own_timestep_spacing(adapter.pipe.scheduler.config)
+    if (recorded or own) == (given or own):
+        options = {**manifest.teacher_options, "timestep_spacing": recorded}
+        return dataclasses.replace(manifest, teacher_options=options)
+    if recorded is None:
+        raise GoldenNoiseError(
+            f"{out} was collected without --timestep-spacing (recorded: None, the pipeline's "
+            f"default, {own}); this run asks for {given!r}, which moves the re-denoise step. "
+            "Re-run without --timestep-spacing to resume it, or collect into a new folder"
+        )
+    raise GoldenNoiseError(
+        f"{out} was collected with --timestep-spacing {recorded}; this run leaves it to the "
+        f"pipeline's default ({own}), which moves the re-denoise step. Re-run with "
+        f"--timestep-spacing {recorded} to resume it, or collect into a new folder"
+    )
+
+
 def _record_finished(
     out: Path, manifest: DatasetManifest, plan: Sequence[Key], table: RowTable, n_prompts: int
 ) -> None:
@@ -252,6 +289,7 @@ def collect(
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
     plan = seeds.keys(len(prompts))  # a plan past int64's seeds is refused before writing
     _check_same_seed_plan(out, seeds, manifest)
+    manifest = _spacing_as_recorded(Path(out), manifest, adapter)
 
     def barrier() -> None:
         if accelerator is not None:

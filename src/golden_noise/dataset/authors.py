@@ -11,9 +11,12 @@ checked before anything is written, and a row with two files (a second run's fol
 refused as ambiguous rather than imported from whichever path sorts first.
 
 Latents are kept at the precision they were saved in: the authors' fp16 pipeline writes
-float16 pairs (stored as float16), a float32 run float32 ones (stored as float32; a later
-float32 file is never squeezed into a float16 dataset). The pairs must have the latent shape
-of the pipeline named for the import, so pairs from another model or size are refused.
+float16 pairs (stored as float16), a float32 run float32 ones (stored as float32). The first
+file's source decides (or, on resume, the dataset's manifest), and every source and target
+must have that precision: a float32 file, or a float32 target beside a float16 source, is
+never squeezed into a float16 dataset, and one dataset never mixes precisions. The pairs
+must have the latent shape of the pipeline named for the import, so pairs from another model
+or size are refused.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from rich.progress import Progress
 from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer, number
-from golden_noise.dataset.manifest import DatasetManifest
+from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord
 from golden_noise.dataset.writer import DatasetWriter
 
@@ -62,13 +65,17 @@ class ImportSummary:
 @dataclass(frozen=True)
 class _PairFile:
     """One pair file as its headers describe it: `index` (arr_2), the latents' `shape`
-    `(C, H, W)`, their `dtype` and the manifest dtype that holds them without loss."""
+    `(C, H, W)`, and per latent array (arr_0, arr_1) its `dtypes` and the manifest dtype
+    that holds it without loss (`stored`)."""
 
     path: Path
     index: int
     shape: tuple[int, ...]
-    dtype: np.dtype
-    stored: str
+    dtypes: tuple[np.dtype, np.dtype]
+    stored: tuple[str, str]
+
+
+_LATENT_ARRAYS = ("arr_0 (source)", "arr_1 (target)")
 
 
 _SCORE_LISTS = ("original_score_list", "optimized_score_list")
@@ -158,14 +165,16 @@ def _inspect_pair(path: Path) -> _PairFile:
         index = integer("arr_2", stored_index)
     except GoldenNoiseError as exc:
         raise GoldenNoiseError(f"{expected}: {exc}") from exc
-    (source, dtype), (target, _) = headers
+    (source, source_dtype), (target, target_dtype) = headers
     leading = (*source[:-3], *target[:-3])  # (1, C, H, W) is one latent; (2, C, H, W) is not
     if len(source) < 3 or source[-3:] != target[-3:] or any(d != 1 for d in leading):
         raise GoldenNoiseError(
             f"{path}: expected source and target latents of one shape (C, H, W) or (1, C, H, W); "
             f"got {source} and {target}"
         )
-    return _PairFile(path, index, source[-3:], dtype, _latent_dtype(dtype, path))
+    dtypes = (source_dtype, target_dtype)
+    stored = (_latent_dtype(source_dtype, path), _latent_dtype(target_dtype, path))
+    return _PairFile(path, index, source[-3:], dtypes, stored)
 
 
 def _load_latents(pair: _PairFile) -> tuple[np.ndarray, np.ndarray]:
@@ -188,10 +197,18 @@ def _latent_dtype(dtype: np.dtype, path: Path) -> str:
     raise GoldenNoiseError(f"{path}: expected float16 or float32 latents; got {dtype}")
 
 
-def _refuse_mixed_latents(files: Sequence[_PairFile], latent_shape: Sequence[int] | None) -> None:
-    """The first file sets the dataset's latent shape and dtype: every other file must fit
-    them, checked before anything is written."""
+def _refuse_mixed_latents(
+    files: Sequence[_PairFile], latent_shape: Sequence[int] | None, out: Path
+) -> None:
+    """The first file sets the dataset's latent shape, and its source the dtype (the manifest's
+    on resume): every source and target must fit them, checked before anything is written. A
+    float32 array would be rounded in a float16 dataset, and a float16 one accepted into a
+    float32 dataset would make the outcome depend on which file sorts first."""
     first = files[0]
+    if (out / MANIFEST_NAME).is_file():
+        dtype, decided_by = DatasetManifest.load(out).latent_dtype, f"at {out}"
+    else:
+        dtype, decided_by = first.stored[0], f"from {first.path.name}'s arr_0"
     if latent_shape is not None and first.shape != tuple(latent_shape):
         raise GoldenNoiseError(
             f"{first.path}: latents of shape {first.shape}, but the pipeline makes "
@@ -205,12 +222,15 @@ def _refuse_mixed_latents(files: Sequence[_PairFile], latent_shape: Sequence[int
                 f"{first.path.name}) holds {first.shape}; import the files of each shape into "
                 "their own dataset"
             )
-        if first.stored == "float16" != pair.stored:
-            raise GoldenNoiseError(
-                f"{pair.path}: {pair.dtype} latents, but the dataset (from {first.path.name}) "
-                "stores float16, which would lose their precision; import the float32 files "
-                "into their own dataset"
-            )
+    for pair in files:
+        for array, got, stored in zip(_LATENT_ARRAYS, pair.dtypes, pair.stored, strict=True):
+            if stored != dtype:
+                raise GoldenNoiseError(
+                    f"{pair.path}: {array} holds {got} latents, but the dataset ({decided_by}) "
+                    f"stores {dtype}; expected {dtype} sources and targets in every file, so "
+                    "none is rounded or kept at another precision: import the files of each "
+                    "precision into their own dataset"
+                )
 
 
 def _refuse_contradicting_files(
@@ -297,7 +317,7 @@ def import_authors(
         raise GoldenNoiseError(f"no .npz files under {npz_dir}")
     _refuse_contradicting_files(files, records)
     _refuse_repeated_pairs(records)
-    _refuse_mixed_latents(files, latent_shape)
+    _refuse_mixed_latents(files, latent_shape, out)
     prompt_of_caption: dict[str, int] = {}
     for record in sorted(records.values(), key=lambda r: r.index):
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))
@@ -309,7 +329,7 @@ def import_authors(
         model=model,
         latent_shape=files[0].shape,
         text_shape=tuple(first_text.shape[1:]),
-        latent_dtype=files[0].stored,
+        latent_dtype=files[0].stored[0],
         sampler=dict(sampler or {}),
         teacher="redenoise",
         teacher_options={"imported_from": "authors' npz+jsonl"},

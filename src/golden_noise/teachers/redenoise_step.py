@@ -115,6 +115,12 @@ class DDIMStepPair:
         return self.inverse.step(prediction, target, latents).prev_sample
 
 
+def own_timestep_spacing(scheduler_config: Mapping[str, Any]) -> str:
+    """The spacing `DDIMStepPair` takes when none is given: the pipeline's, or DDIM's default
+    where its config names none."""
+    return DDIMScheduler.from_config(dict(scheduler_config)).config["timestep_spacing"]
+
+
 class _CapturePrediction(DDIMScheduler):
     """Scheduler stand-in for one pipeline call: one chosen timestep; step() records the
     guided prediction and returns the latents unchanged, so the call ends at once."""

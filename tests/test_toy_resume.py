@@ -6,6 +6,7 @@ import shutil
 import traceback
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,9 +131,9 @@ def test_toy_train_resumed_with_its_settings_ends_where_an_unbroken_run_does(
     """The thread count and checkpoint interval leave the weights alone, so they may differ."""
     export = toy_train.export_pipeline
 
-    def export_then_stop(*args: object) -> None:
+    def export_then_stop(*args: Any) -> None:
         export(*args)
-        if args[-1] == 1:
+        if args[-1]["step"] == 1:
             raise Killed
 
     out = tmp_path / "run"
@@ -147,6 +148,49 @@ def test_toy_train_resumed_with_its_settings_ends_where_an_unbroken_run_does(
         resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
         assert resumed.keys() == unbroken.keys()
         assert all(resumed[k].equal(unbroken[k]) for k in resumed), part
+
+
+@pytest.mark.parametrize(
+    ("every", "left"),
+    [("1", 1), ("2", None)],  # the kill leaves the step-1 pipeline, or none yet
+)
+def test_toy_train_killed_before_its_last_export_exports_it_when_run_again(
+    finished_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every: str,
+    left: int | None,
+) -> None:
+    """Killed after the final checkpoint was saved but before its pipeline was exported.
+    Before: the next run printed "done (step 2 of 2)" and exited 0 with the older pipeline
+    (or none) in place; now it exports the final checkpoint, as an unbroken run does."""
+    export = toy_train.export_pipeline
+
+    def stop_before_the_last(*args: Any) -> None:
+        if args[-1]["step"] == 2:
+            raise Killed
+        export(*args)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(toy_train, "export_pipeline", stop_before_the_last)
+    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", every]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    record = out / "pipeline" / toy_train.PIPELINE_RECORD
+    assert (json.loads(record.read_text())["step"] if record.exists() else None) == left
+    monkeypatch.setattr(toy_train, "export_pipeline", export)
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2", "--no-progress")
+    assert code == 0, output
+    assert "unet+text: done (step 2 of 2)" in output
+    assert "pipeline: exporting the step-2 checkpoint" in output
+    assert files(out / "pipeline") == files(finished_run / "pipeline")
+    ledger = json.loads((out / toy_train.CHECKPOINT_DIGESTS).read_text())
+    assert json.loads(record.read_text()) == {
+        "step": 2,
+        "checkpoints_sha256": {name: ledger[name][0]["sha256"] for name in ("vae.pt", "unet.pt")},
+    }
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2", "--no-progress")
+    assert code == 0, output
+    assert "pipeline: exporting" not in output  # done now: nothing is exported again
 
 
 @pytest.fixture

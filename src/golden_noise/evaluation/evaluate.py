@@ -33,15 +33,11 @@ from golden_noise.core.atomic import (
     remove_leftovers_of,
 )
 from golden_noise.core.errors import GoldenNoiseError, first_few
+from golden_noise.core.file_digests import file_sha256
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
-from golden_noise.evaluation.image_hashes import (
-    HASHES_KEY,
-    check_hashes_entry,
-    check_image,
-    file_sha256,
-)
+from golden_noise.evaluation.image_hashes import HASHES_KEY, check_hashes_entry, check_image
 from golden_noise.evaluation.report import ImageRow, MetricInfo, write_report
 from golden_noise.evaluation.report.writer import (
     CSV_NAME,

@@ -8,20 +8,16 @@ record (from a run before this record, or one killed before its end) is taken as
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.file_digests import file_sha256
 
 HASHES_KEY = "sha256"  # index.jsonl: {arm: digest} of each sample's images
 _HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_hashes_entry(value: Any) -> str | None:

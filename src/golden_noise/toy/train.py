@@ -8,12 +8,16 @@ guidance), EMA of the UNet and text encoder weights. A checkpoint is written ato
 ``checkpoint_every`` steps and at the end of each phase, its SHA-256 recorded in
 ``out/checkpoints_sha256.json`` (a resume refuses a checkpoint that no longer matches, or
 that has no digest: nothing could tell it from a damaged one); the EMA pipeline is exported to
-``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint.
+``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint,
+with the step and the SHA-256s of the checkpoints it came from in ``pipeline/toy_step.json``.
+A run is done only when that record names its final checkpoints: one killed between the last
+checkpoint and its export re-exports from that checkpoint when run again.
 The settings are recorded in ``out/train_config.json``, and a resume must give the same ones
 (``_claim_run_folder``).
 """
 
 import copy
+import hashlib
 import io
 import json
 import math
@@ -46,6 +50,8 @@ from golden_noise.toy.tokenizer import build_tokenizer
 
 # What a run leaves in its folder: checkpoints, then the exported pipeline.
 RUN_FILES = ("vae.pt", "unet.pt", "pipeline")
+# In the pipeline folder: the step it was exported at and the checkpoints' SHA-256s.
+PIPELINE_RECORD = "toy_step.json"
 # The checkpoints' SHA-256s, checked before a resume loads them.
 CHECKPOINT_DIGESTS = "checkpoints_sha256.json"
 # Settings that leave the weights alone (the thread count, how often a checkpoint is written);
@@ -107,20 +113,24 @@ def _ledger(out: Path) -> DigestLedger:
     )
 
 
-def _save_checkpoint(state: dict[str, Any], out: Path, name: str) -> None:
-    """Write checkpoint `name` in `out` atomically, with its digest in the ledger."""
+def _save_checkpoint(state: dict[str, Any], out: Path, name: str) -> str:
+    """Write checkpoint `name` in `out` atomically, with its digest in the ledger; returns
+    that digest."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _ledger(out).write(out / name, buffer.getvalue(), state["step"])
+    data = buffer.getvalue()
+    _ledger(out).write(out / name, data, state["step"])
+    return hashlib.sha256(data).hexdigest()
 
 
-def _load_checkpoint(out: Path, name: str) -> dict[str, Any] | None:
-    """Checkpoint `name` in `out` (None before the first), refused unless its digest is the
-    one recorded when it was written."""
+def _load_checkpoint(out: Path, name: str) -> tuple[dict[str, Any], str] | None:
+    """Checkpoint `name` in `out` and its SHA-256 (None before the first), refused unless
+    that digest is the one recorded when it was written."""
     path = out / name
     if not path.exists():
         return None
-    return torch.load(io.BytesIO(_ledger(out).read(path)), weights_only=True)
+    data = _ledger(out).read(path)
+    return torch.load(io.BytesIO(data), weights_only=True), hashlib.sha256(data).hexdigest()
 
 
 def _cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -210,13 +220,14 @@ def _resumed(phase: str, start: int, total: int) -> None:
 def _train(out: Path, config: ToyRecipe, minutes: float | None, progress: bool) -> Path:
     torch.manual_seed(config.seed)
     vae = components.build_vae(config.tiny)
-    state = _load_checkpoint(out, "vae.pt")
+    found = _load_checkpoint(out, "vae.pt")
+    state, vae_sha256 = found if found is not None else (None, "")
     if state is not None and "scaling_factor" in state and state["step"] >= config.vae_steps:
         vae.load_state_dict(state["model"])
         vae.register_to_config(scaling_factor=state["scaling_factor"])
     else:
-        _train_vae(vae, config, out, state, progress)
-    return _train_unet(vae, config, out, minutes, progress)
+        vae_sha256 = _train_vae(vae, config, out, state, progress)
+    return _train_unet(vae, vae_sha256, config, out, minutes, progress)
 
 
 def _train_vae(
@@ -225,7 +236,8 @@ def _train_vae(
     out: Path,
     state: dict[str, Any] | None,
     progress: bool,
-) -> None:
+) -> str:
+    """Train (or resume) the VAE; returns the SHA-256 of its final checkpoint."""
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     start = 0
     if state is not None:
@@ -258,7 +270,7 @@ def _train_vae(
     state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
     state["scaling_factor"] = _scaling_factor(vae, config)
     vae.register_to_config(scaling_factor=state["scaling_factor"])
-    _save_checkpoint(state, out, "vae.pt")
+    return _save_checkpoint(state, out, "vae.pt")
 
 
 @torch.no_grad()
@@ -275,7 +287,12 @@ def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe) -> float:
 
 
 def _train_unet(
-    vae: AutoencoderKL, config: ToyRecipe, out: Path, minutes: float | None, progress: bool
+    vae: AutoencoderKL,
+    vae_sha256: str,
+    config: ToyRecipe,
+    out: Path,
+    minutes: float | None,
+    progress: bool,
 ) -> Path:
     vae.requires_grad_(False)
     unet = components.build_unet(config.tiny)
@@ -288,15 +305,17 @@ def _train_unet(
         EMAModel(m.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
         for m in (unet, text_encoder)
     ]
-    start = 0
-    state = _load_checkpoint(out, "unet.pt")
-    if state is not None:
+    start, unet_sha256 = 0, ""
+    found = _load_checkpoint(out, "unet.pt")
+    if found is not None:
+        state, unet_sha256 = found
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         opt.load_state_dict(state["opt"])
         for ema, s in zip(emas, state["ema"], strict=True):
             ema.load_state_dict(s)
         start = state["step"]
+    saved = start  # the step of the last checkpoint, which the models now hold
     unet.train()
     text_encoder.train()
     empty = tokenizer([""], padding="max_length", return_tensors="pt").input_ids
@@ -341,11 +360,32 @@ def _train_unet(
                     "ema": [ema.state_dict() for ema in emas],
                     "step": step + 1,
                 }
-                _save_checkpoint(state, out, "unet.pt")
-                export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", step + 1)
+                unet_sha256 = _save_checkpoint(state, out, "unet.pt")
+                saved = step + 1
+                record = _pipeline_record(saved, vae_sha256, unet_sha256)
+                export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", record)
             if out_of_time:
                 break
+    # The loop exports at each checkpoint; a run killed after its last checkpoint but before
+    # that export finished left an older pipeline (or none): export it from the checkpoint.
+    record = _pipeline_record(saved, vae_sha256, unet_sha256)
+    if _exported_record(out / "pipeline") != record:
+        print(f"pipeline: exporting the step-{saved} checkpoint (its export did not finish)")
+        export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", record)
     return out / "pipeline"
+
+
+def _pipeline_record(step: int, vae_sha256: str, unet_sha256: str) -> dict[str, Any]:
+    """What `pipeline/toy_step.json` holds: the step and the checkpoints it was exported from."""
+    return {"step": step, "checkpoints_sha256": {"vae.pt": vae_sha256, "unet.pt": unet_sha256}}
+
+
+def _exported_record(pipeline: Path) -> Any:
+    """The record of the pipeline in `pipeline` (None if absent or unreadable)."""
+    try:
+        return json.loads((pipeline / PIPELINE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def export_pipeline(
@@ -354,9 +394,10 @@ def export_pipeline(
     text_encoder: CLIPTextModel,
     emas: list[EMAModel],
     target: Path,
-    step: int,
+    record: dict[str, Any],
 ) -> None:
-    """Write the EMA weights as a standard fp16 diffusers pipeline directory, atomically."""
+    """Write the EMA weights as a standard fp16 diffusers pipeline directory, atomically, with
+    `record` (`_pipeline_record`) in its `toy_step.json`."""
     ema_unet = UNet2DConditionModel.from_config(unet.config)
     ema_text = CLIPTextModel(text_encoder.config)
     emas[0].copy_to(ema_unet.parameters())
@@ -373,4 +414,4 @@ def export_pipeline(
     )
     with atomic_directory(target) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
-        (tmp / "toy_step.json").write_text(json.dumps({"step": step}))
+        (tmp / PIPELINE_RECORD).write_text(json.dumps(record))

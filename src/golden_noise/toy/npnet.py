@@ -1,15 +1,18 @@
-"""The toy world's default NPNet: a prompt-offset net distilled from per-prompt offsets.
+r"""The toy world's default NPNet: a prompt-offset net distilled from per-prompt offsets.
 
 Every train prompt's offset was fitted on the toy reward model (`collect --teacher
 prompt-offset`, committed in the repository's `data/toy-prompt-offsets/`) and one
 prompt-offset net (noise + an offset read from the prompt, rescaled to the noise's norm, so
-its gain is no temperature change) was regressed onto all 1,188 of them. It was chosen on the
-validation split among the prompt-offset nets of `docs/prompt-offsets.md`. Reproduce it from
-the repository root (bit for bit on the CPU that made it; another CPU's float kernels round
-differently), then copy `npnet-toy/last` to `weights/npnet/`:
+its gain is no temperature change; a 4-layer decoder of width 128) was regressed onto all
+1,188 of them. It was chosen on the validation split among the prompt-offset nets of
+`docs/prompt-offsets.md`. Reproduce it from the repository root (bit for bit on the CPU that
+made it; another CPU's float kernels round differently), then copy `npnet-toy/last` to
+`weights/npnet/`:
 
     golden-noise train data/toy-prompt-offsets --out npnet-toy --unfiltered \
-        --batch-size 32 --lr 3e-3 --weight-decay 0 --epochs 60 --log-with none
+        --residual-kind prompt-offset --keep-norm --no-svd --no-text \
+        --backbone-kwargs '{"width": 128, "layers": 4, "heads": 4}' \
+        --batch-size 32 --lr 1e-3 --weight-decay 0 --epochs 60 --log-with none
 
 (`golden-noise collect` with the command in `docs/prompt-offsets.md` refits the offsets;
 it resumes wherever it stopped.)

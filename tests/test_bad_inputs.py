@@ -14,16 +14,14 @@ import math
 import shutil
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_outcome import assert_refused, run_cli
 from tiny_pipelines import build_sd, tiny_npnet
-from typer.testing import CliRunner
 
-from golden_noise.cli import app
 from golden_noise.core.distributed import launcher_cpu_processes
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.generation.generate import GoldenNoise
@@ -31,23 +29,6 @@ from golden_noise.npnet import NPNetConfig
 from golden_noise.teachers import SamplerSettings
 from golden_noise.teachers.redenoise_step import RedenoiseSettings
 from golden_noise.train import TrainConfig
-
-
-def run_cli(*args: object) -> tuple[int, str]:
-    """Exit code and everything a user would see, including any traceback."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    output = result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        output += "".join(traceback.format_exception(result.exception))
-    return result.exit_code, output
-
-
-def assert_refused(code: int, output: str, *named: str) -> None:
-    assert code != 0, output
-    assert "Traceback" not in output, output
-    assert output.count("error:") == 1, output
-    for text in named:
-        assert text in output, (text, output)
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ that change the numbers is refused with one error line and leaves every file as 
 
 import json
 import shutil
-import traceback
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_outcome import assert_refused, run_cli
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -20,23 +20,6 @@ from golden_noise.toy import train as toy_train
 
 TINY = ["--tiny", "--batch-size", "4", "--threads", "1", "--vae-steps", "2"]
 REWARD = ["--images", "24", "--epochs", "1", "--batch-size", "8", "--width", "8"]
-
-
-def run_cli(*args: object) -> tuple[int, str]:
-    """Exit code and everything a user would see, including any traceback."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    output = result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        output += "".join(traceback.format_exception(result.exception))
-    return result.exit_code, output
-
-
-def assert_refused(code: int, output: str, *named: str) -> None:
-    assert code != 0, output
-    assert "Traceback" not in output, output
-    assert output.count("error:") == 1, output
-    for text in named:
-        assert text in output, (text, output)
 
 
 def files(folder: Path) -> dict[str, bytes | None]:

@@ -605,6 +605,35 @@ def test_import_authors_resumed_with_another_margin_is_refused(tmp_path: Path) -
     assert _files(out) == before
 
 
+def test_import_authors_resumed_with_another_dtype_is_refused(tmp_path: Path) -> None:
+    """Before: the float16 run was accepted, and its new prompts' embeddings (up to 0.002 away
+    from float32-encoded ones) joined the float32-encoded ones in one dataset, exit 0."""
+    npz, jsonl = _authors_files(tmp_path, {"0_10.npz": 0, "1_11.npz": 1}, {0: 10, 1: 11})
+    first = tmp_path / "first"
+    first.mkdir()
+    (npz / "0_10.npz").rename(first / "0_10.npz")
+    out = tmp_path / "npd"
+    common = ["import-authors", npz, jsonl, "--out", out, "--pipeline", "toy", "--steps", "4"]
+    code, output = run_cli(*common[:1], first, *common[2:])
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["teacher_options"]["text_encoder_dtype"] == "float32"
+    before = _files(out)
+    assert_refused(*run_cli(*common, "--dtype", "float16"), "encoded in float32", "in float16")
+    assert _files(out) == before
+    # an import from before the record says nothing of its dtype: refused, then resumable
+    # once the dtype is written in
+    del manifest["teacher_options"]["text_encoder_dtype"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = _files(out)
+    assert_refused(*run_cli(*common), "does not record the dtype", '"text_encoder_dtype"')
+    assert _files(out) == before
+    manifest["teacher_options"]["text_encoder_dtype"] = "float32"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, output = run_cli(*common, "--dtype", "float32")
+    assert code == 0 and "imported 1 pairs" in output, output
+
+
 def _save_pair(path: Path, source: type, target: type) -> None:
     """A toy-sized `{index}_{seed}.npz` of these dtypes, each array 1e-4 (float16 rounds it)."""
     arrays = [np.zeros((1, 4, 8, 8), dtype=dtype) + dtype(1e-4) for dtype in (source, target)]

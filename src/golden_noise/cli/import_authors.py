@@ -46,7 +46,13 @@ def import_authors(
     width: Annotated[
         int | None, typer.Option(help="Image width of the pairs (default: the pipeline's).")
     ] = None,
-    dtype: Annotated[str | None, typer.Option(help="Pipeline dtype for encoding prompts.")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="Pipeline dtype for encoding prompts (default: the pipeline's saved one); "
+            "recorded in the manifest, and a resumed import must use the same."
+        ),
+    ] = None,
     batch_size: int = 64,
 ) -> None:
     """Import pairs, scores and prompts; each caption is encoded once by the pipeline."""
@@ -61,9 +67,9 @@ def import_authors(
     sampler = {} if steps is None else {"name": "ddim", "steps": SamplerSettings(steps=steps).steps}
     adapter = adapter_for(pipeline_from_spec(pipeline, dtype=dtype))
 
-    def encode(texts: list[str]) -> torch.Tensor:
+    def encode(texts: list[str]) -> torch.Tensor:  # in the encoder's dtype: it is recorded
         with torch.no_grad():
-            return adapter.encode_prompt(texts).tokens.float().cpu()
+            return adapter.encode_prompt(texts).tokens.cpu()
 
     summary = run_import(
         npz_dir,

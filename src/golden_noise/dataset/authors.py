@@ -17,6 +17,12 @@ must have that precision: a float32 file, or a float32 target beside a float16 s
 never squeezed into a float16 dataset, and one dataset never mixes precisions. The pairs
 must have the latent shape of the pipeline named for the import, so pairs from another model
 or size are refused.
+
+The text embeddings are as precise as the text encoder that made them (an fp16 encoder's are up
+to 0.002 away from an fp32 one's), so the dtype `encode` returns is recorded in the manifest's
+`teacher_options` as `text_encoder_dtype`, and a resumed import must encode in that dtype. A
+dataset imported before this record does not say which dtype its embeddings have: it still
+reads, but an import into it is refused until the key is added (see `_refuse_other_text_dtype`).
 """
 
 from __future__ import annotations
@@ -282,6 +288,32 @@ def _refuse_repeated_pairs(records: dict[int, AuthorsRecord]) -> None:
             )
 
 
+TEXT_DTYPE = "text_encoder_dtype"  # teacher_options key: see the module docstring
+
+
+def _refuse_other_text_dtype(out: Path, text_dtype: str) -> None:
+    """A resumed import must encode its new prompts in the dtype the dataset's embeddings were
+    encoded in: one dataset would otherwise hold fp16- and fp32-encoded prompts side by side.
+    A manifest without the record (an import from before it) is read as "not known" and
+    refused too, as collect refuses a dataset without its pipeline dtype."""
+    if not (out / MANIFEST_NAME).is_file():
+        return
+    recorded = DatasetManifest.load(out).teacher_options.get(TEXT_DTYPE)
+    if recorded is None:
+        raise GoldenNoiseError(
+            f"{out / MANIFEST_NAME} does not record the dtype its prompts' text embeddings were "
+            f"encoded in, so they cannot be checked against this run's {text_dtype}; import "
+            f'into a new folder, or, if you know it, add "{TEXT_DTYPE}": "{text_dtype}" to its '
+            '"teacher_options" entry'
+        )
+    if recorded != text_dtype:
+        raise GoldenNoiseError(
+            f"{out} records text embeddings encoded in {recorded}; this run encodes in "
+            f"{text_dtype}, and one dataset cannot hold both: pass --dtype {recorded} to "
+            "continue it, or import into a new folder"
+        )
+
+
 def import_authors(
     npz_dir: Path | str,
     jsonl: Path | str,
@@ -306,6 +338,8 @@ def import_authors(
     `score_names[0]` becomes the primary score; the rest are stored as extra scorer columns.
     `margin=0.0` records the authors' filter (keep when the target scores higher).
     `latent_shape`: the `(C, H, W)` the pipeline makes; pairs of another shape are refused.
+    The dtype of `encode`'s output is recorded as the embeddings' precision (return the
+    encoder's own dtype, not a float32 copy); a resumed import must encode in the same one.
     """
     npz_dir, out = Path(npz_dir), Path(out)
     integer("batch_size", batch_size, 1, MAX_BATCH)
@@ -323,7 +357,9 @@ def import_authors(
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))
     prompts = [PromptRecord(index=i, text=t) for t, i in prompt_of_caption.items()]
 
-    first_text = encode([prompts[0].text])  # also tells the embedding shape
+    first_text = encode([prompts[0].text])  # also tells the embedding shape and dtype
+    text_dtype = str(first_text.dtype).removeprefix("torch.")
+    _refuse_other_text_dtype(out, text_dtype)
     manifest = DatasetManifest(
         family=family,
         model=model,
@@ -332,7 +368,7 @@ def import_authors(
         latent_dtype=files[0].stored[0],
         sampler=dict(sampler or {}),
         teacher="redenoise",
-        teacher_options={"imported_from": "authors' npz+jsonl"},
+        teacher_options={"imported_from": "authors' npz+jsonl", TEXT_DTYPE: text_dtype},
         w_l=w_l,
         w_w=w_w,
         scorer=score_names[0],

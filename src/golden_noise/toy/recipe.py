@@ -58,6 +58,12 @@ class RewardRecipe:
 
     def __post_init__(self) -> None:
         integer("images", self.images, 2 * CHUNK)
+        if self.images % CHUNK:
+            raise GoldenNoiseError(
+                f"images must be a whole number of chunks of {CHUNK} (images are drawn and "
+                f"fitted a chunk at a time); got {self.images}: pass "
+                f"{self.images // CHUNK * CHUNK} or {(self.images // CHUNK + 1) * CHUNK}"
+            )
         for name in ("epochs", "batch_size", "width"):
             integer(name, getattr(self, name), 1)
         integer("seed", self.seed, 0)

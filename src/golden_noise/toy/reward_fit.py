@@ -6,14 +6,17 @@ norm-matched control live at those norms, so the model must rank images drawn th
 Images are drawn in chunks saved as they finish, so an interrupted fit resumes where it
 stopped; `images/draw_settings.json` records what decides them (the seed, the sampler, the
 pipeline's weights) and a fit with other settings is refused rather than paired with them;
-`images/chunks_sha256.json` records each chunk's SHA-256, and a chunk that no longer matches
-(or has none) is refused rather than fitted on.
+`images/chunks_sha256.json` records the SHA-256 of each chunk and of the draw settings, and a
+file that no longer matches (or has none) is refused rather than fitted on.
+`reward_model/reward_recipe.json` records the fit's settings: a re-run with other settings is
+refused rather than let replace the finished model.
 A tenth of the images (by index, seeded) is held out to report the fit.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,6 +49,7 @@ CHUNK_DIGESTS = "chunks_sha256.json"
 def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> dict[str, float]:
     """Draw and score `recipe.images` images under `out/images`, fit, write `out/reward_model`."""
     out = Path(out)
+    _check_fit_settings(out / "reward_model", recipe)
     images, specs, soft = _scored_images(out / "images", recipe, progress)
     order = torch.randperm(len(soft), generator=torch.Generator().manual_seed(recipe.seed))
     n_val = len(soft) // 10
@@ -125,6 +129,20 @@ def _scored_images(
     return images, specs, soft
 
 
+def _check_fit_settings(model: Path, recipe: RewardRecipe) -> None:
+    """Refuse a fit whose settings differ from those of the finished model in `model`: it
+    would replace that model. The same settings fit it again, to the same weights."""
+    record = model / "reward_recipe.json"
+    if not record.is_file():
+        return
+    changed = changed_settings(record, asdict(recipe))
+    if changed:
+        raise GoldenNoiseError(
+            f"{model} holds a model fitted with other settings ({'; '.join(changed)}); fitting "
+            f"again would replace it. Choose another --out, or delete {model} to fit again"
+        )
+
+
 def _draw_settings(recipe: RewardRecipe) -> dict[str, object]:
     """Everything chunk c's images and scores depend on: its prompts and noise scales (drawn
     from the seed), its noise seeds, the chunk size, the sampler call and the pipeline. Not the
@@ -143,9 +161,16 @@ def _draw_settings(recipe: RewardRecipe) -> dict[str, object]:
 
 def _claim_images(folder: Path, settings: dict[str, object]) -> None:
     """Refuse chunks drawn with other settings (a fit would pair them with other prompts and
-    report the new settings); record the settings before the first chunk is drawn."""
+    report the new settings); record the settings, and their digest, before the first chunk
+    is drawn."""
     path = folder / DRAW_SETTINGS
+    ledger = DigestLedger(
+        folder / CHUNK_DIGESTS,
+        f"The record of how the images in {folder} were drawn was changed, so it no longer "
+        f"vouches for them. Delete {folder} to draw them again, or choose a new --out",
+    )
     if path.is_file():
+        ledger.read(path)
         changed = changed_settings(path, settings)
         if changed:
             raise GoldenNoiseError(
@@ -161,7 +186,7 @@ def _claim_images(folder: Path, settings: dict[str, object]) -> None:
             "the seed and pipeline that drew them, so they may be another fit's. Choose a new "
             f"--out, or delete {folder} to draw them again"
         )
-    atomic_write_json(path, settings)
+    ledger.write(path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _pipeline():

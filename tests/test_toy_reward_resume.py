@@ -1,0 +1,112 @@
+"""toy-reward fits only what it records: an image count it cannot draw, an edited record of
+how the images were drawn and a re-run that would replace a finished model with another
+settings' are refused with one error line, leaving every file as it was."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cli_outcome import assert_refused, run_cli
+
+from golden_noise.core import file_digests
+from golden_noise.toy import reward_fit
+from golden_noise.toy.recipe import RewardRecipe
+
+REWARD = ["--images", "24", "--epochs", "1", "--batch-size", "8", "--width", "8"]
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8-image chunks instead of 256 keep a draw to seconds; the logic is the same."""
+    monkeypatch.setattr(reward_fit, "CHUNK", 8)
+    monkeypatch.setattr("golden_noise.toy.recipe.CHUNK", 8)
+
+
+@pytest.fixture(scope="module")
+def drawn_fit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy-reward") / "fit"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reward_fit, "CHUNK", 8)
+        patch.setattr("golden_noise.toy.recipe.CHUNK", 8)
+        code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
+    assert code == 0, output
+    return out
+
+
+@pytest.fixture
+def fit_copy(drawn_fit: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(drawn_fit, tmp_path / "fit"))
+
+
+def test_toy_reward_refuses_images_that_are_not_whole_chunks(
+    tmp_path: Path, small_chunks: None
+) -> None:
+    """Before: 28 images drew and fitted 24 and recorded 28."""
+    out = tmp_path / "fit"
+    args = ["--images", "28", "--epochs", "1", "--batch-size", "8", "--width", "8"]
+    code, output = run_cli("toy-reward", "--out", out, *args, "--no-progress")
+    assert_refused(code, output, "chunks of 8", "got 28", "24 or 32")
+    assert not out.exists()
+
+
+def test_toy_reward_refuses_an_edited_record_of_the_draw(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """Before: with the seed edited to 1 in the record, seed 0's images were fitted against
+    seed 1's prompts."""
+    shutil.rmtree(fit_copy / "reward_model")  # deleted to fit again
+    path = fit_copy / "images" / reward_fit.DRAW_SETTINGS
+    path.write_text(path.read_text().replace('"seed": 0', '"seed": 1'))
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--seed", "1")
+    assert_refused(code, output, reward_fit.DRAW_SETTINGS, "was changed", "Delete")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_refuses_to_replace_a_model_fitted_with_other_settings(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """Before: the re-run silently replaced reward_model/ with a fit of 2 epochs."""
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--epochs", "2")
+    assert_refused(code, output, "epochs: run 1, now 2", "another --out", "reward_model")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_run_again_with_its_settings_fits_the_same_model(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
+    assert code == 0, output
+    assert files(fit_copy) == before
+    recipe = json.loads((fit_copy / "reward_model" / "reward_recipe.json").read_text())
+    assert (recipe["images"], recipe["epochs"]) == (24, 1)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_toy_reward_resumes_after_a_kill_between_the_draw_record_and_its_digest(
+    tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bytes = file_digests.atomic_write_bytes
+
+    def write_and_stop(target: Path, data: bytes) -> None:
+        write_bytes(target, data)
+        if target.name == reward_fit.DRAW_SETTINGS:
+            raise Killed
+
+    out = tmp_path / "fit"
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
+    with pytest.raises(Killed):
+        reward_fit.fit_reward_model(out, RewardRecipe(24, 1, 8, width=8), progress=False)
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
+    code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
+    assert code == 0, output

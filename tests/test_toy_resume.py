@@ -167,7 +167,8 @@ def test_toy_train_killed_before_its_last_export_exports_it_when_run_again(
     assert "pipeline: exporting the step-2 checkpoint" in output
     assert files(out / "pipeline") == files(finished_run / "pipeline")
     ledger = json.loads((out / toy_train.CHECKPOINT_DIGESTS).read_text())
-    assert json.loads(record.read_text()) == {
+    exported = json.loads(record.read_text())
+    assert {k: exported[k] for k in ("step", "checkpoints_sha256")} == {
         "step": 2,
         "checkpoints_sha256": {name: ledger[name][0]["sha256"] for name in ("vae.pt", "unet.pt")},
     }
@@ -262,7 +263,51 @@ def test_toy_train_refuses_a_checkpoint_without_a_digest(run_copy: Path) -> None
     (run_copy / toy_train.CHECKPOINT_DIGESTS).unlink()
     before = files(run_copy)
     code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
-    assert_refused(code, output, "vae.pt has no SHA-256", toy_train.CHECKPOINT_DIGESTS)
+    assert_refused(code, output, "train_config.json has no SHA-256", toy_train.CHECKPOINT_DIGESTS)
+    assert files(run_copy) == before
+
+
+@pytest.mark.parametrize(("key", "value", "given"), [("seed", 1, "1"), ("unet_lr", 0.01, "0.01")])
+def test_toy_train_refuses_an_edited_settings_record(
+    run_copy: Path, key: str, value: float, given: str
+) -> None:
+    """Before: a record edited to match other settings passed the check, and the resume
+    trained the run's weights on under them, mixing two runs."""
+    path = run_copy / "train_config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {key: value}, indent=2) + "\n")
+    before = files(run_copy)
+    option = "--" + key.replace("_", "-")
+    code, output = run_cli(
+        "toy-train", "--out", run_copy, *TINY, "--unet-steps", "2", option, given
+    )
+    assert_refused(code, output, "train_config.json", "expected SHA-256", "changed or damaged")
+    assert files(run_copy) == before
+
+
+def test_toy_train_reexports_a_damaged_pipeline(run_copy: Path, finished_run: Path) -> None:
+    """Before: only toy_step.json was compared, so a damaged weights file was kept and the
+    run reported done."""
+    part = run_copy / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors"
+    raw = bytearray(part.read_bytes())
+    raw[-2:] = bytes(b ^ 0xFF for b in raw[-2:])
+    part.write_bytes(raw)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
+    assert code == 0, output
+    assert output.count("pipeline: exporting the step-2 checkpoint") == 1, output
+    assert "diffusion_pytorch_model.safetensors no longer has the SHA-256" in output
+    assert files(run_copy / "pipeline") == files(finished_run / "pipeline")
+
+
+def test_toy_train_refuses_a_checkpoint_made_with_other_model_settings(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verified checkpoint whose shapes do not fit the models built now: before, a
+    traceback from load_state_dict."""
+    build_vae = toy_train.components.build_vae
+    monkeypatch.setattr(toy_train.components, "build_vae", lambda tiny: build_vae(not tiny))
+    before = files(run_copy)
+    code, output = run_cli("toy-train", "--out", run_copy, *TINY, "--unet-steps", "2")
+    assert_refused(code, output, "vae.pt", "made with other model settings")
     assert files(run_copy) == before
 
 

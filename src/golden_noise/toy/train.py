@@ -9,13 +9,16 @@ guidance), EMA of the UNet and text encoder weights. A checkpoint is written ato
 ``out/checkpoints_sha256.json`` (a resume refuses a checkpoint that no longer matches, or
 that has no digest: nothing could tell it from a damaged one); the EMA pipeline is exported to
 ``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint,
-with the step and the SHA-256s of the checkpoints it came from in ``pipeline/toy_step.json``.
-A run is done only when that record names its final checkpoints: one killed between the last
-checkpoint and its export re-exports from that checkpoint when run again.
-The settings are recorded in ``out/train_config.json``, and a resume must give the same ones
+with the step, the SHA-256s of the checkpoints it came from and the SHA-256 of each exported
+file in ``pipeline/toy_step.json``. A run is done only when that record names its final
+checkpoints and its files still match: one killed between the last checkpoint and its export,
+or whose pipeline was damaged since, re-exports from that checkpoint when run again.
+The settings are recorded in ``out/train_config.json``, its SHA-256 in the same ledger as the
+checkpoints', and a resume must give the same ones from an unedited record
 (``_claim_run_folder``).
 """
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -23,6 +26,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,9 +39,9 @@ from diffusers.training_utils import EMAModel
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from transformers import CLIPTextModel
 
-from golden_noise.core.atomic import atomic_directory, atomic_write_json
+from golden_noise.core.atomic import atomic_directory
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.file_digests import DigestLedger
+from golden_noise.core.file_digests import DigestLedger, file_sha256
 from golden_noise.core.progress import make_progress
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
@@ -50,9 +54,10 @@ from golden_noise.toy.tokenizer import build_tokenizer
 
 # What a run leaves in its folder: checkpoints, then the exported pipeline.
 RUN_FILES = ("vae.pt", "unet.pt", "pipeline")
-# In the pipeline folder: the step it was exported at and the checkpoints' SHA-256s.
+# In the pipeline folder: the step it was exported at, the checkpoints' SHA-256s and those of
+# the exported files.
 PIPELINE_RECORD = "toy_step.json"
-# The checkpoints' SHA-256s, checked before a resume loads them.
+# The SHA-256s of the checkpoints and of train_config.json, checked before a resume reads them.
 CHECKPOINT_DIGESTS = "checkpoints_sha256.json"
 # Settings that leave the weights alone (the thread count, how often a checkpoint is written);
 # every other recorded one must match to resume.
@@ -104,13 +109,32 @@ class ThreadTuner:
         torch.set_num_threads(self.current)
 
 
-def _ledger(out: Path) -> DigestLedger:
-    """The SHA-256 of each checkpoint and the step it holds, recorded as it is written."""
+def _ledger(
+    out: Path, guards: str = "a resume from a damaged checkpoint would silently train other weights"
+) -> DigestLedger:
+    """The SHA-256 of each checkpoint and the step it holds, and of the settings record,
+    recorded as each is written; `guards`: what a refused reader is spared."""
     return DigestLedger(
-        out / CHECKPOINT_DIGESTS,
-        "Restore it, or train into a new --out (a resume from a damaged checkpoint would "
-        "silently train other weights)",
+        out / CHECKPOINT_DIGESTS, f"Restore it, or train into a new --out ({guards})"
     )
+
+
+def _config_ledger(out: Path) -> DigestLedger:
+    """`_ledger`, for the settings record."""
+    return _ledger(out, "a resume under settings other than the run's would mix two runs")
+
+
+@contextlib.contextmanager
+def _made_here(path: Path) -> Iterator[None]:
+    """Turn a failure to load verified checkpoint `path` into the models into one error."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GoldenNoiseError(
+            f"{path} does not fit this run's models: it was made with other model settings "
+            f"({first}). Train into a new --out"
+        ) from exc
 
 
 def _save_checkpoint(state: dict[str, Any], out: Path, name: str) -> str:
@@ -173,7 +197,8 @@ def _claim_run_folder(out: Path, config: ToyRecipe) -> None:
     path = out / RUN_CONFIG
     if not found:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, asdict(config), sort_keys=False)
+        record = json.dumps(asdict(config), indent=2) + "\n"
+        _config_ledger(out).write(path, record.encode("utf-8"))
         return
     if not path.is_file():
         raise GoldenNoiseError(
@@ -183,6 +208,7 @@ def _claim_run_folder(out: Path, config: ToyRecipe) -> None:
         )
     changed = changed_settings(path, asdict(config), FREE_SETTINGS)
     if not changed:
+        _config_ledger(out).read(path)  # an edited record vouches for nothing
         return
     why = ""
     if any(line.split(":")[0] in SCHEDULE_SETTINGS for line in changed):
@@ -223,7 +249,8 @@ def _train(out: Path, config: ToyRecipe, minutes: float | None, progress: bool) 
     found = _load_checkpoint(out, "vae.pt")
     state, vae_sha256 = found if found is not None else (None, "")
     if state is not None and "scaling_factor" in state and state["step"] >= config.vae_steps:
-        vae.load_state_dict(state["model"])
+        with _made_here(out / "vae.pt"):
+            vae.load_state_dict(state["model"])
         vae.register_to_config(scaling_factor=state["scaling_factor"])
     else:
         vae_sha256 = _train_vae(vae, config, out, state, progress)
@@ -241,8 +268,9 @@ def _train_vae(
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     start = 0
     if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        with _made_here(out / "vae.pt"):
+            vae.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
         start = state["step"]
     vae.train()
     _resumed("vae", start, config.vae_steps)
@@ -309,11 +337,12 @@ def _train_unet(
     found = _load_checkpoint(out, "unet.pt")
     if found is not None:
         state, unet_sha256 = found
-        unet.load_state_dict(state["unet"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        opt.load_state_dict(state["opt"])
-        for ema, s in zip(emas, state["ema"], strict=True):
-            ema.load_state_dict(s)
+        with _made_here(out / "unet.pt"):
+            unet.load_state_dict(state["unet"])
+            text_encoder.load_state_dict(state["text_encoder"])
+            opt.load_state_dict(state["opt"])
+            for ema, s in zip(emas, state["ema"], strict=True):
+                ema.load_state_dict(s)
         start = state["step"]
     saved = start  # the step of the last checkpoint, which the models now hold
     unet.train()
@@ -367,10 +396,12 @@ def _train_unet(
             if out_of_time:
                 break
     # The loop exports at each checkpoint; a run killed after its last checkpoint but before
-    # that export finished left an older pipeline (or none): export it from the checkpoint.
+    # that export finished left an older pipeline (or none), and a file of a finished one may
+    # have been damaged since: export it again from the checkpoint.
     record = _pipeline_record(saved, vae_sha256, unet_sha256)
-    if _exported_record(out / "pipeline") != record:
-        print(f"pipeline: exporting the step-{saved} checkpoint (its export did not finish)")
+    why = _export_mismatch(out / "pipeline", record)
+    if why is not None:
+        print(f"pipeline: exporting the step-{saved} checkpoint ({why})")
         export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", record)
     return out / "pipeline"
 
@@ -380,12 +411,24 @@ def _pipeline_record(step: int, vae_sha256: str, unet_sha256: str) -> dict[str, 
     return {"step": step, "checkpoints_sha256": {"vae.pt": vae_sha256, "unet.pt": unet_sha256}}
 
 
-def _exported_record(pipeline: Path) -> Any:
-    """The record of the pipeline in `pipeline` (None if absent or unreadable)."""
+def _export_mismatch(pipeline: Path, record: dict[str, Any]) -> str | None:
+    """Why the pipeline in `pipeline` is not the export of `record`'s checkpoints, or None if
+    it is: its record names them and every file it lists still has its recorded SHA-256."""
     try:
-        return json.loads((pipeline / PIPELINE_RECORD).read_text(encoding="utf-8"))
+        exported = json.loads((pipeline / PIPELINE_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        exported = None
+    if (
+        not isinstance(exported, dict)
+        or {k: exported.get(k) for k in record} != record
+        or not isinstance(exported.get("files_sha256"), dict)
+    ):
+        return "its export did not finish"
+    for name, sha256 in sorted(exported["files_sha256"].items()):
+        path = pipeline / name
+        if not path.is_file() or file_sha256(path) != sha256:
+            return f"{path} no longer has the SHA-256 recorded when it was exported"
+    return None
 
 
 def export_pipeline(
@@ -397,7 +440,7 @@ def export_pipeline(
     record: dict[str, Any],
 ) -> None:
     """Write the EMA weights as a standard fp16 diffusers pipeline directory, atomically, with
-    `record` (`_pipeline_record`) in its `toy_step.json`."""
+    `record` (`_pipeline_record`) and the SHA-256 of every file written in its `toy_step.json`."""
     ema_unet = UNet2DConditionModel.from_config(unet.config)
     ema_text = CLIPTextModel(text_encoder.config)
     emas[0].copy_to(ema_unet.parameters())
@@ -414,4 +457,6 @@ def export_pipeline(
     )
     with atomic_directory(target) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
-        (tmp / PIPELINE_RECORD).write_text(json.dumps(record))
+        written = sorted(p for p in tmp.rglob("*") if p.is_file())
+        digests = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in written}
+        (tmp / PIPELINE_RECORD).write_text(json.dumps(record | {"files_sha256": digests}))

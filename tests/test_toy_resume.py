@@ -222,9 +222,11 @@ def test_toy_reward_reuses_its_chunks_for_more_images_and_another_fit(
     fit_copy: Path, small_chunks: None
 ) -> None:
     """The image count and the fit's own settings do not change a chunk: only new chunks are
-    drawn, and the fit is redone."""
+    drawn, and the fit is redone once the finished model is removed (a finished model is never
+    replaced by a fit with other settings)."""
     images = fit_copy / "images"
     kept = {p.name: p.read_bytes() for p in images.glob("chunk_*.npz")}
+    shutil.rmtree(fit_copy / "reward_model")
     more = ["--images", "32", "--epochs", "2", "--batch-size", "8", "--width", "8"]
     code, output = run_cli("toy-reward", "--out", fit_copy, *more, "--no-progress")
     assert code == 0, output

@@ -1,4 +1,4 @@
-"""toy-train and toy-reward resume only the run their folder holds: a re-run with settings
+"""toy-train resumes only the run its folder holds: a re-run with settings
 that change the numbers is refused with one error line and leaves every file as it was."""
 
 import json
@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from cli_outcome import assert_refused, run_cli
 from safetensors.torch import load_file
@@ -15,11 +14,9 @@ from typer.testing import CliRunner
 
 from golden_noise.cli.app import app
 from golden_noise.core import file_digests
-from golden_noise.toy import reward_fit
 from golden_noise.toy import train as toy_train
 
 TINY = ["--tiny", "--batch-size", "4", "--threads", "1", "--vae-steps", "2"]
-REWARD = ["--images", "24", "--epochs", "1", "--batch-size", "8", "--width", "8"]
 
 
 def files(folder: Path) -> dict[str, bytes | None]:
@@ -177,66 +174,6 @@ def test_toy_train_killed_before_its_last_export_exports_it_when_run_again(
     assert "pipeline: exporting" not in output  # done now: nothing is exported again
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """8-image chunks instead of 256 keep a draw to seconds; the logic is the same."""
-    monkeypatch.setattr(reward_fit, "CHUNK", 8)
-    monkeypatch.setattr("golden_noise.toy.recipe.CHUNK", 8)
-
-
-@pytest.fixture(scope="module")
-def drawn_fit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("toy-reward") / "fit"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reward_fit, "CHUNK", 8)
-        patch.setattr("golden_noise.toy.recipe.CHUNK", 8)
-        code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
-    assert code == 0, output
-    return out
-
-
-@pytest.fixture
-def fit_copy(drawn_fit: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(drawn_fit, tmp_path / "fit"))
-
-
-def test_toy_reward_refuses_images_drawn_for_another_seed(
-    fit_copy: Path, small_chunks: None
-) -> None:
-    """Before: the fit paired seed 0's images with seed 1's prompts and recorded seed 1."""
-    before = files(fit_copy)
-    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--seed", "1")
-    assert_refused(code, output, "seed: run 0, now 1", "images")
-    assert files(fit_copy) == before
-
-
-def test_toy_reward_refuses_chunks_without_their_record(fit_copy: Path, small_chunks: None) -> None:
-    (fit_copy / "images" / reward_fit.DRAW_SETTINGS).unlink()
-    before = files(fit_copy)
-    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD)
-    assert_refused(code, output, "3 image chunks", reward_fit.DRAW_SETTINGS)
-    assert files(fit_copy) == before
-
-
-def test_toy_reward_reuses_its_chunks_for_more_images_and_another_fit(
-    fit_copy: Path, small_chunks: None
-) -> None:
-    """The image count and the fit's own settings do not change a chunk: only new chunks are
-    drawn, and the fit is redone once the finished model is removed (a finished model is never
-    replaced by a fit with other settings)."""
-    images = fit_copy / "images"
-    kept = {p.name: p.read_bytes() for p in images.glob("chunk_*.npz")}
-    shutil.rmtree(fit_copy / "reward_model")
-    more = ["--images", "32", "--epochs", "2", "--batch-size", "8", "--width", "8"]
-    code, output = run_cli("toy-reward", "--out", fit_copy, *more, "--no-progress")
-    assert code == 0, output
-    assert {name: (images / name).read_bytes() for name in kept} == kept
-    with np.load(images / "chunk_0003.npz") as chunk:
-        assert chunk["images"].shape == (8, 32, 32, 3)
-    recipe = json.loads((fit_copy / "reward_model" / "reward_recipe.json").read_text())
-    assert (recipe["images"], recipe["epochs"]) == (32, 2)
-
-
 def flip_tensor_bytes(path: Path) -> None:
     """Damage the largest tensor of a torch checkpoint in place: the zip stays readable."""
     raw = bytearray(path.read_bytes())
@@ -346,48 +283,3 @@ def test_toy_train_resumes_after_a_kill_between_checkpoint_and_digest(
     part = "unet/diffusion_pytorch_model.safetensors"
     resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
     assert all(resumed[k].equal(unbroken[k]) for k in unbroken)
-
-
-def test_toy_reward_refuses_an_edited_chunk(fit_copy: Path, small_chunks: None) -> None:
-    """Before: the edited score was fitted on as if the pipeline had drawn it."""
-    path = fit_copy / "images" / "chunk_0000.npz"
-    with np.load(path) as chunk:
-        images, soft = chunk["images"], chunk["soft"].copy()
-    soft[0] += 0.5
-    np.savez(path, images=images, soft=soft)
-    before = files(fit_copy)
-    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
-    assert_refused(code, output, "chunk_0000.npz", "expected SHA-256", "Delete that chunk")
-    assert files(fit_copy) == before
-
-
-def test_toy_reward_refuses_a_chunk_without_a_digest(fit_copy: Path, small_chunks: None) -> None:
-    ledger = fit_copy / "images" / reward_fit.CHUNK_DIGESTS
-    digests = json.loads(ledger.read_text())
-    del digests["chunk_0002.npz"]
-    ledger.write_text(json.dumps(digests))
-    before = files(fit_copy)
-    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
-    assert_refused(code, output, "chunk_0002.npz has no SHA-256", "Delete that chunk")
-    assert files(fit_copy) == before
-
-
-def test_toy_reward_reuses_a_chunk_killed_before_its_digest_was_recorded_alone(
-    drawn_fit: Path, tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write_bytes = file_digests.atomic_write_bytes
-
-    def write_and_stop(target: Path, data: bytes) -> None:
-        write_bytes(target, data)
-        if target.name == "chunk_0001.npz":
-            raise Killed
-
-    out = tmp_path / "fit"
-    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
-    args = ["toy-reward", "--out", str(out), *REWARD, "--no-progress"]
-    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
-    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
-    code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
-    assert code == 0, output
-    drawn = {k: v for k, v in files(drawn_fit).items() if k.startswith("images/chunk_")}
-    assert {k: v for k, v in files(out).items() if k.startswith("images/chunk_")} == drawn

@@ -6,9 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_outcome import assert_refused, run_cli
+from typer.testing import CliRunner
 
+from golden_noise.cli.app import app
 from golden_noise.core import file_digests
 from golden_noise.toy import reward_fit
 from golden_noise.toy.recipe import RewardRecipe
@@ -110,3 +113,85 @@ def test_toy_reward_resumes_after_a_kill_between_the_draw_record_and_its_digest(
     monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
     code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
     assert code == 0, output
+
+
+def test_toy_reward_refuses_images_drawn_for_another_seed(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """Before: the fit paired seed 0's images with seed 1's prompts and recorded seed 1."""
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--seed", "1")
+    assert_refused(code, output, "seed: run 0, now 1", "images")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_refuses_chunks_without_their_record(fit_copy: Path, small_chunks: None) -> None:
+    (fit_copy / "images" / reward_fit.DRAW_SETTINGS).unlink()
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD)
+    assert_refused(code, output, "3 image chunks", reward_fit.DRAW_SETTINGS)
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_reuses_its_chunks_for_more_images_and_another_fit(
+    fit_copy: Path, small_chunks: None
+) -> None:
+    """The image count and the fit's own settings do not change a chunk: only new chunks are
+    drawn, and the fit is redone once the finished model is removed (a finished model is never
+    replaced by a fit with other settings)."""
+    images = fit_copy / "images"
+    kept = {p.name: p.read_bytes() for p in images.glob("chunk_*.npz")}
+    shutil.rmtree(fit_copy / "reward_model")
+    more = ["--images", "32", "--epochs", "2", "--batch-size", "8", "--width", "8"]
+    code, output = run_cli("toy-reward", "--out", fit_copy, *more, "--no-progress")
+    assert code == 0, output
+    assert {name: (images / name).read_bytes() for name in kept} == kept
+    with np.load(images / "chunk_0003.npz") as chunk:
+        assert chunk["images"].shape == (8, 32, 32, 3)
+    recipe = json.loads((fit_copy / "reward_model" / "reward_recipe.json").read_text())
+    assert (recipe["images"], recipe["epochs"]) == (32, 2)
+
+
+def test_toy_reward_refuses_an_edited_chunk(fit_copy: Path, small_chunks: None) -> None:
+    """Before: the edited score was fitted on as if the pipeline had drawn it."""
+    path = fit_copy / "images" / "chunk_0000.npz"
+    with np.load(path) as chunk:
+        images, soft = chunk["images"], chunk["soft"].copy()
+    soft[0] += 0.5
+    np.savez(path, images=images, soft=soft)
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
+    assert_refused(code, output, "chunk_0000.npz", "expected SHA-256", "Delete that chunk")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_refuses_a_chunk_without_a_digest(fit_copy: Path, small_chunks: None) -> None:
+    ledger = fit_copy / "images" / reward_fit.CHUNK_DIGESTS
+    digests = json.loads(ledger.read_text())
+    del digests["chunk_0002.npz"]
+    ledger.write_text(json.dumps(digests))
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--no-progress")
+    assert_refused(code, output, "chunk_0002.npz has no SHA-256", "Delete that chunk")
+    assert files(fit_copy) == before
+
+
+def test_toy_reward_reuses_a_chunk_killed_before_its_digest_was_recorded_alone(
+    drawn_fit: Path, tmp_path: Path, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bytes = file_digests.atomic_write_bytes
+
+    def write_and_stop(target: Path, data: bytes) -> None:
+        write_bytes(target, data)
+        if target.name == "chunk_0001.npz":
+            raise Killed
+
+    out = tmp_path / "fit"
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
+    args = ["toy-reward", "--out", str(out), *REWARD, "--no-progress"]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
+    code, output = run_cli("toy-reward", "--out", out, *REWARD, "--no-progress")
+    assert code == 0, output
+    drawn = {k: v for k, v in files(drawn_fit).items() if k.startswith("images/chunk_")}
+    assert {k: v for k, v in files(out).items() if k.startswith("images/chunk_")} == drawn

@@ -24,6 +24,12 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def folder_sha256s(folder: Path, skip: Path | None = None) -> dict[str, str]:
+    """`file_sha256` of every file under `folder` but `skip`, by POSIX path relative to it."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p != skip)
+    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in files}
+
+
 class DigestLedger:
     """A JSON file that maps each file name in its folder to the versions the file may hold,
     each `{"sha256": ..., "step": ...}` (`step`: where a checkpoint stands; None for data).
@@ -39,13 +45,15 @@ class DigestLedger:
         """`remedy`: what a refused reader should do, ending each refusal's message."""
         self.path, self.remedy = Path(path), remedy
 
-    def write(self, target: Path, data: bytes, step: int | None = None) -> None:
-        """Write `data` to `target` (a file in the ledger's folder) and record its digest."""
+    def write(self, target: Path, data: bytes, step: int | None = None) -> str:
+        """Write `data` to `target` (a file in the ledger's folder) and record its digest,
+        which it returns."""
         entries = self._entries()
         new = {"sha256": hashlib.sha256(data).hexdigest(), "step": step}
         atomic_write_json(self.path, entries | {target.name: [*entries.get(target.name, []), new]})
         atomic_write_bytes(target, data)
         atomic_write_json(self.path, entries | {target.name: [new]})
+        return new["sha256"]
 
     def read(self, target: Path) -> bytes:
         """`target`'s bytes, refused unless the ledger records their digest."""

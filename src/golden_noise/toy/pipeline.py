@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.file_digests import file_sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_STEPS = 20
@@ -25,7 +26,7 @@ def shipped_pipeline_sha256() -> str:
         for path in sorted([top] if top.is_file() else top.rglob("*")):
             if path.is_file():
                 digest.update(path.relative_to(WEIGHTS_DIR).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+                digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()
 
 

@@ -227,5 +227,6 @@ def _draw_chunk(
     soft = score(images, prompts).soft.numpy()
     buffer = io.BytesIO()
     np.savez(buffer, images=images, soft=soft)
-    ledger.write(path, buffer.getvalue())
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    ledger.write(path, data)
+    return data

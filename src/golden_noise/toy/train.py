@@ -41,7 +41,7 @@ from transformers import CLIPTextModel
 
 from golden_noise.core.atomic import atomic_directory
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.file_digests import DigestLedger, file_sha256
+from golden_noise.core.file_digests import DigestLedger, file_sha256, folder_sha256s
 from golden_noise.core.progress import make_progress
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
@@ -142,9 +142,7 @@ def _save_checkpoint(state: dict[str, Any], out: Path, name: str) -> str:
     that digest."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    data = buffer.getvalue()
-    _ledger(out).write(out / name, data, state["step"])
-    return hashlib.sha256(data).hexdigest()
+    return _ledger(out).write(out / name, buffer.getvalue(), state["step"])
 
 
 def _load_checkpoint(out: Path, name: str) -> tuple[dict[str, Any], str] | None:
@@ -395,11 +393,11 @@ def _train_unet(
                 export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", record)
             if out_of_time:
                 break
-    # The loop exports at each checkpoint; a run killed after its last checkpoint but before
-    # that export finished left an older pipeline (or none), and a file of a finished one may
-    # have been damaged since: export it again from the checkpoint.
+    # The loop exports at each checkpoint, its last one included. A run that trained no step
+    # here may have been killed after its last checkpoint but before that export finished
+    # (an older pipeline, or none), or its pipeline damaged since: export it again.
     record = _pipeline_record(saved, vae_sha256, unet_sha256)
-    why = _export_mismatch(out / "pipeline", record)
+    why = _export_mismatch(out / "pipeline", record) if saved == start else None
     if why is not None:
         print(f"pipeline: exporting the step-{saved} checkpoint ({why})")
         export_pipeline(vae, unet, text_encoder, emas, out / "pipeline", record)
@@ -457,6 +455,5 @@ def export_pipeline(
     )
     with atomic_directory(target) as tmp:
         pipe.to(torch.float16).save_pretrained(tmp)
-        written = sorted(p for p in tmp.rglob("*") if p.is_file())
-        digests = {p.relative_to(tmp).as_posix(): file_sha256(p) for p in written}
+        digests = folder_sha256s(tmp)
         (tmp / PIPELINE_RECORD).write_text(json.dumps(record | {"files_sha256": digests}))

@@ -33,7 +33,7 @@ import torch
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.core.file_digests import file_sha256
+from golden_noise.core.file_digests import file_sha256, folder_sha256s
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 
 CHECKPOINTS = "checkpoints"
@@ -113,12 +113,7 @@ def checkpoint_digests(folder: Path) -> dict[str, str]:
     every process's RNG state), our progress tensors, and the run's train_config.json, the
     settings that state was trained with (an edited lr there would be recorded as the run's
     while the optimizer state keeps the old one)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    digests = {
-        p.relative_to(folder).as_posix(): file_sha256(p)
-        for p in files
-        if p != folder / PROGRESS_JSON
-    }
+    digests = folder_sha256s(folder, skip=folder / PROGRESS_JSON)
     config = folder / _RUN_CONFIG_FROM_CHECKPOINT
     return digests | (
         {_RUN_CONFIG_FROM_CHECKPOINT: file_sha256(config)} if config.is_file() else {}

@@ -8,6 +8,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py train-mse DATASET OUT --arch unet --epochs 3 --lr 1e-3
     python benchmarks/learned_gain.py train-reward OUT --iters 150 --penalty 0.1 --lr 1e-3
     python benchmarks/learned_gain.py train-informed OUT --iters 200 --lr 3e-4
+    python benchmarks/learned_gain.py train-modulator DATASET --init denoiser --epochs 8
     python benchmarks/learned_gain.py prompt-offsets --per-type 4 --iters 60 --threads 2
     python benchmarks/learned_gain.py prompt-offsets --split train --counts 18,16,14,16 \
         --seeds 0 --save offsets.pt --threads 2
@@ -38,6 +39,9 @@ prompt-offset` dataset from its rows for `distill`.
 pipeline's first guided noise prediction for x (one extra denoiser call, "what image will this
 noise become"), trained on the shipped toy reward model with the no-harm hinge of
 `golden-noise train --objective reward`; `evaluate` takes its folder too.
+`train-modulator` regresses a dataset's targets (e.g. `collect --teacher reward-gradient`) with
+a modulator started from a trainable copy of the toy denoiser and prints whether held-back
+prompts' moves are predicted (MSE beside the identity, cosine of predicted and target move).
 `prompt-offsets` asks what a learned net could at best carry without reading the noise: one
 offset per validation prompt, `g = (x + mu_p) * |x| / |x + mu_p|` (the norm kept, so no
 temperature), ascended on the shipped toy reward model over fresh noises, then scored exactly
@@ -65,6 +69,7 @@ per-token embeddings (an amortised offset net with nothing to overfit but a matr
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import time
@@ -363,6 +368,77 @@ def train_informed(args: argparse.Namespace) -> None:
                   f"{penalty.mean():.4f}", flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     save_file(net.unet.state_dict(), args.out / DenoiserInformed.FILE)
+
+
+class DenoiserModulator(torch.nn.Module):
+    """golden = x + head([x, e]) at x's norm, e = a trainable copy of the toy UNet's
+    conditional noise prediction at the evaluation sampler's first timestep: the modulator
+    starts from the denoiser (the Noise Hypernetworks idea), so it starts knowing what image
+    x becomes. head's last conv starts at zero, so the net starts as the identity; `random`
+    re-initialises the copy (the same architecture without the denoiser's knowledge)."""
+
+    def __init__(self, toy: Toy, init: str) -> None:
+        super().__init__()
+        self.unet = copy.deepcopy(toy.pipe.unet).requires_grad_(True)
+        if init == "random":
+            torch.manual_seed(0)
+            for module in self.unet.modules():
+                if module is not self.unet and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        toy.ddim.set_timesteps(STEPS)
+        self.t0 = int(toy.ddim.timesteps[0])
+        conv = torch.nn.Conv2d
+        self.head = torch.nn.Sequential(
+            conv(8, 64, 3, padding=1), torch.nn.SiLU(), conv(64, 4, 3, padding=1)
+        )
+        torch.nn.init.zeros_(self.head[2].weight)
+        torch.nn.init.zeros_(self.head[2].bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        e = self.unet(x, self.t0, encoder_hidden_states=cond).sample
+        return with_norms(x + self.head(torch.cat([x, e], 1)), latent_norms(x))
+
+
+def train_modulator(args: argparse.Namespace) -> None:
+    """Regress a dataset's targets with `DenoiserModulator`; print how much of the targets'
+    move is shared by a prompt's seeds, then held-back prompts' MSE and move cosine per epoch."""
+    train, val = load_splits(args.dataset, val_fraction=0.1, margin=None)
+    (s, t, e), (vs, vt, ve) = rows(train), rows(val)
+    move = torch.nn.functional.normalize((t - s).flatten(1), dim=1)
+    prompt = train.table.columns["prompt_index"][train.rows]
+    same = [
+        move[a] @ move[b]
+        for p in np.unique(prompt)
+        for a, b in itertools.combinations(np.flatnonzero(prompt == p), 2)
+    ]
+    rng = np.random.default_rng(0)
+    other = [move[a] @ move[b] for a, b in rng.integers(len(s), size=(5000, 2)) if a != b]
+    print(f"cosine of two target moves: same prompt {np.mean(same):.3f} ({len(same)} pairs), "
+          f"any two rows {np.mean(other):.3f}", flush=True)  # fmt: skip
+    torch.manual_seed(0)
+    net = DenoiserModulator(Toy(), args.init).train()
+    opt = torch.optim.AdamW(
+        [{"params": net.unet.parameters(), "lr": args.lr_unet},
+         {"params": net.head.parameters(), "lr": args.lr}], weight_decay=0.0,
+    )  # fmt: skip
+    identity = ((vt - vs) ** 2).mean().item()
+    for epoch in range(args.epochs):
+        start, order, total = time.time(), torch.randperm(len(s)), 0.0
+        for b in range(0, len(s), 32):
+            j = order[b : b + 32]
+            loss = ((net(s[j], e[j]) - t[j]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(j)
+        with torch.no_grad():
+            net.eval()
+            golden = net(vs, ve)
+            net.train()
+        cos = torch.nn.functional.cosine_similarity((golden - vs).flatten(1), (vt - vs).flatten(1))
+        print(f"epoch {epoch + 1} train {total / len(s):.4f} val {((golden - vt) ** 2).mean():.4f} "
+              f"(identity {identity:.4f}) move cosine {cos.mean():+.3f} "
+              f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
 
 
 def keep_norm(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -693,6 +769,12 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--limit", type=int, default=0)
+    p = sub.add_parser("train-modulator")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--init", choices=("denoiser", "random"), default="denoiser")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3, help="the head's")
+    p.add_argument("--lr-unet", type=float, default=1e-4, help="the denoiser copy's")
     p = sub.add_parser("train-reward")
     p.add_argument("out", type=Path)
     p.add_argument("--iters", type=int, default=150)
@@ -773,6 +855,7 @@ def main() -> None:
         "train-reward": train_reward,
         "direct": direct,
         "train-informed": train_informed,
+        "train-modulator": train_modulator,
         "prompt-offsets": prompt_offsets,
         "shared-offset": shared_offset,
         "dataset-offsets": dataset_offsets,

@@ -19,11 +19,12 @@ from spatial_fixtures import (
 
 from golden_noise import NPNet
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.dataset import DatasetManifest
 from golden_noise.demo.config import TOY_NPNET
 from golden_noise.npnet.config import NEW_SHAPE_UNET
 from golden_noise.npnet.unet_branch import UNetResidualBranch
 from golden_noise.train import TrainConfig, train
-from golden_noise.train.model import fresh_architecture, load_backbone_weights
+from golden_noise.train.model import build_npnet, fresh_architecture, load_backbone_weights
 
 # A few-thousand-parameter UNet: two resolutions, cross-attention at both.
 TINY_UNET = {"block_out_channels": [8, 16], "norm_num_groups": 4, "attention_head_dim": 4}
@@ -157,19 +158,48 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
         ((16, 128, 128), {"use_svd": False}, "local-search", {"residual_kind": "unet"}),
         ((4, 8, 8), {"backbone": "vit_tiny_patch16_224"}, None, {}),
         ((4, 8, 8), {"residual_kind": "timm"}, None, {}),
-        ((4, 64, 64), {"backbone_kwargs": {"depth": 1}}, None, {}),
+        (
+            (4, 64, 64),
+            {"backbone_kwargs": {"block_out_channels": [16, 32]}},
+            None,
+            {
+                "residual_kind": "unet",
+                "backbone_kwargs": {**NEW_SHAPE_UNET, "block_out_channels": [16, 32]},
+            },
+        ),
+        ((4, 64, 64), {"backbone_kwargs": {"depth": 1}, "residual_kind": "timm"}, None, {}),
         ((4, 8, 8), {}, "prompt-offset", OFFSET_NET),
         ((4, 128, 128), {}, "prompt-offset", OFFSET_NET),
         ((4, 8, 8), {"residual_kind": "unet"}, "prompt-offset", {}),
+        (
+            (4, 8, 8),
+            {"backbone_kwargs": {"width": 128}},
+            ("prompt-offset", {"modes": 4}),
+            {**OFFSET_NET, "backbone_kwargs": {"modes": 4, "width": 128}},
+        ),
     ],
 )
 def test_fresh_architecture_by_shape_and_teacher(shape, overrides, teacher, expected) -> None:
-    """Released shape: released config; other shapes: the UNet unless a residual field is
-    named; the prompt-offset teacher's data: the offset net (with the teacher's modes), unless
-    a residual field is named."""
+    """Released shape: released config; other shapes: the UNet unless the branch is named;
+    the prompt-offset teacher's data: the offset net (with the teacher's modes), unless the
+    branch is named; backbone_kwargs alone size the default branch."""
     teacher, options = teacher if isinstance(teacher, tuple) else (teacher, None)
     found = fresh_architecture(shape, overrides, teacher, options)
     assert {k: found[k] for k in expected} == expected and (found == {}) == (expected == {})
+
+
+def test_backbone_kwargs_alone_size_the_offset_net_a_prompt_offset_dataset_gets() -> None:
+    """`train DATA --backbone-kwargs '{"width": 32, "layers": 3}'` on a prompt-offset dataset of
+    two modes: the two-mode offset net (norm kept, no SVD or text branch) of that size, not
+    the released branch, and not a one-mode net."""
+    manifest = DatasetManifest(
+        family="sd", latent_shape=(4, 8, 8), text_shape=(16, 64), teacher="prompt-offset",
+        teacher_options={"modes": 2},
+    )  # fmt: skip
+    net = build_npnet(manifest, {"backbone_kwargs": {"width": 32, "layers": 3, "heads": 4}})
+    assert net.config.residual_kind == "prompt-offset" and net.config.keep_norm
+    assert not net.config.use_svd and not net.config.use_text
+    assert net.config.backbone_kwargs == {"modes": 2, "width": 32, "layers": 3, "heads": 4}
 
 
 @pytest.fixture(scope="module")

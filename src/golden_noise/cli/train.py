@@ -50,9 +50,10 @@ ARCHITECTURE = ConfigOptions(
     help={
         "svd_variant": "attention (the authors' inference form) or mean (their trainer's).",
         "backbone": "timm model name for the residual branch.",
-        "backbone_kwargs": "JSON overrides, e.g. '{\"img_size\": 64}'.",
+        "backbone_kwargs": "JSON arguments of the residual branch, over the default branch's "
+        "own when no branch is named, e.g. '{\"width\": 128}' for a prompt-offset net.",
         "residual_kind": "timm (released; default for 4x128x128 latents), unet (cross-attention "
-        "UNet at latent resolution; default for other shapes unless a backbone field is given) "
+        "UNet at latent resolution; default for other shapes unless --backbone is given) "
         "or prompt-offset (an offset from the prompt alone, the same for every seed; with "
         "keep_norm and no SVD or text injection, the default for a prompt-offset teacher's data).",
         "keep_norm": "Rescale golden noise to the input noise's norm: direction only, never "

@@ -195,7 +195,8 @@ def _load_latents(pair: _PairFile) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _latent_dtype(dtype: np.dtype, path: Path) -> str:
-    """The manifest's latent dtype that holds latents of `dtype` without loss."""
+    """The manifest's latent dtype for latents of `dtype`: float16 and float32 are kept as they
+    are; float64 is stored as float32, the precision pipelines sample in."""
     if dtype == np.float16:
         return "float16"
     if dtype in (np.float32, np.float64):

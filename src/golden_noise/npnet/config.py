@@ -27,8 +27,9 @@ MAX_TEXT_NUMBERS = 4096 * 1024
 
 # The latent shape the authors' released checkpoints were made for (SDXL, Hunyuan-DiT).
 RELEASED_LATENT = (4, 128, 128)
-# Fields that choose the residual branch; naming any of them opts out of the default below.
-RESIDUAL_FIELDS = ("residual_kind", "backbone", "backbone_kwargs", "backbone_input_size")
+# Fields that choose the residual branch; naming any of them opts out of the default below
+# (`backbone_kwargs` alone only sizes the default branch).
+BRANCH_FIELDS = ("residual_kind", "backbone", "backbone_input_size")
 # The UNet branch a new latent shape gets: ~1.1M parameters (unet_branch's own default,
 # (64, 128) channels, is ~4.2M), so toy-size training takes minutes on a CPU. On the spatial
 # test set (tests/spatial_fixtures.py: 4x8x8 latents, a bump where the prompt says) it reaches
@@ -166,20 +167,21 @@ def default_architecture(
     latent_shape: tuple[int, ...],
     overrides: dict[str, Any],
 ) -> dict[str, Any]:
-    """The residual-branch fields a fresh net gets when the user chose none.
+    """The residual-branch fields a fresh net gets when the user chose no branch.
 
     The released shape keeps the released configuration bit-for-bit (its timm Swin reads a
     224x224 resize). Any other shape gets the cross-attention UNet at the latent's own
     resolution (`residual_kind="unet"`): the released branch lets the prompt in only as a
     per-channel scale and shift, so it cannot put prompt-dependent structure *where* it
-    belongs in the latent (docs/learned-gain.md), while the UNet can. A user naming any
-    residual field (`RESIDUAL_FIELDS`) gets exactly what they asked for, with the dataclass
-    defaults.
+    belongs in the latent (docs/learned-gain.md), while the UNet can. `backbone_kwargs`
+    alone sizes that default branch (its keys over the default's); a user naming the branch
+    (`BRANCH_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
     The data's teacher may choose otherwise (`train.model.fresh_architecture`): the model
     layer knows branches, not teachers.
     """
-    if set(overrides) & set(RESIDUAL_FIELDS):
+    if set(overrides) & set(BRANCH_FIELDS) or tuple(latent_shape) == RELEASED_LATENT:
         return {}
-    if tuple(latent_shape) == RELEASED_LATENT:
-        return {}
-    return {"residual_kind": "unet", "backbone_kwargs": dict(NEW_SHAPE_UNET)}
+    return {
+        "residual_kind": "unet",
+        "backbone_kwargs": {**NEW_SHAPE_UNET, **overrides.get("backbone_kwargs", {})},
+    }

@@ -10,7 +10,6 @@ made it; another CPU's float kernels round differently), then copy `npnet-toy/la
 `weights/npnet/`:
 
     golden-noise train data/toy-prompt-offsets --out npnet-toy --unfiltered \
-        --residual-kind prompt-offset --keep-norm --no-svd --no-text \
         --backbone-kwargs '{"width": 128, "layers": 4, "heads": 4}' \
         --batch-size 32 --lr 1e-3 --weight-decay 0 --epochs 60 --log-with none
 

@@ -10,7 +10,7 @@ import torch
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest
 from golden_noise.npnet import NPNet, NPNetConfig
-from golden_noise.npnet.config import RESIDUAL_FIELDS, default_architecture
+from golden_noise.npnet.config import BRANCH_FIELDS, default_architecture
 
 SHAPE_FIELDS = ("channels", "height", "width", "text_tokens", "text_dim")
 
@@ -31,12 +31,13 @@ def fresh_architecture(
 
     The model layer picks by shape (`npnet.config.default_architecture`); here, where the
     data's teacher is known, the prompt-offset teacher's data get the offset net (flags given
-    still win) with as many modes as the teacher fitted. A user who names any residual field
-    gets exactly what they asked for.
+    still win) with as many modes as the teacher fitted, sized by `backbone_kwargs` when
+    given. A user who names the branch (`BRANCH_FIELDS`) gets exactly what they asked for.
     """
-    if teacher == "prompt-offset" and not set(overrides) & set(RESIDUAL_FIELDS):
+    if teacher == "prompt-offset" and not set(overrides) & set(BRANCH_FIELDS):
         modes = (teacher_options or {}).get("modes", 1)
-        return {**OFFSET_NET, "backbone_kwargs": {"modes": modes}} if modes > 1 else OFFSET_NET
+        sizing = {**({"modes": modes} if modes > 1 else {}), **overrides.get("backbone_kwargs", {})}
+        return {**OFFSET_NET, "backbone_kwargs": sizing} if sizing else OFFSET_NET
     return default_architecture(latent_shape, overrides)
 
 
@@ -86,15 +87,13 @@ def build_npnet(
         check_fits(net.config, manifest, f"NPNet {init_from}")
         return net.train()
     clash = sorted(set(overrides) & set(SHAPE_FIELDS))
+    fresh = fresh_architecture(
+        manifest.latent_shape, overrides, manifest.teacher, manifest.teacher_options
+    )
+    # fresh's backbone_kwargs already hold the user's keys over the default branch's
+    given = {k: v for k, v in overrides.items() if not (k == "backbone_kwargs" and k in fresh)}
     config = NPNetConfig.from_dict(
-        {
-            **shapes_from_manifest(manifest),
-            "family": manifest.family,
-            **fresh_architecture(
-                manifest.latent_shape, overrides, manifest.teacher, manifest.teacher_options
-            ),
-            **overrides,
-        }
+        {**shapes_from_manifest(manifest), "family": manifest.family, **fresh, **given}
     )
     if clash:
         check_fits(config, manifest, "the requested NPNet")

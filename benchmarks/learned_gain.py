@@ -20,6 +20,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
         --stay-close 0.03 --seeds 0 --save modes.pt
     python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
     python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
+    python benchmarks/learned_gain.py compose-offsets offsets.pt composed.pt --ridge 1
     python benchmarks/learned_gain.py shared-offset OUT --iters 40 --save-at 10,20,40
     python benchmarks/learned_gain.py shared-offset OUT --linear --lr-w 5e-5 --save-at 20
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
@@ -590,6 +591,46 @@ def shared_offsets(saved: dict, cond: torch.Tensor, texts: list[str]) -> torch.T
     return offsets.view(-1, 4, 8, 8)
 
 
+def compose_offsets(args: argparse.Namespace) -> None:
+    """Distil fitted offsets into the object-and-role table of `shared-offset --factored`
+    (`b + sum of T[object, slot]`) by ridge least squares instead of on the reward model: an
+    unseen composition's offset is then, by construction, the sum of its parts' offsets
+    fitted on other prompts."""
+    saved = load_offsets(args.offsets)
+    targets = saved["offsets"][:, 0].flatten(1)
+    design = torch.zeros(len(saved["prompts"]), 1 + len(OBJECTS) * len(SLOTS))
+    design[:, 0] = 1.0
+    for row, prompt in enumerate(saved["prompts"]):
+        for o, slot in object_slots(prompt):
+            design[row, 1 + o * len(SLOTS) + slot] += 1.0
+    penalty = args.ridge * torch.eye(design.shape[1])
+    penalty[0, 0] = 0.0  # the shared offset b is not shrunk
+
+    def solve(rows: torch.Tensor) -> torch.Tensor:
+        d = design[rows]
+        return torch.linalg.solve(d.T @ d + penalty, d.T @ targets[rows])
+
+    held = torch.zeros(len(targets), dtype=torch.bool)
+    held[
+        torch.from_numpy(np.random.default_rng(0).permutation(len(targets))[: len(targets) // 10])
+    ] = True
+    weights = solve(~held)
+    error = {
+        "table": (design[held] @ weights - targets[held]).square().mean(),
+        "mean": (targets[~held].mean(0) - targets[held]).square().mean(),
+        "none": targets[held].square().mean(),
+    }
+    print(f"{len(targets)} offsets, ridge {args.ridge}; MSE on {int(held.sum())} held-back "
+          "prompts: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))  # fmt: skip
+    weights = solve(torch.ones_like(held))
+    fitted = design @ weights
+    explained = 1 - (targets - fitted).square().sum() / (targets - targets.mean(0)).square().sum()
+    table = weights[1:].view(len(OBJECTS), len(SLOTS), -1)
+    torch.save({"b": weights[0], "W": torch.zeros(16 * 64, 4 * 8 * 8), "T": table}, args.out)
+    print(f"fitted on all: the table explains {explained:.3f} of their variance about the mean; "
+          f"|b| {weights[0].norm():.2f}")  # fmt: skip
+
+
 def dataset_offsets(args: argparse.Namespace) -> None:
     """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows for
     `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
@@ -775,6 +816,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="the head's")
     p.add_argument("--lr-unet", type=float, default=1e-4, help="the denoiser copy's")
+    p = sub.add_parser("compose-offsets")
+    p.add_argument("offsets", type=Path, help="a `prompt-offsets --save` or `dataset-offsets` file")
+    p.add_argument("out", type=Path, help="a .pt file `evaluate` takes as a net")
+    p.add_argument("--ridge", type=float, default=1.0)
     p = sub.add_parser("train-reward")
     p.add_argument("out", type=Path)
     p.add_argument("--iters", type=int, default=150)
@@ -856,6 +901,7 @@ def main() -> None:
         "direct": direct,
         "train-informed": train_informed,
         "train-modulator": train_modulator,
+        "compose-offsets": compose_offsets,
         "prompt-offsets": prompt_offsets,
         "shared-offset": shared_offset,
         "dataset-offsets": dataset_offsets,

@@ -195,3 +195,13 @@ def test_toy_reward_reuses_a_chunk_killed_before_its_digest_was_recorded_alone(
     assert code == 0, output
     drawn = {k: v for k, v in files(drawn_fit).items() if k.startswith("images/chunk_")}
     assert {k: v for k, v in files(out).items() if k.startswith("images/chunk_")} == drawn
+
+
+@pytest.mark.parametrize("lr", ["1e6", "1e30"])
+def test_toy_reward_refuses_a_diverged_fit(fit_copy: Path, small_chunks: None, lr: str) -> None:
+    """Before: the NaN model was written, with "val_mse": NaN in its recipe, and exit 0."""
+    shutil.rmtree(fit_copy / "reward_model")  # deleted to fit again
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--lr", lr, "--no-progress")
+    assert_refused(code, output, "training diverged", "--lr", "Nothing was written")
+    assert files(fit_copy) == before

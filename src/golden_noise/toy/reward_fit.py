@@ -29,6 +29,7 @@ from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.file_digests import DigestLedger
 from golden_noise.core.progress import track
 from golden_noise.core.settings_record import changed_settings
+from golden_noise.toy.finite import stop_if_diverged, stop_if_weights_diverged
 from golden_noise.toy.grammar import sample_prompts
 from golden_noise.toy.pipeline import (
     DEFAULT_GUIDANCE,
@@ -66,14 +67,24 @@ def fit_reward_model(out: Path, recipe: RewardRecipe, progress: bool = True) -> 
     model = ToyRewardModel(width=recipe.width)
     optimizer = torch.optim.AdamW(model.parameters(), recipe.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=len(plan))
+    advice = (
+        f"Nothing was written to {out / 'reward_model'} (the drawn images are kept): lower "
+        f"--lr (it was {recipe.lr}) and fit again"
+    )
     model.train()
-    for rows in track(plan, "fit reward model", disable=not progress):
+    for step, rows in enumerate(track(plan, "fit reward model", disable=not progress)):
         loss = F.mse_loss(model(_pixels(images[rows]), specs[rows]), soft[rows])
+        stop_if_diverged(
+            f"reward model's loss at step {step + 1} of {len(plan)}", loss.item(), advice
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
+    stop_if_weights_diverged("reward model", model.state_dict().items(), advice)
     fit = _fit_quality(model, images[val], specs[val], soft[val])  # leaves it in eval mode
+    for key in ("val_mse", "val_pearson"):
+        stop_if_diverged(f"held-out {key}", fit[key], advice)
     with atomic_directory(out / "reward_model") as tmp:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "reward_recipe.json", {**asdict(recipe), **fit})

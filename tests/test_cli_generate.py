@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from cli_outcome import assert_refused, run_cli
 from PIL import Image
 from tiny_pipelines import build_sd, make_identity, tiny_npnet
 from typer.testing import CliRunner
@@ -76,6 +77,21 @@ def test_user_errors_exit_with_a_clear_message(saved, tmp_path):
     args = ["--npnet", str(saved / "npnet"), "-p", "a cat", "--height", "64"]
     wrong_size = _run(saved, *args, "--out", str(tmp_path))
     assert wrong_size.exit_code == 1 and "--resize-noise" in wrong_size.output
+
+
+def test_a_net_for_another_text_width_is_refused_before_any_file_is_written(saved, tmp_path):
+    out = tmp_path / "genx"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    narrow = tmp_path / "narrow"
+    tiny_npnet(16, 16).save_pretrained(narrow)  # the pipeline's text encoder is 32 wide
+    base = ["generate", "--pipeline", saved / "pipe", "--steps", "2", "--device", "cpu"]
+    refused = run_cli(*base, "--npnet", narrow, "-p", "a red circle", "--out", out)
+    assert_refused(*refused, "prompt embedding 77x16", "77x32")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_bytes() == b"mine\n"
+    code, output = run_cli(*base, "--npnet", saved / "npnet", "-p", "a red circle", "--out", out)
+    assert code == 0, output
 
 
 def test_resize_noise_flag_runs_a_net_made_for_another_size(saved, tmp_path):

@@ -235,3 +235,18 @@ def test_import_authors_cli_labels_hpsv21_and_checks_the_pipelines_shape(tmp_pat
                                       "toy", "--out", str(tmp_path / "npd2")])  # fmt: skip
     assert result.exit_code == 1
     assert "(4, 128, 128), but the pipeline makes (4, 8, 8)" in " ".join(result.output.split())
+
+
+def test_import_keeps_a_caption_holding_a_line_separator_and_resumes(tmp_path, encode):
+    """Before: the JSONL line was split at U+2028 ("not JSON"), and so was prompts.jsonl."""
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    captions = ["a red\u2028circle", "a blue\x85square"]
+    for row, caption in zip(rows, captions, strict=True):
+        row["caption"] = caption
+    jsonl.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    out = tmp_path / "npd"
+    for written in (2, 0):  # then resumed
+        summary = import_authors(npz_dir, jsonl, out, encode, family="sd", progress=False)
+        assert summary.rows_written == written
+    assert [r.text for r in read_prompts(out).values()] == captions

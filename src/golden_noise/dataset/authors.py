@@ -44,7 +44,7 @@ from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer, number
 from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
-from golden_noise.dataset.prompts import PromptRecord
+from golden_noise.dataset.prompts import PromptRecord, jsonl_lines
 from golden_noise.dataset.writer import DatasetWriter
 
 Encoder = Callable[[list[str]], torch.Tensor]
@@ -113,7 +113,7 @@ def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
     records: dict[int, AuthorsRecord] = {}
     lines_of: dict[int, int] = {}
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise GoldenNoiseError(f"cannot read the authors' JSONL {path}: {exc}") from exc
     for line_number, line in enumerate(lines, start=1):

@@ -204,11 +204,12 @@ class GoldenNoise:
         )
 
     def check_size(self, height: int | None = None, width: int | None = None) -> None:
-        """Refuse an image size this net cannot take, before any image is made or file is
-        written: the size checks `latents` makes once it has the noise (the prompt embedding's
-        shape is checked there)."""
+        """Refuse an image size or a prompt embedding this net cannot take, before any image
+        is made or file is written: the checks `latents` makes once it has the noise and the
+        prompt's embedding (the pipeline's embedding shape is read from an empty prompt)."""
         noise = torch.empty(self.adapter.latent_shape(1, height, width), device="meta")
-        self._check_fits(noise, None, height, width)
+        tokens = torch.empty((1, *self.adapter.text_shape()), device="meta")
+        self._check_fits(noise, tokens, height, width)
 
     def _check_fits(
         self,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from cli_outcome import assert_refused, run_cli
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -283,3 +284,60 @@ def test_toy_train_resumes_after_a_kill_between_checkpoint_and_digest(
     part = "unet/diffusion_pytorch_model.safetensors"
     resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
     assert all(resumed[k].equal(unbroken[k]) for k in unbroken)
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [(["--vae-lr", "1e8"], "--vae-lr"), (["--unet-lr", "1e8"], "fp16 pipeline")],
+)
+def test_toy_train_refuses_to_export_a_diverged_run(
+    tmp_path: Path, given: list[str], named: str
+) -> None:
+    """Before: "pipeline written" and exit 0, every exported weight NaN or infinite (and the
+    VAE's scaling_factor NaN). A run again with its settings is refused the same way."""
+    out = tmp_path / "run"
+    args = [*TINY, "--unet-steps", "1", "--warmup-steps", "0", "--no-progress", *given]
+    code, output = run_cli("toy-train", "--out", out, *args)
+    assert_refused(code, output, "training diverged", named)
+    assert not (out / "pipeline").exists()
+    before = files(out)
+    code, output = run_cli("toy-train", "--out", out, *args)
+    assert_refused(code, output, "training diverged", named)
+    assert files(out) == before
+
+
+def _rewrite_checkpoint(out: Path, name: str, change: Any) -> None:
+    """Save checkpoint `name` again after `change(state)`, with its digest in the ledger."""
+    state = torch.load(out / name, weights_only=True)
+    change(state)
+    toy_train._save_checkpoint(state, out, name)
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda out: (out / "vae.pt").unlink(), ["vae.pt is missing", "Restore that vae.pt"]),
+        (
+            lambda out: _rewrite_checkpoint(
+                out, "vae.pt", lambda state: state.update(scaling_factor=1.5)
+            ),
+            ["vae.pt now has SHA-256", "delete unet.pt to retrain the UNet"],
+        ),
+        (
+            lambda out: _rewrite_checkpoint(out, "unet.pt", lambda state: state.pop("vae_sha256")),
+            ["does not record the VAE checkpoint", "Delete it to retrain the UNet"],
+        ),
+    ],
+)
+def test_toy_train_refuses_a_unet_checkpoint_beside_another_vae(
+    run_copy: Path, damage: Any, named: list[str]
+) -> None:
+    """Before: with vae.pt deleted, the resume (under another thread count) retrained the VAE
+    to other bits and exported it beside the UNet trained on the old VAE's latents, exit 0."""
+    damage(run_copy)
+    before = files(run_copy)
+    others = TINY.copy()  # a setting that leaves the weights alone, but not their bits
+    others[TINY.index("--threads") + 1] = "2"
+    code, output = run_cli("toy-train", "--out", run_copy, *others, "--unet-steps", "2")
+    assert_refused(code, output, "unet.pt", *named)
+    assert files(run_copy) == before

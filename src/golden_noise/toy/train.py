@@ -7,7 +7,10 @@ timesteps, the prompt replaced by "" with probability ``cfg_drop`` (for classifi
 guidance), EMA of the UNet and text encoder weights. A checkpoint is written atomically every
 ``checkpoint_every`` steps and at the end of each phase, its SHA-256 recorded in
 ``out/checkpoints_sha256.json`` (a resume refuses a checkpoint that no longer matches, or
-that has no digest: nothing could tell it from a damaged one); the EMA pipeline is exported to
+that has no digest: nothing could tell it from a damaged one). Each UNet checkpoint records the
+SHA-256 of the VAE checkpoint whose latents it was trained on, and a resume whose ``vae.pt`` is
+missing or another is refused. A NaN or infinite loss, weight or latent scale stops the run as
+diverged before it is saved or exported. The EMA pipeline is exported to
 ``out/pipeline`` (fp16 safetensors, a standard diffusers directory) at each UNet checkpoint,
 with the step, the SHA-256s of the checkpoints it came from and the SHA-256 of each exported
 file in ``pipeline/toy_step.json``. A run is done only when that record names its final
@@ -46,6 +49,7 @@ from golden_noise.core.progress import make_progress
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
 from golden_noise.toy import components
+from golden_noise.toy.finite import stop_if_diverged, stop_if_weights_diverged
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
 from golden_noise.toy.recipe import ToyRecipe
 from golden_noise.toy.scenes import render
@@ -155,6 +159,14 @@ def _load_checkpoint(out: Path, name: str) -> tuple[dict[str, Any], str] | None:
     return torch.load(io.BytesIO(data), weights_only=True), hashlib.sha256(data).hexdigest()
 
 
+def _diverged_advice(out: Path, option: str, lr: float) -> str:
+    """What a diverged phase leaves and what to do: its weights are never saved or exported."""
+    return (
+        f"Nothing from this point was saved or exported; {out} keeps the last finite "
+        f"checkpoint. Lower {option} (it was {lr}) and train into a new --out"
+    )
+
+
 def _cosine_lr(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -246,13 +258,38 @@ def _train(out: Path, config: ToyRecipe, minutes: float | None, progress: bool) 
     vae = components.build_vae(config.tiny)
     found = _load_checkpoint(out, "vae.pt")
     state, vae_sha256 = found if found is not None else (None, "")
+    unet_found = _load_checkpoint(out, "unet.pt")
+    if unet_found is not None:
+        _check_unet_vae(out, unet_found[0], vae_sha256)
     if state is not None and "scaling_factor" in state and state["step"] >= config.vae_steps:
         with _made_here(out / "vae.pt"):
             vae.load_state_dict(state["model"])
         vae.register_to_config(scaling_factor=state["scaling_factor"])
     else:
         vae_sha256 = _train_vae(vae, config, out, state, progress)
-    return _train_unet(vae, vae_sha256, config, out, minutes, progress)
+    return _train_unet(vae, vae_sha256, unet_found, config, out, minutes, progress)
+
+
+def _check_unet_vae(out: Path, unet_state: dict[str, Any], vae_sha256: str) -> None:
+    """Refuse a UNet checkpoint unless `vae.pt` (SHA-256 `vae_sha256`, "" if absent) is the
+    VAE checkpoint it was trained with: a UNet resumed or exported beside another VAE denoises
+    latents it never saw, and a retrained VAE differs (other threads, other bits)."""
+    recorded = unet_state.get("vae_sha256")
+    if recorded == vae_sha256:
+        return
+    unet = out / "unet.pt"
+    if recorded is None:
+        raise GoldenNoiseError(
+            f"{unet} does not record the VAE checkpoint it was trained with (written by an "
+            "older version), so nothing vouches that vae.pt is that one. Delete it to retrain "
+            "the UNet on this VAE, or train into a new --out"
+        )
+    now = f"vae.pt now has SHA-256 {vae_sha256}" if vae_sha256 else "vae.pt is missing"
+    raise GoldenNoiseError(
+        f"{unet} was trained on the latents of the VAE checkpoint with SHA-256 {recorded}, but "
+        f"{now}; a UNet beside another VAE denoises latents it never saw. Restore that vae.pt, "
+        "or delete unet.pt to retrain the UNet"
+    )
 
 
 def _train_vae(
@@ -271,6 +308,7 @@ def _train_vae(
             opt.load_state_dict(state["opt"])
         start = state["step"]
     vae.train()
+    advice = _diverged_advice(out, "--vae-lr", config.vae_lr)
     _resumed("vae", start, config.vae_steps)
     tuner = ThreadTuner(config.threads)
     with _progress(progress and start < config.vae_steps) as bar:
@@ -285,23 +323,27 @@ def _train_vae(
             posterior = vae.encode(x).latent_dist
             recon = vae.decode(posterior.sample()).sample
             loss = F.mse_loss(recon, x) + config.kl_weight * posterior.kl().mean()
+            stop_if_diverged(f"VAE loss at step {step + 1}", loss.item(), advice)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             bar.update(task, advance=1, loss=f"{loss.item():.4f}", threads=tuner.current)
             tuner.step_done(step, time.perf_counter() - tic)
             if (step + 1) % config.checkpoint_every == 0:
+                stop_if_weights_diverged("VAE", vae.state_dict().items(), advice)
                 state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}
                 _save_checkpoint(state, out, "vae.pt")
+    stop_if_weights_diverged("VAE", vae.state_dict().items(), advice)
     state = {"model": vae.state_dict(), "opt": opt.state_dict(), "step": config.vae_steps}
-    state["scaling_factor"] = _scaling_factor(vae, config)
+    state["scaling_factor"] = _scaling_factor(vae, config, advice)
     vae.register_to_config(scaling_factor=state["scaling_factor"])
     return _save_checkpoint(state, out, "vae.pt")
 
 
 @torch.no_grad()
-def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe) -> float:
-    """1 / std of latents (as Stable Diffusion's 0.18215), and the VAE's reconstruction check."""
+def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe, advice: str) -> float:
+    """1 / std of latents (as Stable Diffusion's 0.18215), and the VAE's reconstruction check;
+    a NaN or infinite std stops the run (`advice`: what it leaves, what to do)."""
     vae.eval()
     x, prompts = scene_batch(config.seed, -1, 256)
     posterior = vae.encode(x).latent_dist
@@ -309,17 +351,21 @@ def _scaling_factor(vae: AutoencoderKL, config: ToyRecipe) -> float:
     rate = score((recon + 1) / 2, prompts).correct.float().mean().item()
     std = posterior.sample().std().item()
     print(f"vae: latent std {std:.4f}, reconstructions correct {rate:.3f}", flush=True)
+    stop_if_diverged("VAE's latent std", std, advice)
     return 1.0 / std
 
 
 def _train_unet(
     vae: AutoencoderKL,
     vae_sha256: str,
+    found: tuple[dict[str, Any], str] | None,
     config: ToyRecipe,
     out: Path,
     minutes: float | None,
     progress: bool,
 ) -> Path:
+    """Train (or resume from `found`, checked against `vae_sha256`) the UNet and text encoder
+    on `vae`'s latents, exporting at each checkpoint; returns the pipeline directory."""
     vae.requires_grad_(False)
     unet = components.build_unet(config.tiny)
     text_encoder = components.build_text_encoder(config.tiny)
@@ -332,7 +378,6 @@ def _train_unet(
         for m in (unet, text_encoder)
     ]
     start, unet_sha256 = 0, ""
-    found = _load_checkpoint(out, "unet.pt")
     if found is not None:
         state, unet_sha256 = found
         with _made_here(out / "unet.pt"):
@@ -345,6 +390,7 @@ def _train_unet(
     saved = start  # the step of the last checkpoint, which the models now hold
     unet.train()
     text_encoder.train()
+    advice = _diverged_advice(out, "--unet-lr", config.unet_lr)
     empty = tokenizer([""], padding="max_length", return_tensors="pt").input_ids
     t0 = time.monotonic()
     _resumed("unet+text", start, config.unet_steps)
@@ -366,6 +412,7 @@ def _train_unet(
             noisy = noise_scheduler.add_noise(latents, noise, t)
             pred = unet(noisy, t, text_encoder(ids)[0]).sample
             loss = F.mse_loss(pred, noise)
+            stop_if_diverged(f"UNet loss at step {step + 1}", loss.item(), advice)
             lr = config.unet_lr * _cosine_lr(step, config.unet_steps, config.warmup_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -380,12 +427,20 @@ def _train_unet(
             out_of_time = minutes is not None and time.monotonic() - t0 > 60 * minutes
             done = step + 1 == config.unet_steps or out_of_time
             if done or (step + 1) % config.checkpoint_every == 0:
+                weights = [*unet.state_dict().items(), *text_encoder.state_dict().items()]
+                weights += [
+                    (f"{name} EMA {i}", p)
+                    for name, ema in zip(("unet", "text_encoder"), emas, strict=True)
+                    for i, p in enumerate(ema.shadow_params)
+                ]
+                stop_if_weights_diverged("UNet and text encoder", weights, advice)
                 state = {
                     "unet": unet.state_dict(),
                     "text_encoder": text_encoder.state_dict(),
                     "opt": opt.state_dict(),
                     "ema": [ema.state_dict() for ema in emas],
                     "step": step + 1,
+                    "vae_sha256": vae_sha256,
                 }
                 unet_sha256 = _save_checkpoint(state, out, "unet.pt")
                 saved = step + 1
@@ -453,7 +508,18 @@ def export_pipeline(
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    pipe.to(torch.float16)
+    weights = [
+        (f"{name}.{key}", tensor)
+        for name in ("vae", "text_encoder", "unet")
+        for key, tensor in getattr(pipe, name).state_dict().items()
+    ]
+    stop_if_weights_diverged(
+        "fp16 pipeline",
+        weights,
+        f"Nothing was exported to {target}: lower the learning rates and train into a new --out",
+    )
     with atomic_directory(target) as tmp:
-        pipe.to(torch.float16).save_pretrained(tmp)
+        pipe.save_pretrained(tmp)
         digests = folder_sha256s(tmp)
         (tmp / PIPELINE_RECORD).write_text(json.dumps(record | {"files_sha256": digests}))

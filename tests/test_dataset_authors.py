@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_outcome import assert_refused, run_cli
 from tiny_pipelines import build_sd
 
 from golden_noise.adapters import adapter_for
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.dataset import NoisePromptDataset, read_prompts
+from golden_noise.dataset import DatasetManifest, NoisePromptDataset, read_prompts
 from golden_noise.dataset.authors import import_authors
 
 CAPTIONS = {0: "a red cube", 1: "a blue ball", 2: "a red cube", 3: "two cats"}
@@ -250,3 +251,59 @@ def test_import_keeps_a_caption_holding_a_line_separator_and_resumes(tmp_path, e
         summary = import_authors(npz_dir, jsonl, out, encode, family="sd", progress=False)
         assert summary.rows_written == written
     assert [r.text for r in read_prompts(out).values()] == captions
+
+
+def test_import_refuses_a_pair_file_with_several_indices(tmp_path):
+    """Before: arr_2 = [0, 3] was imported as index 0, the 3 ignored."""
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16)
+    pair = np.zeros((1, 4, 8, 8), dtype=np.float16)
+    np.savez(npz_dir / "0_5.npz", pair, pair, np.array([0, 3]))
+    out = tmp_path / "npd"
+    args = ["import-authors", npz_dir, jsonl, "--pipeline", "toy", "--out", out]
+    assert_refused(*run_cli(*args), "0_5.npz", "expected one prompt index in arr_2", "[0, 3]")
+    assert not out.exists()
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_resume_naming_the_scores_in_another_order_is_refused(tmp_path):
+    """Before: the resume exited 0 and its rows' pickscore column held the JSONL's clipscore."""
+    npz_dir, jsonl = _write_pairs(tmp_path, np.float16, indices=(0, 1, 2))
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    for row in rows:
+        row["original_score_list"], row["optimized_score_list"] = (
+            [0.25, 20.0, 0.3],
+            [0.26, 21.0, 0.31],
+        )
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    first = tmp_path / "first"
+    first.mkdir()
+    (npz_dir / "0_5.npz").rename(first / "0_5.npz")
+    out = tmp_path / "npd"
+    args = [jsonl, "--pipeline", "toy", "--out", out, "--score-names"]
+    code, output = run_cli("import-authors", first, *args, "hpsv2.1,pickscore,clipscore")
+    assert code == 0, output
+    assert DatasetManifest.load(out).teacher_options["score_names"] == [
+        "hpsv2.1", "pickscore", "clipscore"
+    ]  # fmt: skip
+    before = _files(out)
+    refused = run_cli("import-authors", npz_dir, *args, "hpsv2.1,clipscore,pickscore")
+    assert_refused(*refused, "hpsv2.1,pickscore,clipscore", "this run names hpsv2.1,clipscore")
+    assert _files(out) == before
+    # a dataset from before the record: its extra columns' order is not known
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["teacher_options"]["score_names"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    before = _files(out)
+    refused = run_cli("import-authors", npz_dir, *args, "hpsv2.1,pickscore,clipscore")
+    assert_refused(*refused, "does not record in which order", "clipscore, pickscore")
+    assert _files(out) == before
+    manifest["teacher_options"]["score_names"] = ["hpsv2.1", "pickscore", "clipscore"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, output = run_cli("import-authors", npz_dir, *args, "hpsv2.1,pickscore,clipscore")
+    assert code == 0 and "imported 2 pairs" in output, output
+    data = NoisePromptDataset(out)
+    assert list(data.column("score_source:pickscore")) == [20.0] * 3
+    assert list(data.column("score_source:clipscore")) == pytest.approx([0.3] * 3)

@@ -29,7 +29,8 @@ def import_authors(
         str,
         typer.Option(
             help="Comma-separated names of the JSONL's score list entries; the first is primary "
-            "(the authors' collector stores HPSv2.1)."
+            "(the authors' collector stores HPSv2.1); recorded, and a resumed import must "
+            "name the same in the same order."
         ),
     ] = "hpsv2.1",
     w_l: float = 5.5,

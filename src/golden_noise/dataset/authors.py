@@ -45,6 +45,7 @@ from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer, number
 from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, jsonl_lines
+from golden_noise.dataset.shards import ROWS_DIR, extra_scorers, list_shards, open_shard
 from golden_noise.dataset.writer import DatasetWriter
 
 Encoder = Callable[[list[str]], torch.Tensor]
@@ -164,11 +165,17 @@ def _inspect_pair(path: Path) -> _PairFile:
                     shape, _, dtype = header(handle)
                     headers.append((tuple(int(v) for v in shape), dtype))
             with archive.open("arr_2.npy") as handle:
-                stored_index = npy.read_array(handle).reshape(-1)[0].item()
-    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile) as exc:
+                stored_index = npy.read_array(handle)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise GoldenNoiseError(f"{expected}; {exc}") from exc
+    if stored_index.size != 1:  # which value names the pair's caption would be a guess
+        raise GoldenNoiseError(
+            f"{path}: expected one prompt index in arr_2 (the pair's JSONL index); got "
+            f"{stored_index.size} values "
+            f"{stored_index.reshape(-1)[:5].tolist()}"
+        )
     try:
-        index = integer("arr_2", stored_index)
+        index = integer("arr_2", stored_index.reshape(-1)[0].item())
     except GoldenNoiseError as exc:
         raise GoldenNoiseError(f"{expected}: {exc}") from exc
     (source, source_dtype), (target, target_dtype) = headers
@@ -315,6 +322,44 @@ def _refuse_other_text_dtype(out: Path, text_dtype: str) -> None:
         )
 
 
+SCORE_NAMES = "score_names"  # teacher_options key: the JSONL's score list entries, in order
+
+
+def _score_names_record(out: Path, score_names: Sequence[str]) -> dict[str, list[str]]:
+    """The `teacher_options` entry naming the JSONL's score list entries in order. Their
+    columns are filled by position, so a resume that named them in another order would file
+    one scorer's values under another's name: it is refused. A dataset from before this
+    record is judged by what it holds: its primary score is the manifest's `scorer`, but
+    extra columns cannot be told apart, so resuming one that has them is refused too."""
+    names = list(score_names)
+    if not (out / MANIFEST_NAME).is_file():
+        return {SCORE_NAMES: names}
+    existing = DatasetManifest.load(out)
+    recorded = existing.teacher_options.get(SCORE_NAMES)
+    if recorded is None:
+        shards = list_shards(out / ROWS_DIR)
+        extra = sorted(set().union(*(extra_scorers(open_shard(p).keys()) for p in shards)))
+        if extra:
+            raise GoldenNoiseError(
+                f"{out / MANIFEST_NAME} does not record in which order its score names were "
+                f"given, so its extra score columns ({', '.join(extra)}) cannot be checked "
+                f"against this run's {','.join(names)}; import into a new folder, or, if you "
+                f'know it, add "{SCORE_NAMES}": [the names in order] to its "teacher_options" '
+                "entry"
+            )
+        if names == [existing.scorer]:
+            return {}  # the primary score alone, which `scorer` records
+        recorded = [existing.scorer]
+    if recorded != names:
+        raise GoldenNoiseError(
+            f"{out} was imported with score names {','.join(recorded)} (the JSONL's score "
+            f"lists in that order); this run names {','.join(names)}, which would file one "
+            f"scorer's values under another's name: pass --score-names {','.join(recorded)} "
+            "to continue it, or import into a new folder"
+        )
+    return {SCORE_NAMES: names}
+
+
 def import_authors(
     npz_dir: Path | str,
     jsonl: Path | str,
@@ -337,6 +382,7 @@ def import_authors(
     `encode` maps a list of prompt texts to per-token embeddings `[B, L, D]` (the pipeline's
     own encoder, as NPNet sees it); it runs once per distinct caption not cached yet.
     `score_names[0]` becomes the primary score; the rest are stored as extra scorer columns.
+    All are recorded in order, and a resumed import must name them in that order.
     `margin=0.0` records the authors' filter (keep when the target scores higher).
     `latent_shape`: the `(C, H, W)` the pipeline makes; pairs of another shape are refused.
     The dtype of `encode`'s output is recorded as the embeddings' precision (return the
@@ -353,6 +399,7 @@ def import_authors(
     _refuse_contradicting_files(files, records)
     _refuse_repeated_pairs(records)
     _refuse_mixed_latents(files, latent_shape, out)
+    score_record = _score_names_record(out, score_names)
     prompt_of_caption: dict[str, int] = {}
     for record in sorted(records.values(), key=lambda r: r.index):
         prompt_of_caption.setdefault(record.caption, len(prompt_of_caption))
@@ -369,7 +416,11 @@ def import_authors(
         latent_dtype=files[0].stored[0],
         sampler=dict(sampler or {}),
         teacher="redenoise",
-        teacher_options={"imported_from": "authors' npz+jsonl", TEXT_DTYPE: text_dtype},
+        teacher_options={
+            "imported_from": "authors' npz+jsonl",
+            TEXT_DTYPE: text_dtype,
+            **score_record,
+        },
         w_l=w_l,
         w_w=w_w,
         scorer=score_names[0],

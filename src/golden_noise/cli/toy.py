@@ -56,6 +56,29 @@ def toy_train(
     print(f"pipeline written to {train_toy_pipeline(out, config, minutes, progress)}")
 
 
+# What --grid may be written as: Pillow picks the format from the extension.
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _check_outputs(grid_out: Path | None, json_out: Path | None) -> None:
+    """Before measuring (minutes): refuse outputs that exist, that the end of the run could
+    not write, or that one would overwrite with the other."""
+    from golden_noise.core.errors import GoldenNoiseError
+
+    for option, path in (("--grid", grid_out), ("--json", json_out)):
+        _check_new_file(option, path)
+    if grid_out is not None and grid_out.suffix.lower() not in GRID_SUFFIXES:
+        raise GoldenNoiseError(
+            f"--grid {grid_out}: expected an image file ending in {', '.join(GRID_SUFFIXES)}, "
+            f"got {grid_out.suffix or 'no extension'}"
+        )
+    if grid_out is not None and json_out is not None and grid_out.resolve() == json_out.resolve():
+        raise GoldenNoiseError(
+            f"--grid and --json both name {grid_out}; the numbers would overwrite the grid: "
+            "give each its own path"
+        )
+
+
 def _check_new_file(option: str, path: Path | None) -> None:
     """Before measuring: like every command's outputs, a file there is never overwritten."""
     from golden_noise.core.errors import GoldenNoiseError
@@ -95,15 +118,16 @@ def toy_eval(
     from rich.console import Console
     from rich.table import Table
 
+    from golden_noise.toy.finite import check_finite_pipeline
     from golden_noise.toy.grammar import sample_prompts
     from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_pipeline
     from golden_noise.toy.quality import generate, grid, measure
 
-    for option, path in (("--grid", grid_out), ("--json", json_out)):
-        _check_new_file(option, path)
+    _check_outputs(grid_out, json_out)
     guidance = DEFAULT_GUIDANCE if guidance is None else guidance
     steps = DEFAULT_STEPS if steps is None else steps
     pipe = load_pipeline(path=pipeline_dir)
+    check_finite_pipeline(pipe, pipeline_dir or "the package")
     q = measure(pipe, split, seeds, guidance, steps)
     table = Table(title=f"toy quality: {split}, {seeds} seeds, guidance {guidance}, {steps} steps")
     for col in ("type", "correct", "soft", "seed-dependent prompts"):

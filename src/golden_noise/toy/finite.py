@@ -2,6 +2,7 @@
 scored, as if it had worked (every image it draws, every score it gives, NaN)."""
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -32,4 +33,22 @@ def stop_if_weights_diverged(
         raise GoldenNoiseError(
             f"training diverged: {len(broken)} of the {what}'s weight tensors are NaN or "
             f"infinite (first: {broken[0]}). {advice}"
+        )
+
+
+def check_finite_pipeline(pipe: Any, source: object) -> None:
+    """Refuse a pipeline (loaded from `source`) with NaN or infinite weights: a diverged run's,
+    whose every image would be NaN and score as a silent 0."""
+    weights = [
+        (f"{name}.{key}", tensor)
+        for name, part in pipe.components.items()
+        if isinstance(part, torch.nn.Module)
+        for key, tensor in part.state_dict().items()
+    ]
+    broken = non_finite(weights)
+    if broken:
+        raise GoldenNoiseError(
+            f"the pipeline in {source} holds NaN or infinite weights in {len(broken)} tensors "
+            f"(first: {broken[0]}): it came from a diverged run, and every image it drew would "
+            "be NaN. Train it again with lower learning rates"
         )

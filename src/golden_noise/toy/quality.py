@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import track
 from golden_noise.core.seeds import seeded_generator
 from golden_noise.core.validate import integer, number
@@ -50,7 +51,8 @@ def generate(
     guidance: float = DEFAULT_GUIDANCE,
     steps: int = DEFAULT_STEPS,
 ) -> torch.Tensor:
-    """Images ``[B, 3, 32, 32]`` in [0, 1], one per (prompt, seed)."""
+    """Images ``[B, 3, 32, 32]`` in [0, 1], one per (prompt, seed); NaN or infinite ones (a
+    sampler overflowing) are refused rather than scored as failures."""
     generators = [seeded_generator(s) for s in seeds]
     out = pipe(
         prompts,
@@ -59,7 +61,13 @@ def generate(
         generator=generators,
         output_type="pt",
     )
-    return out.images.float().cpu()
+    images = out.images.float().cpu()
+    if not torch.isfinite(images).all():
+        raise GoldenNoiseError(
+            f"the pipeline drew NaN or infinite images (guidance {guidance}, {steps} steps): "
+            "scoring them would report a silent 0. Check its weights and the sampler settings"
+        )
+    return images
 
 
 def measure(

@@ -307,3 +307,18 @@ def test_a_resume_naming_the_scores_in_another_order_is_refused(tmp_path):
     data = NoisePromptDataset(out)
     assert list(data.column("score_source:pickscore")) == [20.0] * 3
     assert list(data.column("score_source:clipscore")) == pytest.approx([0.3] * 3)
+
+
+def test_a_merge_of_imports_encoded_in_other_dtypes_is_refused(tmp_path):
+    """Before: the merge exited 0 and held fp16- and fp32-encoded prompts side by side."""
+    made = {}
+    for dtype, indices in (("float32", (0, 1)), ("float16", (2, 3))):
+        npz_dir, jsonl = _write_pairs(tmp_path / dtype, np.float16, indices=indices)
+        made[dtype] = tmp_path / dtype / "npd"
+        args = ["import-authors", npz_dir, jsonl, "--pipeline", "toy", "--dtype", dtype]
+        code, output = run_cli(*args, "--out", made[dtype])
+        assert code == 0, output
+    merged = tmp_path / "merged"
+    refused = run_cli("merge", made["float32"], made["float16"], "--out", merged)
+    assert_refused(*refused, "encoded in float32", "in float16")
+    assert not merged.exists() and not (tmp_path / ".merged.merging").exists()

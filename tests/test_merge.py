@@ -21,6 +21,7 @@ from golden_noise.dataset import (
     read_prompts,
 )
 from golden_noise.dataset.merge import merge_datasets
+from tests.cli_outcome import assert_refused, run_cli
 from tests.npd_fixtures import LATENT, TEXT, manifest
 
 
@@ -258,3 +259,17 @@ def test_a_work_folder_no_merge_left_is_refused_and_kept(tmp_path: Path) -> None
     with pytest.raises(GoldenNoiseError, match="not left by a merge"):
         merge_datasets([a], tmp_path / "m", progress=False)
     assert (work / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("target", ["empty", "missing"])
+def test_an_output_that_is_a_link_is_refused_before_any_work(tmp_path: Path, target: str) -> None:
+    """Before: the merge did all its work, then failed ("Not a directory") and left the whole
+    dataset in `.m.merging`."""
+    a = _write(tmp_path / "a", ["red"], [0], 0.5)
+    if target == "empty":
+        (tmp_path / target).mkdir()
+    out = tmp_path / "m"
+    out.symlink_to(tmp_path / target)
+    before = sorted(tmp_path.rglob("*"))
+    assert_refused(*run_cli("merge", a, "--out", out), f"--out {out} is a symbolic link")
+    assert sorted(tmp_path.rglob("*")) == before and out.is_symlink()

@@ -43,7 +43,7 @@ from rich.progress import Progress
 from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
 from golden_noise.core.validate import MAX_BATCH, integer, number
-from golden_noise.dataset.manifest import MANIFEST_NAME, DatasetManifest
+from golden_noise.dataset.manifest import MANIFEST_NAME, TEXT_DTYPE, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, jsonl_lines
 from golden_noise.dataset.shards import ROWS_DIR, extra_scorers, list_shards, open_shard
 from golden_noise.dataset.writer import DatasetWriter
@@ -296,9 +296,6 @@ def _refuse_repeated_pairs(records: dict[int, AuthorsRecord]) -> None:
             )
 
 
-TEXT_DTYPE = "text_encoder_dtype"  # teacher_options key: see the module docstring
-
-
 def _refuse_other_text_dtype(out: Path, text_dtype: str) -> None:
     """A resumed import must encode its new prompts in the dtype the dataset's embeddings were
     encoded in: one dataset would otherwise hold fp16- and fp32-encoded prompts side by side.
@@ -306,7 +303,7 @@ def _refuse_other_text_dtype(out: Path, text_dtype: str) -> None:
     refused too, as collect refuses a dataset without its pipeline dtype."""
     if not (out / MANIFEST_NAME).is_file():
         return
-    recorded = DatasetManifest.load(out).teacher_options.get(TEXT_DTYPE)
+    recorded = DatasetManifest.load(out).text_dtype()
     if recorded is None:
         raise GoldenNoiseError(
             f"{out / MANIFEST_NAME} does not record the dtype its prompts' text embeddings were "

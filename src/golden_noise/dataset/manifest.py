@@ -30,6 +30,7 @@ FORMAT_VERSION = 1
 FINISHED_PROMPTS = "finished_prompts"  # notes keys: see the module docstring
 SHARDS_WITHOUT_DIGESTS = "shards_without_digests"
 MERGED_ROWS = "merged_rows"
+TEXT_DTYPE = "text_encoder_dtype"  # teacher_options key: see `DatasetManifest.text_dtype`
 
 IDENTITY_FIELDS = (
     "format_version",
@@ -192,6 +193,14 @@ class DatasetManifest:
                 f"got {names!r}"
             )
         return frozenset(names)
+
+    def text_dtype(self) -> str | None:
+        """The dtype the prompts' text embeddings were encoded in (an fp16 encoder's are up to
+        0.002 away from an fp32 one's): import-authors records its encoder's in
+        `teacher_options`, a collect encodes with its pipeline, whose dtype `sampler` records.
+        None when neither is recorded (a dataset from before those records)."""
+        recorded = self.teacher_options.get(TEXT_DTYPE, self.sampler.get("dtype"))
+        return None if recorded is None else str(recorded)
 
     def merged_rows(self) -> int | None:
         """The rows a merge wrote (see the module docstring); None when not a merge's."""

@@ -97,6 +97,7 @@ def merge_datasets(
     _check_paths(roots, out)
     opened = [_open(root) for root in roots]
     manifest = _merged_manifest(opened, replace_rows)
+    _refuse_mixed_text_dtypes(opened)
     texts, records = _prompt_order(opened)
     new_index = {text: number for number, text in enumerate(texts)}
     keys = [_new_keys(source, new_index) for source in opened]  # once per source
@@ -184,6 +185,12 @@ def _check_paths(roots: list[Path], out: Path) -> None:
             raise GoldenNoiseError(
                 f"--out {out} lies inside source dataset {root}; merge into a new directory"
             )
+    if out.is_symlink():  # the finished dataset is renamed to `out`, which a link cannot take
+        raise GoldenNoiseError(
+            f"--out {out} is a symbolic link (to {out.readlink()}); a merge renames its finished "
+            "dataset into place there, which a link cannot take: name a new or empty folder "
+            "itself (the link's target, say)"
+        )
     if out.exists() and not out.is_dir():
         raise GoldenNoiseError(
             f"--out {out} is a file; expected a new or empty folder for the merged dataset: "
@@ -240,6 +247,25 @@ def _merged_manifest(opened: list[_Source], replace_rows: bool) -> DatasetManife
     data["teacher_options"] = merged_options
     data["notes"] = {"merged_from": origin, "replace_rows": replace_rows}
     return DatasetManifest.from_dict(data)
+
+
+def _refuse_mixed_text_dtypes(opened: list[_Source]) -> None:
+    """A merge may join sources whose teacher options differ, and an import records its
+    encoder's dtype there: fp16- and fp32-encoded embeddings (up to 0.002 apart, inside the
+    tolerance `_check_same_embedding` allows) must not train one net side by side, and a
+    source that records none cannot be told apart from either."""
+
+    def encoded_in(source: _Source) -> str:
+        return source.manifest.text_dtype() or "a dtype it does not record"
+
+    first = opened[0]
+    for other in opened[1:]:
+        if first.manifest.text_dtype() != other.manifest.text_dtype():
+            raise GoldenNoiseError(
+                f"{first.root} holds text embeddings encoded in {encoded_in(first)}, "
+                f"{other.root} in {encoded_in(other)}; one dataset holds one encoder dtype's: "
+                "merge datasets encoded in one dtype (import or collect again with --dtype)"
+            )
 
 
 def _prompt_order(opened: list[_Source]) -> tuple[list[str], list[PromptRecord]]:

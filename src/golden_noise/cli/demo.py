@@ -13,9 +13,13 @@ from golden_noise.cli.app import app
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder (created; a re-run resumes).")] = Path(
-        "golden-noise-demo"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder (created; a re-run with the same --quick and --pipeline "
+            "resumes, other ones are refused)."
+        ),
+    ] = Path("golden-noise-demo"),
     quick: Annotated[
         bool, typer.Option(help="A minutes-long smoke run (CI) instead of the full demo.")
     ] = False,

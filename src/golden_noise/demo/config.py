@@ -16,6 +16,8 @@ from golden_noise.toy.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS
 VALIDATION_SEED_OFFSET = 1_000_000
 EVAL_SEED_OFFSET = 2_000_000
 CONFIG_NAME = "demo_config.json"  # the run's DemoConfig, in its output folder
+# demo_config.json's digest of the pipeline's weights, recorded beside the DemoConfig's fields
+PIPELINE_KEY = "pipeline_sha256"
 
 # A residual backbone sized for 8x8x4 latents: a 2-block ViT on a 16x16 resize (16 tokens),
 # a narrower SVD branch (the folded 16x16 noise matrix has 16 singular values).
@@ -76,9 +78,11 @@ class DemoConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DemoConfig:
-        """The config `to_dict` wrote (JSON turns the teachers' tuples into lists)."""
+        """The config `to_dict` wrote (JSON turns the teachers' tuples into lists), read from
+        `demo_config.json` too, whose pipeline digest belongs to the run, not the config."""
         teachers = tuple((name, dict(options)) for name, options in data["teachers"])
-        return cls(**{**data, "teachers": teachers})
+        fields = {key: value for key, value in data.items() if key != PIPELINE_KEY}
+        return cls(**{**fields, "teachers": teachers})
 
 
 FULL = DemoConfig(

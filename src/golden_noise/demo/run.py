@@ -9,6 +9,8 @@ validation numbers, timings, results).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from contextlib import contextmanager
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from golden_noise.core.atomic import atomic_directory, atomic_write_json
-from golden_noise.demo.config import CONFIG_NAME, DemoConfig
+from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.settings_record import changed_settings
+from golden_noise.demo.config import CONFIG_NAME, PIPELINE_KEY, DemoConfig
 from golden_noise.demo.stages import (
     build_teacher,
     choose_teacher,
@@ -29,6 +33,8 @@ if TYPE_CHECKING:  # imported where used: the worker runs as `python -m ...proce
     from golden_noise.demo.processes import EvaluationProcesses
 
 SUMMARY = "summary.json"
+# What the demo and its study write beside demo_config.json; any of them makes a folder a run.
+STAGE_OUTPUTS = ("validation", "npd", "train", "npnet", "report", "study", SUMMARY, "study.json")
 
 
 class StageClock:
@@ -59,6 +65,8 @@ def run_demo(
     processes: EvaluationProcesses | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the demo into `out`; returns the summary also written to summary.json.
+    A folder holding another run (other `config` or `pipe`) is refused before anything is
+    written (`claim_demo_folder`).
 
     `pipe`: the toy pipeline (default: the shipped one), e.g. another toy training run's.
     `shipped`: an NPNet evaluated beside the run's own on the same held-out samples (the CLI
@@ -70,12 +78,11 @@ def run_demo(
     from golden_noise.toy import load_pipeline
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     say = console.print if console is not None else None
     pipe = pipe if pipe is not None else load_pipeline()
     pipe.set_progress_bar_config(disable=True)
+    claim_demo_folder(out, config, pipe)
     clock = StageClock()
-    atomic_write_json(out / CONFIG_NAME, config.to_dict())
 
     with clock.stage("choose teacher (validation)", say):
         chosen, choice = choose_teacher(pipe, config, out / "validation", progress)
@@ -103,6 +110,67 @@ def run_demo(
     }
     atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+def demo_record(config: DemoConfig, pipe: Any) -> dict[str, Any]:
+    """What `demo_config.json` holds: every setting of `config` and a digest of the pipeline
+    (`pipeline_sha256`), which changes every number the run makes."""
+    return {**config.to_dict(), PIPELINE_KEY: pipeline_sha256(pipe)}
+
+
+def pipeline_sha256(pipe: Any) -> str:
+    """SHA-256 of what decides a pipeline's images: its class, each model's weights (names,
+    dtypes, shapes, bytes), its scheduler's settings and its tokenizer's vocabulary; the same
+    after a save or a reload, so only another pipeline changes it."""
+    import torch
+
+    digest = hashlib.sha256(type(pipe).__name__.encode())
+    for name, part in sorted(pipe.components.items()):
+        digest.update(f"\0{name}:{type(part).__name__}".encode())
+        if isinstance(part, torch.nn.Module):
+            for key, tensor in part.state_dict().items():
+                digest.update(f"\0{key} {tensor.dtype} {tuple(tensor.shape)}".encode())
+                digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+        elif hasattr(part, "get_vocab"):
+            digest.update(json.dumps(sorted(part.get_vocab().items())).encode())
+        elif hasattr(part, "config"):  # diffusers' "_" keys describe the file, not the steps
+            settings = {k: v for k, v in part.config.items() if not k.startswith("_")}
+            digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def claim_demo_folder(out: Path, config: DemoConfig, pipe: Any) -> None:
+    """Refuse, before anything is written, a run into `out` with settings or a pipeline other
+    than the run it holds: its stages would add this run's rows and epochs to that run's data
+    and leave a folder whose parts come from two runs. A folder with stage outputs but no
+    readable record is refused too, as nothing shows what made them. A fresh folder is
+    claimed by writing the record; a matching one is resumed with its record left as it is.
+    """
+    path = out / CONFIG_NAME
+    if not path.exists():
+        found = [name for name in STAGE_OUTPUTS if (out / name).exists()]
+        if found:
+            raise GoldenNoiseError(
+                f"{out} holds demo outputs ({', '.join(found)}) but no {CONFIG_NAME}, the record "
+                "of the settings that made them; running here could mix two runs. Restore that "
+                "file, or choose a new --out"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, demo_record(config, pipe))
+        return
+    try:
+        changed = changed_settings(path, demo_record(config, pipe))
+    except GoldenNoiseError as error:
+        raise GoldenNoiseError(
+            f"{error}; it records the settings of the demo run in {out}: restore it, or choose "
+            "a new --out"
+        ) from error
+    if changed:
+        raise GoldenNoiseError(
+            f"{out} holds a demo run with other settings ({'; '.join(changed)}); running here "
+            "would mix two runs' data: re-run with that run's settings (--quick or not, the same "
+            "--pipeline) to resume it, or choose a new --out"
+        )
 
 
 def publish_npnet(source: Path, target: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.demo.config import DemoConfig
-from golden_noise.demo.run import SUMMARY, publish_npnet
+from golden_noise.demo.run import SUMMARY, claim_demo_folder, publish_npnet
 from golden_noise.demo.stages import (
     build_teacher,
     collect_training_pairs,
@@ -164,11 +164,14 @@ STUDY = "study.json"
 def run_study(
     out: Path | str, config: DemoConfig, pipe: Any, progress: bool = True, console: Any = None
 ) -> dict[str, Any]:
-    """All three parts after a finished demo in `out`; writes `study.json` and returns it."""
+    """All three parts after a finished demo in `out`; writes `study.json` and returns it.
+    Refused, before anything is written, unless `config` and `pipe` are the demo run's own."""
     from golden_noise.core.atomic import atomic_write_json
     from golden_noise.demo.run import StageClock
 
     out = Path(out)
+    _demo_summary(out)  # a finished run, so the claim below checks its record, never writes one
+    claim_demo_folder(out, config, pipe)
     say = console.print if console is not None else None
     clock = StageClock()
     result: dict[str, Any] = {}

@@ -322,3 +322,16 @@ def test_a_merge_of_imports_encoded_in_other_dtypes_is_refused(tmp_path):
     refused = run_cli("merge", made["float32"], made["float16"], "--out", merged)
     assert_refused(*refused, "encoded in float32", "in float16")
     assert not merged.exists() and not (tmp_path / ".merged.merging").exists()
+    # with the teacher options of its sources nested (their score names differ), a merge
+    # still records the one dtype they share
+    npz_dir, jsonl = _write_pairs(tmp_path / "other", np.float16, indices=(4,))
+    row = json.loads(jsonl.read_text()) | {"original_score_list": [0.2, 1.0]}
+    jsonl.write_text(json.dumps(row | {"optimized_score_list": [0.3, 2.0]}) + "\n")
+    other = tmp_path / "other" / "npd"
+    args = ["import-authors", npz_dir, jsonl, "--pipeline", "toy", "--score-names", "hpsv2.1,p"]
+    code, output = run_cli(*args, "--out", other)
+    assert code == 0, output
+    code, output = run_cli("merge", made["float32"], other, "--out", merged)
+    assert code == 0, output
+    manifest = DatasetManifest.load(merged)
+    assert "sources" in manifest.teacher_options and manifest.text_dtype() == "float32"

@@ -171,8 +171,7 @@ def _inspect_pair(path: Path) -> _PairFile:
     if stored_index.size != 1:  # which value names the pair's caption would be a guess
         raise GoldenNoiseError(
             f"{path}: expected one prompt index in arr_2 (the pair's JSONL index); got "
-            f"{stored_index.size} values "
-            f"{stored_index.reshape(-1)[:5].tolist()}"
+            f"{stored_index.size} values {stored_index.reshape(-1)[:5].tolist()}"
         )
     try:
         index = integer("arr_2", stored_index.reshape(-1)[0].item())

@@ -31,7 +31,7 @@ import torch
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import track
 from golden_noise.core.validate import integer
-from golden_noise.dataset.manifest import DatasetManifest
+from golden_noise.dataset.manifest import TEXT_DTYPE, DatasetManifest
 from golden_noise.dataset.prompts import PromptRecord, read_prompts
 from golden_noise.dataset.reader import NoisePromptDataset, RowTable
 from golden_noise.dataset.shards import (
@@ -97,7 +97,9 @@ def merge_datasets(
     _check_paths(roots, out)
     opened = [_open(root) for root in roots]
     manifest = _merged_manifest(opened, replace_rows)
-    _refuse_mixed_text_dtypes(opened)
+    text_dtype = _shared_text_dtype(opened)
+    if manifest.text_dtype() != text_dtype:  # differing teacher options were nested
+        manifest.teacher_options = {**manifest.teacher_options, TEXT_DTYPE: text_dtype}
     texts, records = _prompt_order(opened)
     new_index = {text: number for number, text in enumerate(texts)}
     keys = [_new_keys(source, new_index) for source in opened]  # once per source
@@ -249,11 +251,12 @@ def _merged_manifest(opened: list[_Source], replace_rows: bool) -> DatasetManife
     return DatasetManifest.from_dict(data)
 
 
-def _refuse_mixed_text_dtypes(opened: list[_Source]) -> None:
-    """A merge may join sources whose teacher options differ, and an import records its
-    encoder's dtype there: fp16- and fp32-encoded embeddings (up to 0.002 apart, inside the
-    tolerance `_check_same_embedding` allows) must not train one net side by side, and a
-    source that records none cannot be told apart from either."""
+def _shared_text_dtype(opened: list[_Source]) -> str | None:
+    """The dtype every source's text embeddings were encoded in. A merge may join sources
+    whose teacher options differ, and an import records its encoder's dtype there: fp16- and
+    fp32-encoded embeddings (up to 0.002 apart, inside the tolerance `_check_same_embedding`
+    allows) must not train one net side by side, and a source that records none cannot be
+    told apart from either."""
 
     def encoded_in(source: _Source) -> str:
         return source.manifest.text_dtype() or "a dtype it does not record"
@@ -266,6 +269,7 @@ def _refuse_mixed_text_dtypes(opened: list[_Source]) -> None:
                 f"{other.root} in {encoded_in(other)}; one dataset holds one encoder dtype's: "
                 "merge datasets encoded in one dtype (import or collect again with --dtype)"
             )
+    return first.manifest.text_dtype()
 
 
 def _prompt_order(opened: list[_Source]) -> tuple[list[str], list[PromptRecord]]:

@@ -42,9 +42,10 @@ from rich.progress import Progress
 
 from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.seeds import MAX_SEED
+from golden_noise.core.text_lines import text_lines
 from golden_noise.core.validate import MAX_BATCH, integer, number
 from golden_noise.dataset.manifest import MANIFEST_NAME, TEXT_DTYPE, DatasetManifest
-from golden_noise.dataset.prompts import PromptRecord, jsonl_lines
+from golden_noise.dataset.prompts import PromptRecord
 from golden_noise.dataset.shards import ROWS_DIR, extra_scorers, list_shards, open_shard
 from golden_noise.dataset.writer import DatasetWriter
 
@@ -114,7 +115,7 @@ def read_authors_jsonl(path: Path, n_scores: int) -> dict[int, AuthorsRecord]:
     records: dict[int, AuthorsRecord] = {}
     lines_of: dict[int, int] = {}
     try:
-        lines = jsonl_lines(Path(path).read_text(encoding="utf-8"))
+        lines = text_lines(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise GoldenNoiseError(f"cannot read the authors' JSONL {path}: {exc}") from exc
     for line_number, line in enumerate(lines, start=1):

@@ -4,8 +4,7 @@ Its last line records the SHA-256 of the lines above it: rows and cached text em
 were made for the text each index held, so a text edited afterwards (one line of this file)
 would file them under another prompt. Files from before that line are read as they are.
 
-Lines end at "\n" only (`jsonl_lines`): JSON escapes "\n" in a string but writes U+2028,
-U+2029 and \x85 as they are, and `str.splitlines` would split a prompt holding one.
+Lines end at "\n" only (`core.text_lines`), so every prompt text reads back exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from golden_noise.core.atomic import atomic_write_text
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.text_lines import text_lines
 
 PROMPTS_NAME = "prompts.jsonl"
 DIGEST_KEY = "prompts_sha256"  # the last line's key: the digest of the lines above it
@@ -80,21 +80,13 @@ def write_prompts(root: Path, prompts: Iterable[PromptRecord]) -> dict[int, Prom
     return merged
 
 
-def jsonl_lines(text: str) -> list[str]:
-    """The lines of a JSON Lines text, each with its "\n" (the last may lack one): split at
-    "\n" only (see the module docstring)."""
-    lines = [line + "\n" for line in text.split("\n")]
-    lines[-1] = lines[-1][:-1]
-    return lines if lines[-1] else lines[:-1]
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _checked_lines(path: Path) -> list[str]:
     """The file's prompt lines, once its digest line (when it has one) matches them."""
-    lines = jsonl_lines(path.read_text(encoding="utf-8"))
+    lines = text_lines(path.read_text(encoding="utf-8"), keepends=True)
     try:
         last = json.loads(lines[-1]) if lines else None
     except json.JSONDecodeError:

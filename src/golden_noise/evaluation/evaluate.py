@@ -35,6 +35,7 @@ from golden_noise.core.atomic import (
 from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.file_digests import file_sha256
 from golden_noise.core.seeds import MAX_SEED
+from golden_noise.core.text_lines import text_lines
 from golden_noise.core.validate import MAX_BATCH, integer
 from golden_noise.evaluation.diversity import compare_diversity, prompt_diversity
 from golden_noise.evaluation.image_hashes import HASHES_KEY, check_hashes_entry, check_image
@@ -274,7 +275,7 @@ def _read_index(folder: Path) -> tuple[list[Sample], list[str], dict[str, str]]:
     if not path.is_file():
         raise GoldenNoiseError(f"expected {INDEX_NAME} from an earlier evaluate run in {folder}")
     samples, arms, hashes = [], None, {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text_lines(path.read_text(encoding="utf-8")), start=1):
         try:
             data = json.loads(line)
             arms = arms or data.pop("arms")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.text_lines import text_lines
 
 FILE_STEM = "<file>"  # `group` value: the prompt's group is its file's name (HPDv2's styles)
 
@@ -144,7 +145,7 @@ def _records(path: Path) -> Iterable[dict | str]:
         with path.open(newline="", encoding="utf-8") as handle:
             yield from csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
     elif suffix == ".jsonl":
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in text_lines(path.read_text(encoding="utf-8")):
             if line.strip():
                 yield json.loads(line)
     elif suffix == ".json":

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.text_lines import text_lines
 from golden_noise.prompts.sets import PROMPT_SETS, load_prompt_set
 
 DEFAULT_COLUMNS = ("prompt", "caption", "text")
@@ -57,7 +58,7 @@ def _read_csv(path: Path, column: str | None) -> list[str]:
 
 def _read_jsonl(path: Path, column: str | None) -> list[str]:
     texts: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text_lines(path.read_text(encoding="utf-8-sig")), start=1):
         if not line.strip():
             continue
         try:
@@ -152,7 +153,7 @@ def read_prompts_and_groups(
             elif suffix in (".jsonl", ".json"):
                 texts = _read_jsonl(path, column)
             else:
-                texts = path.read_text(encoding="utf-8-sig").splitlines()
+                texts = text_lines(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as exc:
             raise GoldenNoiseError(f"cannot read prompts from {path}: {exc}") from exc
     elif _exists(path) or "/" not in spec or spec.startswith((".", "/", "~")):

@@ -35,6 +35,7 @@ from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atom
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.file_digests import file_sha256, folder_sha256s
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
+from golden_noise.core.text_lines import text_lines
 
 CHECKPOINTS = "checkpoints"
 PROGRESS_JSON = "progress.json"
@@ -273,7 +274,7 @@ def _metrics_lines(folder: Path, path: Path, epoch: int) -> list[str]:
     if epoch == 0:
         return []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = text_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise _refuse(folder, f'"epoch": {epoch}', f"{path} cannot be read ({exc})") from exc
     if len(lines) < epoch:

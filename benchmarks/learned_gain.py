@@ -205,6 +205,19 @@ def rows(dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.stack(source), torch.stack(target), torch.stack(embeds)
 
 
+def mse_epoch(net, opt, s: torch.Tensor, t: torch.Tensor, e: torch.Tensor, batch: int) -> float:
+    """One epoch of MSE regression of `net(s, e)` onto `t` in shuffled batches; the mean loss."""
+    order, total = torch.randperm(len(s)), 0.0
+    for b in range(0, len(s), batch):
+        j = order[b : b + batch]
+        loss = ((net(s[j], e[j]) - t[j]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(j)
+    return total / len(s)
+
+
 def train_mse(args: argparse.Namespace) -> None:
     train, val = load_splits(args.dataset, val_fraction=0.1, margin=None)
     (s, t, e), (vs, vt, ve) = rows(train), rows(val)
@@ -216,19 +229,12 @@ def train_mse(args: argparse.Namespace) -> None:
     identity = ((vt - vs) ** 2).mean().item()
     mean_residual = ((vt - vs - (t - s).mean(0)) ** 2).mean().item()
     for epoch in range(args.epochs):
-        start, order, total = time.time(), torch.randperm(len(s)), 0.0
-        for b in range(0, len(s), 64):
-            j = order[b : b + 64]
-            loss = ((net(s[j], e[j]) - t[j]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(j)
+        start, train_mse = time.time(), mse_epoch(net, opt, s, t, e, 64)
         with torch.no_grad():
             net.eval()
             val_mse = ((net(vs, ve) - vt) ** 2).mean().item()
             net.train()
-        print(f"epoch {epoch} train {total / len(s):.4f} val {val_mse:.4f} (identity "
+        print(f"epoch {epoch} train {train_mse:.4f} val {val_mse:.4f} (identity "
               f"{identity:.4f}, mean-residual {mean_residual:.4f}) {time.time() - start:.0f}s "
               f"rows {len(s)}", flush=True)  # fmt: skip
     net.eval().save_pretrained(args.out)
@@ -424,20 +430,13 @@ def train_modulator(args: argparse.Namespace) -> None:
     )  # fmt: skip
     identity = ((vt - vs) ** 2).mean().item()
     for epoch in range(args.epochs):
-        start, order, total = time.time(), torch.randperm(len(s)), 0.0
-        for b in range(0, len(s), 32):
-            j = order[b : b + 32]
-            loss = ((net(s[j], e[j]) - t[j]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(j)
+        start, train_mse = time.time(), mse_epoch(net, opt, s, t, e, 32)
         with torch.no_grad():
             net.eval()
             golden = net(vs, ve)
             net.train()
         cos = torch.nn.functional.cosine_similarity((golden - vs).flatten(1), (vt - vs).flatten(1))
-        print(f"epoch {epoch + 1} train {total / len(s):.4f} val {((golden - vt) ** 2).mean():.4f} "
+        print(f"epoch {epoch + 1} train {train_mse:.4f} val {((golden - vt) ** 2).mean():.4f} "
               f"(identity {identity:.4f}) move cosine {cos.mean():+.3f} "
               f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
 
@@ -627,6 +626,9 @@ def compose_offsets(args: argparse.Namespace) -> None:
     explained = 1 - (targets - fitted).square().sum() / (targets - targets.mean(0)).square().sum()
     table = weights[1:].view(len(OBJECTS), len(SLOTS), -1)
     torch.save({"b": weights[0], "W": torch.zeros(16 * 64, 4 * 8 * 8), "T": table}, args.out)
+    if args.offsets_out:  # the table's own offsets for the same prompts, for `distill`
+        composed = fitted.view(-1, 1, 4, 8, 8)
+        torch.save({"prompts": saved["prompts"], "offsets": composed}, args.offsets_out)
     print(f"fitted on all: the table explains {explained:.3f} of their variance about the mean; "
           f"|b| {weights[0].norm():.2f}")  # fmt: skip
 
@@ -820,6 +822,7 @@ def main() -> None:
     p.add_argument("offsets", type=Path, help="a `prompt-offsets --save` or `dataset-offsets` file")
     p.add_argument("out", type=Path, help="a .pt file `evaluate` takes as a net")
     p.add_argument("--ridge", type=float, default=1.0)
+    p.add_argument("--offsets-out", type=Path, help="also save the table's offsets of the prompts")
     p = sub.add_parser("train-reward")
     p.add_argument("out", type=Path)
     p.add_argument("--iters", type=int, default=150)

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import test_demo
 import torch
 from cli_outcome import assert_refused, run_cli
 from test_demo import TINY, tiny_toy_pipeline
@@ -18,13 +19,7 @@ from golden_noise.core.file_digests import folder_sha256s
 from golden_noise.demo import run_demo, run_study
 from golden_noise.demo.config import CONFIG_NAME
 
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    pipe = tiny_toy_pipeline()
-    summary = run_demo(out, TINY, pipe=pipe, progress=False)
-    return out, pipe, summary
+demo_run = test_demo.demo_run  # the same module-scoped run, made once for this module
 
 
 @pytest.fixture

@@ -81,6 +81,25 @@ def test_toy_reward_refuses_to_replace_a_model_fitted_with_other_settings(
     assert files(fit_copy) == before
 
 
+@pytest.mark.parametrize("damage", ["recipe deleted", "someone's own files"])
+def test_toy_reward_refuses_a_model_folder_without_its_record(
+    fit_copy: Path, small_chunks: None, damage: str
+) -> None:
+    """Before: with the record gone, the run fitted again with other settings and replaced the
+    finished model (or the user's files in reward_model/), exit 0."""
+    model = fit_copy / "reward_model"
+    if damage == "recipe deleted":
+        (model / "reward_recipe.json").unlink()
+    else:
+        shutil.rmtree(model)
+        model.mkdir()
+        (model / "config.json").write_text("mine")
+    before = files(fit_copy)
+    code, output = run_cli("toy-reward", "--out", fit_copy, *REWARD, "--epochs", "2")
+    assert_refused(code, output, "no reward_recipe.json", "another --out")
+    assert files(fit_copy) == before
+
+
 def test_toy_reward_run_again_with_its_settings_fits_the_same_model(
     fit_copy: Path, small_chunks: None
 ) -> None:

@@ -142,9 +142,17 @@ def _scored_images(
 
 def _check_fit_settings(model: Path, recipe: RewardRecipe) -> None:
     """Refuse a fit whose settings differ from those of the finished model in `model`: it
-    would replace that model. The same settings fit it again, to the same weights."""
+    would replace that model. The same settings fit it again, to the same weights. A fit writes
+    `model` whole with its record (`atomic_directory`), so a `model` without one holds files
+    nothing vouches for (a deleted record, or someone's own), and is refused too."""
     record = model / "reward_recipe.json"
     if not record.is_file():
+        if model.exists():
+            raise GoldenNoiseError(
+                f"{model} exists but holds no reward_recipe.json, the record of the settings "
+                "that fitted it, so fitting would replace files nothing vouches for. Choose "
+                f"another --out, or delete {model} to fit again"
+            )
         return
     changed = changed_settings(record, asdict(recipe))
     if changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -133,8 +134,20 @@ def test_writer_refuses_a_dataset_made_for_another_shape_or_model(tmp_path: Path
         DatasetWriter(root, other)
     writer = DatasetWriter(root, manifest())
     bad = torch.zeros(1, 4, 16, 16)
+    assert (root / ".writer-r00000.lock").is_file()  # the writer's own, as a collect leaves it
     with pytest.raises(GoldenNoiseError, match=r"must have shape \(1, 4, 8, 8\)"):
         writer.add(bad, bad, [0], [9], [0.0], [0.0])
+
+
+def test_a_refused_writer_leaves_a_folder_without_locks_as_it_was(tmp_path: Path) -> None:
+    """A merged or imported dataset holds no writer lock; refusing to write into it left one."""
+    root = write_synthetic_dataset(tmp_path / "npd", n_prompts=1, seeds_per_prompt=1)
+    for lock in root.glob(".writer-*.lock"):
+        lock.unlink()
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(GoldenNoiseError, match="w_l"):
+        DatasetWriter(root, dataclasses.replace(manifest(), w_l=7.0))
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
 def test_nan_rows_empty_datasets_and_unwritable_dirs_error_clearly(tmp_path: Path) -> None:

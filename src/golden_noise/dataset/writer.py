@@ -130,13 +130,12 @@ def _prepare_root(root: Path) -> None:
             raise GoldenNoiseError(f"dataset directory {directory} is not writable")
 
 
-def _claim_rank(root: Path, rank: int) -> int:
-    """Hold `root/.writer-r{rank}.lock` while writing: a second process that would write the
-    same rank (two collects on one folder without accelerate) is refused instead of doing all
-    the work again and writing every row twice. The OS drops the lock when its holder dies,
-    so a killed collect never blocks its resume.
+def _claim_rank(path: Path, root: Path, rank: int) -> int:
+    """Hold the lock file `path` while writing `root` as `rank`: a second process that would
+    write the same rank (two collects on one folder without accelerate) is refused instead of
+    doing all the work again and writing every row twice. The OS drops the lock when its
+    holder dies, so a killed collect never blocks its resume.
     """
-    path = root / f".writer-r{rank:05d}.lock"
     try:
         handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -185,11 +184,15 @@ class DatasetWriter:
         _check_new_root(self.root)
         _check_prompt_record(self.root)
         _prepare_root(self.root)
-        self._lock: int | None = _claim_rank(self.root, rank)
+        lock = self.root / f".writer-r{rank:05d}.lock"
+        had_lock = lock.exists()
+        self._lock: int | None = _claim_rank(lock, self.root, rank)
         try:
             self.manifest = self._agree(manifest)
-        except GoldenNoiseError:
+        except GoldenNoiseError:  # refused: the folder is left as it was found
             self._release()
+            if not had_lock:
+                lock.unlink(missing_ok=True)
             raise
         if prompts is not None:
             write_prompts(self.root, prompts)

@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from tiny_pipelines import tiny_npnet
 
 from golden_noise.collection.collect import SeedPlan
+from golden_noise.core.atomic import atomic_directory, recover_directory
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest, NoisePromptDataset, RowTable
 from golden_noise.dataset.shards import list_shards
@@ -1118,3 +1119,43 @@ def test_metrics_json_is_strict_json_when_a_statistic_does_not_exist(tmp_path: P
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text(), parse_constant=refuse)
     block = metrics["summary"]["overall"]["toy-soft"]["vs_standard"]["golden"]
     assert block["ci95_low"] is None and block["ci95_high"] is None
+
+
+def test_replacing_a_folder_keeps_a_user_folder_named_like_its_old_version(tmp_path: Path) -> None:
+    """`reward_model.old/`, `pipeline.old/`, `last.old/` of the user's were deleted by the next
+    replace, or renamed over a missing target by recovery."""
+    target, mine = tmp_path / "last", tmp_path / "last.old"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    recover_directory(target)
+    assert not target.exists() and (mine / "notes.txt").read_text() == "mine"
+    for version in ("one", "two"):
+        with atomic_directory(target) as folder:
+            (folder / "w.txt").write_text(version)
+    assert (target / "w.txt").read_text() == "two"
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_crash_between_the_renames_of_a_folder_replace_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the old version went aside and before the new one came in: recovery puts
+    the old version back, whole."""
+    target = tmp_path / "best"
+    with atomic_directory(target) as folder:
+        (folder / "w.txt").write_text("old")
+    replace = os.replace
+
+    def crash_on_the_second(source, destination):
+        if Path(destination) == target:
+            raise KeyboardInterrupt  # the process dies here
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as folder:
+        (folder / "w.txt").write_text("new")
+    monkeypatch.setattr(os, "replace", replace)
+    assert not target.exists()
+    recover_directory(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    assert (target / "w.txt").read_text() == "old"

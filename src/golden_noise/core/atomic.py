@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 TEMP_PREFIX = ".tmp-"
+ASIDE_PREFIX = ".old-"  # not TEMP_PREFIX: temp cleaners must never remove an aside
 
 
 def temp_path_for(target: Path, tag: str = "") -> Path:
@@ -82,7 +83,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
     The old directory is moved aside before the new one is renamed in, so a crash leaves
     either the old or the new version under `target` (or, for an instant, the old one under
-    an `.old` name that `recover_directory` puts back).
+    the aside name that `recover_directory` puts back).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     temp.mkdir()
     try:
         yield temp
-        old = target.with_name(target.name + ".old")
+        old = aside_path(target)
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.replace(target, old)
@@ -101,10 +102,17 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def aside_path(target: Path) -> Path:
+    """Where `atomic_directory` keeps `target`'s old version while the new one is renamed in: a
+    hidden name of this tool's own, so a user's folder named like `target.old` is never taken
+    for it (deleted, or renamed over `target`)."""
+    return target.with_name(f"{ASIDE_PREFIX}{target.name}")
+
+
 def recover_directory(target: Path) -> None:
     """Undo a crash between the two renames of `atomic_directory`."""
     target = Path(target)
-    old = target.with_name(target.name + ".old")
+    old = aside_path(target)
     if old.exists() and not target.exists():
         os.replace(old, target)
 

@@ -292,6 +292,22 @@ def test_images_without_a_record_of_what_made_them_are_not_reused(previous: Path
     assert _snapshot(previous) == before
 
 
+@pytest.mark.parametrize("theirs", [{"run.json": '{"mine": "notes"}'}, {"run.json": "{}"}])
+def test_a_run_json_that_is_not_an_evaluate_record_is_never_overwritten(
+    tmp_path: Path, theirs: dict[str, str]
+) -> None:
+    """Before: any file named run.json made the folder an evaluate run's; the user's run.json,
+    report.html and metrics.json were replaced, exit 0."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name, text in {**theirs, "report.html": "<p>my own</p>", "metrics.json": "{}"}.items():
+        (folder / name).write_text(text)
+    before = _snapshot(folder)
+    with pytest.raises(GoldenNoiseError, match="not the record of an evaluate run"):
+        _evaluate_into(folder, A_PROMPTS)
+    assert _snapshot(folder) == before
+
+
 def test_a_truncated_image_is_named(previous: Path) -> None:
     """Before: PIL's 'image file is truncated' named no file."""
     from golden_noise.evaluation.evaluate import evaluate

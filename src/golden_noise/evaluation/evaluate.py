@@ -561,7 +561,13 @@ def _check_resume_folder(folder: Path, recorded: dict | None, made_by: dict) -> 
             "image's digest; without it an image changed since cannot be told from the run's: "
             "restore it, or evaluate into a new --out"
         )
-    if not (folder / RUN_NAME).is_file():
+    if recorded is None and (folder / RUN_NAME).is_file():
+        raise GoldenNoiseError(
+            f"{folder / RUN_NAME} has no {MADE_BY!r}, so it is not the record of an evaluate "
+            "run (someone's own file, or a run from before records were kept); evaluating "
+            "there would overwrite it and the files beside it. Choose a new --out, or move it"
+        )
+    if recorded is None:
         _refuse_files_of_another_kind(folder)
     _refuse_stale_images(folder, recorded, made_by)
 

@@ -831,6 +831,32 @@ def test_a_users_metrics_files_are_not_trained_over(tmp_path: Path) -> None:
     assert _snapshot(run) == before
 
 
+@pytest.mark.parametrize(
+    "theirs, named",
+    [
+        ("checkpoints/backup_0/mine.txt", "holds backup_0, which are not checkpoint_N saves"),
+        ("checkpoints/notes.txt", "holds notes.txt, which are not checkpoint_N saves"),
+        ("checkpoints/checkpoint_7/notes.txt", "has no train_config.json"),
+    ],
+)
+def test_a_users_files_in_checkpoints_are_not_pruned(
+    tmp_path: Path, theirs: str, named: str
+) -> None:
+    """Before: accelerate's pruning deleted a user's folder in checkpoints/ (or crashed on a
+    file there with IndexError), and a checkpoint_N of the user's in a folder with no run
+    record was deleted as an unfinished save."""
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    run = tmp_path / "run"
+    (run / theirs).parent.mkdir(parents=True)
+    (run / theirs).write_text("mine")
+    before = _snapshot(run)
+    with pytest.raises(GoldenNoiseError, match=named):
+        train(_train_config(data, run))
+    assert _snapshot(run) == before
+
+
 def test_a_dataset_without_its_manifest_is_not_added_to(tmp_path: Path) -> None:
     """Before: with manifest.json deleted, a collect with other settings resumed into the
     folder and wrote a manifest claiming its settings for every row, old rows included."""

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from golden_noise.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.file_digests import file_sha256, folder_sha256s
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.text_lines import text_lines
@@ -371,6 +371,22 @@ def finite_or_none(value: float) -> float | None:
 FREE_SETTINGS = frozenset({"out", "dataset", "progress", "num_workers", "log_with", "cpu"})
 
 
+def _refuse_foreign_checkpoints(out: Path) -> None:
+    """accelerate prunes and renumbers everything in checkpoints/ as its own saves: anything
+    else there (a user's backup, a file) would be deleted or break the save."""
+    folder = out / CHECKPOINTS
+    foreign = sorted(
+        p.name for p in (folder.iterdir() if folder.is_dir() else ())
+        if not (p.is_dir() and _NUMBERED.match(p.name))
+    )  # fmt: skip
+    if foreign:
+        raise GoldenNoiseError(
+            f"{folder} holds {first_few(foreign, 4)}, which are not checkpoint_N saves of a "
+            "run; accelerate would prune them with its own. Move them away, or train into a "
+            "new --out"
+        )
+
+
 def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: bool) -> None:
     """Refuse to resume, or start over, a run in `out` with settings or data other than its own.
 
@@ -382,8 +398,15 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
     without any record are never trained over. Every rank checks (so all refuse together);
     only the one with `write` writes.
     """
+    _refuse_foreign_checkpoints(out)
     path = out / RUN_CONFIG
     if not path.is_file():
+        if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).iterdir()):
+            raise GoldenNoiseError(
+                f"{out / CHECKPOINTS} holds files but {out} has no {RUN_CONFIG}, the record a "
+                "run writes before its first checkpoint, so they are not this tool's: training "
+                "here would delete or prune them. Move them away, or train into a new --out"
+            )
         if resuming:
             raise GoldenNoiseError(
                 f"{out} holds checkpoints but no {RUN_CONFIG}, the record of the settings that "

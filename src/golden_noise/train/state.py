@@ -401,17 +401,17 @@ def claim_run_folder(out: Path, record: dict[str, Any], resuming: bool, write: b
     _refuse_foreign_checkpoints(out)
     path = out / RUN_CONFIG
     if not path.is_file():
-        if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).iterdir()):
-            raise GoldenNoiseError(
-                f"{out / CHECKPOINTS} holds files but {out} has no {RUN_CONFIG}, the record a "
-                "run writes before its first checkpoint, so they are not this tool's: training "
-                "here would delete or prune them. Move them away, or train into a new --out"
-            )
         if resuming:
             raise GoldenNoiseError(
                 f"{out} holds checkpoints but no {RUN_CONFIG}, the record of the settings that "
                 "made them; resuming could silently change that run (batch size, lr, data). "
                 "Restore that file, or train into a new --out (--init-from starts from its weights)"
+            )
+        if (out / CHECKPOINTS).is_dir() and any((out / CHECKPOINTS).iterdir()):
+            raise GoldenNoiseError(
+                f"{out / CHECKPOINTS} holds files but {out} has no {RUN_CONFIG}, the record a "
+                "run writes before its first checkpoint, so they are not this tool's: training "
+                "here would delete or prune them. Move them away, or train into a new --out"
             )
         weights = [f"{name}/" for name in ("best", "last") if (out / name).exists()]
         weights += [name for name in ("metrics.csv", "metrics.jsonl") if (out / name).exists()]

@@ -1,6 +1,7 @@
 """NaN or infinite numbers stop the toy tools: a diverged fit would otherwise be written, and
 scored, as if it had worked (every image it draws, every score it gives, NaN)."""
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ def non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
 
 def stop_if_diverged(what: str, value: float, advice: str) -> None:
     """Stop a fit whose `what` (a loss, a statistic) is NaN or infinite, before it is used."""
-    if not torch.isfinite(torch.tensor(float(value))):
+    if not math.isfinite(float(value)):
         raise GoldenNoiseError(f"training diverged: the {what} is {value}. {advice}")
 
 
@@ -36,16 +37,20 @@ def stop_if_weights_diverged(
         )
 
 
-def check_finite_pipeline(pipe: Any, source: object) -> None:
-    """Refuse a pipeline (loaded from `source`) with NaN or infinite weights: a diverged run's,
-    whose every image would be NaN and score as a silent 0."""
-    weights = [
+def pipeline_weights(pipe: Any) -> list[tuple[str, torch.Tensor]]:
+    """Every weight tensor of a pipeline's models, named `component.key`."""
+    return [
         (f"{name}.{key}", tensor)
         for name, part in pipe.components.items()
         if isinstance(part, torch.nn.Module)
         for key, tensor in part.state_dict().items()
     ]
-    broken = non_finite(weights)
+
+
+def check_finite_pipeline(pipe: Any, source: object) -> None:
+    """Refuse a pipeline (loaded from `source`) with NaN or infinite weights: a diverged run's,
+    whose every image would be NaN and score as a silent 0."""
+    broken = non_finite(pipeline_weights(pipe))
     if broken:
         raise GoldenNoiseError(
             f"the pipeline in {source} holds NaN or infinite weights in {len(broken)} tensors "

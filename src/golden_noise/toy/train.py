@@ -49,7 +49,11 @@ from golden_noise.core.progress import make_progress
 from golden_noise.core.settings_record import RUN_CONFIG, changed_settings
 from golden_noise.core.validate import number
 from golden_noise.toy import components
-from golden_noise.toy.finite import stop_if_diverged, stop_if_weights_diverged
+from golden_noise.toy.finite import (
+    pipeline_weights,
+    stop_if_diverged,
+    stop_if_weights_diverged,
+)
 from golden_noise.toy.grammar import PROMPT_TYPES, prompts_of
 from golden_noise.toy.recipe import ToyRecipe
 from golden_noise.toy.scenes import render
@@ -509,14 +513,9 @@ def export_pipeline(
         requires_safety_checker=False,
     )
     pipe.to(torch.float16)
-    weights = [
-        (f"{name}.{key}", tensor)
-        for name in ("vae", "text_encoder", "unet")
-        for key, tensor in getattr(pipe, name).state_dict().items()
-    ]
     stop_if_weights_diverged(
         "fp16 pipeline",
-        weights,
+        pipeline_weights(pipe),
         f"Nothing was exported to {target}: lower the learning rates and train into a new --out",
     )
     with atomic_directory(target) as tmp:

@@ -106,6 +106,21 @@ class Killed(Exception):
     """Stands in for a run stopped right after a checkpoint."""
 
 
+def _killed_then_resumed(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, stop: Any, out: Path
+) -> None:
+    """toy-train (2 UNet steps, a checkpoint at each) with `module.name` replaced by `stop`
+    until that raises Killed, then the same run resumed with the original: from step 1."""
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, stop)
+    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", "1"]
+    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
+    monkeypatch.setattr(module, name, original)
+    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
+    assert code == 0, output
+    assert "unet+text: resumed at step 1 of 2" in output
+
+
 def test_toy_train_resumed_with_its_settings_ends_where_an_unbroken_run_does(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,13 +133,7 @@ def test_toy_train_resumed_with_its_settings_ends_where_an_unbroken_run_does(
             raise Killed
 
     out = tmp_path / "run"
-    monkeypatch.setattr(toy_train, "export_pipeline", export_then_stop)
-    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", "1"]
-    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
-    monkeypatch.setattr(toy_train, "export_pipeline", export)
-    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
-    assert code == 0, output
-    assert "unet+text: resumed at step 1 of 2" in output
+    _killed_then_resumed(monkeypatch, toy_train, "export_pipeline", export_then_stop, out)
     for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
         assert resumed.keys() == unbroken.keys()
@@ -274,13 +283,7 @@ def test_toy_train_resumes_after_a_kill_between_checkpoint_and_digest(
             raise Killed
 
     out = tmp_path / "run"
-    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_and_stop)
-    args = ["toy-train", "--out", str(out), *TINY, "--unet-steps", "2", "--checkpoint-every", "1"]
-    assert isinstance(CliRunner().invoke(app, args).exception, Killed)
-    monkeypatch.setattr(file_digests, "atomic_write_bytes", write_bytes)
-    code, output = run_cli("toy-train", "--out", out, *TINY, "--unet-steps", "2")
-    assert code == 0, output
-    assert "unet+text: resumed at step 1 of 2" in output
+    _killed_then_resumed(monkeypatch, file_digests, "atomic_write_bytes", write_and_stop, out)
     part = "unet/diffusion_pytorch_model.safetensors"
     resumed, unbroken = (load_file(run / "pipeline" / part) for run in (out, finished_run))
     assert all(resumed[k].equal(unbroken[k]) for k in unbroken)

@@ -834,9 +834,9 @@ def test_a_users_metrics_files_are_not_trained_over(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "theirs, named",
     [
-        ("checkpoints/backup_0/mine.txt", "holds backup_0, which are not checkpoint_N saves"),
-        ("checkpoints/notes.txt", "holds notes.txt, which are not checkpoint_N saves"),
-        ("checkpoints/checkpoint_7/notes.txt", "has no train_config.json"),
+        ("checkpoints/backup_0/mine.txt", "holds backup_0, which are neither complete"),
+        ("checkpoints/notes.txt", "holds notes.txt, which are neither complete"),
+        ("checkpoints/checkpoint_7/notes.txt", "holds checkpoint_7, which are neither complete"),
     ],
 )
 def test_a_users_files_in_checkpoints_are_not_pruned(
@@ -1163,10 +1163,14 @@ def test_metrics_json_is_strict_json_when_a_statistic_does_not_exist(tmp_path: P
     assert block["ci95_low"] is None and block["ci95_high"] is None
 
 
-def test_replacing_a_folder_keeps_a_user_folder_named_like_its_old_version(tmp_path: Path) -> None:
-    """`reward_model.old/`, `pipeline.old/`, `last.old/` of the user's were deleted by the next
-    replace, or renamed over a missing target by recovery."""
-    target, mine = tmp_path / "last", tmp_path / "last.old"
+@pytest.mark.parametrize("name", ["last.old", ".old-last", ".old-0123456789ab-last"])
+def test_replacing_a_folder_keeps_a_user_folder_named_like_its_old_version(
+    tmp_path: Path, name: str
+) -> None:
+    """A user's `last.old/`, `.old-last/` (the tool's own aside name once) and even a folder
+    shaped like an aside but without the tool's marker were deleted by the next replace, or
+    renamed over a missing target by recovery."""
+    target, mine = tmp_path / "last", tmp_path / name
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
     recover_directory(target)
@@ -1174,8 +1178,10 @@ def test_replacing_a_folder_keeps_a_user_folder_named_like_its_old_version(tmp_p
     for version in ("one", "two"):
         with atomic_directory(target) as folder:
             (folder / "w.txt").write_text(version)
+        recover_directory(target)
     assert (target / "w.txt").read_text() == "two"
     assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last", name])
 
 
 def test_a_crash_between_the_renames_of_a_folder_replace_is_recovered(

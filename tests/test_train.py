@@ -473,6 +473,40 @@ def test_a_refused_resume_keeps_what_a_killed_save_left(
     unfinished = run / "checkpoints" / "checkpoint_9"
     unfinished.mkdir()
     (unfinished / "model.safetensors").write_bytes(b"half")
+    (run / "save_started.json").write_text('{"checkpoint": "checkpoint_9"}')
+    before = _contents(run)
+    config = _resume_config(run)
+    config.lr *= 10
+    with pytest.raises(GoldenNoiseError, match="lr"):
+        train(config)
+    assert _contents(run) == before
+
+
+def test_an_unfinished_looking_checkpoint_the_run_never_started_is_not_deleted(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Before: a user's checkpoints/checkpoint_42/ without progress.json (a copy, a backup)
+    was deleted as a killed save by the next same-settings train, though the run never began
+    that save; the run records the one save it starts, and only that one is discarded."""
+    run = _copy_of(killed_run, tmp_path)
+    mine = run / "checkpoints" / "checkpoint_42"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    before = _contents(run)
+    with pytest.raises(GoldenNoiseError, match="checkpoint_42, which are neither complete"):
+        train(_resume_config(run))
+    assert _contents(run) == before
+
+
+def test_a_refused_train_leaves_a_user_folder_under_an_aside_name_alone(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Before: a user's `.old-best/` beside a run whose best/ was missing was renamed to
+    best/ before the resume was refused (recovery ran before the run claimed its folder)."""
+    import shutil
+
+    run = _copy_of(killed_run, tmp_path)
+    shutil.move(run / "best", run / ".old-best")
     before = _contents(run)
     config = _resume_config(run)
     config.lr *= 10

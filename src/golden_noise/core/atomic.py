@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 TEMP_PREFIX = ".tmp-"
 ASIDE_PREFIX = ".old-"  # not TEMP_PREFIX: temp cleaners must never remove an aside
+ASIDE_MARKER_SUFFIX = ".aside"
 
 
 def temp_path_for(target: Path, tag: str = "") -> Path:
@@ -83,7 +85,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
     The old directory is moved aside before the new one is renamed in, so a crash leaves
     either the old or the new version under `target` (or, for an instant, the old one under
-    the aside name that `recover_directory` puts back).
+    an aside name that `recover_directory` puts back).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,30 +93,60 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     temp.mkdir()
     try:
         yield temp
-        old = aside_path(target)
-        shutil.rmtree(old, ignore_errors=True)
+        remove_asides_of(target)
+        old = None
         if target.exists():
+            old = target.with_name(f"{ASIDE_PREFIX}{uuid.uuid4().hex[:12]}-{target.name}")
+            atomic_write_text(_marker_of(old), target.name)
             os.replace(target, old)
         os.replace(temp, target)
         _fsync_dir(target.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            _remove_aside(old)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def aside_path(target: Path) -> Path:
-    """Where `atomic_directory` keeps `target`'s old version while the new one is renamed in: a
-    hidden name of this tool's own, so a user's folder named like `target.old` is never taken
-    for it (deleted, or renamed over `target`)."""
-    return target.with_name(f"{ASIDE_PREFIX}{target.name}")
+def _marker_of(aside: Path) -> Path:
+    """The file that says an aside is this tool's: written before the old version moves, so
+    a user's folder that merely looks like an aside is never deleted or renamed."""
+    return aside.with_name(aside.name + ASIDE_MARKER_SUFFIX)
+
+
+def _asides_of(target: Path) -> list[Path]:
+    """`target`'s marked asides, newest first (a marker whose folder is gone counts too)."""
+    pattern = re.compile(
+        rf"{re.escape(ASIDE_PREFIX)}[0-9a-f]{{12}}-{re.escape(target.name)}"
+        rf"{re.escape(ASIDE_MARKER_SUFFIX)}"
+    )
+    parent = target.parent
+    markers = [p for p in parent.iterdir() if pattern.fullmatch(p.name)] if parent.is_dir() else []
+    markers.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return [m.with_name(m.name[: -len(ASIDE_MARKER_SUFFIX)]) for m in markers]
+
+
+def _remove_aside(aside: Path) -> None:
+    shutil.rmtree(aside, ignore_errors=True)
+    if not aside.exists():
+        _marker_of(aside).unlink(missing_ok=True)
+
+
+def remove_asides_of(target: Path) -> None:
+    """Delete old versions of `target` that a killed replace left aside (marked ones only)."""
+    for aside in _asides_of(Path(target)):
+        _remove_aside(aside)
 
 
 def recover_directory(target: Path) -> None:
-    """Undo a crash between the two renames of `atomic_directory`."""
+    """Undo a crash between the two renames of `atomic_directory`: the newest marked aside
+    goes back to `target` when `target` is missing; the rest are the tool's leftovers."""
     target = Path(target)
-    old = aside_path(target)
-    if old.exists() and not target.exists():
-        os.replace(old, target)
+    for aside in _asides_of(target):
+        if aside.is_dir() and not target.exists():
+            os.replace(aside, target)
+            _marker_of(aside).unlink(missing_ok=True)
+        else:
+            _remove_aside(aside)
 
 
 def remove_leftovers_of(targets: Iterable[Path]) -> int:

@@ -50,6 +50,7 @@ from golden_noise.train.state import (
     discard_incomplete,
     finite_or_none,
     latest_checkpoint,
+    record_save_started,
     shuffle_seed,
     write_metrics,
 )
@@ -278,10 +279,10 @@ def _resume(
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("last", "best"):
-            recover_directory(out / name)
     claim_run_folder(out, record, resuming=resume_from is not None, write=main)
     if main:  # only once the run is this one: a refused resume leaves its folder as it was
+        for name in ("last", "best"):
+            recover_directory(out / name)
         discard_incomplete(out)
     accelerator.wait_for_everyone()
     if resume_from is None:
@@ -396,6 +397,9 @@ def _save_checkpoint(accelerator: Any, net: Any, progress: TrainProgress, out: P
     saved, and the mean of (shared sum + each rank's later sum) is still the right total.
     """
     progress.epoch_loss_sum = _global_mean(accelerator, progress.epoch_loss_sum)
+    if accelerator.is_main_process:
+        record_save_started(out, accelerator.project_configuration.iteration)
+    accelerator.wait_for_everyone()
     folder = Path(accelerator.save_state())
     accelerator.wait_for_everyone()  # every process's RNG state is written before it is hashed
     if accelerator.is_main_process:

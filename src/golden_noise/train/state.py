@@ -8,8 +8,9 @@ metrics history, best loss) is deliberately NOT registered with `register_for_ch
 accelerate reads registered objects back with full unpickling, so a file planted in a run
 folder would run code on resume. It is written as `progress.json` + `progress.safetensors`
 after `save_state` and the metrics files; `progress.json` goes last and atomically, so it
-marks a complete checkpoint. A save killed before it is never resumed and is deleted on the
-next start. On resume `check_progress` holds that record against the run's schedule, its
+marks a complete checkpoint. The run records which save it starts (save_started.json): that
+save, killed before its progress.json, is never resumed and is deleted on the next start;
+nothing else under checkpoints/ is. On resume `check_progress` holds that record against the run's schedule, its
 metrics and its LR scheduler, since the record decides which epochs are still to train.
 progress.json also records the SHA-256 of every other file in its checkpoint, and
 `check_checkpoint_files` holds them against it before anything is loaded: a flipped bit in
@@ -42,6 +43,7 @@ PROGRESS_JSON = "progress.json"
 PROGRESS_TENSORS = "progress.safetensors"
 METRICS_JSONL = "metrics.jsonl"
 FILE_DIGESTS = "files_sha256"
+SAVE_STARTED = "save_started.json"
 _NUMBERED = re.compile(r"^checkpoint_(\d+)$")
 
 
@@ -343,10 +345,26 @@ def latest_checkpoint(out: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def record_save_started(out: Path, iteration: int) -> None:
+    """Name the save about to be written, so that only it, if killed, is ever deleted."""
+    atomic_write_json(out / SAVE_STARTED, {"checkpoint": f"checkpoint_{iteration}"})
+
+
+def _started_save(out: Path) -> str | None:
+    """The checkpoint folder the run last began to write (None: no record, or unreadable)."""
+    try:
+        name = json.loads((out / SAVE_STARTED).read_text(encoding="utf-8"))["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def discard_incomplete(out: Path) -> None:
-    """Delete the folders of saves killed before they completed (main process only)."""
+    """Delete the folder of a save killed before it completed (main process only); only the
+    one the run recorded starting, so nothing else under checkpoints/ is ever deleted."""
+    started = _started_save(out)
     for _, folder in _numbered(out):
-        if not (folder / PROGRESS_JSON).is_file():
+        if folder.name == started and not (folder / PROGRESS_JSON).is_file():
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -374,16 +392,17 @@ FREE_SETTINGS = frozenset({"out", "dataset", "progress", "num_workers", "log_wit
 def _refuse_foreign_checkpoints(out: Path) -> None:
     """accelerate prunes and renumbers everything in checkpoints/ as its own saves: anything
     else there (a user's backup, a file) would be deleted or break the save."""
-    folder = out / CHECKPOINTS
+    folder, started = out / CHECKPOINTS, _started_save(out)
     foreign = sorted(
         p.name for p in (folder.iterdir() if folder.is_dir() else ())
         if not (p.is_dir() and _NUMBERED.match(p.name))
+        or not (p / PROGRESS_JSON).is_file() and p.name != started
     )  # fmt: skip
     if foreign:
         raise GoldenNoiseError(
-            f"{folder} holds {first_few(foreign, 4)}, which are not checkpoint_N saves of a "
-            "run; accelerate would prune them with its own. Move them away, or train into a "
-            "new --out"
+            f"{folder} holds {first_few(foreign, 4)}, which are neither complete checkpoint_N "
+            "saves of a run nor the one it was writing when stopped; accelerate would prune "
+            "them with its own. Move them away, or train into a new --out"
         )
 
 

@@ -857,6 +857,37 @@ def test_a_users_files_in_checkpoints_are_not_pruned(
     assert _snapshot(run) == before
 
 
+def test_a_second_train_into_a_running_ones_folder_is_refused(tmp_path: Path) -> None:
+    """Before: two trains on one --out both ran, pruning and overwriting each other's
+    checkpoints until accelerate crashed with a traceback."""
+    from golden_noise.core.locks import hold_lock
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    run = tmp_path / "run"
+    train(_train_config(data, run))
+    before = _snapshot(run)
+    running = hold_lock(run / ".train-r00000.lock", "trains")  # the first run, still going
+    try:
+        with pytest.raises(GoldenNoiseError, match=r"another process \(pid \d+\) is already t"):
+            train(_train_config(data, run))
+    finally:
+        os.close(running)
+    assert _snapshot(run) == before
+
+
+def test_a_refused_train_into_a_new_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The run's lock is taken before anything is checked; a refusal removes it again."""
+    from golden_noise.train import train
+
+    data = write_synthetic_dataset(tmp_path / "npd", n_prompts=8, seeds_per_prompt=2)
+    config = _train_config(data, tmp_path / "run")
+    config.batch_size = 10_000
+    with pytest.raises(GoldenNoiseError, match="one batch needs 10000"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_dataset_without_its_manifest_is_not_added_to(tmp_path: Path) -> None:
     """Before: with manifest.json deleted, a collect with other settings resumed into the
     folder and wrote a manifest claiming its settings for every row, old rows included."""

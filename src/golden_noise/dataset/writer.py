@@ -9,7 +9,6 @@ already on disk is refused, so re-running a killed job can only fill in what is 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors.torch import save_file
 
 from golden_noise.core.atomic import TEMP_PREFIX, publish, remove_temp_files, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError, first_few
+from golden_noise.core.locks import hold_lock
 from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
@@ -133,26 +133,12 @@ def _prepare_root(root: Path) -> None:
 def _claim_rank(path: Path, root: Path, rank: int) -> int:
     """Hold the lock file `path` while writing `root` as `rank`: a second process that would
     write the same rank (two collects on one folder without accelerate) is refused instead of
-    doing all the work again and writing every row twice. The OS drops the lock when its
-    holder dies, so a killed collect never blocks its resume.
-    """
-    try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise GoldenNoiseError(f"cannot create the writer lock {path}: {exc}") from exc
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(handle)
-        raise GoldenNoiseError(
-            f"another process (pid {holder}) is already writing {root} as rank {rank}; wait for "
-            "it to finish (then run again to resume), or split one job over processes with "
-            "`accelerate launch`"
-        ) from None
-    os.ftruncate(handle, 0)
-    os.pwrite(handle, str(os.getpid()).encode(), 0)
-    return handle
+    doing all the work again and writing every row twice."""
+    return hold_lock(
+        path,
+        f"is already writing {root} as rank {rank}; wait for it to finish (then run again to "
+        "resume), or split one job over processes with `accelerate launch`",
+    )
 
 
 def _with_notes(manifest: DatasetManifest, notes: Mapping[str, object]) -> DatasetManifest:

@@ -15,11 +15,14 @@ last finite state.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from torch.utils.data import DataLoader
 from golden_noise.core.atomic import atomic_directory, recover_directory
 from golden_noise.core.distributed import make_accelerator
 from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.locks import hold_lock
 from golden_noise.dataset import DatasetManifest, load_splits
 from golden_noise.dataset.manifest import IDENTITY_FIELDS
 from golden_noise.train.config import MANIFEST_MARGIN, TrainConfig
@@ -70,11 +74,7 @@ class TrainResult:
 
 def train(config: TrainConfig) -> TrainResult:
     """Train (or resume training) an NPNet; see `TrainConfig` for every option."""
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
-    from accelerate.utils import tqdm as progress_bar
-    from diffusers.optimization import get_scheduler
-
-    from golden_noise.core.progress import is_terminal
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
     out = config.out
     accelerator = make_accelerator(
@@ -100,6 +100,46 @@ def train(config: TrainConfig) -> TrainResult:
             f"batch_size {config.batch_size} is the global batch and must divide evenly over "
             f"{accelerator.num_processes} processes"
         )
+    with _run_lock(out, accelerator.process_index):
+        return _train(config, accelerator)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path, rank: int) -> Iterator[None]:
+    """Each rank holds `out/.train-r<rank>.lock` for the whole run: a second train on the same
+    --out is refused before it reads or writes anything there. A refused run removes the lock
+    file (and the folder) it created, leaving `out` as it found it."""
+    existed, lock = out.exists(), out / f".train-r{rank:05d}.lock"
+    had_lock = lock.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GoldenNoiseError(f"expected --out to be a folder to train into; {exc}") from exc
+    handle = hold_lock(
+        lock, f"is already training into {out}; wait for it to finish, or train into a new --out"
+    )
+    try:
+        yield
+    except GoldenNoiseError:
+        if not had_lock:
+            lock.unlink(missing_ok=True)
+        if not existed:
+            with contextlib.suppress(OSError):  # only while empty: nothing of a run is lost
+                out.rmdir()
+        raise
+    finally:
+        os.close(handle)
+
+
+def _train(config: TrainConfig, accelerator: Any) -> TrainResult:
+    """The run itself, under its lock."""
+    from accelerate.utils import set_seed
+    from accelerate.utils import tqdm as progress_bar
+    from diffusers.optimization import get_scheduler
+
+    from golden_noise.core.progress import is_terminal
+
+    out = config.out
     set_seed(config.seed)
     train_set, val_set = _load_data(config)
     net = build_npnet(

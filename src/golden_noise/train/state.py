@@ -10,8 +10,9 @@ folder would run code on resume. It is written as `progress.json` + `progress.sa
 after `save_state` and the metrics files; `progress.json` goes last and atomically, so it
 marks a complete checkpoint. The run records which save it starts (save_started.json): that
 save, killed before its progress.json, is never resumed and is deleted on the next start;
-nothing else under checkpoints/ is. On resume `check_progress` holds that record against the run's schedule, its
-metrics and its LR scheduler, since the record decides which epochs are still to train.
+nothing else under checkpoints/ is. On resume `check_progress` holds that record against the
+run's schedule, its metrics and its LR scheduler, since the record decides which epochs are
+still to train.
 progress.json also records the SHA-256 of every other file in its checkpoint, and
 `check_checkpoint_files` holds them against it before anything is loaded: a flipped bit in
 the weights or optimizer state loads without complaint and silently changes the run.

@@ -64,7 +64,10 @@ def collect(
     column: ColumnOption = None,
     teacher: Annotated[
         str,
-        typer.Option(help="redenoise, local-search, evolution, reward-gradient or prompt-offset."),
+        typer.Option(
+            help="redenoise, local-search, evolution, reward-gradient, prompt-offset or "
+            "composed-offset (toy prompts: offsets composed from a prompt-offset dataset's)."
+        ),
     ] = "redenoise",
     recipe: Annotated[
         str,
@@ -129,6 +132,19 @@ def collect(
             "(several keep the prompt's variety where one large offset draws one picture)."
         ),
     ] = 1,
+    offset_source: Annotated[
+        Path | None,
+        typer.Option(
+            help="Composed-offset: the prompt-offset dataset whose fitted offsets the "
+            "object-and-role table averages."
+        ),
+    ] = None,
+    offset_ridge: Annotated[
+        float,
+        typer.Option(
+            help="Composed-offset: ridge of the table's least squares (larger: smaller offsets)."
+        ),
+    ] = 1.0,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -191,8 +207,22 @@ def collect(
             "modes": offset_modes,
             "fit_steps": offset_fit_steps,
         }
+    elif teacher == "composed-offset":
+        if offset_source is None:
+            raise GoldenNoiseError(
+                "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
+            )
+        from golden_noise.toy.offset_parts import object_roles
+
+        for text in texts:  # every prompt before any row: the table knows toy prompts only
+            object_roles(text)
+        teacher_options = {"source": offset_source, "ridge": offset_ridge}
     else:
         teacher_options = {"candidates": candidates, "angle": angle}
+    if offset_source is not None and teacher != "composed-offset":
+        raise GoldenNoiseError(
+            f"--offset-source applies to the composed-offset teacher; got --teacher {teacher}"
+        )
     if offset_init is not None and teacher != "prompt-offset":
         raise GoldenNoiseError(
             f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"

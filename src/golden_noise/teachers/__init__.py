@@ -19,6 +19,7 @@ _HOMES = {
     "PromptOffsetTeacher": "prompt_offset",
     "RedenoiseTeacher": "redenoise",
     "RewardGradientTeacher": "reward_gradient",
+    "ComposedOffsetTeacher": "composed_offset",
     "CollectionSampler": "sampler",
     "RedenoiseSettings": "settings",
     "SamplerSettings": "settings",
@@ -29,6 +30,7 @@ TEACHERS = {  # registry name -> class name
     "evolution": "EvolutionTeacher",
     "reward-gradient": "RewardGradientTeacher",
     "prompt-offset": "PromptOffsetTeacher",
+    "composed-offset": "ComposedOffsetTeacher",
 }
 
 

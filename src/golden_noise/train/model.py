@@ -19,6 +19,7 @@ SHAPE_FIELDS = ("channels", "height", "width", "text_tokens", "text_dim")
 # branch with `keep_norm`, without the SVD and text-injection branches.
 OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
               "use_text": False}  # fmt: skip
+OFFSET_TEACHERS = ("prompt-offset", "composed-offset")
 
 
 def fresh_architecture(
@@ -30,11 +31,11 @@ def fresh_architecture(
     """The residual-branch fields a fresh net gets for data made by `teacher`.
 
     The model layer picks by shape (`npnet.config.default_architecture`); here, where the
-    data's teacher is known, the prompt-offset teacher's data get the offset net (flags given
+    data's teacher is known, the offset teachers' data get the offset net (flags given
     still win) with as many modes as the teacher fitted, sized by `backbone_kwargs` when
     given. A user who names the branch (`BRANCH_FIELDS`) gets exactly what they asked for.
     """
-    if teacher == "prompt-offset" and not set(overrides) & set(BRANCH_FIELDS):
+    if teacher in OFFSET_TEACHERS and not set(overrides) & set(BRANCH_FIELDS):
         modes = (teacher_options or {}).get("modes", 1)
         sizing = {**({"modes": modes} if modes > 1 else {}), **overrides.get("backbone_kwargs", {})}
         return {**OFFSET_NET, "backbone_kwargs": sizing} if sizing else OFFSET_NET

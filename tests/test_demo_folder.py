@@ -123,3 +123,43 @@ def test_the_pipeline_digest_survives_a_save_and_a_reload(tmp_path):
     assert pipeline_sha256(pipe) == digest
     assert pipeline_sha256(load_pipeline(path=tmp_path / "pipe")) == digest
     assert pipeline_sha256(other_pipeline()) != digest
+
+
+def test_a_rerun_keeps_the_published_net_and_refuses_other_weights(demo_run, run_copy):
+    """Before: every re-run replaced npnet/ whole (a user's notes there deleted), and weights
+    changed under train/best/ were published as the demo's net while the report still
+    described the net it had measured."""
+    out, pipe, summary = demo_run
+    notes = out / "npnet" / "notes.txt"
+    notes.write_text("mine")
+    try:
+        again = run_demo(out, TINY, pipe=pipe, progress=False)
+        assert notes.read_text() == "mine"
+        assert again["evaluation"]["overall"] == summary["evaluation"]["overall"]
+    finally:
+        notes.unlink()
+    weights = run_copy / "train" / "best" / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-40] ^= 0x10
+    weights.write_bytes(bytes(raw))
+    published = folder_sha256s(run_copy / "npnet")
+    with pytest.raises(GoldenNoiseError, match="model.safetensors other than the net published"):
+        run_demo(run_copy, TINY, pipe=pipe, progress=False)
+    assert folder_sha256s(run_copy / "npnet") == published
+
+
+def test_a_pipeline_folder_saved_in_float16_loads_in_one_dtype(tmp_path):
+    """Before: without --dtype, a folder whose text encoder was saved in float16 loaded it in
+    float16 beside a float32 UNet and crashed at the first matmul (collect, generate,
+    evaluate)."""
+    from golden_noise.adapters.loading import pipeline_from_spec
+
+    pipe = tiny_toy_pipeline()
+    pipe.text_encoder.to(torch.float16)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = pipeline_from_spec(str(tmp_path / "pipe"), device="cpu")
+    dtypes = {
+        name: next(getattr(loaded, name).parameters()).dtype
+        for name in ("text_encoder", "unet", "vae")
+    }
+    assert set(dtypes.values()) == {torch.float32}, dtypes

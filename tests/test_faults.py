@@ -1215,6 +1215,38 @@ def test_replacing_a_folder_keeps_a_user_folder_named_like_its_old_version(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last", name])
 
 
+def test_replacing_a_folder_refuses_to_drop_a_users_file_inside_it(tmp_path: Path) -> None:
+    """Before: a user's notes (or an evaluation saved) inside train's best/ or last/, or the
+    demo's npnet/, were deleted without a word by the next replace of the folder."""
+    target = tmp_path / "best"
+    with atomic_directory(target) as folder:
+        (folder / "w.txt").write_text("old")
+    (target / "eval").mkdir()
+    (target / "eval" / "notes.txt").write_text("mine")
+    refused = pytest.raises(GoldenNoiseError, match=r"holds eval/notes.txt, which its new version")
+    with refused, atomic_directory(target) as folder:
+        (folder / "w.txt").write_text("new")
+    assert (target / "w.txt").read_text() == "old"
+    assert (target / "eval" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_a_writers_temp_cleanup_leaves_names_it_did_not_make(tmp_path: Path) -> None:
+    """Before: a resumed collect deleted a user's `.tmp-r00000-my-backup/` folder whole."""
+    from golden_noise.core.atomic import remove_temp_files, temp_path_for
+
+    mine = tmp_path / ".tmp-r00000-my-backup"
+    mine.mkdir()
+    (mine / "rows.txt").write_text("mine")
+    (tmp_path / ".tmp-r00000-notes.txt").write_text("mine")
+    leftover = temp_path_for(tmp_path / "shard.safetensors", "r00000-")
+    leftover.write_bytes(b"half")
+    assert remove_temp_files(tmp_path, "r00000-") == 1
+    assert not leftover.exists()
+    assert (mine / "rows.txt").read_text() == "mine"
+    assert (tmp_path / ".tmp-r00000-notes.txt").read_text() == "mine"
+
+
 def test_a_crash_between_the_renames_of_a_folder_replace_is_recovered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -498,6 +498,19 @@ def test_an_unfinished_looking_checkpoint_the_run_never_started_is_not_deleted(
     assert _contents(run) == before
 
 
+def test_a_resume_keeps_a_users_files_inside_best(
+    killed_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """Before: an evaluation saved inside best/ (evaluate --npnet run/best --out
+    run/best/eval) was deleted by the resume's next save of best/, exit 0."""
+    run = _copy_of(killed_run, tmp_path)
+    (run / "best" / "eval").mkdir()
+    (run / "best" / "eval" / "notes.txt").write_text("mine")
+    with pytest.raises(GoldenNoiseError, match="holds eval/notes.txt, which its new version"):
+        train(_resume_config(run))
+    assert (run / "best" / "eval" / "notes.txt").read_text() == "mine"
+
+
 def test_a_refused_train_leaves_a_user_folder_under_an_aside_name_alone(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:

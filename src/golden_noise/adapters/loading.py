@@ -122,11 +122,14 @@ def pipeline_from_spec(
     if spec in BUILTIN_PIPELINES:
         return BUILTIN_PIPELINES[spec].load(device, torch_dtype)
     # Loading in the dtype (rather than casting after) keeps the modules diffusers pins to
-    # float32 in float32.
-    return _from_pretrained(spec, torch_dtype).to(device)
+    # float32 in float32. Without one, float32 for every component: diffusers' models default
+    # to it but transformers' text encoders keep the dtype they were saved in, and a folder
+    # saved in float16 then fails at the first matmul (and would cache fp16 embeddings in
+    # data that records float32).
+    return _from_pretrained(spec, torch_dtype or torch.float32).to(device)
 
 
-def _from_pretrained(spec: str, torch_dtype: torch.dtype | None) -> Any:
+def _from_pretrained(spec: str, torch_dtype: torch.dtype) -> Any:
     from diffusers import DiffusionPipeline
 
     path = Path(spec)
@@ -135,9 +138,8 @@ def _from_pretrained(spec: str, torch_dtype: torch.dtype | None) -> Any:
             f"expected a diffusers pipeline folder (with model_index.json) at {spec}; "
             f"found {sorted(p.name for p in path.iterdir()) if path.is_dir() else 'a file'}"
         )
-    kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
     try:
-        return DiffusionPipeline.from_pretrained(spec, **kwargs)
+        return DiffusionPipeline.from_pretrained(spec, dtype=torch_dtype)
     except Exception as error:  # hub/cache misses, bad ids, repos that need custom code...
         if isinstance(error, GoldenNoiseError):
             raise

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from golden_noise.core.errors import GoldenNoiseError, first_few
+
 TEMP_PREFIX = ".tmp-"
 ASIDE_PREFIX = ".old-"  # not TEMP_PREFIX: temp cleaners must never remove an aside
 ASIDE_MARKER_SUFFIX = ".aside"
@@ -93,6 +95,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     temp.mkdir()
     try:
         yield temp
+        _refuse_dropping(target, temp)
         remove_asides_of(target)
         old = None
         if target.exists():
@@ -105,6 +108,24 @@ def atomic_directory(target: Path) -> Iterator[Path]:
             _remove_aside(old)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _refuse_dropping(target: Path, new: Path) -> None:
+    """The new version replaces the old one whole: a file only the old one holds (a user's
+    notes, an evaluation saved inside) would be deleted with it, so that is refused."""
+    if not target.is_dir():
+        return
+    kept = {p.relative_to(new) for p in new.rglob("*")}
+    dropped = sorted(
+        p.relative_to(target).as_posix()
+        for p in target.rglob("*")
+        if p.relative_to(target) not in kept and not p.is_dir()
+    )
+    if dropped:
+        raise GoldenNoiseError(
+            f"{target} holds {first_few(dropped, 4)}, which its new version would not keep "
+            f"(the tool replaces {target.name}/ whole); move them out of {target}, then run again"
+        )
 
 
 def _marker_of(aside: Path) -> Path:
@@ -168,14 +189,14 @@ def remove_leftovers_of(targets: Iterable[Path]) -> int:
 
 
 def remove_temp_files(directory: Path, tag: str = "") -> int:
-    """Delete leftovers of interrupted writes (all, or only those carrying `tag`)."""
+    """Delete leftovers of interrupted file writes (all, or only those carrying `tag`): files
+    named as `temp_path_for` names them, never a folder or a name of another shape."""
     if not directory.is_dir():
         return 0
+    ours = re.compile(rf"{re.escape(TEMP_PREFIX)}{re.escape(tag)}[0-9a-f]{{12}}-.+")
     removed = 0
     for path in directory.glob(f"{TEMP_PREFIX}{tag}*"):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
+        if ours.fullmatch(path.name) and path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
-        removed += 1
+            removed += 1
     return removed

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from golden_noise.core.atomic import atomic_directory, atomic_write_json
-from golden_noise.core.errors import GoldenNoiseError
+from golden_noise.core.errors import GoldenNoiseError, first_few
+from golden_noise.core.file_digests import folder_sha256s
 from golden_noise.core.settings_record import changed_settings
 from golden_noise.demo.config import CONFIG_NAME, PIPELINE_KEY, DemoConfig
 from golden_noise.demo.stages import (
@@ -174,6 +175,23 @@ def claim_demo_folder(out: Path, config: DemoConfig, pipe: Any) -> None:
 
 
 def publish_npnet(source: Path, target: Path) -> None:
-    """Copy a trained net's folder to `target` as a whole (never a partial folder)."""
+    """Copy a trained net's folder to `target` as a whole (never a partial folder).
+
+    Published once: a re-run finds the same files there and leaves them (and anything the
+    user added) alone. Other weights under the trained net's folder than the published
+    ones are refused: the report measured the published net, not those.
+    """
+    if target.exists():
+        published = folder_sha256s(target)
+        changed = sorted(
+            name for name, digest in folder_sha256s(source).items()
+            if published.get(name) != digest
+        )  # fmt: skip
+        if not changed:
+            return
+        raise GoldenNoiseError(
+            f"{source} holds {first_few(changed, 4)} other than the net published in {target}, "
+            "which the demo evaluated; restore them, or run the demo into a new --out"
+        )
     with atomic_directory(target) as folder:
         shutil.copytree(source, folder, dirs_exist_ok=True)

@@ -89,7 +89,14 @@ from golden_noise.evaluation.stats import paired_stats
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.npnet.offset_branch import leaning, route
 from golden_noise.toy import load_pipeline
-from golden_noise.toy.grammar import COLOURS, SHAPES, parse, prompts_of, sample_prompts
+from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
+from golden_noise.toy.offset_parts import (
+    OBJECTS,
+    ROLES,
+    fit_offset_parts,
+    object_roles,
+    offsets_of_rows,
+)
 from golden_noise.toy.reward_model import load_reward_model, spec_vector
 from golden_noise.toy.reward_model import reward as reward_model
 from golden_noise.toy.scorer import score
@@ -529,7 +536,7 @@ def shared_offset(args: argparse.Namespace) -> None:
     by_type = {t: sorted(set(prompts_of("train", t))) for t in TYPES}
     b = torch.zeros(4 * 8 * 8, requires_grad=True)
     w = torch.zeros(16 * 64, 4 * 8 * 8, requires_grad=args.linear)
-    table = torch.zeros(len(OBJECTS), len(SLOTS), 4 * 8 * 8, requires_grad=args.factored)
+    table = torch.zeros(len(OBJECTS), len(ROLES), 4 * 8 * 8, requires_grad=args.factored)
     groups = [{"params": [b], "lr": args.lr}]
     groups += [{"params": [w], "lr": args.lr_w}] * args.linear
     groups += [{"params": [table], "lr": args.lr_t}] * args.factored
@@ -561,92 +568,54 @@ def shared_offset(args: argparse.Namespace) -> None:
             torch.save({k: v.detach().clone() for k, v in saved.items()}, f"{args.out}_{it}.pt")
 
 
-OBJECTS = [(c, s) for c in COLOURS for s in SHAPES]
-SLOTS = ("single", "pair1", "pair2", "count2", "count3", "left", "right", "top", "bottom")
-
-
-def object_slots(prompt: str) -> list[tuple[int, int]]:
-    """(object, slot) indices of what a toy prompt asks for: each object by its role."""
-    spec = parse(prompt)
-    first, *rest = [OBJECTS.index(o) for o in spec.objects]
-    if spec.prompt_type == "single":
-        return [(first, 0)]
-    if spec.prompt_type == "counting":
-        return [(first, SLOTS.index(f"count{len(spec.objects)}"))]
-    second = rest[0]
-    if spec.prompt_type == "pair":
-        return [(first, 1), (second, 2)]
-    p, q = spec.relation
-    return [(first, SLOTS.index(p)), (second, SLOTS.index(q))]
-
-
 def shared_offsets(saved: dict, cond: torch.Tensor, texts: list[str]) -> torch.Tensor:
     """`b + W e(p) + sum of T[object, slot]` per prompt (e: the flattened per-token
     embeddings), as `[B, 4, 8, 8]`; files without `T` (no table) read it as zero."""
     offsets = saved["b"] + cond.flatten(1) @ saved["W"]
     if "T" in saved:
-        per_prompt = [sum(saved["T"][o, s] for o, s in object_slots(t)) for t in texts]
+        per_prompt = [sum(saved["T"][o, r] for o, r in object_roles(t)) for t in texts]
         offsets = offsets + torch.stack(per_prompt)
     return offsets.view(-1, 4, 8, 8)
 
 
 def compose_offsets(args: argparse.Namespace) -> None:
     """Distil fitted offsets into the object-and-role table of `shared-offset --factored`
-    (`b + sum of T[object, slot]`) by ridge least squares instead of on the reward model: an
-    unseen composition's offset is then, by construction, the sum of its parts' offsets
-    fitted on other prompts."""
+    (`toy.offset_parts`, as the composed-offset teacher fits it) by ridge least squares
+    instead of on the reward model; prints held-back prompts' offset error beside the mean's
+    and none's."""
     saved = load_offsets(args.offsets)
-    targets = saved["offsets"][:, 0].flatten(1)
-    design = torch.zeros(len(saved["prompts"]), 1 + len(OBJECTS) * len(SLOTS))
-    design[:, 0] = 1.0
-    for row, prompt in enumerate(saved["prompts"]):
-        for o, slot in object_slots(prompt):
-            design[row, 1 + o * len(SLOTS) + slot] += 1.0
-    penalty = args.ridge * torch.eye(design.shape[1])
-    penalty[0, 0] = 0.0  # the shared offset b is not shrunk
-
-    def solve(rows: torch.Tensor) -> torch.Tensor:
-        d = design[rows]
-        return torch.linalg.solve(d.T @ d + penalty, d.T @ targets[rows])
-
-    held = torch.zeros(len(targets), dtype=torch.bool)
-    held[
-        torch.from_numpy(np.random.default_rng(0).permutation(len(targets))[: len(targets) // 10])
-    ] = True
-    weights = solve(~held)
+    prompts, offsets = saved["prompts"], saved["offsets"][:, 0]
+    held = torch.zeros(len(prompts), dtype=torch.bool)
+    order = np.random.default_rng(0).permutation(len(prompts))
+    held[torch.from_numpy(order[: len(prompts) // 10])] = True
+    fitted_on = [p for p, h in zip(prompts, held.tolist(), strict=True) if not h]
+    table = fit_offset_parts(fitted_on, offsets[~held], args.ridge)
+    unseen = [p for p, h in zip(prompts, held.tolist(), strict=True) if h]
     error = {
-        "table": (design[held] @ weights - targets[held]).square().mean(),
-        "mean": (targets[~held].mean(0) - targets[held]).square().mean(),
-        "none": targets[held].square().mean(),
+        "table": (table.offsets(unseen) - offsets[held]).square().mean(),
+        "mean": (offsets[~held].mean(0) - offsets[held]).square().mean(),
+        "none": offsets[held].square().mean(),
     }
-    print(f"{len(targets)} offsets, ridge {args.ridge}; MSE on {int(held.sum())} held-back "
+    print(f"{len(prompts)} offsets, ridge {args.ridge}; MSE on {int(held.sum())} held-back "
           "prompts: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))  # fmt: skip
-    weights = solve(torch.ones_like(held))
-    fitted = design @ weights
-    explained = 1 - (targets - fitted).square().sum() / (targets - targets.mean(0)).square().sum()
-    table = weights[1:].view(len(OBJECTS), len(SLOTS), -1)
-    torch.save({"b": weights[0], "W": torch.zeros(16 * 64, 4 * 8 * 8), "T": table}, args.out)
+    table = fit_offset_parts(prompts, offsets, args.ridge)
+    composed = table.offsets(prompts)
+    explained = 1 - (offsets - composed).square().sum() / (offsets - offsets.mean(0)).square().sum()
+    torch.save({"b": table.shared.flatten(), "W": torch.zeros(16 * 64, 4 * 8 * 8),
+                "T": table.parts.flatten(2)}, args.out)  # fmt: skip
     if args.offsets_out:  # the table's own offsets for the same prompts, for `distill`
-        composed = fitted.view(-1, 1, 4, 8, 8)
-        torch.save({"prompts": saved["prompts"], "offsets": composed}, args.offsets_out)
+        torch.save({"prompts": prompts, "offsets": composed[:, None]}, args.offsets_out)
     print(f"fitted on all: the table explains {explained:.3f} of their variance about the mean; "
-          f"|b| {weights[0].norm():.2f}")  # fmt: skip
+          f"|b| {table.shared.norm():.2f}")  # fmt: skip
 
 
 def dataset_offsets(args: argparse.Namespace) -> None:
-    """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows for
-    `distill`. The teacher stores x' = (x + mu) |x| / |x + mu|; a fresh noise is nearly
-    orthogonal to a fixed offset (cosine ~ 1/16 at 4x8x8), so with x . mu = 0 the scale is
-    x' . x / |x|^2 and mu = x' |x|^2 / (x' . x) - x (off by ~2% of x per row; a prompt's rows
-    are averaged). `--sample N` keeps N prompts drawn at random, `--counts` so many of each
-    type (seed 0)."""
+    """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows
+    (`toy.offset_parts.offsets_of_rows`) for `distill`. `--sample N` keeps N prompts drawn at
+    random, `--counts` so many of each type (seed 0)."""
     data = NoisePromptDataset(args.dataset)
-    texts, found = data.prompts(), {}
-    for item, (prompt, _) in enumerate(data.keys):
-        x, target, _ = data[item]
-        mu = target * (x * x).sum() / (target * x).sum() - x
-        found.setdefault(texts[prompt].text, []).append(mu)
-    prompts = sorted(found)
+    found = offsets_of_rows(data)
+    prompts = list(found)
     if args.sample:
         chosen = np.random.default_rng(0).choice(len(prompts), args.sample, replace=False)
         prompts = [prompts[i] for i in sorted(chosen)]
@@ -656,7 +625,7 @@ def dataset_offsets(args: argparse.Namespace) -> None:
             pool = [p for p in prompts if parse(p).prompt_type == kind]
             kept += [pool[i] for i in sorted(rng.choice(len(pool), int(count), replace=False))]
         prompts = kept
-    offsets = torch.stack([torch.stack(found[p]).mean(0) for p in prompts])[:, None]
+    offsets = torch.stack([found[p] for p in prompts])[:, None]
     torch.save({"prompts": prompts, "offsets": offsets}, args.out)
     print(f"{len(prompts)} prompts from {len(data)} rows; mean |mu| "
           f"{offsets.flatten(2).norm(dim=2).mean():.2f}")  # fmt: skip

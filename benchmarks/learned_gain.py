@@ -21,6 +21,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
     python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
     python benchmarks/learned_gain.py compose-offsets offsets.pt composed.pt --ridge 1
+    python benchmarks/learned_gain.py table-r2 composed.pt NET [NET ...]
     python benchmarks/learned_gain.py shared-offset OUT --iters 40 --save-at 10,20,40
     python benchmarks/learned_gain.py shared-offset OUT --linear --lr-w 5e-5 --save-at 20
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
@@ -35,7 +36,10 @@ on the output/input norm ratio and on the size of the move.
 `direct` is the same loss as `golden-noise train --objective reward` at GPU scale (fresh train
 prompts and noise every step, checkpoints at fractions of a wall-clock budget in one file;
 `evaluate A.pt@STEP` takes one). `dataset-offsets` recovers the offsets of a `collect --teacher
-prompt-offset` dataset from its rows for `distill`.
+prompt-offset` dataset from its rows for `distill`. `table-r2` says how much of a
+`compose-offsets` table's offsets each prompt-offset net gives, on the train prompts and on the
+validation compositions (`distill --batch-size 32 --backbone-kwargs ...` trains the larger
+nets by minibatches).
 `train-informed` is a research probe beyond NPNet: a residual UNet that also reads the
 pipeline's first guided noise prediction for x (one extra denoiser call, "what image will this
 noise become"), trained on the shipped toy reward model with the no-harm hinge of
@@ -658,9 +662,9 @@ def distill(args: argparse.Namespace) -> None:
         net = NPNet.from_pretrained(args.init)
     else:
         modes = offsets.shape[1]
+        sizing = {**({"modes": modes} if modes > 1 else {}), **json.loads(args.backbone_kwargs)}
         config = NPNetConfig(**TOY_SHAPES, residual_kind="prompt-offset", keep_norm=True,
-                             use_svd=False, use_text=False,
-                             backbone_kwargs={"modes": modes} if modes > 1 else {})  # fmt: skip
+                             use_svd=False, use_text=False, backbone_kwargs=sizing)  # fmt: skip
         torch.manual_seed(0)
         net = NPNet(config)
     optimizer = torch.optim.AdamW(net.residual.parameters(), args.lr, weight_decay=0.0)
@@ -668,9 +672,14 @@ def distill(args: argparse.Namespace) -> None:
     if args.balance:  # each prompt type weighs the same in the loss, however many it has
         kinds = [parse(p).prompt_type for p in prompts]
         weights = torch.tensor([len(prompts) / (len(TYPES) * kinds.count(k)) for k in kinds])
+    order, batches = torch.Generator().manual_seed(0), []
     for step in range(args.steps):
-        per_prompt = matched_mse(net.prompt_offsets(embeds), offsets)
-        loss = (weights * per_prompt).mean()
+        if not batches:  # full batch, or the next minibatch of a fresh shuffle
+            everyone = torch.randperm(len(prompts), generator=order)
+            batches = list(everyone.split(args.batch_size or len(prompts)))
+        rows = batches.pop()
+        per_prompt = matched_mse(net.prompt_offsets(embeds[rows]), offsets[rows])
+        loss = (weights[rows] * per_prompt).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -678,6 +687,26 @@ def distill(args: argparse.Namespace) -> None:
             print(f"step {step} mse {loss.item():.5f} ({len(prompts)} prompts, offsets' "
                   f"variance {offsets.var():.5f})", flush=True)  # fmt: skip
     net.save_pretrained(args.out)
+
+
+def table_r2(args: argparse.Namespace) -> None:
+    """How much of a table's offsets each net gives, on the train prompts and on the
+    validation compositions no net or table was fitted on: 1 - SSE / the offsets' sum of
+    squares about the train offsets' mean."""
+    toy, saved = Toy(), torch.load(args.table)
+    splits = {s: [p for t in TYPES for p in prompts_of(s, t)] for s in ("train", "validation")}
+    embeds = {s: toy.embed(prompts)[0] for s, prompts in splits.items()}
+    wanted = {s: shared_offsets(saved, embeds[s], prompts) for s, prompts in splits.items()}
+    mean = wanted["train"].mean(0)
+    for path in args.nets:
+        net = NPNet.from_pretrained(path).eval()
+        shares = []
+        for split in splits:
+            with torch.no_grad():
+                given = net.prompt_offsets(embeds[split])[:, 0]
+            sse = (given - wanted[split]).square().sum()
+            shares.append(f"{split} {1 - sse / (wanted[split] - mean).square().sum():.3f}")
+        print(f"{path}: share of the table's offsets: {', '.join(shares)}")
 
 
 def load_net(path: Path, toy: Toy):
@@ -860,6 +889,11 @@ def main() -> None:
     p.add_argument("--balance", action="store_true", help="weigh prompt types equally")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=0, help="prompts a step (0: all)")
+    p.add_argument("--backbone-kwargs", default="{}", help='e.g. \'{"width": 128, "layers": 4}\'')
+    p = sub.add_parser("table-r2")
+    p.add_argument("table", type=Path, help="a `compose-offsets` file")
+    p.add_argument("nets", type=Path, nargs="+", help="prompt-offset NPNet folders")
     p = sub.add_parser("evaluate")
     p.add_argument("net", type=Path)
     p.add_argument("name")
@@ -873,6 +907,7 @@ def main() -> None:
         "direct": direct,
         "train-informed": train_informed,
         "train-modulator": train_modulator,
+        "table-r2": table_r2,
         "compose-offsets": compose_offsets,
         "prompt-offsets": prompt_offsets,
         "shared-offset": shared_offset,

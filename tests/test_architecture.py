@@ -18,6 +18,7 @@ TOY_DOORS = {
     "golden_noise.adapters.loading",
     "golden_noise.scorers.toy",
     "golden_noise.scorers.rewards",
+    "golden_noise.teachers.composed_offset",
     "golden_noise.prompts.sources",
     "golden_noise.cli.toy",
     "golden_noise.cli.demo",

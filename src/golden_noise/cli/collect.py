@@ -212,10 +212,6 @@ def collect(
             raise GoldenNoiseError(
                 "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
             )
-        from golden_noise.toy.offset_parts import object_roles
-
-        for text in texts:  # every prompt before any row: the table knows toy prompts only
-            object_roles(text)
         teacher_options = {"source": offset_source, "ridge": offset_ridge}
     else:
         teacher_options = {"candidates": candidates, "angle": angle}

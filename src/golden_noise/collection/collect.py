@@ -71,7 +71,7 @@ def _batches(keys: Sequence[Key], size: int) -> Iterator[list[Key]]:
         yield list(keys[start : start + size])
 
 
-def _check_prompts(adapter: Any, scorer: Scorer, prompts: Sequence[str]) -> None:
+def _check_prompts(adapter: Any, scorer: Scorer, teacher: Teacher, prompts: Sequence[str]) -> None:
     """Before the first write: a prompt refused mid-run would leave a dataset (prompts.jsonl,
     manifest, embeddings) that the corrected command could no longer resume."""
     if not prompts:
@@ -85,6 +85,7 @@ def _check_prompts(adapter: Any, scorer: Scorer, prompts: Sequence[str]) -> None
             f"and would be silently truncated, e.g. {examples}; shorten or drop them"
         )
     scorer.check_prompts(prompts)
+    teacher.check_prompts(prompts)
 
 
 def _progress(enabled: bool) -> Any:
@@ -272,7 +273,7 @@ def collect(
     collection = CollectionSampler(  # refuses a sampler the pipeline cannot take: before writing
         pipe, scorer, sampler_settings, generation_batch_size, adapter=adapter
     )
-    _check_prompts(adapter, scorer, prompts)
+    _check_prompts(adapter, scorer, teacher, prompts)
     height, width = adapter.resolve_size(height, width)
     manifest = build_manifest(
         adapter,

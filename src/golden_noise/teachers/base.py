@@ -9,7 +9,7 @@ same thing whichever teacher made them; the manifest records the teacher's name 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,6 +66,11 @@ class Teacher(ABC):
     @abstractmethod
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         """Denoiser evaluations (per sample) one row costs: the cost floor of this teacher."""
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        """Refuse prompts this teacher cannot teach, before anything is written (any prompt
+        by default)."""
+        return None
 
 
 def score_source_and_target(rows: Rows, target: torch.Tensor, sampler: CollectionSampler) -> Taught:

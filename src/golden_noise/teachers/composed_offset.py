@@ -4,11 +4,13 @@ Per-prompt offsets fitted from zero carry little to new compositions through a n
 same offsets averaged into an object-and-role table (`toy.offset_parts`) do. This teacher
 gives every row its prompt's composed offset, so a prompt-offset NPNet trained on its rows
 learns offsets that are consistent across prompts: `collect --teacher composed-offset
---offset-source DATASET` over any toy prompts, then `train`.
+--offset-source DATASET` over any toy prompts, then `train`. It is the teacher registry's
+door to the toy world (the table reads the toy grammar's parse of a prompt).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,12 @@ from golden_noise.core.latent_norms import latent_norms, with_norms
 from golden_noise.dataset import DatasetManifest, NoisePromptDataset
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
 from golden_noise.teachers.sampler import CollectionSampler
-from golden_noise.toy.offset_parts import fit_offset_parts, offsets_digest, offsets_of_rows
+from golden_noise.toy.offset_parts import (
+    fit_offset_parts,
+    object_roles,
+    offsets_digest,
+    offsets_of_rows,
+)
 
 
 class ComposedOffsetTeacher(Teacher):
@@ -55,6 +62,10 @@ class ComposedOffsetTeacher(Teacher):
             )
         shifted = source + self.parts.offsets(rows.prompts).to(source.device)
         return score_source_and_target(rows, with_norms(shifted, latent_norms(source)), sampler)
+
+    def check_prompts(self, prompts: Sequence[str]) -> None:
+        for prompt in prompts:  # the table has parts for toy prompts only
+            object_roles(prompt)
 
     def model_calls_per_row(self, sampler: CollectionSampler) -> int:
         return 2 * sampler.settings.model_calls_per_image()  # scoring source and target only

@@ -330,6 +330,16 @@ def _resume_config(run: Path) -> TrainConfig:
     return _resumable(Path(json.loads((run / "train_config.json").read_text())["dataset"]), run)
 
 
+def _refuses_another_lr(run: Path, named: str = "lr") -> None:
+    """A resume at ten times the lr is refused and leaves every file of `run` as it was."""
+    before = _contents(run)
+    config = _resume_config(run)
+    config.lr *= 10
+    with pytest.raises(GoldenNoiseError, match=named):
+        train(config)
+    assert _contents(run) == before
+
+
 def _contents(run: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
@@ -456,12 +466,7 @@ def test_a_resume_refuses_a_run_config_edited_since_its_checkpoints(
     file saying the new lr while the optimizer state trained on at the old one."""
     run = _copy_of(killed_run, tmp_path)
     _edit_json(run / "train_config.json", lambda c: c.update(lr=c["lr"] * 10))
-    before = _contents(run)
-    config = _resume_config(run)
-    config.lr *= 10
-    with pytest.raises(GoldenNoiseError, match="is not the settings file the run's checkpoints"):
-        train(config)
-    assert _contents(run) == before
+    _refuses_another_lr(run, "is not the settings file the run's checkpoints")
 
 
 def test_a_refused_resume_keeps_what_a_killed_save_left(
@@ -474,12 +479,7 @@ def test_a_refused_resume_keeps_what_a_killed_save_left(
     unfinished.mkdir()
     (unfinished / "model.safetensors").write_bytes(b"half")
     (run / "save_started.json").write_text('{"checkpoint": "checkpoint_9"}')
-    before = _contents(run)
-    config = _resume_config(run)
-    config.lr *= 10
-    with pytest.raises(GoldenNoiseError, match="lr"):
-        train(config)
-    assert _contents(run) == before
+    _refuses_another_lr(run)
 
 
 def test_an_unfinished_looking_checkpoint_the_run_never_started_is_not_deleted(
@@ -520,12 +520,7 @@ def test_a_refused_train_leaves_a_user_folder_under_an_aside_name_alone(
 
     run = _copy_of(killed_run, tmp_path)
     shutil.move(run / "best", run / ".old-best")
-    before = _contents(run)
-    config = _resume_config(run)
-    config.lr *= 10
-    with pytest.raises(GoldenNoiseError, match="lr"):
-        train(config)
-    assert _contents(run) == before
+    _refuses_another_lr(run)
 
 
 def test_a_finished_run_whose_weights_were_deleted_is_not_reported_done(

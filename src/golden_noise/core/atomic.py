@@ -96,7 +96,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     try:
         yield temp
         _refuse_dropping(target, temp)
-        remove_asides_of(target)
+        _remove_asides_of(target)
         old = None
         if target.exists():
             old = target.with_name(f"{ASIDE_PREFIX}{uuid.uuid4().hex[:12]}-{target.name}")
@@ -152,7 +152,7 @@ def _remove_aside(aside: Path) -> None:
         _marker_of(aside).unlink(missing_ok=True)
 
 
-def remove_asides_of(target: Path) -> None:
+def _remove_asides_of(target: Path) -> None:
     """Delete old versions of `target` that a killed replace left aside (marked ones only)."""
     for aside in _asides_of(Path(target)):
         _remove_aside(aside)

@@ -178,20 +178,23 @@ def publish_npnet(source: Path, target: Path) -> None:
     """Copy a trained net's folder to `target` as a whole (never a partial folder).
 
     Published once: a re-run finds the same files there and leaves them (and anything the
-    user added) alone. Other weights under the trained net's folder than the published
-    ones are refused: the report measured the published net, not those.
+    user added) alone, and puts back a file of the net that went missing. Other weights
+    under the trained net's folder than the published ones are refused: the report measured
+    the published net, not those.
     """
     if target.exists():
-        published = folder_sha256s(target)
+        published, trained = folder_sha256s(target), folder_sha256s(source)
         changed = sorted(
-            name for name, digest in folder_sha256s(source).items()
-            if published.get(name) != digest
+            name for name, digest in trained.items()
+            if published.get(name, digest) != digest
         )  # fmt: skip
-        if not changed:
+        if not changed and trained.keys() <= published.keys():
             return
-        raise GoldenNoiseError(
-            f"{source} holds {first_few(changed, 4)} other than the net published in {target}, "
-            "which the demo evaluated; restore them, or run the demo into a new --out"
-        )
+        if changed:
+            raise GoldenNoiseError(
+                f"{source} holds {first_few(changed, 4)} other than the net published in "
+                f"{target}, which the demo evaluated; restore them, or run the demo into a new "
+                "--out"
+            )
     with atomic_directory(target) as folder:
         shutil.copytree(source, folder, dirs_exist_ok=True)

@@ -172,3 +172,25 @@ def test_composed_offset_rows_hold_the_composed_offset_and_a_resume_keeps_the_ta
         torch.testing.assert_close(target, expected, atol=1e-2, rtol=0)
     code, output = run_cli(*args, "--offset-ridge", "2")
     assert_refused(code, output, "ridge")
+
+
+def test_a_damaged_source_and_a_ridge_without_the_teacher_are_refused(tmp_path: Path) -> None:
+    """Before: a flipped byte in a source shard went into every composed offset (exit 0), and
+    --offset-ridge with another teacher was silently ignored."""
+    source = _offset_dataset(
+        tmp_path / "src", ["a red circle", "two red circles"], torch.ones(2, 4, 8, 8),
+        "prompt-offset",
+    )  # fmt: skip
+    shard = next((source / "rows").glob("*.safetensors"))
+    raw = bytearray(shard.read_bytes())
+    raw[-100] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\n")
+    out = tmp_path / "out"
+    common = ("collect", "--out", out, "-p", prompts, "--steps", "2", "--margin", "-1")
+    code, output = run_cli(*common, "--teacher", "composed-offset", "--offset-source", source)
+    assert_refused(code, output, "digest")
+    code, output = run_cli(*common, "--offset-ridge", "5")
+    assert_refused(code, output, "--offset-ridge applies to the composed-offset teacher")
+    assert not out.exists()

@@ -114,7 +114,7 @@ def test_one_stage_output_without_a_record_is_refused(demo_run, tmp_path):
 def test_the_pipeline_digest_survives_a_save_and_a_reload(tmp_path):
     """Saving adds diffusers' bookkeeping to the scheduler's config (and lists its defaults in
     set order): none of it may change the digest, or a run could not resume its own folder."""
-    from golden_noise.demo.run import pipeline_sha256
+    from golden_noise.adapters.loading import pipeline_sha256
     from golden_noise.toy import load_pipeline
 
     pipe = tiny_toy_pipeline()

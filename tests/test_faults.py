@@ -857,6 +857,48 @@ def test_a_users_files_in_checkpoints_are_not_pruned(
     assert _snapshot(run) == before
 
 
+def _pipeline_folder(path: Path, nudged: bool) -> Path:
+    """The tiny toy pipeline saved at `path`, or the same with one UNet weight moved."""
+    import shutil
+
+    from test_demo import tiny_toy_pipeline
+
+    pipe = tiny_toy_pipeline()
+    if nudged:
+        with torch.no_grad():
+            next(pipe.unet.parameters()).add_(0.5)
+    shutil.rmtree(path, ignore_errors=True)
+    pipe.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["collect", "evaluate"])
+def test_a_resume_on_other_weights_under_the_same_pipeline_folder_is_refused(
+    tmp_path: Path, command: str
+) -> None:
+    """Before: only the folder's path was recorded, so a resume after the folder's weights
+    changed mixed two pipelines' rows (collect) or images (evaluate) with exit 0."""
+    from cli_outcome import assert_refused, run_cli
+
+    folder = _pipeline_folder(tmp_path / "pipe", nudged=False)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\n")
+    out = tmp_path / "out"
+    args = [command, "--pipeline", folder, "-p", prompts, "--out", out, "--steps", "2"]
+    if command == "collect":
+        args += ["--margin", "-1"]
+    else:
+        tiny_npnet(8, size=8, text_tokens=16).save_pretrained(tmp_path / "net")
+        args += ["--seeds", "0-1", "--scorers", "toy-soft", "--npnet", tmp_path / "net"]
+    code, output = run_cli(*args)
+    assert code == 0, output
+    before = _snapshot(out)
+    _pipeline_folder(folder, nudged=True)
+    code, output = run_cli(*args)
+    assert_refused(code, output, "pipeline_sha256")
+    assert _snapshot(out) == before
+
+
 def test_a_second_train_into_a_running_ones_folder_is_refused(tmp_path: Path) -> None:
     """Before: two trains on one --out both ran, pruning and overwriting each other's
     checkpoints until accelerate crashed with a traceback."""

@@ -511,6 +511,27 @@ def test_a_resume_keeps_a_users_files_inside_best(
     assert (run / "best" / "eval" / "notes.txt").read_text() == "mine"
 
 
+def test_starting_a_finished_run_over_refuses_a_users_file_before_training(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """Before: with its checkpoints gone, the same train command started the run over,
+    trained an epoch into last/ and only then refused the user's notes in best/, leaving a
+    last/ of the new run beside the old run's best/ and metrics."""
+    import shutil
+
+    config = small_config(dataset, tmp_path / "run", epochs=1)
+    train(config)
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    (tmp_path / "run" / "best" / "notes.txt").write_text("mine")
+    before = _contents(tmp_path / "run")
+    weights = tmp_path / "run" / "last" / "model.safetensors"
+    inode = weights.stat().st_ino  # the run is deterministic: a rewrite shows only as a new file
+    with pytest.raises(GoldenNoiseError, match="holds notes.txt, which its new version"):
+        train(config)
+    assert _contents(tmp_path / "run") == before
+    assert weights.stat().st_ino == inode
+
+
 def test_a_refused_train_leaves_a_user_folder_under_an_aside_name_alone(
     killed_run: tuple[Path, list[dict]], tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ sampler's defaults, its NPNet, and the scorers that judge its images.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from golden_noise.core.errors import GoldenNoiseError
 
 TOY = "toy"
 
+PIPELINE_DIGEST = "pipeline_sha256"  # what records of runs on local folders hold
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -161,3 +164,31 @@ def scheduler_swapped(pipe: Any, scheduler: Any) -> Iterator[None]:
     finally:
         pipe.scheduler = original
         pipe.set_progress_bar_config(**(bar_config or {}))
+
+
+def pipeline_sha256(pipe: Any) -> str:
+    """SHA-256 of what decides a pipeline's images: its class, each model's weights (names,
+    dtypes, shapes, bytes), its scheduler's settings and its tokenizer's vocabulary; the same
+    after a save or a reload, so only another pipeline changes it."""
+    digest = hashlib.sha256(type(pipe).__name__.encode())
+    for name, part in sorted(pipe.components.items()):
+        digest.update(f"\0{name}:{type(part).__name__}".encode())
+        if isinstance(part, torch.nn.Module):
+            for key, tensor in part.state_dict().items():
+                digest.update(f"\0{key} {tensor.dtype} {tuple(tensor.shape)}".encode())
+                digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+        elif hasattr(part, "get_vocab"):
+            digest.update(json.dumps(sorted(part.get_vocab().items())).encode())
+        elif hasattr(part, "config"):  # diffusers' "_" keys describe the file, not the steps
+            settings = {k: v for k, v in part.config.items() if not k.startswith("_")}
+            digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def local_pipeline_record(spec: str | None, pipe: Any) -> dict[str, str]:
+    """`{"pipeline_sha256": ...}` for a pipeline loaded from a local folder, whose files can
+    change under the same path between a run and its resume; nothing for a built-in one or a
+    hub id (named by the spec itself)."""
+    if spec is None or spec in BUILTIN_PIPELINES or not Path(spec).is_dir():
+        return {}
+    return {PIPELINE_DIGEST: pipeline_sha256(pipe)}

@@ -140,11 +140,11 @@ def collect(
         ),
     ] = None,
     offset_ridge: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Composed-offset: ridge of the table's least squares (larger: smaller offsets)."
         ),
-    ] = 1.0,
+    ] = None,
     height: int | None = None,
     width: int | None = None,
     dtype: Annotated[str | None, typer.Option(help="Pipeline dtype, e.g. float16.")] = None,
@@ -212,13 +212,17 @@ def collect(
             raise GoldenNoiseError(
                 "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
             )
-        teacher_options = {"source": offset_source, "ridge": offset_ridge}
+        teacher_options = {
+            "source": offset_source,
+            "ridge": 1.0 if offset_ridge is None else offset_ridge,
+        }
     else:
         teacher_options = {"candidates": candidates, "angle": angle}
-    if offset_source is not None and teacher != "composed-offset":
-        raise GoldenNoiseError(
-            f"--offset-source applies to the composed-offset teacher; got --teacher {teacher}"
-        )
+    for given, flag in ((offset_source, "--offset-source"), (offset_ridge, "--offset-ridge")):
+        if given is not None and teacher != "composed-offset":
+            raise GoldenNoiseError(
+                f"{flag} applies to the composed-offset teacher; got --teacher {teacher}"
+            )
     if offset_init is not None and teacher != "prompt-offset":
         raise GoldenNoiseError(
             f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"

@@ -90,7 +90,11 @@ def evaluate(
     """Compare images from standard, golden and norm-matched noise (same prompt and seed)."""
     from rich.console import Console
 
-    from golden_noise.adapters.loading import builtin_pipeline, pipeline_from_spec
+    from golden_noise.adapters.loading import (
+        builtin_pipeline,
+        local_pipeline_record,
+        pipeline_from_spec,
+    )
     from golden_noise.core.distributed import finish, make_accelerator
     from golden_noise.core.errors import GoldenNoiseError
     from golden_noise.core.weights import weights_digest
@@ -150,6 +154,7 @@ def evaluate(
         generation = Generation(pipe, made, call, batch_size, adapter=golden.adapter)
         run |= {
             "pipeline": pipeline,
+            **local_pipeline_record(pipeline, pipe),  # a folder's weights can change under it
             "npnet": npnet or "built-in",
             "npnet_sha256": weights_digest(net),  # a retrained NPNet at the same path differs
             "prompts": prompts,

@@ -22,6 +22,7 @@ import torch
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from golden_noise.adapters import adapter_for
+from golden_noise.adapters.loading import local_pipeline_record
 from golden_noise.collection.plan import MAX_ROWS, Key, SeedPlan
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.progress import make_progress
@@ -117,8 +118,11 @@ def build_manifest(
     width: int | None,
     seeds: SeedPlan,
     notes: dict[str, Any] | None = None,
+    pipeline_record: dict[str, str] | None = None,
 ) -> DatasetManifest:
-    """The manifest this collection writes (and checks an existing dataset against)."""
+    """The manifest this collection writes (and checks an existing dataset against);
+    `pipeline_record` (a local folder's digest) goes with the sampler, so a resume on other
+    weights under the same path is refused."""
     height, width = adapter.resolve_size(height, width)
     redenoise = teacher.settings if isinstance(teacher, RedenoiseTeacher) else None
     return DatasetManifest(
@@ -131,6 +135,7 @@ def build_manifest(
             "height": height,
             "width": width,
             "dtype": str(adapter.denoiser.dtype).removeprefix("torch."),
+            **(pipeline_record or {}),
         },
         teacher=teacher.name,
         teacher_options=teacher.options(),
@@ -286,6 +291,7 @@ def collect(
         width=width,
         seeds=seeds,
         notes=notes,
+        pipeline_record=local_pipeline_record(model, pipe),
     )
     records = [PromptRecord(index=i, text=t) for i, t in enumerate(prompts)]
     plan = seeds.keys(len(prompts))  # a plan past int64's seeds is refused before writing

@@ -95,7 +95,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     temp.mkdir()
     try:
         yield temp
-        _refuse_dropping(target, temp)
+        refuse_dropping(target, temp)
         _remove_asides_of(target)
         old = None
         if target.exists():
@@ -110,8 +110,8 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _refuse_dropping(target: Path, new: Path) -> None:
-    """The new version replaces the old one whole: a file only the old one holds (a user's
+def refuse_dropping(target: Path, new: Path) -> None:
+    """The new version `new` replaces `target` whole: a file only the old one holds (a user's
     notes, an evaluation saved inside) would be deleted with it, so that is refused."""
     if not target.is_dir():
         return

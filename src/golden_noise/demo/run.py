@@ -9,14 +9,13 @@ validation numbers, timings, results).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from golden_noise.adapters.loading import pipeline_sha256
 from golden_noise.core.atomic import atomic_directory, atomic_write_json
 from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.file_digests import folder_sha256s
@@ -117,27 +116,6 @@ def demo_record(config: DemoConfig, pipe: Any) -> dict[str, Any]:
     """What `demo_config.json` holds: every setting of `config` and a digest of the pipeline
     (`pipeline_sha256`), which changes every number the run makes."""
     return {**config.to_dict(), PIPELINE_KEY: pipeline_sha256(pipe)}
-
-
-def pipeline_sha256(pipe: Any) -> str:
-    """SHA-256 of what decides a pipeline's images: its class, each model's weights (names,
-    dtypes, shapes, bytes), its scheduler's settings and its tokenizer's vocabulary; the same
-    after a save or a reload, so only another pipeline changes it."""
-    import torch
-
-    digest = hashlib.sha256(type(pipe).__name__.encode())
-    for name, part in sorted(pipe.components.items()):
-        digest.update(f"\0{name}:{type(part).__name__}".encode())
-        if isinstance(part, torch.nn.Module):
-            for key, tensor in part.state_dict().items():
-                digest.update(f"\0{key} {tensor.dtype} {tuple(tensor.shape)}".encode())
-                digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
-        elif hasattr(part, "get_vocab"):
-            digest.update(json.dumps(sorted(part.get_vocab().items())).encode())
-        elif hasattr(part, "config"):  # diffusers' "_" keys describe the file, not the steps
-            settings = {k: v for k, v in part.config.items() if not k.startswith("_")}
-            digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 def claim_demo_folder(out: Path, config: DemoConfig, pipe: Any) -> None:

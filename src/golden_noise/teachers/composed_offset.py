@@ -41,6 +41,7 @@ class ComposedOffsetTeacher(Teacher):
     def __init__(self, source: str | Path, ridge: float = 1.0) -> None:
         self.source, self.ridge = str(source), ridge
         data = NoisePromptDataset(source, manifest=DatasetManifest.load(Path(source)))
+        data.verify()  # digests: a damaged shard would move every composed offset
         fitted = offsets_of_rows(data)
         self._digest, self._prompts = offsets_digest(fitted), len(fitted)
         self.parts = fit_offset_parts(list(fitted), torch.stack(list(fitted.values())), ridge)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from golden_noise.core.atomic import atomic_directory, recover_directory
+from golden_noise.core.atomic import atomic_directory, recover_directory, refuse_dropping
 from golden_noise.core.distributed import make_accelerator
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.locks import hold_lock
@@ -178,6 +178,7 @@ def _train(config: TrainConfig, accelerator: Any) -> TrainResult:
     progress = _resume(
         accelerator, config, {**record, "backbone_init": backbone_init}, schedule, scheduler
     )
+    _refuse_user_files_in_weights(accelerator, net, out)
     objective = build_objective(config, train_set, accelerator, progress)
     accelerator.init_trackers("golden-noise-train", config=_scalar_config(config))
     accelerator.print(
@@ -411,6 +412,18 @@ def _check_weights_on_disk(out: Path) -> None:
             f"{out} lacks {', '.join(missing)}, which its epochs wrote: they were deleted or "
             "moved since. Restore them, or train into a new --out"
         )
+
+
+def _refuse_user_files_in_weights(accelerator: Any, net: Any, out: Path) -> None:
+    """Before the first step: every save replaces last/ and best/ whole, so a file there that
+    a save does not write (a user's notes, an evaluation) is refused now, not an epoch later
+    when last/ already holds this run's weights. Every rank checks, so all refuse together."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        accelerator.unwrap_model(net).save_pretrained(folder)
+        for name in ("last", "best"):
+            refuse_dropping(out / name, Path(folder))
 
 
 def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> None:

@@ -221,7 +221,11 @@ def build_objective(
 
 def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> RewardObjective:
     """The collection pipeline and sampler named by the dataset's manifest, frozen."""
-    from golden_noise.adapters.loading import pipeline_from_spec
+    from golden_noise.adapters.loading import (
+        PIPELINE_DIGEST,
+        local_pipeline_record,
+        pipeline_from_spec,
+    )
     from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
 
     manifest = train_set.manifest
@@ -236,6 +240,13 @@ def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> Rewar
         )
     reward = load_reward(config.reward)
     pipe = pipeline_from_spec(manifest.model, device=device)
+    digest = recorded.get(PIPELINE_DIGEST)
+    if local_pipeline_record(manifest.model, pipe).get(PIPELINE_DIGEST, digest) != digest:
+        raise GoldenNoiseError(
+            f"the pipeline folder {manifest.model} no longer holds the weights {train_set.root} "
+            "was collected with (its pipeline_sha256 differs); the reward objective would "
+            "train through another model. Restore that folder, or collect again"
+        )
     for module in pipe.components.values():
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False)

@@ -1,19 +1,24 @@
-r"""The toy world's default NPNet: a prompt-offset net distilled from per-prompt offsets.
+r"""The toy world's default NPNet: a prompt-offset net distilled from composed offsets.
 
 Every train prompt's offset was fitted on the toy reward model (`collect --teacher
-prompt-offset`, committed in the repository's `data/toy-prompt-offsets/`) and one
-prompt-offset net (noise + an offset read from the prompt, rescaled to the noise's norm, so
-its gain is no temperature change; a 4-layer decoder of width 128) was regressed onto all
-1,188 of them. It was chosen on the validation split among the prompt-offset nets of
-`docs/prompt-offsets.md`. Reproduce it from the repository root (bit for bit on the CPU that
-made it; another CPU's float kernels round differently), then copy `npnet-toy/last` to
-`weights/npnet/`:
+prompt-offset`, committed in `data/toy-prompt-offsets/`); the composed-offset teacher averaged
+them into object-and-role parts and gave each of the 1,188 train prompts the sum of its parts
+(`data/toy-composed-offsets/`), so that prompts sharing an object share its offset; one
+prompt-offset net (noise + an offset read from the prompt, rescaled to the noise's norm, so its
+gain is no temperature change; a 4-layer decoder of width 128) was regressed onto those. It
+was chosen on the validation split by the rule of `docs/prompt-offsets.md` (variety >= 0.95x,
+then the most correct images with soft beyond a random move). Reproduce it from the repository
+root (bit for bit on the CPU that made it; another CPU's float kernels round differently), then
+copy `npnet-toy/last` to `weights/npnet/`:
 
-    golden-noise train data/toy-prompt-offsets --out npnet-toy --unfiltered \
+    golden-noise collect -p toy:train:all --teacher composed-offset \
+        --offset-source data/toy-prompt-offsets --offset-ridge 1 --steps 10 --guidance 2 \
+        --margin -1 --out data/toy-composed-offsets
+    golden-noise train data/toy-composed-offsets --out npnet-toy --unfiltered \
         --backbone-kwargs '{"width": 128, "layers": 4, "heads": 4}' \
-        --batch-size 32 --lr 1e-3 --weight-decay 0 --epochs 60 --log-with none
+        --batch-size 32 --lr 2e-3 --weight-decay 0 --epochs 150 --log-with none
 
-(`golden-noise collect` with the command in `docs/prompt-offsets.md` refits the offsets;
+(`golden-noise collect` with the command in `docs/prompt-offsets.md` refits the source offsets;
 it resumes wherever it stopped.)
 """
 

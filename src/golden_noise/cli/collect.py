@@ -142,7 +142,8 @@ def collect(
     offset_ridge: Annotated[
         float | None,
         typer.Option(
-            help="Composed-offset: ridge of the table's least squares (larger: smaller offsets)."
+            help="Composed-offset: ridge of the table's least squares (default 1; larger: "
+            "smaller offsets)."
         ),
     ] = None,
     height: int | None = None,

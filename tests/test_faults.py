@@ -914,7 +914,7 @@ def test_a_second_train_into_a_running_ones_folder_is_refused(tmp_path: Path) ->
         with pytest.raises(GoldenNoiseError, match=r"another process \(pid \d+\) is already t"):
             train(_train_config(data, run))
     finally:
-        os.close(running)
+        running.release()
     assert _snapshot(run) == before
 
 

@@ -6,14 +6,34 @@ from __future__ import annotations
 
 import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from golden_noise.core.errors import GoldenNoiseError
 
 
-def hold_lock(path: Path, busy: str) -> int:
-    """Lock the file `path` (created if missing) and write our pid into it; the handle to
-    `os.close` when done. `busy` completes "another process (pid N) ..." for the refusal."""
+@dataclass
+class FileLock:
+    """A held lock file; `release` lets the next process in."""
+
+    path: Path
+    handle: int | None
+    created: bool  # the file did not exist before this lock
+
+    def release(self, refused: bool = False) -> None:
+        """Close the lock (again: a no-op). A `refused` run also removes the lock file it
+        created, leaving the folder as it found it."""
+        if self.handle is not None:
+            os.close(self.handle)
+            self.handle = None
+        if refused and self.created:
+            self.path.unlink(missing_ok=True)
+
+
+def hold_lock(path: Path, busy: str) -> FileLock:
+    """Lock the file `path` (created if missing) and write our pid into it. `busy` completes
+    "another process (pid N) ..." for the refusal."""
+    created = not path.exists()
     try:
         handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -26,4 +46,4 @@ def hold_lock(path: Path, busy: str) -> int:
         raise GoldenNoiseError(f"another process (pid {holder}) {busy}") from None
     os.ftruncate(handle, 0)
     os.pwrite(handle, str(os.getpid()).encode(), 0)
-    return handle
+    return FileLock(path, handle, created)

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from golden_noise.core.atomic import TEMP_PREFIX, publish, remove_temp_files, temp_path_for
 from golden_noise.core.errors import GoldenNoiseError, first_few
-from golden_noise.core.locks import hold_lock
+from golden_noise.core.locks import FileLock, hold_lock
 from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
@@ -130,7 +130,7 @@ def _prepare_root(root: Path) -> None:
             raise GoldenNoiseError(f"dataset directory {directory} is not writable")
 
 
-def _claim_rank(path: Path, root: Path, rank: int) -> int:
+def _claim_rank(path: Path, root: Path, rank: int) -> FileLock:
     """Hold the lock file `path` while writing `root` as `rank`: a second process that would
     write the same rank (two collects on one folder without accelerate) is refused instead of
     doing all the work again and writing every row twice."""
@@ -170,15 +170,11 @@ class DatasetWriter:
         _check_new_root(self.root)
         _check_prompt_record(self.root)
         _prepare_root(self.root)
-        lock = self.root / f".writer-r{rank:05d}.lock"
-        had_lock = lock.exists()
-        self._lock: int | None = _claim_rank(lock, self.root, rank)
+        self._lock = _claim_rank(self.root / f".writer-r{rank:05d}.lock", self.root, rank)
         try:
             self.manifest = self._agree(manifest)
         except GoldenNoiseError:  # refused: the folder is left as it was found
-            self._release()
-            if not had_lock:
-                lock.unlink(missing_ok=True)
+            self._lock.release(refused=True)
             raise
         if prompts is not None:
             write_prompts(self.root, prompts)
@@ -352,12 +348,7 @@ class DatasetWriter:
         try:
             self.flush()
         finally:
-            self._release()
-
-    def _release(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+            self._lock.release()
 
     def _agree(self, manifest: DatasetManifest) -> DatasetManifest:
         """The directory's manifest if it agrees with `manifest` (written if there is none),

@@ -20,7 +20,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,26 +108,25 @@ def _run_lock(out: Path, rank: int) -> Iterator[None]:
     """Each rank holds `out/.train-r<rank>.lock` for the whole run: a second train on the same
     --out is refused before it reads or writes anything there. A refused run removes the lock
     file (and the folder) it created, leaving `out` as it found it."""
-    existed, lock = out.exists(), out / f".train-r{rank:05d}.lock"
-    had_lock = lock.exists()
+    existed = out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GoldenNoiseError(f"expected --out to be a folder to train into; {exc}") from exc
-    handle = hold_lock(
-        lock, f"is already training into {out}; wait for it to finish, or train into a new --out"
+    lock = hold_lock(
+        out / f".train-r{rank:05d}.lock",
+        f"is already training into {out}; wait for it to finish, or train into a new --out",
     )
     try:
         yield
     except GoldenNoiseError:
-        if not had_lock:
-            lock.unlink(missing_ok=True)
+        lock.release(refused=True)
         if not existed:
             with contextlib.suppress(OSError):  # only while empty: nothing of a run is lost
                 out.rmdir()
         raise
     finally:
-        os.close(handle)
+        lock.release()
 
 
 def _train(config: TrainConfig, accelerator: Any) -> TrainResult:
@@ -318,8 +316,6 @@ def _resume(
     out = config.out
     resume_from = latest_checkpoint(out)
     main = accelerator.is_main_process
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
     claim_run_folder(out, record, resuming=resume_from is not None, write=main)
     if main:  # only once the run is this one: a refused resume leaves its folder as it was
         for name in ("last", "best"):
@@ -420,10 +416,13 @@ def _refuse_user_files_in_weights(accelerator: Any, net: Any, out: Path) -> None
     when last/ already holds this run's weights. Every rank checks, so all refuse together."""
     import tempfile
 
+    kept = [out / name for name in ("last", "best") if (out / name).is_dir()]
+    if not kept:  # a fresh run: no save to rehearse
+        return
     with tempfile.TemporaryDirectory() as folder:
         accelerator.unwrap_model(net).save_pretrained(folder)
-        for name in ("last", "best"):
-            refuse_dropping(out / name, Path(folder))
+        for target in kept:
+            refuse_dropping(target, Path(folder))
 
 
 def _save_weights(accelerator: Any, net: Any, out: Path, names: list[str]) -> None:

@@ -97,8 +97,8 @@ from golden_noise.toy.grammar import parse, prompts_of, sample_prompts
 from golden_noise.toy.offset_parts import (
     OBJECTS,
     ROLES,
+    OffsetParts,
     fit_offset_parts,
-    object_roles,
     offsets_of_rows,
 )
 from golden_noise.toy.reward_model import load_reward_model, spec_vector
@@ -575,11 +575,11 @@ def shared_offset(args: argparse.Namespace) -> None:
 def shared_offsets(saved: dict, cond: torch.Tensor, texts: list[str]) -> torch.Tensor:
     """`b + W e(p) + sum of T[object, slot]` per prompt (e: the flattened per-token
     embeddings), as `[B, 4, 8, 8]`; files without `T` (no table) read it as zero."""
-    offsets = saved["b"] + cond.flatten(1) @ saved["W"]
-    if "T" in saved:
-        per_prompt = [sum(saved["T"][o, r] for o, r in object_roles(t)) for t in texts]
-        offsets = offsets + torch.stack(per_prompt)
-    return offsets.view(-1, 4, 8, 8)
+    offsets = (saved["b"] + cond.flatten(1) @ saved["W"]).view(-1, 4, 8, 8)
+    if "T" in saved:  # the parts alone: `b` is already in
+        table = saved["T"].view(len(OBJECTS), len(ROLES), 4, 8, 8)
+        offsets = offsets + OffsetParts(torch.zeros(4, 8, 8), table).offsets(texts)
+    return offsets
 
 
 def compose_offsets(args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py shared-offset OUT --linear --lr-w 5e-5 --save-at 20
     python benchmarks/learned_gain.py evaluate NET NAME --split validation --per-type 32
     python benchmarks/learned_gain.py evaluate NET NAME --split heldout --n 1024
+    python benchmarks/learned_gain.py evaluate NET NAME --per-type 256 --against SHIPPED_NET
 
 `train-mse` regresses the teacher's targets (`target_scale` 1: the stored x_T') with AdamW and
 keeps the last epoch; it prints validation MSE beside the identity and mean-residual baselines.
@@ -78,6 +79,7 @@ import copy
 import itertools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -729,19 +731,26 @@ def load_net(path: Path, toy: Toy):
     return lambda x, cond, uncond, texts: npnet(x, cond)
 
 
+def golden_latents(
+    net: Callable[..., torch.Tensor], x: torch.Tensor, prompts: list[str], toy: Toy
+) -> torch.Tensor:
+    """A `load_net` net's latents for noises `x`, in batches of 256."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                net(x[i : i + 256], *toy.embed(prompts[i : i + 256]), prompts[i : i + 256])
+                for i in range(0, len(x), 256)
+            ]
+        )
+
+
 def evaluate(args: argparse.Namespace) -> None:
     toy = Toy()
     net = load_net(args.net, toy)
     chosen = samples(args.split, args.per_type, args.n)
     prompts, kinds = [p for p, _, _ in chosen], np.array([k for *_, k in chosen])
     x = seed_noise([s for _, s, _ in chosen])
-    with torch.no_grad():
-        golden = torch.cat(
-            [
-                net(x[i : i + 256], *toy.embed(prompts[i : i + 256]), prompts[i : i + 256])
-                for i in range(0, len(x), 256)
-            ]
-        )
+    golden = golden_latents(net, x, prompts, toy)
     ratio = golden.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
     images = {
         "standard": toy.render(x, prompts),
@@ -749,6 +758,9 @@ def evaluate(args: argparse.Namespace) -> None:
         "norm-matched": toy.render(x * ratio[:, None, None, None], prompts),
         "random move": toy.render(random_move(x, golden), prompts),
     }
+    if args.against:  # another net on the same samples: the paired comparison that ranks nets
+        other = load_net(args.against, toy)
+        images["against"] = toy.render(golden_latents(other, x, prompts, toy), prompts)
     arms = {arm: soft_and_correct(drawn, prompts) for arm, drawn in images.items()}
     print(f"{args.name} on {args.split} ({len(chosen)} samples; paired bootstrap 95% interval, "
           "Wilcoxon p, ties dropped): golden/standard norm ratio "
@@ -759,6 +771,7 @@ def evaluate(args: argparse.Namespace) -> None:
             ("norm-matched", "standard"),
             ("random move", "standard"),
             ("golden", "norm-matched"),
+            *([("golden", "against")] if args.against else []),
         ):
             stats = paired_stats(arms[b][m], arms[a][m])
             diff = arms[a][m] - arms[b][m]
@@ -900,6 +913,7 @@ def main() -> None:
     p.add_argument("--split", choices=("validation", "heldout"), default="validation")
     p.add_argument("--per-type", type=int, default=32)
     p.add_argument("--n", type=int, default=1024)
+    p.add_argument("--against", type=Path, help="also this net, paired: golden - against")
     args = parser.parse_args()
     commands = {
         "train-mse": train_mse,

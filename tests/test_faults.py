@@ -899,6 +899,30 @@ def test_a_resume_on_other_weights_under_the_same_pipeline_folder_is_refused(
     assert _snapshot(out) == before
 
 
+def test_reward_training_on_a_dataset_whose_pipeline_folder_changed_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The reward objective trains through the pipeline the dataset names: after that
+    folder's weights changed it would train through another model."""
+    from cli_outcome import assert_refused, run_cli
+
+    from golden_noise.toy.grammar import COLOURS, SHAPES
+
+    folder = _pipeline_folder(tmp_path / "pipe", nudged=False)
+    prompts = tmp_path / "p.txt"  # enough prompts for train's validation split
+    prompts.write_text("".join(f"a {c} {s}\n" for c in COLOURS for s in SHAPES))
+    data = tmp_path / "npd"
+    args = ["--pipeline", folder, "-p", prompts, "--out", data, "--steps", "2", "--margin", "-1"]
+    code, output = run_cli("collect", *args)
+    assert code == 0, output
+    _pipeline_folder(folder, nudged=True)
+    code, output = run_cli(
+        "train", data, "--out", tmp_path / "run", "--objective", "reward", "--unfiltered",
+        "--epochs", "1", "--batch-size", "1", "--reward-steps", "2", "--log-with", "none",
+    )  # fmt: skip
+    assert_refused(code, output, "pipeline_sha256 differs")
+
+
 def test_a_second_train_into_a_running_ones_folder_is_refused(tmp_path: Path) -> None:
     """Before: two trains on one --out both ran, pruning and overwriting each other's
     checkpoints until accelerate crashed with a traceback."""

@@ -213,10 +213,9 @@ def collect(
             raise GoldenNoiseError(
                 "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
             )
-        teacher_options = {
-            "source": offset_source,
-            "ridge": 1.0 if offset_ridge is None else offset_ridge,
-        }
+        teacher_options = {"source": offset_source}
+        if offset_ridge is not None:  # else the teacher's default
+            teacher_options["ridge"] = offset_ridge
     else:
         teacher_options = {"candidates": candidates, "angle": angle}
     for given, flag in ((offset_source, "--offset-source"), (offset_ridge, "--offset-ridge")):

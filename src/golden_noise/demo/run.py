@@ -166,13 +166,13 @@ def publish_npnet(source: Path, target: Path) -> None:
             name for name, digest in trained.items()
             if published.get(name, digest) != digest
         )  # fmt: skip
-        if not changed and trained.keys() <= published.keys():
-            return
         if changed:
             raise GoldenNoiseError(
                 f"{source} holds {first_few(changed, 4)} other than the net published in "
                 f"{target}, which the demo evaluated; restore them, or run the demo into a new "
                 "--out"
             )
+        if trained.keys() <= published.keys():
+            return
     with atomic_directory(target) as folder:
         shutil.copytree(source, folder, dirs_exist_ok=True)

@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -414,8 +415,6 @@ def _refuse_user_files_in_weights(accelerator: Any, net: Any, out: Path) -> None
     """Before the first step: every save replaces last/ and best/ whole, so a file there that
     a save does not write (a user's notes, an evaluation) is refused now, not an epoch later
     when last/ already holds this run's weights. Every rank checks, so all refuse together."""
-    import tempfile
-
     kept = [out / name for name in ("last", "best") if (out / name).is_dir()]
     if not kept:  # a fresh run: no save to rehearse
         return

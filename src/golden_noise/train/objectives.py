@@ -221,11 +221,7 @@ def build_objective(
 
 def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> RewardObjective:
     """The collection pipeline and sampler named by the dataset's manifest, frozen."""
-    from golden_noise.adapters.loading import (
-        PIPELINE_DIGEST,
-        local_pipeline_record,
-        pipeline_from_spec,
-    )
+    from golden_noise.adapters.loading import PIPELINE_DIGEST, pipeline_from_spec, pipeline_sha256
     from golden_noise.teachers.sampler import CollectionSampler, SamplerSettings
 
     manifest = train_set.manifest
@@ -240,8 +236,8 @@ def _reward_objective(config: TrainConfig, train_set: Any, device: Any) -> Rewar
         )
     reward = load_reward(config.reward)
     pipe = pipeline_from_spec(manifest.model, device=device)
-    digest = recorded.get(PIPELINE_DIGEST)
-    if local_pipeline_record(manifest.model, pipe).get(PIPELINE_DIGEST, digest) != digest:
+    digest = recorded.get(PIPELINE_DIGEST)  # recorded for a local folder only
+    if digest is not None and pipeline_sha256(pipe) != digest:
         raise GoldenNoiseError(
             f"the pipeline folder {manifest.model} no longer holds the weights {train_set.root} "
             "was collected with (its pipeline_sha256 differs); the reward objective would "

@@ -119,9 +119,10 @@ def test_demo_tables_fit_a_log_line(capsys):
                "kept_share": 0.4567, "model_calls_per_row": 123}  # fmt: skip
     summary = {
         "teacher_choice": {"chosen": "local-search", "redenoise": teacher, "local-search": teacher},
-        "collected": {"rows": 512, "kept_share": 0.52},
+        "fitted": {"rows": 1188, "mean_gain": 0.061234},
+        "collected": {"rows": 1188, "mean_gain": 0.043456},
         "trained": {
-            "train_rows": 210,
+            "train_rows": 1069,
             "val_loss": 0.123456,
             "val_identity": 0.234567,
             "best_epoch": 17,
@@ -132,7 +133,7 @@ def test_demo_tables_fit_a_log_line(capsys):
     stdout_console().print(*summary_tables(summary))
     text = capsys.readouterr().out
     assert "\u2026" not in text and "choose teacher (validation)" in text and "301.8" in text
-    assert "0.6346" in text and "0.2346" in text
+    assert "0.6346" in text and "0.2346" in text and "+0.0612" in text and "+0.0435" in text
 
 
 def test_evaluate_json_prints_only_the_statistics(tmp_path):

@@ -1,8 +1,9 @@
 """The demo orchestration and study on a tiny toy-architecture pipeline (random weights).
 
 Whether golden noise *helps* is measured on the trained toy by `golden-noise demo` itself;
-here we check the plumbing: stages, seed and split separation, the teacher choice, batched
-arms equal to one-image arms, resuming without regenerating, the study's arms and nets.
+here we check the plumbing: stages, seed and split separation, the teacher choice, the offset
+recipe's data and net, batched arms equal to one-image arms, resuming without regenerating,
+the study's arms and nets.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ from typer.testing import CliRunner
 
 from golden_noise.cli import app
 from golden_noise.core.errors import GoldenNoiseError
-from golden_noise.dataset import DatasetManifest, RowTable
+from golden_noise.dataset import DatasetManifest, NoisePromptDataset, RowTable
 from golden_noise.demo import DemoConfig, run_demo, run_study
 from golden_noise.demo.config import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from golden_noise.demo.stages import heldout_samples
@@ -29,7 +32,7 @@ from golden_noise.evaluation.evaluate import MADE_FOR_KEY, NORM_RATIO_KEY
 from golden_noise.generation.generate import GoldenNoise
 from golden_noise.npnet import NPNet, NPNetConfig
 from golden_noise.toy import components
-from golden_noise.toy.grammar import split_of
+from golden_noise.toy.grammar import prompt_type, split_of
 from golden_noise.toy.tokenizer import build_tokenizer
 
 TINY = DemoConfig(
@@ -58,6 +61,13 @@ TINY = DemoConfig(
         "svd_mlp_hidden": 16,
         "svd_heads": 2,
     },
+    fit_prompts=4,
+    composed_prompts=12,
+    offset_fit={"iters": 1, "fit_steps": 1, "lr": 0.15, "noises": 2},
+    offset_net={"width": 16, "layers": 1, "heads": 2},
+    net_epochs=1,
+    net_batch_size=4,
+    recipe_steps=1,
 )
 
 
@@ -87,12 +97,13 @@ def demo_run(tmp_path_factory):
 
 def test_demo_writes_every_stage_and_the_report(demo_run):
     out, _, summary = demo_run
-    assert set(summary["seconds"]) == {
+    assert list(summary["seconds"]) == [
         "choose teacher (validation)",
-        "collect",
+        "fit offsets",
+        "compose offsets",
         "train",
         "evaluate (held-out)",
-    }
+    ]
     for name in ("report.html", "metrics.json", "grid.png"):
         assert (out / "report" / name).is_file(), name
     assert (
@@ -101,16 +112,53 @@ def test_demo_writes_every_stage_and_the_report(demo_run):
     )
     net = NPNet.from_pretrained(out / "npnet")
     assert (net.config.height, net.config.width, net.config.text_dim) == (8, 8, 8)
+    assert net.config.residual_kind == "prompt-offset" and net.config.keep_norm
+    assert net.config.backbone_kwargs == TINY.offset_net
     stats = summary["evaluation"]
     assert stats["n_samples"] == TINY.eval_samples
-    arms = {"standard", "golden", "norm-matched", "random move", "teacher"}
-    assert set(stats["overall"]["toy-soft"]["means"]) == arms
-    # golden is also compared with the norm-matched control itself, pair by pair
-    assert set(stats["overall"]["toy-soft"]["vs_norm-matched"]) == arms - {"norm-matched"}
+    # the recipe's net keeps the noise's norm: its norm-matched arm would be standard itself
+    assert set(stats["overall"]["toy-soft"]["means"]) == {
+        "standard", "golden", "random move", "teacher"
+    }  # fmt: skip
+    assert "vs_norm-matched" not in stats["overall"]["toy-soft"]
     ratios = stats["norm_ratio"]
     assert len(ratios["golden"]) == TINY.eval_samples
-    # The control is rescaled to the golden norm in float32: equal to ~1e-7 relative.
-    assert ratios["norm-matched"] == pytest.approx(ratios["golden"], rel=1e-5)
+    # golden is rescaled to the noise's norm in float32: 1 to ~1e-7 relative
+    assert ratios["golden"] == pytest.approx([1.0] * TINY.eval_samples, rel=1e-5)
+
+
+def _row_prompts(folder) -> list[str]:
+    """Each row's prompt text, in the rows' prompt-index order."""
+    manifest = DatasetManifest.load(folder)
+    records = NoisePromptDataset(folder, manifest=manifest).prompts().values()
+    texts = {record.index: record.text for record in records}
+    indices = RowTable.load(folder, manifest).columns["prompt_index"]
+    return [texts[int(i)] for i in sorted(indices)]
+
+
+def test_the_offset_recipe_fits_composes_and_trains_on_train_prompts(demo_run):
+    """Fits of the first `fit_prompts` train prompts (types in turn), composed for the first
+    `composed_prompts`, the net trained on those rows, its last epoch published."""
+    from golden_noise.toy.grammar import every_prompt
+
+    out, _, summary = demo_run
+    order = every_prompt("train", TINY.prompt_seed)
+    fitted = DatasetManifest.load(out / "offsets")
+    assert fitted.teacher == "prompt-offset"
+    assert {k: fitted.teacher_options[k] for k in TINY.offset_fit} == TINY.offset_fit
+    assert _row_prompts(out / "offsets") == order[: TINY.fit_prompts]
+    composed = DatasetManifest.load(out / "npd")
+    assert composed.teacher == "composed-offset"
+    assert composed.teacher_options["source_prompts"] == TINY.fit_prompts
+    assert composed.teacher_options["ridge"] == TINY.offset_ridge
+    assert fitted.sampler["steps"] == composed.sampler["steps"] == TINY.recipe_steps
+    assert _row_prompts(out / "npd") == order[: TINY.composed_prompts]
+    assert summary["collected"]["rows"] == TINY.composed_prompts
+    assert summary["fitted"]["rows"] == summary["collected"]["fitted_prompts"] == TINY.fit_prompts
+    history = (out / "train" / "metrics.jsonl").read_text().splitlines()
+    assert len(history) == TINY.net_epochs
+    published = (out / "npnet" / "model.safetensors").read_bytes()
+    assert published == (out / "train" / "last" / "model.safetensors").read_bytes()
 
 
 def test_teacher_choice_is_the_best_validation_target(demo_run):
@@ -124,14 +172,16 @@ def test_teacher_choice_is_the_best_validation_target(demo_run):
         assert choice[name]["mean_soft_target"] == pytest.approx(
             float(np.mean(table.columns["score_target"]))
         )
-    manifest = DatasetManifest.load(out / "npd")
-    assert manifest.teacher == choice["chosen"] and manifest.margin == TINY.margin
 
 
 def test_stages_use_disjoint_prompts_and_seeds(demo_run):
     out, _, _ = demo_run
-    train = RowTable.load(out / "npd", DatasetManifest.load(out / "npd"))
-    train_seeds = set(train.columns["seed"].tolist())
+    train_seeds = set()
+    for stage in ("offsets", "npd"):
+        rows = RowTable.load(out / stage, DatasetManifest.load(out / stage))
+        train_seeds |= set(rows.columns["seed"].tolist())
+        prompts = _row_prompts(out / stage)
+        assert all(split_of(p) == "train" or prompt_type(p) == "single" for p in prompts)
     name = TINY.teachers[0][0]
     validation = RowTable.load(out / "validation" / name,
                                DatasetManifest.load(out / "validation" / name))  # fmt: skip
@@ -171,7 +221,7 @@ def test_evaluation_in_two_processes_matches_the_in_process_one(demo_run, tmp_pa
     # read back from metrics.json, strict JSON: a statistic that does not exist is null there
     assert stats == json.loads(json.dumps(finite_or_null(summary["evaluation"])))
     images = sorted((out / "report" / "images").glob("*.png"))
-    assert len(images) == TINY.eval_samples * 5  # standard, golden, 2 controls, teacher
+    assert len(images) == TINY.eval_samples * 4  # standard, golden, random move, teacher
     for image in images:  # their text differs: the settings' digest names each run's pipe
         with Image.open(image) as ours, Image.open(copy / "report" / "images" / image.name) as two:
             assert np.array_equal(np.asarray(ours), np.asarray(two)), image.name
@@ -248,6 +298,41 @@ def test_cli_refuses_a_missing_pipeline(tmp_path):
     assert "model_index.json" in result.output
 
 
+def test_the_cli_refuses_quick_and_full_scale_together(tmp_path):
+    result = CliRunner().invoke(
+        app, ["demo", "--quick", "--full-scale", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1 and "--quick and --full-scale" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_full_scale_preset_is_the_recipe_of_the_shipped_net():
+    """`demo --full-scale` remakes the shipped toy NPNet: the committed fits and composed rows
+    were made with its fit, table, prompts and sampler, and the shipped net has its size."""
+    from golden_noise.demo import FULL_SCALE
+    from golden_noise.demo.offset_recipe import recipe_prompts
+    from golden_noise.teachers import get_teacher
+    from golden_noise.toy.npnet import NPNET_DIR
+
+    data = Path(__file__).parents[1] / "data"
+    fitted = DatasetManifest.load(data / "toy-prompt-offsets")
+    composed = DatasetManifest.load(data / "toy-composed-offsets")
+    every = recipe_prompts(FULL_SCALE, FULL_SCALE.composed_prompts)
+    assert fitted.teacher == "prompt-offset" and composed.teacher == "composed-offset"
+    teacher = get_teacher("prompt-offset", **FULL_SCALE.offset_fit)
+    assert teacher.options() == fitted.teacher_options
+    assert composed.teacher_options["ridge"] == FULL_SCALE.offset_ridge
+    assert composed.teacher_options["source_prompts"] == len(every)
+    assert _row_prompts(data / "toy-prompt-offsets") == every
+    assert _row_prompts(data / "toy-composed-offsets") == every
+    for manifest in (fitted, composed):
+        sampler = manifest.sampler
+        recipe = (FULL_SCALE.recipe_steps, FULL_SCALE.guidance)
+        assert (sampler["steps"], sampler["guidance"]) == recipe
+    shipped = json.loads((NPNET_DIR / "config.json").read_text())
+    assert shipped["backbone_kwargs"] == FULL_SCALE.offset_net and shipped["keep_norm"]
+
+
 def test_presets_keep_the_promised_sizes():
     from golden_noise.demo import FULL, QUICK
 
@@ -255,15 +340,23 @@ def test_presets_keep_the_promised_sizes():
     assert QUICK.margin == FULL.margin  # CI runs the real filter, only smaller
 
 
+def _net_keeping_norm(keep_norm: bool) -> SimpleNamespace:
+    return SimpleNamespace(npnet=SimpleNamespace(config=SimpleNamespace(keep_norm=keep_norm)))
+
+
 def test_demo_arms_add_the_shipped_npnet_beside_the_runs_own():
     """The demo evaluates the shipped toy NPNet, and a random move of its size, on the same
-    held-out samples when it is given (the default pipeline), and only then."""
+    held-out samples when it is given (the default pipeline), and only then; the norm-matched
+    control only for a net that changes the noise's norm."""
     from golden_noise.demo.stages import demo_arms
 
     config = DemoConfig(name="t", validation_rows=1, collect_rows=1, eval_samples=1, epochs=1)
-    without = demo_arms(None, object(), None, config)
+    changes_norm = _net_keeping_norm(False)
+    without = demo_arms(None, changes_norm, None, config)
     assert list(without) == ["standard", "golden", "norm-matched", "random move"]
-    with_shipped = demo_arms(None, object(), None, config, shipped=object())
+    with_shipped = demo_arms(None, changes_norm, None, config, shipped=object())
     assert list(with_shipped) == [
         "standard", "golden", "norm-matched", "random move", "shipped", "shipped random move"
     ]  # fmt: skip
+    keeps_norm = demo_arms(None, _net_keeping_norm(True), None, config)
+    assert list(keeps_norm) == ["standard", "golden", "random move"]

@@ -102,11 +102,11 @@ def test_stage_outputs_without_a_readable_record_are_refused(demo_run, run_copy,
 
 
 def test_one_stage_output_without_a_record_is_refused(demo_run, tmp_path):
-    """A run killed during collection leaves only `npd/`; nothing shows what collected it."""
+    """A run killed while fitting offsets leaves only `offsets/`; nothing shows what made it."""
     out, pipe, _ = demo_run
-    shutil.copytree(out / "npd", tmp_path / "run" / "npd")
+    shutil.copytree(out / "offsets", tmp_path / "run" / "offsets")
     before = folder_sha256s(tmp_path / "run")
-    with pytest.raises(GoldenNoiseError, match=r"holds demo outputs \(npd\) but no"):
+    with pytest.raises(GoldenNoiseError, match=r"holds demo outputs \(offsets\) but no"):
         run_demo(tmp_path / "run", TINY, pipe=pipe, progress=False)
     assert folder_sha256s(tmp_path / "run") == before
 
@@ -127,7 +127,7 @@ def test_the_pipeline_digest_survives_a_save_and_a_reload(tmp_path):
 
 def test_a_rerun_keeps_the_published_net_and_refuses_other_weights(demo_run, run_copy):
     """Before: every re-run replaced npnet/ whole (a user's notes there deleted), and weights
-    changed under train/best/ were published as the demo's net while the report still
+    changed under train/last/ were published as the demo's net while the report still
     described the net it had measured."""
     out, pipe, summary = demo_run
     notes = out / "npnet" / "notes.txt"
@@ -138,7 +138,7 @@ def test_a_rerun_keeps_the_published_net_and_refuses_other_weights(demo_run, run
         assert again["evaluation"]["overall"] == summary["evaluation"]["overall"]
     finally:
         notes.unlink()
-    weights = run_copy / "train" / "best" / "model.safetensors"
+    weights = run_copy / "train" / "last" / "model.safetensors"
     raw = bytearray(weights.read_bytes())
     raw[-40] ^= 0x10
     weights.write_bytes(bytes(raw))

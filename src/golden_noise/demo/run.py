@@ -1,10 +1,10 @@
 """`golden-noise demo`: the whole method offline on the toy world, timed stage by stage.
 
-choose teacher (validation split) -> collect pairs (train split) -> train NPNet -> evaluate
-standard vs golden vs the norm-matched control vs the teacher's own target on held-out
-prompts and unseen seeds. The output folder holds each stage's data, the trained net under
-`npnet/`, the evaluation report under `report/` and `summary.json` (choices, their
-validation numbers, timings, results).
+choose teacher (validation split) -> fit offsets -> compose them -> train the NPNet (train
+split; `demo.offset_recipe`) -> evaluate standard vs golden vs its controls vs the teacher's
+own target (and the shipped NPNet) on held-out prompts and unseen seeds. The output folder
+holds each stage's data, the trained net under `npnet/`, the evaluation report under
+`report/` and `summary.json` (choices, their validation numbers, timings, results).
 """
 
 from __future__ import annotations
@@ -21,20 +21,16 @@ from golden_noise.core.errors import GoldenNoiseError, first_few
 from golden_noise.core.file_digests import folder_sha256s
 from golden_noise.core.settings_record import changed_settings
 from golden_noise.demo.config import CONFIG_NAME, PIPELINE_KEY, DemoConfig
-from golden_noise.demo.stages import (
-    build_teacher,
-    choose_teacher,
-    collect_training_pairs,
-    evaluate_stage,
-    train_npnet,
-)
+from golden_noise.demo.offset_recipe import compose_offsets, fit_offsets, train_offset_net
+from golden_noise.demo.stages import choose_teacher, evaluate_stage
 
 if TYPE_CHECKING:  # imported where used: the worker runs as `python -m ...processes`
     from golden_noise.demo.processes import EvaluationProcesses
 
 SUMMARY = "summary.json"
 # What the demo and its study write beside demo_config.json; any of them makes a folder a run.
-STAGE_OUTPUTS = ("validation", "npd", "train", "npnet", "report", "study", SUMMARY, "study.json")
+STAGE_OUTPUTS = ("validation", "offsets", "npd", "train", "npnet", "report", "study", SUMMARY,
+                 "study.json")  # fmt: skip
 
 
 class StageClock:
@@ -86,13 +82,13 @@ def run_demo(
 
     with clock.stage("choose teacher (validation)", say):
         chosen, choice = choose_teacher(pipe, config, out / "validation", progress)
-    options = dict(config.teachers)[chosen]
-    teacher = build_teacher(chosen, options, config)
-    with clock.stage("collect", say):
-        collected = collect_training_pairs(pipe, config, teacher, out / "npd", progress)
+    with clock.stage("fit offsets", say):
+        fitted = fit_offsets(pipe, config, out / "offsets", progress)
+    with clock.stage("compose offsets", say):
+        collected = compose_offsets(pipe, config, out / "offsets", out / "npd", progress)
     with clock.stage("train", say):
-        trained = train_npnet(config, out / "npd", out / "train", progress)
-    publish_npnet(out / "train" / "best", out / "npnet")
+        trained = train_offset_net(config, out / "npd", out / "train", progress)
+    publish_npnet(out / "train" / "last", out / "npnet")
     with clock.stage("evaluate (held-out)", say):
         if processes is None:
             stats = evaluate_stage(out, config, pipe, chosen, shipped, progress)
@@ -103,6 +99,7 @@ def run_demo(
     summary = {
         "config": config.to_dict(),
         "teacher_choice": choice,
+        "fitted": fitted,
         "collected": collected,
         "trained": trained,
         "seconds": clock.seconds,

@@ -1,5 +1,8 @@
 """The demo's stages on the toy pipeline: choose a teacher, collect, train, evaluate.
 
+The demo's own NPNet is made by `demo.offset_recipe`; the paper's route (a teacher's pairs,
+the residual NPNet) is trained here for the study.
+
 Each stage writes into its own folder under the run's output and is resumable through the
 layer it calls (collect fills in missing rows, train resumes from its checkpoint, evaluate
 generates only missing images), so a killed demo re-run continues where it stopped.
@@ -52,18 +55,23 @@ def collect_rows(
     out: Path,
     seed_offset: int,
     progress: bool,
+    margin: float | None = None,
+    batch_size: int | None = None,
+    sampler: SamplerSettings | None = None,
 ) -> RowTable:
-    """Collect (or finish collecting) one pair per prompt with `teacher` into `out`."""
+    """Collect (or finish collecting) one pair per prompt with `teacher` into `out`; `margin`,
+    `batch_size` (rows per teacher call) and `sampler` default to the config's filter,
+    generation batch and sampler."""
     collect(
         pipe,
         prompts,
         out,
         toy_scorers()[0],
         teacher=teacher,
-        sampler=sampler_settings(config),
+        sampler=sampler or sampler_settings(config),
         seeds=SeedPlan(per_prompt=1, offset=seed_offset),
-        margin=config.margin,
-        batch_size=config.generation_batch_size,
+        margin=config.margin if margin is None else margin,
+        batch_size=batch_size or config.generation_batch_size,
         generation_batch_size=config.generation_batch_size,
         model="toy",
         progress=progress,
@@ -157,15 +165,19 @@ def train_npnet(
             progress=progress,
         )
     )
-    best = min(result.history, key=lambda row: row["val_loss"])
+    return trained_summary(result, batch_size, min(result.history, key=lambda r: r["val_loss"]))
+
+
+def trained_summary(result: Any, batch_size: int, kept: dict[str, Any]) -> dict[str, Any]:
+    """A training run's rows and the validation numbers of the epoch whose net was kept."""
     return {
         "batch_size": batch_size,
         "train_rows": result.train_rows,
         "val_rows": result.val_rows,
-        "best_epoch": best["epoch"],
-        "val_loss": best["val_loss"],
-        "val_identity": best["val_identity"],
-        "val_mean_residual": best["val_mean_residual"],
+        "best_epoch": kept["epoch"],
+        "val_loss": kept["val_loss"],
+        "val_identity": kept["val_identity"],
+        "val_mean_residual": kept["val_mean_residual"],
     }
 
 
@@ -223,16 +235,15 @@ def demo_arms(
     config: DemoConfig,
     shipped: Any | None = None,
 ) -> dict[str, Arm]:
-    """Standard, golden, its two controls (norm-matched, a random move of golden's size) and
+    """Standard, golden, its controls (norm-matched, a random move of golden's size) and
     (optionally) the teacher's own target and the shipped toy NPNet (`shipped`, a
-    GoldenNoise) with a random move of its size, all on the same samples. The shipped net
-    keeps the noise's norm, so its norm-matched arm would be standard itself."""
-    made = {
-        "standard": arms.standard(),
-        "golden": arms.golden(golden),
-        "norm-matched": arms.norm_matched(golden),
-        "random move": arms.random_move(golden),
-    }
+    GoldenNoise) with a random move of its size, all on the same samples. A net that keeps
+    the noise's norm (`keep_norm`: the shipped one, the offset recipe's) gets no norm-matched
+    arm: it would be standard itself, and golden - standard is golden - norm-matched."""
+    made = {"standard": arms.standard(), "golden": arms.golden(golden)}
+    if not golden.npnet.config.keep_norm:
+        made["norm-matched"] = arms.norm_matched(golden)
+    made["random move"] = arms.random_move(golden)
     if shipped is not None:
         made["shipped"] = arms.golden(shipped)
         made["shipped random move"] = arms.random_move(shipped)

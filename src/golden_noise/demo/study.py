@@ -1,15 +1,16 @@
 """The paper's claims checked on the toy world, on top of a finished demo run.
 
-- teachers: every candidate teacher collects its own pairs (same prompts and seeds) and
-  trains its own NPNet; arms `golden-<teacher>` and `teacher-<teacher>` (its own target).
-- ablations: the demo's pairs, one architecture or data change each (w/o SVD, w/o residual,
-  w/o text injection, w/o the margin filter), trained and evaluated like the full net, beside
-  the norm-matched control (the seed's noise rescaled to the golden noise's norm).
-- samplers: the demo's NPNet (trained on DDIM data) under seven samplers.
+- teachers: the paper's route: every candidate teacher collects its own pairs (same prompts
+  and seeds) and trains its own residual NPNet; arms `golden-<teacher>` and
+  `teacher-<teacher>` (its own target).
+- ablations: the chosen teacher's pairs, one architecture or data change each (w/o SVD, w/o
+  residual, w/o text injection, w/o the margin filter), trained and evaluated like the full
+  net, beside the norm-matched control (the seed's noise rescaled to the golden noise's norm).
+- samplers: the chosen teacher's NPNet (trained on DDIM data) under seven samplers.
 
 Each part evaluates on the first `study_samples` held-out samples of the demo (same prompts,
-same seeds) and copies the images the demo already made for an identical arm instead of
-regenerating them. Every part resumes: collect, train and evaluate all continue.
+same seeds) and copies the images the demo or an earlier part already made for an identical
+arm instead of regenerating them. Every part resumes: collect, train and evaluate all continue.
 """
 
 from __future__ import annotations
@@ -57,13 +58,19 @@ def _demo_summary(out: Path) -> dict[str, Any]:
     return summary
 
 
-def _demo_npnet(out: Path) -> Path:
-    """The demo's trained net (its pairs are complete once it exists)."""
-    if not (out / "npnet" / "config.json").is_file():
+def _chosen(out: Path) -> str:
+    return _demo_summary(out)["teacher_choice"]["chosen"]
+
+
+def _chosen_npnet(out: Path) -> tuple[str, Path]:
+    """The chosen teacher and the paper-route NPNet the teachers part trained on its pairs."""
+    chosen = _chosen(out)
+    net = out / "study" / f"npnet-{chosen}"
+    if not (net / "config.json").is_file():
         raise GoldenNoiseError(
-            f"expected the demo's trained NPNet in {out / 'npnet'}; run it first"
+            f"expected the study's {chosen} NPNet in {net}; run the teachers part first"
         )
-    return out / "npnet"
+    return chosen, net
 
 
 def _samples(config: DemoConfig, n: int) -> list[Sample]:
@@ -89,22 +96,18 @@ def study_teachers(
     out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
 ) -> dict[str, Any]:
     """Each candidate teacher with its own NPNet, in one report (`study/teachers`)."""
-    chosen = _demo_summary(out)["teacher_choice"]["chosen"]
+    chosen = _chosen(out)
     runs, folder, samples = out / "study", out / "study" / "teachers", _samples(config, n)
-    same = {"standard": "standard", "golden": f"golden-{chosen}", "teacher": f"teacher-{chosen}"}
+    same = {"standard": "standard", "teacher": f"teacher-{chosen}"}
     made: dict[str, Arm] = {"standard": arms.standard()}
     details: dict[str, Any] = {}
     for name, options in config.teachers:
         teacher = build_teacher(name, options, config)
-        if name == chosen:
-            dataset, net = out / "npd", out / "npnet"
-            details[name] = {"collected": _demo_summary(out)["collected"]}
-        else:
-            dataset = runs / f"npd-{name}"
-            details[name] = {
-                "collected": collect_training_pairs(pipe, config, teacher, dataset, progress)
-            }
-            net, details[name]["trained"] = _trained(config, dataset, runs, name, progress)
+        dataset = runs / f"npd-{name}"
+        details[name] = {
+            "collected": collect_training_pairs(pipe, config, teacher, dataset, progress)
+        }
+        net, details[name]["trained"] = _trained(config, dataset, runs, name, progress)
         made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
         made[f"teacher-{name}"] = teacher_arm(pipe, teacher, config)
     stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "teachers"}, progress,
@@ -115,10 +118,11 @@ def study_teachers(
 def study_ablations(
     out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
 ) -> dict[str, Any]:
-    """The demo's net beside one-change variants trained on the same pairs (`study/ablations`)."""
-    runs, folder, samples = out / "study", out / "study" / "ablations", _samples(config, n)
-    same = {arm: arm for arm in ("standard", "golden", "norm-matched")}
-    full = _golden(pipe, _demo_npnet(out))
+    """The chosen teacher's NPNet (from the teachers part) beside one-change variants trained
+    on the same pairs (`study/ablations`)."""
+    chosen, full_net = _chosen_npnet(out)
+    runs, samples = out / "study", _samples(config, n)
+    full = _golden(pipe, full_net)
     made = {
         "standard": arms.standard(),
         "golden": arms.golden(full),
@@ -126,21 +130,25 @@ def study_ablations(
     }
     details = {}
     for name, options in ABLATIONS.items():
-        net, details[name] = _trained(config, out / "npd", runs, name, progress, **options)
+        net, details[name] = _trained(config, runs / f"npd-{chosen}", runs, name, progress,
+                                      **options)  # fmt: skip
         made[f"golden-{name}"] = arms.golden(_golden(pipe, net))
-    stats = evaluate_arms(folder, samples, pipe, made, config, {"study": "ablations"}, progress,
-                          reuse=(out / "report", same))  # fmt: skip
+    reuse = (runs / "teachers", {"standard": "standard", "golden": f"golden-{chosen}"})
+    stats = evaluate_arms(runs / "ablations", samples, pipe, made, config,
+                          {"study": "ablations"}, progress, reuse=reuse)  # fmt: skip
     return {"details": details, "evaluation": stats}
 
 
 def study_samplers(
     out: Path, config: DemoConfig, pipe: Any, n: int, progress: bool = True
 ) -> dict[str, Any]:
-    """The demo's NPNet under each sampler, standard vs golden (`study/samplers/<name>`)."""
+    """The chosen teacher's NPNet (trained on DDIM data) under each sampler, standard vs golden
+    (`study/samplers/<name>`)."""
     import diffusers
 
+    chosen, net = _chosen_npnet(out)
     samples = _samples(config, n)
-    golden = _golden(pipe, _demo_npnet(out))
+    golden = _golden(pipe, net)
     made = {"standard": arms.standard(), "golden": arms.golden(golden)}
     original = pipe.scheduler
     results = {}
@@ -148,8 +156,9 @@ def study_samplers(
         for name, (cls, overrides) in SAMPLERS.items():
             folder = out / "study" / "samplers" / name
             pipe.scheduler = getattr(diffusers, cls).from_config(original.config, **overrides)
-            same = {"standard": "standard", "golden": "golden"}
-            reuse = (out / "report", same) if type(pipe.scheduler) is type(original) else None
+            same = {"standard": "standard", "golden": f"golden-{chosen}"}
+            ddim = type(pipe.scheduler) is type(original)
+            reuse = (out / "study" / "teachers", same) if ddim else None
             results[name] = evaluate_arms(folder, samples, pipe, made, config,
                                           {"study": "samplers", "sampler": cls}, progress,
                                           reuse=reuse)  # fmt: skip

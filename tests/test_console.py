@@ -125,7 +125,7 @@ def test_demo_tables_fit_a_log_line(capsys):
             "train_rows": 1069,
             "val_loss": 0.123456,
             "val_identity": 0.234567,
-            "best_epoch": 17,
+            "kept_epoch": 17,
         },  # fmt: skip
         "seconds": {"choose teacher (validation)": 61.25, "evaluate (held-out)": 301.75},
         "evaluation": wide_summary(),

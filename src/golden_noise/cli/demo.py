@@ -126,7 +126,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
     data = table(
         "the offset recipe on train prompts (soft gain of its targets, val = unseen train prompts)",
         ["fitted", "fit gain", "composed", "composed gain", "train rows", "val MSE",
-         "identity MSE", "epochs"],
+         "identity MSE", "kept epoch"],
         left=0,
     )  # fmt: skip
     data.add_row(
@@ -137,7 +137,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Any]:
         str(trained["train_rows"]),
         f"{trained['val_loss']:.4f}",
         f"{trained['val_identity']:.4f}",
-        str(trained["best_epoch"]),
+        str(trained["kept_epoch"]),
     )
     timings = table("stage timings", ["stage", "seconds"])
     for stage, seconds in summary["seconds"].items():

@@ -18,7 +18,7 @@ from typing import Any
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo.config import DemoConfig
 from golden_noise.demo.stages import collect_rows, teacher_summary, toy_scorers, trained_summary
-from golden_noise.teachers import CollectionSampler, SamplerSettings, get_teacher
+from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
 
 FIT_BATCH = 32  # prompts fitted together (their gradients summed in generation-sized chunks)
 KEEP_EVERY_ROW = -1.0  # the recipe's rows are targets for regression, not a filtered choice
@@ -32,8 +32,16 @@ def recipe_prompts(config: DemoConfig, count: int | None) -> list[str]:
     return prompts if count is None else prompts[:count]
 
 
-def _collected(pipe: Any, config: DemoConfig, teacher: Any, prompts: list[str], out: Path,
-               progress: bool, batch_size: int | None = None) -> dict[str, Any]:  # fmt: skip
+def _collected(
+    pipe: Any,
+    config: DemoConfig,
+    teacher: Teacher,
+    prompts: list[str],
+    out: Path,
+    progress: bool,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Collect the recipe's rows (every one kept, scored at `recipe_steps`); their summary."""
     settings = SamplerSettings(steps=config.recipe_steps, guidance=config.guidance)
     table = collect_rows(pipe, config, teacher, prompts, out, 0, progress, margin=KEEP_EVERY_ROW,
                          batch_size=batch_size, sampler=settings)  # fmt: skip

@@ -174,7 +174,7 @@ def trained_summary(result: Any, batch_size: int, kept: dict[str, Any]) -> dict[
         "batch_size": batch_size,
         "train_rows": result.train_rows,
         "val_rows": result.val_rows,
-        "best_epoch": kept["epoch"],
+        "kept_epoch": kept["epoch"],
         "val_loss": kept["val_loss"],
         "val_identity": kept["val_identity"],
         "val_mean_residual": kept["val_mean_residual"],

@@ -7,13 +7,15 @@ them into object-and-role parts and gave each of the 1,188 train prompts the sum
 prompt-offset net (noise + an offset read from the prompt, rescaled to the noise's norm, so its
 gain is no temperature change; a 4-layer decoder of width 128) was regressed onto those. It
 was chosen on the validation split by the rule of `docs/prompt-offsets.md` (variety >= 0.95x,
-then the most correct images with soft beyond a random move). Reproduce it from scratch with
-one resumable command (`demo.config.FULL_SCALE`: ~1.5 h on 2 cores; bit for bit on the CPU that
-made it, another CPU's float kernels round differently), whose `npnet/` is the net:
+then the most correct images with soft beyond a random move). Remake it from scratch with one
+resumable command (`demo.config.FULL_SCALE`, ~1.5 h on 2 cores), whose `npnet/` is the net:
 
     golden-noise demo --full-scale --out full-scale
 
-or step by step from the repository root, starting from the committed fits, then copy
+Its composed rows are the committed ones bit for bit; 150 epochs of training amplify float
+round-off, so another CPU or thread count trains other weights of the same recipe
+(docs/prompt-offsets.md, "The shipped net", compares one such remake with this net). Or step
+by step from the repository root, starting from the committed fits, then copy
 `npnet-toy/last` to `weights/npnet/`:
 
     golden-noise collect -p toy:train:all --teacher composed-offset \

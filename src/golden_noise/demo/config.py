@@ -48,7 +48,7 @@ class DemoConfig:
     offsets (the prompt-offset teacher, `offset_fit`), compose them into an object-and-role
     table (`offset_ridge`) that gives `composed_prompts` train prompts their offsets, and
     regress a prompt-offset net (`offset_net`, `net_epochs`, `net_batch_size`, `net_lr`) on
-    those; None takes every train prompt (the full-scale preset reproduces the shipped net).
+    those; None takes every train prompt (the full-scale preset: the shipped net's recipe).
     `recipe_steps`: the sampler steps that score the recipe's rows (the shipped recipe's 10;
     its targets do not depend on them).
 

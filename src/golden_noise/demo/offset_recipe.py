@@ -17,7 +17,7 @@ from typing import Any
 
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo.config import DemoConfig
-from golden_noise.demo.stages import collect_rows, teacher_summary, toy_scorers, trained_summary
+from golden_noise.demo.stages import collect_rows, teacher_summary, toy_scorers, train_summarised
 from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
 
 FIT_BATCH = 32  # prompts fitted together (their gradients summed in generation-sized chunks)
@@ -67,26 +67,9 @@ def compose_offsets(
 
 
 def train_offset_net(config: DemoConfig, dataset: Path, out: Path, progress: bool) -> dict:
-    """The prompt-offset NPNet on the composed rows, unfiltered; its last epoch is kept.
-    A small run gets a smaller batch (at most 3/4 of its rows, so the train split after the
-    trainer's prompt split still fills one)."""
-    from golden_noise.train import TrainConfig, train
-
+    """The prompt-offset NPNet on the composed rows, unfiltered; its last epoch is kept."""
     rows = len(RowTable.load(dataset, DatasetManifest.load(dataset)))
-    batch_size = max(1, min(config.net_batch_size, rows * 3 // 4))
-    result = train(
-        TrainConfig(
-            dataset=dataset,
-            out=out,
-            batch_size=batch_size,
-            epochs=config.net_epochs,
-            lr=config.net_lr,
-            weight_decay=0.0,
-            margin=None,
-            npnet={"backbone_kwargs": dict(config.offset_net)},
-            log_with="none",
-            cpu=True,
-            progress=progress,
-        )
-    )
-    return trained_summary(result, batch_size, result.history[-1])
+    return train_summarised(dataset, out, progress, rows, "last",
+                            batch_size=config.net_batch_size, epochs=config.net_epochs,
+                            lr=config.net_lr, weight_decay=0.0, margin=None,
+                            npnet={"backbone_kwargs": dict(config.offset_net)})  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -140,44 +140,45 @@ def train_npnet(
     npnet: dict[str, Any] | None = None,
     margin: float | None | str = "manifest",
 ) -> dict[str, Any]:
-    """Stage II on the collected pairs; the net with the best validation loss is kept.
-
-    A teacher that keeps few pairs gets a smaller batch (at most 3/4 of its kept rows, so
-    the train split after the trainer's prompt split still fills one), not a crash.
-    """
-    from golden_noise.train import TrainConfig, train
-
+    """Stage II on the collected pairs; the net with the best validation loss is kept."""
     manifest = DatasetManifest.load(dataset)
     keep = margin if margin != "manifest" else manifest.margin
     kept = int(RowTable.load(dataset, manifest).keep_mask(keep, None).sum())
-    batch_size = max(1, min(config.batch_size, kept * 3 // 4))
-    result = train(
-        TrainConfig(
-            dataset=dataset,
-            out=out,
-            batch_size=batch_size,
-            epochs=config.epochs,
-            lr=config.lr,
-            margin=margin,
-            npnet={**config.npnet, **(npnet or {})},
-            log_with="none",
-            cpu=True,
-            progress=progress,
-        )
-    )
-    return trained_summary(result, batch_size, min(result.history, key=lambda r: r["val_loss"]))
+    return train_summarised(dataset, out, progress, kept, "best", batch_size=config.batch_size,
+                            epochs=config.epochs, lr=config.lr, margin=margin,
+                            npnet={**config.npnet, **(npnet or {})})  # fmt: skip
 
 
-def trained_summary(result: Any, batch_size: int, kept: dict[str, Any]) -> dict[str, Any]:
-    """A training run's rows and the validation numbers of the epoch whose net was kept."""
+def train_summarised(
+    dataset: Path,
+    out: Path,
+    progress: bool,
+    rows: int,
+    kept: Literal["best", "last"],
+    batch_size: int,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train a demo net on `rows` usable rows (`settings`: TrainConfig fields); its rows and
+    the validation numbers of the kept epoch (`best` validation loss, or the `last`).
+
+    Few rows get a smaller batch (at most 3/4 of them, so the train split after the
+    trainer's prompt split still fills one), not a crash.
+    """
+    from golden_noise.train import TrainConfig, train
+
+    batch_size = max(1, min(batch_size, rows * 3 // 4))
+    result = train(TrainConfig(dataset=dataset, out=out, batch_size=batch_size, log_with="none",
+                               cpu=True, progress=progress, **settings))  # fmt: skip
+    history = result.history
+    epoch = min(history, key=lambda row: row["val_loss"]) if kept == "best" else history[-1]
     return {
         "batch_size": batch_size,
         "train_rows": result.train_rows,
         "val_rows": result.val_rows,
-        "kept_epoch": kept["epoch"],
-        "val_loss": kept["val_loss"],
-        "val_identity": kept["val_identity"],
-        "val_mean_residual": kept["val_mean_residual"],
+        "kept_epoch": epoch["epoch"],
+        "val_loss": epoch["val_loss"],
+        "val_identity": epoch["val_identity"],
+        "val_mean_residual": epoch["val_mean_residual"],
     }
 
 

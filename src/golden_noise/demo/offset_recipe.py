@@ -17,8 +17,8 @@ from typing import Any
 
 from golden_noise.dataset import DatasetManifest, RowTable
 from golden_noise.demo.config import DemoConfig
-from golden_noise.demo.stages import collect_rows, teacher_summary, toy_scorers, train_summarised
-from golden_noise.teachers import CollectionSampler, SamplerSettings, Teacher, get_teacher
+from golden_noise.demo.stages import collect_summarised, train_summarised
+from golden_noise.teachers import SamplerSettings, Teacher, get_teacher
 
 FIT_BATCH = 32  # prompts fitted together (their gradients summed in generation-sized chunks)
 KEEP_EVERY_ROW = -1.0  # the recipe's rows are targets for regression, not a filtered choice
@@ -43,10 +43,18 @@ def _collected(
 ) -> dict[str, Any]:
     """Collect the recipe's rows (every one kept, scored at `recipe_steps`); their summary."""
     settings = SamplerSettings(steps=config.recipe_steps, guidance=config.guidance)
-    table = collect_rows(pipe, config, teacher, prompts, out, 0, progress, margin=KEEP_EVERY_ROW,
-                         batch_size=batch_size, sampler=settings)  # fmt: skip
-    sampler = CollectionSampler(pipe, toy_scorers()[0], settings)
-    return teacher_summary(table, KEEP_EVERY_ROW, teacher.model_calls_per_row(sampler))
+    return collect_summarised(
+        pipe,
+        config,
+        teacher,
+        prompts,
+        out,
+        0,
+        progress,
+        margin=KEEP_EVERY_ROW,
+        batch_size=batch_size,
+        sampler=settings,
+    )
 
 
 def fit_offsets(pipe: Any, config: DemoConfig, out: Path, progress: bool) -> dict[str, Any]:

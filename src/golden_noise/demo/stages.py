@@ -47,7 +47,7 @@ def toy_scorers() -> list[Any]:
     return [get_scorer("toy-soft"), get_scorer("toy-correct")]
 
 
-def collect_rows(
+def collect_summarised(
     pipe: Any,
     config: DemoConfig,
     teacher: Teacher,
@@ -58,25 +58,29 @@ def collect_rows(
     margin: float | None = None,
     batch_size: int | None = None,
     sampler: SamplerSettings | None = None,
-) -> RowTable:
-    """Collect (or finish collecting) one pair per prompt with `teacher` into `out`; `margin`,
-    `batch_size` (rows per teacher call) and `sampler` default to the config's filter,
-    generation batch and sampler."""
+) -> dict[str, float]:
+    """Collect (or finish collecting) one pair per prompt with `teacher` into `out`, and sum
+    up its targets there (`teacher_summary`); `margin`, `batch_size` (rows per teacher call)
+    and `sampler` default to the config's filter, generation batch and sampler."""
+    margin = config.margin if margin is None else margin
+    settings = sampler or sampler_settings(config)
     collect(
         pipe,
         prompts,
         out,
         toy_scorers()[0],
         teacher=teacher,
-        sampler=sampler or sampler_settings(config),
+        sampler=settings,
         seeds=SeedPlan(per_prompt=1, offset=seed_offset),
-        margin=config.margin if margin is None else margin,
+        margin=margin,
         batch_size=batch_size or config.generation_batch_size,
         generation_batch_size=config.generation_batch_size,
         model="toy",
         progress=progress,
     )
-    return RowTable.load(out, DatasetManifest.load(out))
+    table = RowTable.load(out, DatasetManifest.load(out))
+    cost = teacher.model_calls_per_row(CollectionSampler(pipe, toy_scorers()[0], settings))
+    return teacher_summary(table, margin, cost)
 
 
 def teacher_summary(table: RowTable, margin: float, cost: int) -> dict[str, float]:
@@ -107,12 +111,9 @@ def choose_teacher(
     results = {}
     for name, options in config.teachers:
         teacher = build_teacher(name, options, config)
-        table = collect_rows(
+        results[name] = collect_summarised(
             pipe, config, teacher, prompts, out / name, VALIDATION_SEED_OFFSET, progress
         )
-        cost = teacher.model_calls_per_row(CollectionSampler(pipe, toy_scorers()[0],
-                                                             sampler_settings(config)))  # fmt: skip
-        results[name] = teacher_summary(table, config.margin, cost)
     best = max(results, key=lambda n: results[n]["mean_soft_target"])
     choice = {"chosen": best, "criterion": "mean soft of the target on validation", **results}
     atomic_write_json(out / TEACHER_CHOICE, choice)
@@ -126,10 +127,7 @@ def collect_training_pairs(
     from golden_noise.toy import sample_prompts
 
     prompts = sample_prompts(config.collect_rows, config.prompt_seed, "train")
-    table = collect_rows(pipe, config, teacher, prompts, out, 0, progress)
-    cost = teacher.model_calls_per_row(CollectionSampler(pipe, toy_scorers()[0],
-                                                         sampler_settings(config)))  # fmt: skip
-    return teacher_summary(table, config.margin, cost)
+    return collect_summarised(pipe, config, teacher, prompts, out, 0, progress)
 
 
 def train_npnet(

@@ -13,8 +13,9 @@ from cli_outcome import assert_refused, run_cli
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest, DatasetWriter, NoisePromptDataset
 from golden_noise.dataset.prompts import PromptRecord
+from golden_noise.teachers.composed_offset import ComposedOffsetTeacher
 from golden_noise.toy.grammar import COLOURS, SHAPES, prompts_of
-from golden_noise.toy.offset_parts import fit_offset_parts, offsets_of_rows
+from golden_noise.toy.offset_parts import fit_offset_parts, offsets_digest, offsets_of_rows
 
 TYPES = ("single", "pair", "counting", "position")
 NAMES = [f"{c} {s}" for c in COLOURS for s in SHAPES]
@@ -194,3 +195,66 @@ def test_a_damaged_source_and_a_ridge_without_the_teacher_are_refused(tmp_path: 
     code, output = run_cli(*common, "--offset-ridge", "5")
     assert_refused(code, output, "--offset-ridge applies to the composed-offset teacher")
     assert not out.exists()
+
+
+def test_several_sources_are_averaged_as_one_table_of_all_their_fits(tmp_path: Path) -> None:
+    """Two fits of the same prompts (and a prompt only one of them has): the table rests on
+    every fit, a prompt fitted twice counting twice, as if one dataset held all the rows; one
+    source keeps the record that datasets made before several sources resume with."""
+    prompts = ["a red circle", "two red circles", "a red circle and a blue square"]
+    gen = torch.Generator().manual_seed(11)
+    first = 3 * torch.nn.functional.normalize(torch.randn(3, 256, generator=gen), dim=1)
+    second = 3 * torch.nn.functional.normalize(torch.randn(4, 256, generator=gen), dim=1)
+    a = _offset_dataset(tmp_path / "a", prompts, first.view(3, 4, 8, 8), "prompt-offset")
+    b = _offset_dataset(
+        tmp_path / "b", [*prompts, "a blue square"], second.view(4, 4, 8, 8), "prompt-offset"
+    )
+    found_a = offsets_of_rows(NoisePromptDataset(a), show_progress=False)
+    found_b = offsets_of_rows(NoisePromptDataset(b), show_progress=False)
+    both = ComposedOffsetTeacher([a, b], ridge=0.5)
+    reference = fit_offset_parts(
+        [*found_a, *found_b], torch.stack([*found_a.values(), *found_b.values()]), ridge=0.5
+    )
+    wanted = ["a red circle", "a blue square and a red circle", "three red circles"]
+    # the same float64 solve of the same rows: round-off only (~1e-7 of offsets ~3)
+    torch.testing.assert_close(
+        both.parts.offsets(wanted), reference.offsets(wanted), rtol=0, atol=1e-5
+    )
+    for single in (a, b):  # and not either source's table alone
+        alone = ComposedOffsetTeacher(single, ridge=0.5).parts.offsets(wanted)
+        assert (alone - reference.offsets(wanted)).abs().max() > 0.1
+    assert both.options()["source_prompts"] == 7
+    one = ComposedOffsetTeacher(a, ridge=0.5).options()
+    assert one == {
+        "ridge": 0.5, "source_prompts": 3, "source_offsets_sha256": offsets_digest(found_a),
+    }  # fmt: skip
+    assert both.options()["source_offsets_sha256"] != one["source_offsets_sha256"]
+    assert ComposedOffsetTeacher([b, a], ridge=0.5).options() != both.options()  # order counts
+
+
+def test_collect_takes_several_offset_sources_and_refuses_a_fit_seed_elsewhere(
+    tmp_path: Path,
+) -> None:
+    gen = torch.Generator().manual_seed(2)
+    sources = [
+        _offset_dataset(
+            tmp_path / name,
+            ["a red circle", "two red circles"],
+            torch.randn(2, 4, 8, 8, generator=gen),
+            "prompt-offset",
+        )  # fmt: skip
+        for name in ("a", "b")
+    ]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red circle\n")
+    out = tmp_path / "out"
+    common = ("collect", "--out", out, "-p", prompts, "--steps", "2", "--margin", "-1")
+    code, output = run_cli(*common, "--offset-fit-seed", "1")
+    assert_refused(code, output, "--offset-fit-seed applies to the prompt-offset teacher")
+    assert not out.exists()
+    code, output = run_cli(
+        *common, "--teacher", "composed-offset", "--offset-source", sources[0],
+        "--offset-source", sources[1],
+    )  # fmt: skip
+    assert code == 0, output
+    assert NoisePromptDataset(out).manifest.teacher_options["source_prompts"] == 4

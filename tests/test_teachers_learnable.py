@@ -76,9 +76,9 @@ def _rows(order: list[int]) -> Rows:
     )
 
 
-def _row_candidates(seed: int, prompt_index: int, k: int, shape=SHAPE) -> torch.Tensor:
-    """The documented draw: a generator seeded from SeedSequence([seed, prompt_index])."""
-    state = np.random.SeedSequence([seed, prompt_index]).generate_state(1, np.uint64)
+def _row_candidates(seed: int, prompt_index: int, k: int, shape=SHAPE, *more: int) -> torch.Tensor:
+    """The documented draw: a generator seeded from SeedSequence([seed, prompt_index, *more])."""
+    state = np.random.SeedSequence([seed, prompt_index, *more]).generate_state(1, np.uint64)
     gen = torch.Generator().manual_seed(int(state[0]) & (2**63 - 1))
     return torch.randn((k, *shape), generator=gen)
 
@@ -266,12 +266,13 @@ def test_surrogate_prefers_the_prompted_layout_and_colours() -> None:
 # --- prompt offsets: one fitted shift per prompt -------------------------------------------
 
 
-def _fit_noise(rows: Rows, step: int, k: int) -> torch.Tensor:
+def _fit_noise(rows: Rows, step: int, k: int, fit_seed: int = 0) -> torch.Tensor:
     """The documented fit draw: k noises per prompt from a generator fixed by (step, the
-    CRC-32 of the prompt's text)."""
+    CRC-32 of the prompt's text), and the fit seed when it is not 0."""
     shape = rows.source.shape[1:]
     keys = [zlib.crc32(p.encode()) for p in rows.prompts]
-    return torch.cat([_row_candidates(step, key, k, shape) for key in keys])
+    more = (fit_seed,) if fit_seed else ()
+    return torch.cat([_row_candidates(step, key, k, shape, *more) for key in keys])
 
 
 def _rescaled(latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -289,17 +290,18 @@ def _leaned_toward(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    ("fit_steps", "images_per_call"),
-    [(None, None), (1, 2)],  # the sampler's 2 steps in one call; 1 step, a prompt per call
+    ("fit_steps", "images_per_call", "fit_seed"),
+    # the sampler's 2 steps in one call; 1 step, a prompt per call; a second fit's draws
+    [(None, None, 0), (1, 2, 0), (None, None, 3)],
 )
 def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(
-    tiny, fit_steps, images_per_call
+    tiny, fit_steps, images_per_call, fit_seed
 ) -> None:
     pipe, rows, sampler = tiny
     if images_per_call is not None:  # the fit sums its gradient over calls of k images
         sampler = CollectionSampler(pipe, sampler.scorer, sampler.settings, images_per_call)
     k, lr = 2, 0.05
-    x = _fit_noise(rows, 0, k)
+    x = _fit_noise(rows, 0, k, fit_seed)
     offsets = torch.zeros_like(rows.source, requires_grad=True)
     golden = _rescaled(x + offsets.repeat_interleave(k, dim=0), x)
     repeated = Rows(
@@ -313,8 +315,11 @@ def test_prompt_offset_first_step_is_adams_sign_step_on_the_hand_gradient(
     loss = (-rewards + 0.3 * move).view(-1, k).mean(dim=1).sum()
     (grad,) = torch.autograd.grad(loss, offsets)
     teacher = PromptOffsetTeacher(
-        "toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3, fit_steps=fit_steps
-    )
+        "toy-surrogate", iters=1, noises=k, lr=lr, stay_close=0.3, fit_steps=fit_steps,
+        fit_seed=fit_seed,
+    )  # fmt: skip
+    # recorded only when set, so datasets fitted before the option still resume
+    assert teacher.options().get("fit_seed") == (fit_seed or None)
     (found,) = teacher.offsets(rows, sampler).unbind(1)  # one mode
     # Adam's first step is -lr * g / (|g| + 1e-8), about +-lr: its sign follows the hand
     # gradient wherever that is clearly non-zero (here every element is above 1e-4 of the
@@ -475,6 +480,8 @@ def test_prompt_offset_init_must_be_an_offset_net_for_these_latents(tiny, tmp_pa
         ({"stay_close": float("nan")}, "prompt-offset stay_close must be >= 0; got nan"),
         ({"modes": 0}, "prompt-offset modes must be an integer >= 1; got 0"),
         ({"fit_steps": 0}, "prompt-offset fit_steps must be an integer >= 1; got 0"),
+        ({"fit_seed": -1}, "prompt-offset fit_seed must be an integer >= 0; got -1"),
+        ({"fit_seed": 1.0}, "prompt-offset fit_seed must be an integer >= 0; got 1.0"),
     ],
 )
 def test_prompt_offset_rejects_bad_options(options, message) -> None:

@@ -125,6 +125,13 @@ def collect(
             "cheaper, the rows are still scored at --steps."
         ),
     ] = None,
+    offset_fit_seed: Annotated[
+        int,
+        typer.Option(
+            help="Prompt-offset: seed of the fit's noises; another seed fits the same prompts "
+            "again, from other draws (composed-offset averages several fits)."
+        ),
+    ] = 0,
     offset_modes: Annotated[
         int,
         typer.Option(
@@ -133,10 +140,11 @@ def collect(
         ),
     ] = 1,
     offset_source: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            help="Composed-offset: the prompt-offset dataset whose fitted offsets the "
-            "object-and-role table averages."
+            help="Composed-offset: a prompt-offset dataset whose fitted offsets the "
+            "object-and-role table averages; repeat it to average several (e.g. two fits of "
+            "the same prompts)."
         ),
     ] = None,
     offset_ridge: Annotated[
@@ -207,9 +215,10 @@ def collect(
             "init": offset_init,
             "modes": offset_modes,
             "fit_steps": offset_fit_steps,
+            "fit_seed": offset_fit_seed,
         }
     elif teacher == "composed-offset":
-        if offset_source is None:
+        if not offset_source:
             raise GoldenNoiseError(
                 "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
             )
@@ -218,15 +227,20 @@ def collect(
             teacher_options["ridge"] = offset_ridge
     else:
         teacher_options = {"candidates": candidates, "angle": angle}
+    offset_source = offset_source or None  # typer gives [] when the option is absent
     for given, flag in ((offset_source, "--offset-source"), (offset_ridge, "--offset-ridge")):
         if given is not None and teacher != "composed-offset":
             raise GoldenNoiseError(
                 f"{flag} applies to the composed-offset teacher; got --teacher {teacher}"
             )
-    if offset_init is not None and teacher != "prompt-offset":
-        raise GoldenNoiseError(
-            f"--offset-init applies to the prompt-offset teacher; got --teacher {teacher}"
-        )
+    for given, flag in (
+        (offset_init, "--offset-init"),
+        (offset_fit_seed or None, "--offset-fit-seed"),
+    ):
+        if given is not None and teacher != "prompt-offset":
+            raise GoldenNoiseError(
+                f"{flag} applies to the prompt-offset teacher; got --teacher {teacher}"
+            )
     if reward is not None:
         if teacher not in ("reward-gradient", "prompt-offset"):
             raise GoldenNoiseError(

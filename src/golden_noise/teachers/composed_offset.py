@@ -4,12 +4,15 @@ Per-prompt offsets fitted from zero carry little to new compositions through a n
 same offsets averaged into an object-and-role table (`toy.offset_parts`) do. This teacher
 gives every row its prompt's composed offset, so a prompt-offset NPNet trained on its rows
 learns offsets that are consistent across prompts: `collect --teacher composed-offset
---offset-source DATASET` over any toy prompts, then `train`. It is the teacher registry's
+--offset-source DATASET` over any toy prompts, then `train`. Several sources (say, a second
+fit of the same prompts from other fit noises, `collect --offset-fit-seed 1`) are averaged
+together: the table rests on every fit they hold. It is the teacher registry's
 door to the toy world (the table reads the toy grammar's parse of a prompt).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,22 +35,39 @@ from golden_noise.toy.offset_parts import (
 class ComposedOffsetTeacher(Teacher):
     """x_T' = x_T shifted by its prompt's offset composed from parts, at x_T's norm.
 
-    The parts are fitted once, from the offsets of a prompt-offset dataset (`source`): its
-    prompts are the ones whose fits the table averages; any toy prompt gets an offset.
+    The parts are fitted once, from the offsets of one or more prompt-offset datasets
+    (`source`): every fit they hold is one row of the table's least squares (a prompt fitted
+    twice counts twice); any toy prompt gets an offset.
     """
 
     name = "composed-offset"
 
-    def __init__(self, source: str | Path, ridge: float = 1.0) -> None:
-        self.source, self.ridge = str(source), ridge
-        data = NoisePromptDataset(source, manifest=DatasetManifest.load(Path(source)))
-        data.verify()  # digests: a damaged shard would move every composed offset
-        fitted = offsets_of_rows(data)
-        self._digest, self._prompts = offsets_digest(fitted), len(fitted)
-        self.parts = fit_offset_parts(list(fitted), torch.stack(list(fitted.values())), ridge)
+    def __init__(self, source: str | Path | Sequence[str | Path], ridge: float = 1.0) -> None:
+        sources = [source] if isinstance(source, str | Path) else list(source)
+        if not sources:
+            raise GoldenNoiseError("the composed-offset teacher needs at least one source dataset")
+        self.source, self.ridge = ", ".join(map(str, sources)), ridge
+        prompts: list[str] = []
+        offsets: list[torch.Tensor] = []
+        digests: list[str] = []
+        for path in sources:
+            data = NoisePromptDataset(path, manifest=DatasetManifest.load(Path(path)))
+            data.verify()  # digests: a damaged shard would move every composed offset
+            fitted = offsets_of_rows(data)
+            prompts += fitted
+            offsets += fitted.values()
+            digests.append(offsets_digest(fitted))
+        # one source keeps the record datasets made before several were possible resume with
+        self._digest = (
+            digests[0]
+            if len(digests) == 1
+            else hashlib.sha256(" ".join(digests).encode()).hexdigest()
+        )
+        self._prompts = len(prompts)
+        self.parts = fit_offset_parts(prompts, torch.stack(offsets), ridge)
 
     def options(self) -> dict[str, Any]:
-        # the source's content, not its path: a copy elsewhere resumes, a refit does not
+        # the sources' content, not their paths: a copy elsewhere resumes, a refit does not
         return {
             "ridge": self.ridge,
             "source_prompts": self._prompts,

@@ -12,6 +12,8 @@ it serves any noise, with `stay_close_penalty` as a trust region. Each prompt's 
 own: its noises come from a generator fixed by (step, the prompt's text) and its loss term
 does not see other prompts, so the offset is a function of the prompt text, whatever index,
 batch or process it lands in (up to float round-off), and a resumed run refits the same one.
+`fit_seed` draws other fit noises: a second fit of the same prompts, which the
+composed-offset teacher averages with the first (one more doubling of the fits it rests on).
 Offsets are kept per process, so a prompt's further seeds cost only their scoring.
 
 `modes` K > 1 fits K offsets per prompt, each noise shifted by the one it leans toward most
@@ -45,12 +47,12 @@ import torch
 
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.core.latent_norms import latent_norms, stay_close_penalty, with_norms
+from golden_noise.core.seeds import keyed_generator
 from golden_noise.core.weights import weights_digest
 from golden_noise.npnet import NPNet
 from golden_noise.npnet.offset_branch import route
 from golden_noise.scorers.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
-from golden_noise.teachers.local_search import candidate_noise
 from golden_noise.teachers.sampler import CollectionSampler, take_rows
 
 
@@ -75,6 +77,7 @@ class PromptOffsetTeacher(Teacher):
         init: str | None = None,
         modes: int = 1,
         fit_steps: int | None = None,
+        fit_seed: int = 0,
     ) -> None:
         counts = [("iters", iters), ("noises", noises), ("modes", modes)]
         if fit_steps is not None:
@@ -84,6 +87,10 @@ class PromptOffsetTeacher(Teacher):
                 raise GoldenNoiseError(
                     f"prompt-offset {label} must be an integer >= 1; got {value!r}"
                 )
+        if isinstance(fit_seed, bool) or not isinstance(fit_seed, int) or fit_seed < 0:
+            raise GoldenNoiseError(
+                f"prompt-offset fit_seed must be an integer >= 0; got {fit_seed!r}"
+            )
         if not math.isfinite(lr) or lr <= 0:
             raise GoldenNoiseError(f"prompt-offset lr must be a positive number; got {lr}")
         if not math.isfinite(stay_close) or stay_close < 0:
@@ -97,6 +104,7 @@ class PromptOffsetTeacher(Teacher):
         self.init = init
         self.modes = modes
         self.fit_steps = fit_steps
+        self.fit_seed = fit_seed
         self._init_net = None if init is None else _offset_net(init)
         self._offsets: dict[str, torch.Tensor] = {}
 
@@ -113,6 +121,8 @@ class PromptOffsetTeacher(Teacher):
             options["modes"] = self.modes
         if self.fit_steps is not None:
             options["fit_steps"] = self.fit_steps
+        if self.fit_seed:
+            options["fit_seed"] = self.fit_seed
         if self._init_net is None:
             return options
         # the digest too: a net retrained in place would resume the dataset from other offsets
@@ -149,9 +159,8 @@ class PromptOffsetTeacher(Teacher):
         for step in range(self.iters):
             rows.status(f"fitting {len(first_rows)} prompt offsets, step {step + 1}/{self.iters}")
             x = torch.cat(
-                [candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)
-                 for i in range(len(first_rows))]
-            ).to(device)  # fmt: skip
+                [self._fit_noise(shape, step, prompts[i * k]) for i in range(len(first_rows))]
+            ).to(device)
             optimizer.zero_grad()
             for first in range(0, len(first_rows), per_chunk):
                 part = slice(first * k, (first + per_chunk) * k)
@@ -168,6 +177,16 @@ class PromptOffsetTeacher(Teacher):
             optimizer.step()
         return offsets.detach().cpu()
 
+    def _key(self, prompt: str) -> tuple[int, ...]:
+        """What fixes a prompt's random draws: its text, and the fit seed when one is set
+        (fits of seed 0 keep the draws of datasets made before the option)."""
+        return (text_key(prompt), self.fit_seed) if self.fit_seed else (text_key(prompt),)
+
+    def _fit_noise(self, shape: torch.Size, step: int, prompt: str) -> torch.Tensor:
+        """The fit's `noises` fresh draws for one prompt at one step."""
+        generator = keyed_generator(step, *self._key(prompt))
+        return torch.randn((self.noises, *shape), generator=generator, dtype=torch.float32)
+
     def _start(
         self, prompts: list[str], sampler: CollectionSampler, shape: torch.Size
     ) -> torch.Tensor:
@@ -177,8 +196,8 @@ class PromptOffsetTeacher(Teacher):
             return torch.zeros(len(prompts), 1, *shape)
         if self._init_net is None:
             draws = [
-                torch.randn((self.modes, *shape), generator=torch.Generator().manual_seed(key))
-                for key in map(text_key, prompts)
+                torch.randn((self.modes, *shape), generator=_start_generator(self._key(p)))
+                for p in prompts
             ]
             return with_norms(torch.stack(draws).flatten(0, 1), 1.0).view(-1, self.modes, *shape)
         net = self._init_net.to(sampler.adapter.device)
@@ -208,6 +227,14 @@ class PromptOffsetTeacher(Teacher):
         per_step = settings.model_calls_per_image() // settings.steps  # 2 with guidance
         fit = 3 * self.iters * self.noises * (self.fit_steps or settings.steps) * per_step
         return fit + 2 * settings.model_calls_per_image()
+
+
+def _start_generator(key: tuple[int, ...]) -> torch.Generator:
+    """The modes' start directions' generator (seeded by the text alone at fit seed 0, as
+    before the option)."""
+    if len(key) == 1:
+        return torch.Generator().manual_seed(key[0])
+    return keyed_generator(*key)
 
 
 def _offset_net(path: str) -> NPNet:

@@ -254,7 +254,8 @@ def test_collect_takes_several_offset_sources_and_refuses_a_fit_seed_elsewhere(
     assert not out.exists()
     code, output = run_cli(
         *common, "--teacher", "composed-offset", "--offset-source", sources[0],
-        "--offset-source", sources[1],
+        "--offset-source", sources[1], "--no-progress",
     )  # fmt: skip
     assert code == 0, output
+    assert "offsets:" not in output  # reading the sources' offsets obeys --no-progress too
     assert NoisePromptDataset(out).manifest.teacher_options["source_prompts"] == 4

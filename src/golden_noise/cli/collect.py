@@ -222,7 +222,7 @@ def collect(
             raise GoldenNoiseError(
                 "--teacher composed-offset needs --offset-source, a prompt-offset dataset"
             )
-        teacher_options = {"source": offset_source}
+        teacher_options = {"source": offset_source, "show_progress": progress}
         if offset_ridge is not None:  # else the teacher's default
             teacher_options["ridge"] = offset_ridge
     else:

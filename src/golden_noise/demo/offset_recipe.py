@@ -68,7 +68,9 @@ def compose_offsets(
     pipe: Any, config: DemoConfig, fitted: Path, out: Path, progress: bool
 ) -> dict[str, Any]:
     """Rows for the first `composed_prompts` train prompts, each shifted by its composed offset."""
-    teacher = get_teacher("composed-offset", source=fitted, ridge=config.offset_ridge)
+    teacher = get_teacher(
+        "composed-offset", source=fitted, ridge=config.offset_ridge, show_progress=progress
+    )
     prompts = recipe_prompts(config, config.composed_prompts)
     return {**_collected(pipe, config, teacher, prompts, out, progress),
             "fitted_prompts": teacher.options()["source_prompts"]}  # fmt: skip

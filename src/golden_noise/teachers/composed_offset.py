@@ -42,7 +42,12 @@ class ComposedOffsetTeacher(Teacher):
 
     name = "composed-offset"
 
-    def __init__(self, source: str | Path | Sequence[str | Path], ridge: float = 1.0) -> None:
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path],
+        ridge: float = 1.0,
+        show_progress: bool = True,
+    ) -> None:
         sources = [source] if isinstance(source, str | Path) else list(source)
         if not sources:
             raise GoldenNoiseError("the composed-offset teacher needs at least one source dataset")
@@ -53,7 +58,7 @@ class ComposedOffsetTeacher(Teacher):
         for path in sources:
             data = NoisePromptDataset(path, manifest=DatasetManifest.load(Path(path)))
             data.verify()  # digests: a damaged shard would move every composed offset
-            fitted = offsets_of_rows(data)
+            fitted = offsets_of_rows(data, show_progress)
             prompts += fitted
             offsets += fitted.values()
             digests.append(offsets_digest(fitted))

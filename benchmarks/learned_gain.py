@@ -591,9 +591,10 @@ def compose_offsets(args: argparse.Namespace) -> None:
     and none's."""
     saved = load_offsets(args.offsets)
     prompts, offsets = saved["prompts"], saved["offsets"][:, 0]
-    held = torch.zeros(len(prompts), dtype=torch.bool)
-    order = np.random.default_rng(0).permutation(len(prompts))
-    held[torch.from_numpy(order[: len(prompts) // 10])] = True
+    distinct = list(dict.fromkeys(prompts))  # a prompt fitted twice is held back whole
+    order = np.random.default_rng(0).permutation(len(distinct))
+    unseen_texts = {distinct[i] for i in order[: len(distinct) // 10]}
+    held = torch.tensor([p in unseen_texts for p in prompts])
     fitted_on = [p for p, h in zip(prompts, held.tolist(), strict=True) if not h]
     table = fit_offset_parts(fitted_on, offsets[~held], args.ridge)
     unseen = [p for p, h in zip(prompts, held.tolist(), strict=True) if h]
@@ -603,7 +604,7 @@ def compose_offsets(args: argparse.Namespace) -> None:
         "none": offsets[held].square().mean(),
     }
     print(f"{len(prompts)} offsets, ridge {args.ridge}; MSE on {int(held.sum())} held-back "
-          "prompts: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))  # fmt: skip
+          "fits: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))  # fmt: skip
     table = fit_offset_parts(prompts, offsets, args.ridge)
     composed = table.offsets(prompts)
     explained = 1 - (offsets - composed).square().sum() / (offsets - offsets.mean(0)).square().sum()
@@ -616,12 +617,15 @@ def compose_offsets(args: argparse.Namespace) -> None:
 
 
 def dataset_offsets(args: argparse.Namespace) -> None:
-    """A `collect --teacher prompt-offset` dataset's offsets, recovered from its rows
-    (`toy.offset_parts.offsets_of_rows`) for `distill`. `--sample N` keeps N prompts drawn at
-    random, `--counts` so many of each type (seed 0)."""
-    data = NoisePromptDataset(args.dataset)
-    found = offsets_of_rows(data)
-    prompts = list(found)
+    """`collect --teacher prompt-offset` datasets' offsets, recovered from their rows
+    (`toy.offset_parts.offsets_of_rows`) for `distill` and `compose-offsets`; several datasets
+    (fits of the same prompts with other `--offset-fit-seed`s) give every fit, a prompt fitted
+    twice listed twice. `--sample N` keeps N prompts drawn at random, `--counts` so many of
+    each type (seed 0; one dataset)."""
+    if len(args.dataset) > 1 and (args.sample or args.counts):
+        raise SystemExit("--sample and --counts choose prompts of one dataset; got several")
+    found = [offsets_of_rows(NoisePromptDataset(path)) for path in args.dataset]
+    prompts = list(found[0])
     if args.sample:
         chosen = np.random.default_rng(0).choice(len(prompts), args.sample, replace=False)
         prompts = [prompts[i] for i in sorted(chosen)]
@@ -631,9 +635,10 @@ def dataset_offsets(args: argparse.Namespace) -> None:
             pool = [p for p in prompts if parse(p).prompt_type == kind]
             kept += [pool[i] for i in sorted(rng.choice(len(pool), int(count), replace=False))]
         prompts = kept
-    offsets = torch.stack([found[p] for p in prompts])[:, None]
-    torch.save({"prompts": prompts, "offsets": offsets}, args.out)
-    print(f"{len(prompts)} prompts from {len(data)} rows; mean |mu| "
+    fits = [(p, found[0][p]) for p in prompts] + [fit for f in found[1:] for fit in f.items()]
+    offsets = torch.stack([mu for _, mu in fits])[:, None]
+    torch.save({"prompts": [p for p, _ in fits], "offsets": offsets}, args.out)
+    print(f"{len(fits)} fits of {len({p for p, _ in fits})} prompts; mean |mu| "
           f"{offsets.flatten(2).norm(dim=2).mean():.2f}")  # fmt: skip
 
 
@@ -891,7 +896,7 @@ def main() -> None:
     p.add_argument("--noise-base", type=int, default=7_000_000)
     p.add_argument("--save-at", default="10,20,40")
     p = sub.add_parser("dataset-offsets")
-    p.add_argument("dataset", type=Path)
+    p.add_argument("dataset", type=Path, nargs="+")
     p.add_argument("out", type=Path)
     p.add_argument("--sample", type=int, default=0, help="keep this many prompts at random")
     p.add_argument("--counts", default="", help="or this many of each type, e.g. 18,16,14,16")

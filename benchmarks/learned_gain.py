@@ -596,16 +596,18 @@ def compose_offsets(args: argparse.Namespace) -> None:
     unseen_texts = {distinct[i] for i in order[: len(distinct) // 10]}
     held = torch.tensor([p in unseen_texts for p in prompts])
     fitted_on = [p for p, h in zip(prompts, held.tolist(), strict=True) if not h]
-    table = fit_offset_parts(fitted_on, offsets[~held], args.ridge)
+    groups = args.groups.split(",")
+    table = fit_offset_parts(fitted_on, offsets[~held], args.ridge, groups)
     unseen = [p for p, h in zip(prompts, held.tolist(), strict=True) if h]
     error = {
         "table": (table.offsets(unseen) - offsets[held]).square().mean(),
         "mean": (offsets[~held].mean(0) - offsets[held]).square().mean(),
         "none": offsets[held].square().mean(),
     }
-    print(f"{len(prompts)} offsets, ridge {args.ridge}; MSE on {int(held.sum())} held-back "
-          "fits: " + ", ".join(f"{k} {v:.4f}" for k, v in error.items()))  # fmt: skip
-    table = fit_offset_parts(prompts, offsets, args.ridge)
+    errors = ", ".join(f"{k} {v:.4f}" for k, v in error.items())
+    print(f"{len(prompts)} offsets, ridge {args.ridge}, parts {args.groups}; MSE on "
+          f"{int(held.sum())} held-back fits: {errors}")  # fmt: skip
+    table = fit_offset_parts(prompts, offsets, args.ridge, groups)
     composed = table.offsets(prompts)
     explained = 1 - (offsets - composed).square().sum() / (offsets - offsets.mean(0)).square().sum()
     torch.save({"b": table.shared.flatten(), "W": torch.zeros(16 * 64, 4 * 8 * 8),
@@ -838,6 +840,10 @@ def main() -> None:
     p.add_argument("offsets", type=Path, help="a `prompt-offsets --save` or `dataset-offsets` file")
     p.add_argument("out", type=Path, help="a .pt file `evaluate` takes as a net")
     p.add_argument("--ridge", type=float, default=1.0)
+    p.add_argument(
+        "--groups", default="object",
+        help="part groups, e.g. object,colour,shape,role (toy.offset_parts.PART_GROUPS)",
+    )  # fmt: skip
     p.add_argument("--offsets-out", type=Path, help="also save the table's offsets of the prompts")
     p = sub.add_parser("train-reward")
     p.add_argument("out", type=Path)

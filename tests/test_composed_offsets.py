@@ -58,6 +58,38 @@ def test_parts_fitted_on_train_prompts_compose_the_offsets_of_unseen_composition
     torch.testing.assert_close(table.offsets(unseen), expected, atol=1e-4, rtol=0)
 
 
+def test_colour_and_shape_parts_compose_a_count_no_prompt_fitted() -> None:
+    """Offsets made of a part per colour and a part per shape (each in its role) plus one per
+    role: fitted on those groups, the table gives a held-out count (its object at that count
+    is in no train prompt) its true offset, by its colour's and shape's parts; the object
+    table cannot (it has only the shared offset there). Errors as in the test above: the
+    float64 solve at a tiny ridge plus float32 storage, far below 1e-4."""
+    gen = torch.Generator().manual_seed(4)
+    roles = ("single", "pair1", "pair2", "count2", "count3", "left", "right", "top", "bottom")
+    by_colour = {(c, r): torch.randn(4, 8, 8, generator=gen) for c in COLOURS for r in roles}
+    by_shape = {(s, r): torch.randn(4, 8, 8, generator=gen) for s in SHAPES for r in roles}
+    by_role = {r: torch.randn(4, 8, 8, generator=gen) for r in roles}
+    parts = {
+        (f"{c} {s}", r): by_colour[c, r] + by_shape[s, r] + by_role[r]
+        for c in COLOURS for s in SHAPES for r in roles
+    }  # fmt: skip
+    shared = torch.randn(4, 8, 8, generator=gen)
+    train = [p for t in TYPES for p in prompts_of("train", t)]
+    offsets = torch.stack([_by_hand(p, shared, parts) for p in train])
+    counts = list(prompts_of("validation", "counting"))
+    expected = torch.stack([_by_hand(p, shared, parts) for p in counts])
+    table = fit_offset_parts(train, offsets, ridge=1e-6, groups=("colour", "shape", "role"))
+    torch.testing.assert_close(table.offsets(counts), expected, atol=1e-4, rtol=0)
+    objects_only = fit_offset_parts(train, offsets, ridge=1e-6)
+    assert (objects_only.offsets(counts) - expected).abs().max() > 1.0
+
+
+@pytest.mark.parametrize("groups", [(), ("object", "object"), ("object", "size")])
+def test_unknown_or_repeated_part_groups_are_refused(groups) -> None:
+    with pytest.raises(GoldenNoiseError, match="expected part groups from object, colour"):
+        fit_offset_parts(["a red circle"], torch.zeros(1, 4, 8, 8), 1.0, groups)
+
+
 def test_a_large_ridge_leaves_only_the_shared_offset_which_is_the_mean() -> None:
     """The shared offset is not shrunk: at a ridge of 1e9 every part is ~n/1e9 of its size
     and the shared offset is the offsets' mean, to ~1e-6 of values ~1 (bound 1e-4)."""

@@ -66,26 +66,66 @@ class OffsetParts:
         )
 
 
-def _design(prompts: Sequence[str]) -> torch.Tensor:
-    """One row per prompt: 1 for the shared offset, then a count per (object, role)."""
-    design = torch.zeros(len(prompts), 1 + len(OBJECTS) * len(ROLES), dtype=torch.float64)
+PART_GROUPS = ("object", "colour", "shape", "role")
+
+
+def _group_sizes() -> dict[str, int]:
+    return {"object": len(OBJECTS), "colour": len(COLOURS), "shape": len(SHAPES), "role": 1}
+
+
+def _columns(obj: int, role: int, groups: Sequence[str]) -> list[int]:
+    """The design's columns that an object in a role adds to: one per group (after the
+    shared offset's column 0)."""
+    colour, shape = OBJECTS[obj]
+    index = {
+        "object": obj, "colour": list(COLOURS).index(colour), "shape": SHAPES.index(shape),
+        "role": 0,
+    }  # fmt: skip
+    columns, start = [], 1
+    for group in PART_GROUPS:
+        if group in groups:
+            columns.append(start + index[group] * len(ROLES) + role)
+            start += _group_sizes()[group] * len(ROLES)
+    return columns
+
+
+def _design(prompts: Sequence[str], groups: Sequence[str]) -> torch.Tensor:
+    """One row per prompt: 1 for the shared offset, then a count per (group member, role)."""
+    width = 1 + sum(_group_sizes()[g] for g in groups) * len(ROLES)
+    design = torch.zeros(len(prompts), width, dtype=torch.float64)
     design[:, 0] = 1.0
     for row, prompt in enumerate(prompts):
         for o, r in object_roles(prompt):
-            design[row, 1 + o * len(ROLES) + r] += 1.0
+            design[row, _columns(o, r, groups)] += 1.0
     return design
 
 
-def fit_offset_parts(prompts: Sequence[str], offsets: torch.Tensor, ridge: float) -> OffsetParts:
+def fit_offset_parts(
+    prompts: Sequence[str],
+    offsets: torch.Tensor,
+    ridge: float,
+    groups: Sequence[str] = ("object",),
+) -> OffsetParts:
     """Ridge least squares of `offsets` `[n, C, H, W]` onto the parts (the shared offset is
-    not shrunk), solved in float64."""
+    not shrunk), solved in float64.
+
+    `groups` beyond "object" add parts shared by every object of a colour, of a shape, or by
+    every object (each in its role), so that a part no prompt fitted (an unseen count of an
+    object) still gets its colour's and shape's; they fold back into one entry per object and
+    role, which is all a prompt's offset reads.
+    """
     if not math.isfinite(ridge) or ridge < 0:
         raise GoldenNoiseError(f"the parts' ridge must be a number >= 0; got {ridge}")
     if len(prompts) != len(offsets) or not len(prompts):
         raise GoldenNoiseError(
             f"expected one offset per prompt; got {len(offsets)} offsets for {len(prompts)} prompts"
         )
-    design = _design(prompts)
+    if not groups or len(set(groups)) != len(groups) or not set(groups) <= set(PART_GROUPS):
+        raise GoldenNoiseError(
+            f"expected part groups from {', '.join(PART_GROUPS)}, each at most once; "
+            f"got {list(groups)}"
+        )
+    design = _design(prompts, groups)
     penalty = ridge * torch.eye(design.shape[1], dtype=torch.float64)
     penalty[0, 0] = 0.0
     targets = offsets.flatten(1).double()
@@ -96,10 +136,17 @@ def fit_offset_parts(prompts: Sequence[str], offsets: torch.Tensor, ridge: float
             "the offsets do not determine every part at ridge 0 (some object never appears "
             "in some role); give a ridge > 0"
         ) from None
+    folded = torch.stack(
+        [
+            weights[_columns(o, r, groups)].sum(0)
+            for o in range(len(OBJECTS))
+            for r in range(len(ROLES))
+        ]
+    )
     shape = offsets.shape[1:]
     return OffsetParts(
         shared=weights[0].float().view(shape),
-        parts=weights[1:].float().view(len(OBJECTS), len(ROLES), *shape),
+        parts=folded.float().view(len(OBJECTS), len(ROLES), *shape),
     )
 
 

@@ -397,6 +397,26 @@ def test_prompt_offset_modes_shift_each_source_by_the_mode_it_leans_toward(tiny)
     )
 
 
+@pytest.mark.parametrize("fit_seed", [0, 2])
+def test_prompt_offset_modes_start_from_the_documented_directions(tiny, fit_seed) -> None:
+    """Each prompt's K modes start as unit random directions drawn from its text's CRC-32
+    (with a fit seed: from SeedSequence([crc, seed])); one Adam step of lr 1e-7 moves them by
+    at most 1e-7, far below the 1e-5 bound and the ~0.1 between draws of different keys."""
+    _, rows, sampler = tiny
+    shape = rows.source.shape[1:]
+    teacher = PromptOffsetTeacher(
+        "toy-surrogate", iters=1, noises=2, lr=1e-7, modes=3, fit_seed=fit_seed
+    )
+    for prompt, found in zip(rows.prompts, teacher.offsets(rows, sampler), strict=True):
+        key = zlib.crc32(prompt.encode())
+        if fit_seed:
+            state = np.random.SeedSequence([key, fit_seed]).generate_state(1, np.uint64)
+            key = int(state[0]) & (2**63 - 1)
+        draws = torch.randn((3, *shape), generator=torch.Generator().manual_seed(key))
+        expected = draws / draws.flatten(1).norm(dim=1)[:, None, None, None]
+        torch.testing.assert_close(found, expected, atol=1e-5, rtol=0)
+
+
 def _saved_offset_net(sampler, path, shape, residual_kind="prompt-offset", seed=3) -> None:
     """An offset-only NPNet (prompt-offset residual by default) for the tiny pipeline's
     prompts, saved at `path`; a prompt-offset head is drawn at random, so its offsets are far

@@ -199,6 +199,7 @@ def collect(
         raise GoldenNoiseError(f"--recipe {recipe} is a re-denoise recipe; got --teacher {teacher}")
     scorer, margin = chosen.scorer, chosen.margin
     settings = SamplerSettings(**{**defaults, **chosen.sampler})
+    offset_source = offset_source or None  # typer gives [] when the option is absent
     if teacher == "redenoise":
         redenoise = {"steps": settings.steps, **chosen.redenoise}
         teacher_options: dict[str, object] = {"settings": RedenoiseSettings(**redenoise)}
@@ -227,7 +228,6 @@ def collect(
             teacher_options["ridge"] = offset_ridge
     else:
         teacher_options = {"candidates": candidates, "angle": angle}
-    offset_source = offset_source or None  # typer gives [] when the option is absent
     for given, flag in ((offset_source, "--offset-source"), (offset_ridge, "--offset-ridge")):
         if given is not None and teacher != "composed-offset":
             raise GoldenNoiseError(

@@ -610,8 +610,8 @@ def compose_offsets(args: argparse.Namespace) -> None:
     table = fit_offset_parts(prompts, offsets, args.ridge, groups)
     composed = table.offsets(prompts)
     explained = 1 - (offsets - composed).square().sum() / (offsets - offsets.mean(0)).square().sum()
-    torch.save({"b": table.shared.flatten(), "W": torch.zeros(16 * 64, 4 * 8 * 8),
-                "T": table.parts.flatten(2)}, args.out)  # fmt: skip
+    torch.save({"b": args.scale * table.shared.flatten(), "W": torch.zeros(16 * 64, 4 * 8 * 8),
+                "T": args.scale * table.parts.flatten(2)}, args.out)  # fmt: skip
     if args.offsets_out:  # the table's own offsets for the same prompts, for `distill`
         torch.save({"prompts": prompts, "offsets": composed[:, None]}, args.offsets_out)
     print(f"fitted on all: the table explains {explained:.3f} of their variance about the mean; "
@@ -844,6 +844,7 @@ def main() -> None:
         "--groups", default="object",
         help="part groups, e.g. object,colour,shape,role (toy.offset_parts.PART_GROUPS)",
     )  # fmt: skip
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every offset by this")
     p.add_argument("--offsets-out", type=Path, help="also save the table's offsets of the prompts")
     p = sub.add_parser("train-reward")
     p.add_argument("out", type=Path)

@@ -78,8 +78,8 @@ MUTANTS = [
     Mutant(
         "offset_fit_noise_by_position",
         f"{PKG}/teachers/prompt_offset.py",
-        "candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k)",
-        "candidate_noise(rows.source[0], step, i, k)",
+        "candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k, *seed_key)",
+        "candidate_noise(rows.source[0], step, i, k, *seed_key)",
         "a prompt's fit noise depends on its place in the batch, so its offset does too",
         TEACHERS,
     ),

@@ -20,9 +20,12 @@ from golden_noise.teachers.base import Rows, Taught, Teacher
 from golden_noise.teachers.sampler import CollectionSampler, tile_rows
 
 
-def candidate_noise(source: torch.Tensor, seed: int, prompt_index: int, k: int) -> torch.Tensor:
-    """`k` fresh standard Gaussian draws shaped like one row of `source`, fixed by the row key."""
-    generator = keyed_generator(seed, prompt_index)
+def candidate_noise(
+    source: torch.Tensor, seed: int, prompt_index: int, k: int, *more: int
+) -> torch.Tensor:
+    """`k` fresh standard Gaussian draws shaped like one row of `source`, fixed by the row key
+    (and `more` integers of it, when given)."""
+    generator = keyed_generator(seed, prompt_index, *more)
     return torch.randn((k, *source.shape), generator=generator, dtype=torch.float32)
 
 

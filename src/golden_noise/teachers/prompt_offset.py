@@ -53,6 +53,7 @@ from golden_noise.npnet import NPNet
 from golden_noise.npnet.offset_branch import route
 from golden_noise.scorers.rewards import load_reward
 from golden_noise.teachers.base import Rows, Taught, Teacher, score_source_and_target
+from golden_noise.teachers.local_search import candidate_noise
 from golden_noise.teachers.sampler import CollectionSampler, take_rows
 
 
@@ -156,11 +157,13 @@ class PromptOffsetTeacher(Teacher):
         # Whole prompts per chunk, at most the sampler's batch of images: the graph through
         # the sampler is held for one chunk at a time, and the summed gradient is the same.
         per_chunk = max(1, sampler.batch_size // k)
+        seed_key = self._seed_key()
         for step in range(self.iters):
             rows.status(f"fitting {len(first_rows)} prompt offsets, step {step + 1}/{self.iters}")
             x = torch.cat(
-                [self._fit_noise(shape, step, prompts[i * k]) for i in range(len(first_rows))]
-            ).to(device)
+                [candidate_noise(rows.source[0], step, text_key(prompts[i * k]), k, *seed_key)
+                 for i in range(len(first_rows))]
+            ).to(device)  # fmt: skip
             optimizer.zero_grad()
             for first in range(0, len(first_rows), per_chunk):
                 part = slice(first * k, (first + per_chunk) * k)
@@ -177,15 +180,17 @@ class PromptOffsetTeacher(Teacher):
             optimizer.step()
         return offsets.detach().cpu()
 
-    def _key(self, prompt: str) -> tuple[int, ...]:
-        """What fixes a prompt's random draws: its text, and the fit seed when one is set
-        (fits of seed 0 keep the draws of datasets made before the option)."""
-        return (text_key(prompt), self.fit_seed) if self.fit_seed else (text_key(prompt),)
+    def _seed_key(self) -> tuple[int, ...]:
+        """The fit seed's part of every draw's key: none at seed 0, so fits of seed 0 keep
+        the draws of datasets made before the option."""
+        return (self.fit_seed,) if self.fit_seed else ()
 
-    def _fit_noise(self, shape: torch.Size, step: int, prompt: str) -> torch.Tensor:
-        """The fit's `noises` fresh draws for one prompt at one step."""
-        generator = keyed_generator(step, *self._key(prompt))
-        return torch.randn((self.noises, *shape), generator=generator, dtype=torch.float32)
+    def _start_generator(self, prompt: str) -> torch.Generator:
+        """The generator of a prompt's modes' start directions (its text alone at seed 0, as
+        before the option)."""
+        if not self.fit_seed:
+            return torch.Generator().manual_seed(text_key(prompt))
+        return keyed_generator(text_key(prompt), *self._seed_key())
 
     def _start(
         self, prompts: list[str], sampler: CollectionSampler, shape: torch.Size
@@ -196,7 +201,7 @@ class PromptOffsetTeacher(Teacher):
             return torch.zeros(len(prompts), 1, *shape)
         if self._init_net is None:
             draws = [
-                torch.randn((self.modes, *shape), generator=_start_generator(self._key(p)))
+                torch.randn((self.modes, *shape), generator=self._start_generator(p))
                 for p in prompts
             ]
             return with_norms(torch.stack(draws).flatten(0, 1), 1.0).view(-1, self.modes, *shape)
@@ -227,14 +232,6 @@ class PromptOffsetTeacher(Teacher):
         per_step = settings.model_calls_per_image() // settings.steps  # 2 with guidance
         fit = 3 * self.iters * self.noises * (self.fit_steps or settings.steps) * per_step
         return fit + 2 * settings.model_calls_per_image()
-
-
-def _start_generator(key: tuple[int, ...]) -> torch.Generator:
-    """The modes' start directions' generator (seeded by the text alone at fit seed 0, as
-    before the option)."""
-    if len(key) == 1:
-        return torch.Generator().manual_seed(key[0])
-    return keyed_generator(*key)
 
 
 def _offset_net(path: str) -> NPNet:

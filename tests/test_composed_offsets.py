@@ -257,9 +257,8 @@ def test_several_sources_are_averaged_as_one_table_of_all_their_fits(tmp_path: P
         assert (alone - reference.offsets(wanted)).abs().max() > 0.1
     assert both.options()["source_prompts"] == 7
     one = ComposedOffsetTeacher(a, ridge=0.5).options()
-    assert one == {
-        "ridge": 0.5, "source_prompts": 3, "source_offsets_sha256": offsets_digest(found_a),
-    }  # fmt: skip
+    digest = offsets_digest(list(found_a), list(found_a.values()))
+    assert one == {"ridge": 0.5, "source_prompts": 3, "source_offsets_sha256": digest}
     assert both.options()["source_offsets_sha256"] != one["source_offsets_sha256"]
     assert ComposedOffsetTeacher([b, a], ridge=0.5).options() != both.options()  # order counts
 
@@ -291,3 +290,13 @@ def test_collect_takes_several_offset_sources_and_refuses_a_fit_seed_elsewhere(
     assert code == 0, output
     assert "offsets:" not in output  # reading the sources' offsets obeys --no-progress too
     assert NoisePromptDataset(out).manifest.teacher_options["source_prompts"] == 4
+
+
+def test_the_committed_composed_rows_resume_with_the_committed_fits() -> None:
+    """The record a resume must match: the teacher over `data/toy-prompt-offsets/` writes the
+    options in `data/toy-composed-offsets/`'s manifest (a digest of another layout would make
+    `demo --full-scale` and the documented command refuse to resume the committed rows)."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    teacher = ComposedOffsetTeacher(root / "toy-prompt-offsets", ridge=1.0, show_progress=False)
+    manifest = DatasetManifest.load(root / "toy-composed-offsets")
+    assert teacher.options() == manifest.teacher_options

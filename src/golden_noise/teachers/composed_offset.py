@@ -12,7 +12,6 @@ door to the toy world (the table reads the toy grammar's parse of a prompt).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,21 +53,13 @@ class ComposedOffsetTeacher(Teacher):
         self.source, self.ridge = ", ".join(map(str, sources)), ridge
         prompts: list[str] = []
         offsets: list[torch.Tensor] = []
-        digests: list[str] = []
         for path in sources:
             data = NoisePromptDataset(path, manifest=DatasetManifest.load(Path(path)))
             data.verify()  # digests: a damaged shard would move every composed offset
             fitted = offsets_of_rows(data, show_progress)
             prompts += fitted
             offsets += fitted.values()
-            digests.append(offsets_digest(fitted))
-        # one source keeps the record datasets made before several were possible resume with
-        self._digest = (
-            digests[0]
-            if len(digests) == 1
-            else hashlib.sha256(" ".join(digests).encode()).hexdigest()
-        )
-        self._prompts = len(prompts)
+        self._digest, self._prompts = offsets_digest(prompts, offsets), len(prompts)
         self.parts = fit_offset_parts(prompts, torch.stack(offsets), ridge)
 
     def options(self) -> dict[str, Any]:

@@ -173,9 +173,10 @@ def offsets_of_rows(
     return {text: torch.stack(mus).mean(0) for text, mus in sorted(found.items())}
 
 
-def offsets_digest(offsets: dict[str, torch.Tensor]) -> str:
-    """sha256 of prompts and offsets: a record that notices a refitted source."""
-    digest = hashlib.sha256(json.dumps(list(offsets)).encode())
-    for mu in offsets.values():
+def offsets_digest(prompts: Sequence[str], offsets: Sequence[torch.Tensor]) -> str:
+    """sha256 of fits (prompts and their offsets, in order): a record that notices a refitted
+    source."""
+    digest = hashlib.sha256(json.dumps(list(prompts)).encode())
+    for mu in offsets:
         digest.update(mu.contiguous().numpy().tobytes())
     return digest.hexdigest()

@@ -67,10 +67,7 @@ class OffsetParts:
 
 
 PART_GROUPS = ("object", "colour", "shape", "role")
-
-
-def _group_sizes() -> dict[str, int]:
-    return {"object": len(OBJECTS), "colour": len(COLOURS), "shape": len(SHAPES), "role": 1}
+GROUP_SIZES = {"object": len(OBJECTS), "colour": len(COLOURS), "shape": len(SHAPES), "role": 1}
 
 
 def _columns(obj: int, role: int, groups: Sequence[str]) -> list[int]:
@@ -85,13 +82,13 @@ def _columns(obj: int, role: int, groups: Sequence[str]) -> list[int]:
     for group in PART_GROUPS:
         if group in groups:
             columns.append(start + index[group] * len(ROLES) + role)
-            start += _group_sizes()[group] * len(ROLES)
+            start += GROUP_SIZES[group] * len(ROLES)
     return columns
 
 
 def _design(prompts: Sequence[str], groups: Sequence[str]) -> torch.Tensor:
     """One row per prompt: 1 for the shared offset, then a count per (group member, role)."""
-    width = 1 + sum(_group_sizes()[g] for g in groups) * len(ROLES)
+    width = 1 + sum(GROUP_SIZES[g] for g in groups) * len(ROLES)
     design = torch.zeros(len(prompts), width, dtype=torch.float64)
     design[:, 0] = 1.0
     for row, prompt in enumerate(prompts):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import textwrap
@@ -215,6 +216,52 @@ KILLABLE_WRITER = textwrap.dedent(
     print("done")
     """
 )
+
+
+@pytest.mark.parametrize(
+    ("step", "call", "rows_read", "pending"),
+    [
+        ("publish", 3, 3, "embeddings/r00000-000001.safetensors"),  # listed, not renamed
+        ("confirm_shard", 4, 6, "rows/r00000-000001.safetensors"),  # renamed, not confirmed
+    ],
+)
+def test_a_kill_between_listing_a_shard_and_confirming_it_leaves_a_readable_dataset(
+    tmp_path: Path, step: str, call: int, rows_read: int, pending: str
+) -> None:
+    """Before: a kill after a shard was listed in the ledger and before it was renamed into
+    place left an entry that every reader took for a deleted shard, so the interrupted
+    dataset could not be read. The writer's calls go embeddings, rows, embeddings, rows (3
+    rows a shard, a new prompt's embedding first); the kill lands in the `call`-th `step`."""
+    root = tmp_path / "npd"
+    tests = str(Path(__file__).parent)
+    kill_in_step = textwrap.dedent(
+        f"""
+        import os, signal
+        import golden_noise.dataset.writer as module
+        step, calls = module.{step}, []
+        def killed(*args):
+            calls.append(args)
+            if len(calls) == {call}:
+                os.kill(os.getpid(), signal.SIGKILL)
+            step(*args)
+        module.{step} = killed
+        """
+    )
+    job = kill_in_step + KILLABLE_WRITER.format(tests=tests, root=str(root), pause=0)
+    killed = subprocess.run([sys.executable, "-c", job], capture_output=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    ledger = json.loads((root / "ledger-r00000.json").read_text())
+    assert [name for name, entry in ledger.items() if entry.get("pending")] == [pending]
+    assert len(NoisePromptDataset(root)) == rows_read
+    subprocess.run(
+        [sys.executable, "-c", KILLABLE_WRITER.format(tests=tests, root=str(root), pause=0)],
+        check=True,
+        capture_output=True,
+    )
+    assert sorted(NoisePromptDataset(root).keys) == [(p, s) for p in range(6) for s in range(5)]
+    ledger = json.loads((root / "ledger-r00000.json").read_text())
+    assert not [name for name, entry in ledger.items() if entry.get("pending")]
+    assert all((root / name).is_file() for name in ledger)
 
 
 def test_kill_9_mid_run_then_resume_leaves_every_row_exactly_once(tmp_path: Path) -> None:

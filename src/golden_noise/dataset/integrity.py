@@ -6,6 +6,9 @@ are read, so flipped bytes in a key are never taken for another row) and
 `golden_noise:sha256` over every tensor (checked by `verify_rows`, which reads the latents
 once, before training). Beside the shards, `ledger-r{rank}.json` at the dataset root lists
 each shard that rank published, so a deleted shard is named instead of silently missing.
+A shard is listed as pending before it is renamed into place and confirmed after: a kill
+between the two leaves a pending entry, which names no missing shard (it may never have been
+published), while a confirmed entry without its shard is a deleted shard.
 
 Datasets written before digests existed still open: a shard without digests is read as it
 is (nothing can be checked), and a rank without a ledger is not checked for missing shards.
@@ -37,6 +40,7 @@ from golden_noise.dataset.manifest import DatasetManifest
 DIGEST_KEY = "golden_noise:sha256"
 COLUMNS_DIGEST_KEY = "golden_noise:columns_sha256"
 _LEDGER = re.compile(r"^ledger-r(\d{5})\.json$")
+PENDING = "pending"  # a ledger entry's flag: listed, not yet confirmed published
 # A latent row's RMS: Gaussian noise and every teacher's target sit near 1. Far outside this
 # band a row is damage (finite garbage trains to a loss of 1e9), not a noise.
 PLAUSIBLE_RMS = (1e-2, 10.0)
@@ -105,13 +109,13 @@ def published_digests(root: Path) -> dict[str, str]:
 
 
 def missing_shards(root: Path) -> list[str]:
-    """Shards some writer published (per its ledger) that are not on disk."""
+    """Shards some writer published (per its ledger, confirmed) that are not on disk."""
     root = Path(root)
     return sorted(
         name
         for ledger in ledgers(root)
-        for name in read_ledger(ledger)
-        if not (root / name).is_file()
+        for name, entry in read_ledger(ledger).items()
+        if not entry.get(PENDING) and not (root / name).is_file()
     )
 
 
@@ -231,20 +235,34 @@ def verify_rows(
 
 
 def record_shard(root: Path, rank: int, name: str, rows: int, digest: str) -> None:
-    """Add a published shard to its writer's ledger (rewritten atomically)."""
+    """List a shard about to be published in its writer's ledger, pending (see the module)."""
     path = ledger_path(root, rank)
     entries = read_ledger(path) if path.is_file() else {}
-    entries[name] = {"rows": rows, "sha256": digest}
+    entries[name] = {"rows": rows, "sha256": digest, PENDING: True}
+    atomic_write_json(path, entries)
+
+
+def confirm_shard(root: Path, rank: int, name: str) -> None:
+    """Mark a listed shard published: from now on its absence is a deleted shard."""
+    path = ledger_path(root, rank)
+    entries = read_ledger(path)
+    entries[name].pop(PENDING, None)
     atomic_write_json(path, entries)
 
 
 def reconcile_ledger(root: Path, rank: int) -> list[str]:
-    """Drop this rank's entries whose shard is gone (the writer will redo those rows)."""
+    """Drop this rank's entries whose shard is gone (the writer will redo those rows) and
+    confirm the pending ones whose shard is there (the kill came after its rename)."""
     path = ledger_path(root, rank)
     if not path.is_file():
         return []
     entries = read_ledger(path)
     gone = [name for name in entries if not (Path(root) / name).is_file()]
-    if gone:
-        atomic_write_json(path, {k: v for k, v in entries.items() if k not in gone})
+    kept = {
+        name: {field: value for field, value in entry.items() if field != PENDING}
+        for name, entry in entries.items()
+        if name not in gone
+    }
+    if kept != entries:
+        atomic_write_json(path, kept)
     return gone

@@ -24,6 +24,7 @@ from golden_noise.core.validate import integer
 from golden_noise.dataset.integrity import (
     DIGEST_KEY,
     check_listed_shards,
+    confirm_shard,
     published_digests,
     reconcile_ledger,
     record_shard,
@@ -395,12 +396,14 @@ class DatasetWriter:
         metadata = shard_metadata(tensors)
         try:
             save_file(tensors, str(temp), metadata=metadata)
-            # listed before it is published: a kill in between leaves an entry whose shard is
-            # missing (dropped on resume), never a published shard that no ledger lists
+            # listed, pending, before it is published and confirmed after: a kill in between
+            # leaves a pending entry (read as never published, settled on resume), never a
+            # published shard that no ledger lists
             rows = len(next(iter(tensors.values())))
             name = target.relative_to(self.root).as_posix()
             record_shard(self.root, self.rank, name, rows, metadata[DIGEST_KEY])
             publish(temp, target)
+            confirm_shard(self.root, self.rank, name)
         except (OSError, SafetensorError) as exc:  # a full disk is a SafetensorError
             raise GoldenNoiseError(f"cannot write shard {target}: {exc}") from exc
         finally:

@@ -18,6 +18,7 @@ split (tuning) or on the demo's held-out pairs (reported once):
     python benchmarks/learned_gain.py distill offsets.pt more.pt OUT2 --init OUT --steps 600
     python benchmarks/learned_gain.py prompt-offsets --prompts P.txt --modes 4 --k 8 --lr 0.1 \
         --stay-close 0.03 --seeds 0 --save modes.pt
+    python benchmarks/learned_gain.py partition-modes offsets.pt
     python benchmarks/learned_gain.py direct A.pt --minutes 6.5 --widths 32,64 --no-harm 1
     python benchmarks/learned_gain.py dataset-offsets DATASET offsets.pt
     python benchmarks/learned_gain.py compose-offsets offsets.pt composed.pt --ridge 1
@@ -58,6 +59,8 @@ prompt-offset --keep-norm`, no SVD, no text injection) to such offsets by regres
 `--modes K` fits K offsets per prompt, each noise shifted by the one it leans toward most
 (`golden_noise.npnet.offset_branch.route`, as the library's teacher and net do), and `distill`
 then pairs predicted with fitted modes in whichever order fits best (`matched_mse`).
+`partition-modes` routes 4 modes by a fixed partition of noise space instead (two principal
+directions of fitted offsets), the same for every prompt.
 `--exclude` skips prompts already fitted and `--init` starts each new prompt's offset at a
 net's prediction (rounds of fit-then-distill: the new offsets stay consistent with the map
 learned so far instead of picking an arbitrary layout); `distill --init` continues a net on
@@ -537,6 +540,70 @@ def prompt_offsets(args: argparse.Namespace) -> None:
                   f"{stats['ci95_high']:+.4f}] p {stats['wilcoxon_p']:.2g} | {per}")  # fmt: skip
 
 
+def partition_modes(args: argparse.Namespace) -> None:
+    """Modes routed by a fixed partition of noise space, the same for every prompt: the sign
+    of the noise's projection on each of the two leading principal directions of `offsets`
+    (fitted train offsets: the directions good offsets differ along most), so mode k would
+    mean the same region of noise in every prompt. The 16 validation prompts of
+    `prompt-offsets`, 4 modes fitted from zero, then the modes' agreement across prompts and
+    32 unseen seeds per prompt scored beside the modes' mean (one offset)."""
+    torch.set_num_threads(args.threads)
+    fits = load_offsets(args.offsets)["offsets"][:, 0].flatten(1)
+    directions = torch.linalg.svd(fits - fits.mean(0), full_matrices=False)[2][:2]
+
+    def region(x: torch.Tensor) -> torch.Tensor:
+        return ((x.flatten(1) @ directions.T > 0).long() * torch.tensor([1, 2])).sum(1)
+
+    def routed(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+        return modes[torch.arange(len(x)), region(x)]
+
+    toy, rng, prompts = Toy(), np.random.default_rng(5), []
+    for kind in TYPES:  # the draw of `prompt-offsets --per-type 4`
+        pool = sorted(set(prompts_of("validation", kind)))
+        prompts += [pool[i] for i in rng.choice(len(pool), 4, replace=False)]
+    n, k = len(prompts), args.k
+    cond, uncond = toy.embed(prompts)
+    mu = torch.zeros(n, 4, 4, 8, 8, requires_grad=True)
+    optimizer = torch.optim.Adam([mu], lr=args.lr)
+    rows = torch.arange(n).repeat_interleave(k)
+    texts = [prompts[i] for i in rows]
+    for it in range(args.iters):
+        x = seed_noise(list(range(5_000_000 + it * n * k, 5_000_000 + (it + 1) * n * k)))
+        optimizer.zero_grad()
+        for c in range(0, len(rows), 64):  # gradients summed over chunks: bounded memory
+            part = slice(c, c + 64)
+            g = keep_norm(x[part], routed(x[part], mu[rows[part]]))
+            images = toy.differentiable_images(g, cond[rows[part]], uncond[rows[part]], args.steps)
+            r = reward_model(images, texts[part])
+            penalty = stay_close_penalty(g, x[part]).sum()
+            ((-r.sum() + args.stay_close * penalty) / len(rows)).backward()
+        optimizer.step()
+    mu = mu.detach()
+    mean = mu.mean(1)
+    deviation = (mu - mean[:, None]).flatten(2)
+    unit = deviation / deviation.norm(dim=2, keepdim=True)
+    same = torch.einsum("pkd,qkd->pqk", unit, unit)[~torch.eye(n, dtype=torch.bool)]
+    print(f"|mean| {mean.flatten(1).norm(dim=1).mean():.2f}, |mode - mean| "
+          f"{deviation.norm(dim=2).mean():.2f}; same mode, two prompts: cosine "
+          f"{same.mean():.3f}")  # fmt: skip
+    rows = torch.arange(n).repeat_interleave(32)
+    texts = [prompts[i] for i in rows]
+    x = seed_noise(list(range(6_000_000, 6_000_000 + len(rows))))
+
+    def measured(latents: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        images = toy.render(latents, texts)
+        found = diversity_by_prompt(images / 255.0, texts)
+        return *soft_and_correct(images, texts), np.array([found[q] for q in prompts])
+
+    soft0, correct0, spread0 = measured(x)
+    for name, offsets in (("modes", routed(x, mu[rows])), ("the modes' mean", mean[rows])):
+        soft, correct, spread = measured(keep_norm(x, offsets))
+        a, b = paired_stats(soft0, soft), paired_stats(correct0, correct)
+        print(f"{name}: soft {a['mean_diff']:+.4f} [{a['ci95_low']:+.4f}, {a['ci95_high']:+.4f}] "
+              f"p {a['wilcoxon_p']:.2g}; correct {b['mean_diff']:+.4f}; diversity "
+              f"{(spread / spread0).mean():.3f}")  # fmt: skip
+
+
 def shared_offset(args: argparse.Namespace) -> None:
     toy, rng = Toy(), np.random.default_rng(args.seed)
     by_type = {t: sorted(set(prompts_of("train", t))) for t in TYPES}
@@ -887,6 +954,14 @@ def main() -> None:
     p.add_argument("--modes", type=int, default=1, help="offsets per prompt (routed by noise)")
     p.add_argument("--prompts", type=Path, default=None, help="fit these (one per line)")
     p.add_argument("--shared-start", action="store_true", help="every prompt's modes start alike")
+    p = sub.add_parser("partition-modes")
+    p.add_argument("offsets", type=Path, help="fitted train offsets (`dataset-offsets`)")
+    p.add_argument("--k", type=int, default=8, help="fresh noises per prompt and step")
+    p.add_argument("--iters", type=int, default=60)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--stay-close", type=float, default=0.03)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("shared-offset")
     p.add_argument("out", help="files OUT_{ITER}.pt")
     p.add_argument("--linear", action="store_true", help="plus a linear map of the prompt")
@@ -936,6 +1011,7 @@ def main() -> None:
         "table-r2": table_r2,
         "compose-offsets": compose_offsets,
         "prompt-offsets": prompt_offsets,
+        "partition-modes": partition_modes,
         "shared-offset": shared_offset,
         "dataset-offsets": dataset_offsets,
         "distill": distill,

@@ -88,13 +88,15 @@ class PromptOffsetBranch(nn.Module):
             )
         self.modes, self.reading = kwargs["modes"], kwargs["reading"]
         self.shape = (channels, height, width)
-        self.keys = nn.Linear(text_dim, size)
-        if self.reading == "positions":
+        if self.reading == "positions":  # queries drawn first, as before readings existed, so
+            # a seeded net of this reading starts from the same weights as it always did
             self.queries = nn.Parameter(torch.randn(height * width, size) * 0.02)
+            self.keys = nn.Linear(text_dim, size)
             layer = nn.TransformerDecoderLayer(size, heads, 2 * size, dropout=0.0, batch_first=True)
             self.decoder = nn.TransformerDecoder(layer, layers)
             self.head = nn.Linear(size, channels * self.modes)
         else:
+            self.keys = nn.Linear(text_dim, size)
             layer = nn.TransformerEncoderLayer(size, heads, 2 * size, dropout=0.0, batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, layers)
             self.head = nn.Linear(size, self.modes * channels * height * width)

@@ -116,6 +116,14 @@ MUTANTS = [
         ("tests/test_npnet_offset_branch.py", *TEACHERS),
     ),
     Mutant(
+        "offset_tokens_mean",
+        f"{PKG}/npnet/offset_branch.py",
+        "summed = self.head(self.encoder(tokens)).sum(dim=1)",
+        "summed = self.head(self.encoder(tokens)).mean(dim=1)",
+        "the tokens reading averages its tokens' offsets instead of summing them",
+        ("tests/test_npnet_offset_branch.py",),
+    ),
+    Mutant(
         "offset_teacher_first_mode",
         f"{PKG}/teachers/prompt_offset.py",
         "source + route(source, self.offsets(rows, sampler).to(source.device))",
@@ -261,6 +269,14 @@ MUTANTS = [
         "self._keys = present_keys(self.root)",
         "self._keys = set()",
         "a reopened writer forgets the rows on disk (resume writes them again)",
+        DATASET,
+    ),
+    Mutant(
+        "dataset_pending_shard_missing",
+        f"{PKG}/dataset/integrity.py",
+        "if not entry.get(PENDING) and not (root / name).is_file()",
+        "if not (root / name).is_file()",
+        "a shard a kill left listed but never published is taken for a deleted one",
         DATASET,
     ),
     Mutant(

@@ -462,31 +462,31 @@ def keep_norm(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     return with_norms(x + offset, latent_norms(x))
 
 
-def prompt_offsets(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    toy, rng = Toy(), np.random.default_rng(5)
-    counts = [int(c) for c in args.counts.split(",")] if args.counts else [args.per_type] * 4
-    fitted = {p for path in args.exclude for p in load_offsets(path)["prompts"]}
-    prompts, kinds = [], []
-    if args.prompts:  # a file, one prompt per line, instead of a draw from the split
-        prompts = args.prompts.read_text(encoding="utf-8").splitlines()
-        kinds = [parse(p).prompt_type for p in prompts]
+def drawn_prompts(split: str, counts: list[int], exclude: set[str]) -> tuple[list[str], list[str]]:
+    """`counts[t]` prompts of each type `t` drawn from `split` (seed 5), none of `exclude`;
+    the prompts and their types."""
+    rng, prompts, kinds = np.random.default_rng(5), [], []
     for kind, count in zip(TYPES, counts, strict=True):
-        pool = sorted(set(prompts_of(args.split, kind)) - fitted)
-        count = 0 if args.prompts else min(count, len(pool))
+        pool = sorted(set(prompts_of(split, kind)) - exclude)
+        count = min(count, len(pool))
         prompts += [pool[i] for i in rng.choice(len(pool), count, replace=False)]
         kinds += [kind] * count
-    n, k, modes = len(prompts), args.k, args.modes
+    return prompts, kinds
+
+
+def fit_prompt_offsets(
+    toy: Toy,
+    prompts: list[str],
+    mu: torch.Tensor,
+    args: argparse.Namespace,
+    choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = leaning,
+) -> torch.Tensor:
+    """Each prompt's modes `mu` `[n, K, 4, 8, 8]`, ascended from their start by Adam on the toy
+    reward model over `args.k` fresh noises a prompt and step (seeds 5,000,000 on), each noise
+    shifted by the mode `choose(noises, their prompts' modes)` picks (`leaning`: the one it
+    leans toward most), at the noise's norm, with `args.stay_close` as a trust region."""
+    n, k, modes = len(prompts), args.k, mu.shape[1]
     cond, uncond = toy.embed(prompts)
-    if args.init:
-        with torch.no_grad():
-            mu = NPNet.from_pretrained(args.init).prompt_offsets(cond)
-    elif modes == 1:
-        mu = torch.zeros(n, 1, 4, 8, 8)
-    else:  # small random directions, so that the noises split between the modes
-        torch.manual_seed(0)
-        mu = torch.randn(1 if args.shared_start else n, modes, 4, 8, 8).expand(n, -1, -1, -1, -1)
-        mu = mu / mu.flatten(2).norm(dim=2)[..., None, None, None]
     mu.requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=args.lr)
     rows = torch.arange(n).repeat_interleave(k)
@@ -499,20 +499,45 @@ def prompt_offsets(args: argparse.Namespace) -> None:
         for c in range(0, len(rows), 64):  # gradients summed over chunks: bounded memory
             part = slice(c, c + 64)
             offsets = mu[rows[part]]
-            g = keep_norm(x[part], route(x[part], offsets))
+            picked = choose(x[part], offsets.detach())
+            g = keep_norm(x[part], offsets[torch.arange(len(picked)), picked])
             images = toy.differentiable_images(g, cond[rows[part]], uncond[rows[part]], args.steps)
             r = reward_model(images, texts[part])
             penalty = stay_close_penalty(g, x[part])
             ((-r.sum() + args.stay_close * penalty.sum()) / len(rows)).backward()
             rewards.append(r.detach())
-            chosen.append(leaning(x[part], offsets.detach()))
+            chosen.append(picked)
         optimizer.step()
         if it % 5 == 0:
             size = mu.detach().flatten(2).norm(dim=2).mean()
             use = torch.bincount(torch.cat(chosen), minlength=modes).tolist()
             print(f"iter {it} reward {torch.cat(rewards).mean():.4f} |mu| {size:.2f} modes used "
                   f"{use} {time.time() - start:.0f}s", flush=True)  # fmt: skip
-    mu = mu.detach()
+    return mu.detach()
+
+
+def prompt_offsets(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    toy = Toy()
+    counts = [int(c) for c in args.counts.split(",")] if args.counts else [args.per_type] * 4
+    fitted = {p for path in args.exclude for p in load_offsets(path)["prompts"]}
+    if args.prompts:  # a file, one prompt per line, instead of a draw from the split
+        prompts = args.prompts.read_text(encoding="utf-8").splitlines()
+        kinds = [parse(p).prompt_type for p in prompts]
+    else:
+        prompts, kinds = drawn_prompts(args.split, counts, fitted)
+    n, modes = len(prompts), args.modes
+    cond, _ = toy.embed(prompts)
+    if args.init:
+        with torch.no_grad():
+            mu = NPNet.from_pretrained(args.init).prompt_offsets(cond)
+    elif modes == 1:
+        mu = torch.zeros(n, 1, 4, 8, 8)
+    else:  # small random directions, so that the noises split between the modes
+        torch.manual_seed(0)
+        mu = torch.randn(1 if args.shared_start else n, modes, 4, 8, 8).expand(n, -1, -1, -1, -1)
+        mu = mu / mu.flatten(2).norm(dim=2)[..., None, None, None]
+    mu = fit_prompt_offsets(toy, prompts, mu, args)
     if args.save:
         torch.save({"prompts": prompts, "offsets": mu}, args.save)
     if not args.seeds:
@@ -557,28 +582,12 @@ def partition_modes(args: argparse.Namespace) -> None:
     def routed(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
         return modes[torch.arange(len(x)), region(x)]
 
-    toy, rng, prompts = Toy(), np.random.default_rng(5), []
-    for kind in TYPES:  # the draw of `prompt-offsets --per-type 4`
-        pool = sorted(set(prompts_of("validation", kind)))
-        prompts += [pool[i] for i in rng.choice(len(pool), 4, replace=False)]
-    n, k = len(prompts), args.k
-    cond, uncond = toy.embed(prompts)
-    mu = torch.zeros(n, 4, 4, 8, 8, requires_grad=True)
-    optimizer = torch.optim.Adam([mu], lr=args.lr)
-    rows = torch.arange(n).repeat_interleave(k)
-    texts = [prompts[i] for i in rows]
-    for it in range(args.iters):
-        x = seed_noise(list(range(5_000_000 + it * n * k, 5_000_000 + (it + 1) * n * k)))
-        optimizer.zero_grad()
-        for c in range(0, len(rows), 64):  # gradients summed over chunks: bounded memory
-            part = slice(c, c + 64)
-            g = keep_norm(x[part], routed(x[part], mu[rows[part]]))
-            images = toy.differentiable_images(g, cond[rows[part]], uncond[rows[part]], args.steps)
-            r = reward_model(images, texts[part])
-            penalty = stay_close_penalty(g, x[part]).sum()
-            ((-r.sum() + args.stay_close * penalty) / len(rows)).backward()
-        optimizer.step()
-    mu = mu.detach()
+    toy = Toy()
+    prompts, _ = drawn_prompts("validation", [4] * 4, set())  # `prompt-offsets --per-type 4`'s
+    n = len(prompts)
+    mu = fit_prompt_offsets(
+        toy, prompts, torch.zeros(n, 4, 4, 8, 8), args, choose=lambda x, _: region(x)
+    )
     mean = mu.mean(1)
     deviation = (mu - mean[:, None]).flatten(2)
     unit = deviation / deviation.norm(dim=2, keepdim=True)

@@ -124,6 +124,14 @@ MUTANTS = [
         ("tests/test_npnet_offset_branch.py",),
     ),
     Mutant(
+        "offset_branch_named_bare",
+        f"{PKG}/npnet/config.py",
+        'if overrides.get("residual_kind") == "prompt-offset":',
+        'if overrides.get("residual_kind") == "prompt-offset-named":',
+        "naming the prompt-offset branch no longer brings keep_norm, no SVD and no text",
+        ("tests/test_npnet_unet_branch.py",),
+    ),
+    Mutant(
         "offset_teacher_first_mode",
         f"{PKG}/teachers/prompt_offset.py",
         "source + route(source, self.offsets(rows, sampler).to(source.device))",

@@ -140,7 +140,9 @@ def test_the_released_timm_net_still_starts_with_beta_zero() -> None:
     assert NPNet(tiny_config()).beta.item() == 0.0
 
 
-OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False}
+OFFSET_NET = {
+    "residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False, "use_text": False,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -171,6 +173,15 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
         ((4, 8, 8), {}, "prompt-offset", OFFSET_NET),
         ((4, 128, 128), {}, "prompt-offset", OFFSET_NET),
         ((4, 8, 8), {"residual_kind": "unet"}, "prompt-offset", {}),
+        ((4, 8, 8), {"residual_kind": "prompt-offset"}, None, OFFSET_NET),
+        ((4, 128, 128), {"residual_kind": "prompt-offset"}, "local-search", OFFSET_NET),
+        (
+            (4, 8, 8),
+            {"residual_kind": "prompt-offset"},
+            ("composed-offset", {"modes": 4}),
+            {**OFFSET_NET, "backbone_kwargs": {"modes": 4}},
+        ),
+        ((4, 8, 8), {"backbone": "vit_tiny_patch16_224"}, "composed-offset", {}),
         (
             (4, 8, 8),
             {"backbone_kwargs": {"width": 128}},
@@ -181,8 +192,10 @@ OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": Fa
 )
 def test_fresh_architecture_by_shape_and_teacher(shape, overrides, teacher, expected) -> None:
     """Released shape: released config; other shapes: the UNet unless the branch is named;
-    the prompt-offset teacher's data: the offset net (with the teacher's modes), unless the
-    branch is named; backbone_kwargs alone size the default branch."""
+    the prompt-offset teacher's data: the offset net (with the teacher's modes), unless
+    another branch is named; the prompt-offset branch named on any data brings its companion
+    fields (norm kept, no SVD or text injection); backbone_kwargs alone size the default
+    branch."""
     teacher, options = teacher if isinstance(teacher, tuple) else (teacher, None)
     found = fresh_architecture(shape, overrides, teacher, options)
     assert {k: found[k] for k in expected} == expected and (found == {}) == (expected == {})
@@ -200,6 +213,20 @@ def test_backbone_kwargs_alone_size_the_offset_net_a_prompt_offset_dataset_gets(
     assert net.config.residual_kind == "prompt-offset" and net.config.keep_norm
     assert not net.config.use_svd and not net.config.use_text
     assert net.config.backbone_kwargs == {"modes": 2, "width": 32, "layers": 3, "heads": 4}
+
+
+def test_naming_the_prompt_offset_branch_brings_its_fields_and_flags_given_still_win() -> None:
+    """`train DATA --residual-kind prompt-offset` on data of another teacher: the offset net
+    (norm kept, no SVD or text branch, which read the noise and would blur an offset), and
+    `--use-text` given beside it turns text injection back on and nothing else."""
+    manifest = DatasetManifest(
+        family="sd", latent_shape=(4, 8, 8), text_shape=(16, 64), teacher="local-search"
+    )
+    net = build_npnet(manifest, {"residual_kind": "prompt-offset"})
+    assert (net.config.keep_norm, net.config.use_svd, net.config.use_text) == (True, False, False)
+    assert net.svd is None and net.text is None
+    net = build_npnet(manifest, {"residual_kind": "prompt-offset", "use_text": True})
+    assert (net.config.keep_norm, net.config.use_svd, net.config.use_text) == (True, False, True)
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,9 @@ ARCHITECTURE = ConfigOptions(
         "own when no branch is named, e.g. '{\"width\": 128}' for a prompt-offset net.",
         "residual_kind": "timm (released; default for 4x128x128 latents), unet (cross-attention "
         "UNet at latent resolution; default for other shapes unless --backbone is given) "
-        "or prompt-offset (an offset from the prompt alone, the same for every seed; with "
-        "keep_norm and no SVD or text injection, the default for a prompt-offset teacher's data).",
+        "or prompt-offset (an offset from the prompt alone, the same for every seed; "
+        "it brings keep_norm and no SVD or text injection unless those flags are given; the "
+        "default for a prompt-offset teacher's data).",
         "keep_norm": "Rescale golden noise to the input noise's norm: direction only, never "
         "temperature.",
         "use_svd": "Ablation: without the SVD branch.",

@@ -30,6 +30,13 @@ RELEASED_LATENT = (4, 128, 128)
 # Fields that choose the residual branch; naming any of them opts out of the default below
 # (`backbone_kwargs` alone only sizes the default branch).
 BRANCH_FIELDS = ("residual_kind", "backbone", "backbone_input_size")
+# The prompt-offset branch gives an offset from the prompt alone, meant to move the noise's
+# direction at its own norm: the SVD and text-injection branches, which read the noise and
+# add to it, only blur that (docs/prompt-offsets.md). Naming the branch brings these fields
+# with it; flags given still win.
+OFFSET_NET_FIELDS: dict[str, Any] = {
+    "residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False, "use_text": False,
+}  # fmt: skip
 # The UNet branch a new latent shape gets: ~1.1M parameters (unet_branch's own default,
 # (64, 128) channels, is ~4.2M), so toy-size training takes minutes on a CPU. On the spatial
 # test set (tests/spatial_fixtures.py: 4x8x8 latents, a bump where the prompt says) it reaches
@@ -175,10 +182,13 @@ def default_architecture(
     per-channel scale and shift, so it cannot put prompt-dependent structure *where* it
     belongs in the latent (docs/learned-gain.md), while the UNet can. `backbone_kwargs`
     alone sizes that default branch (its keys over the default's); a user naming the branch
-    (`BRANCH_FIELDS`) gets exactly what they asked for, with the dataclass defaults.
+    (`BRANCH_FIELDS`) gets exactly what they asked for, with the dataclass defaults, except
+    that the prompt-offset branch comes with its companion fields (`OFFSET_NET_FIELDS`).
     The data's teacher may choose otherwise (`train.model.fresh_architecture`): the model
     layer knows branches, not teachers.
     """
+    if overrides.get("residual_kind") == "prompt-offset":
+        return dict(OFFSET_NET_FIELDS)
     if set(overrides) & set(BRANCH_FIELDS) or tuple(latent_shape) == RELEASED_LATENT:
         return {}
     return {

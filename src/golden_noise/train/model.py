@@ -10,15 +10,12 @@ import torch
 from golden_noise.core.errors import GoldenNoiseError
 from golden_noise.dataset import DatasetManifest
 from golden_noise.npnet import NPNet, NPNetConfig
-from golden_noise.npnet.config import BRANCH_FIELDS, default_architecture
+from golden_noise.npnet.config import BRANCH_FIELDS, OFFSET_NET_FIELDS, default_architecture
 
 SHAPE_FIELDS = ("channels", "height", "width", "text_tokens", "text_dim")
 
 # The prompt-offset teacher's targets are the noise plus a function of the prompt at the
-# noise's norm, so for its data, at any shape, the net is exactly that: the prompt-offset
-# branch with `keep_norm`, without the SVD and text-injection branches.
-OFFSET_NET = {"residual_kind": "prompt-offset", "keep_norm": True, "use_svd": False,
-              "use_text": False}  # fmt: skip
+# noise's norm, so for its data, at any shape, the net is exactly that: `OFFSET_NET_FIELDS`.
 OFFSET_TEACHERS = ("prompt-offset", "composed-offset")
 
 
@@ -33,12 +30,14 @@ def fresh_architecture(
     The model layer picks by shape (`npnet.config.default_architecture`); here, where the
     data's teacher is known, the offset teachers' data get the offset net (flags given
     still win) with as many modes as the teacher fitted, sized by `backbone_kwargs` when
-    given. A user who names the branch (`BRANCH_FIELDS`) gets exactly what they asked for.
+    given; naming the prompt-offset branch keeps them. A user who names another branch
+    (`BRANCH_FIELDS`) gets what they asked for (`default_architecture`).
     """
-    if teacher in OFFSET_TEACHERS and not set(overrides) & set(BRANCH_FIELDS):
+    named = {k: overrides[k] for k in BRANCH_FIELDS if k in overrides}
+    if teacher in OFFSET_TEACHERS and named in ({}, {"residual_kind": "prompt-offset"}):
         modes = (teacher_options or {}).get("modes", 1)
         sizing = {**({"modes": modes} if modes > 1 else {}), **overrides.get("backbone_kwargs", {})}
-        return {**OFFSET_NET, "backbone_kwargs": sizing} if sizing else OFFSET_NET
+        return {**OFFSET_NET_FIELDS, "backbone_kwargs": sizing} if sizing else OFFSET_NET_FIELDS
     return default_architecture(latent_shape, overrides)
 
 

@@ -40,7 +40,6 @@ from golden_noise.core.progress import track
 from golden_noise.evaluation.diversity import compare_diversity, diversity_by_prompt
 from golden_noise.toy.grammar import prompts_of
 from golden_noise.toy.reward_model import reward as reward_model
-from golden_noise.toy.scorer import score
 
 ORIENTATIONS = 8
 
@@ -71,7 +70,7 @@ def preview_images(toy: Toy, latents: torch.Tensor, prompts: list[str], steps: i
 def exact_soft(images: torch.Tensor, prompts: list[str]) -> np.ndarray:
     """The exact toy scorer's soft score of `[B, 3, H, W]` images in [0, 1]."""
     u8 = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    return score(u8, prompts).soft.numpy()
+    return soft_and_correct(u8, prompts)[0]
 
 
 def validation_samples(per_type: int) -> tuple[list[str], np.ndarray, torch.Tensor]:
@@ -131,12 +130,13 @@ def search(args: argparse.Namespace) -> None:
 def labels(args: argparse.Namespace) -> None:
     toy = Toy()
     every = sorted({p for k in TYPES for p in prompts_of("train", k)})
+    place = {p: i for i, p in enumerate(every)}
     mine = every[args.shard :: args.shards]
     prompts, seeds, found = [], [], []
     for start in track(range(0, len(mine), 32), "orientation labels"):
         chunk = [p for p in mine[start : start + 32] for _ in range(args.noises)]
         chunk_seeds = [
-            7_000_000 + every.index(p) * args.noises + j
+            7_000_000 + place[p] * args.noises + j
             for p in mine[start : start + 32]
             for j in range(args.noises)
         ]

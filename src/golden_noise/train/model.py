@@ -37,7 +37,7 @@ def fresh_architecture(
     if teacher in OFFSET_TEACHERS and named in ({}, {"residual_kind": "prompt-offset"}):
         modes = (teacher_options or {}).get("modes", 1)
         sizing = {**({"modes": modes} if modes > 1 else {}), **overrides.get("backbone_kwargs", {})}
-        return {**OFFSET_NET_FIELDS, "backbone_kwargs": sizing} if sizing else OFFSET_NET_FIELDS
+        return {**OFFSET_NET_FIELDS, **({"backbone_kwargs": sizing} if sizing else {})}
     return default_architecture(latent_shape, overrides)
 
 
